@@ -1,0 +1,101 @@
+//! Where a tenant's items live. Two implementations: DynamoDB (inside
+//! Lambda) and an embedded SQLite database (the local target). One
+//! conformance suite (`tests/e2e/store_conformance.rs`) runs against both.
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+/// One stored item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The value of the collection's key attribute.
+    pub id: String,
+    /// Changes on every write; the item's ETag.
+    pub rev: String,
+    /// The declared fields that are set. Never holds the key attribute or
+    /// `rev`; the API adds the key when it renders the item.
+    pub doc: Map<String, Value>,
+}
+
+/// What a write requires of the item already stored under its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// An item with this id exists (any revision).
+    Exists,
+    /// An item with this id exists at exactly this revision (`If-Match`).
+    Rev(String),
+}
+
+/// An equality filter of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub field: String,
+    /// A string, number or boolean. For a string-list field the filter
+    /// matches items whose list contains this string.
+    pub value: Value,
+    pub list: bool,
+}
+
+/// A search: every filter must match. When `index` names a filter's field,
+/// the store must answer from that field's secondary index (a Query on
+/// DynamoDB), never by scanning the whole table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    pub filters: Vec<Filter>,
+    /// The indexed field to query, if any filter is on one.
+    pub index: Option<String>,
+    /// At most this many items (1 to 100).
+    pub limit: usize,
+    /// Where the previous page stopped, as the store returned it.
+    pub start: Option<Value>,
+}
+
+/// One page of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Where to continue, or `None` at the end. Opaque to callers; the API
+    /// signs it into a cursor.
+    pub next: Option<Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `create` found an item with the same id.
+    #[error("an item with this id already exists")]
+    Exists,
+    #[error("no item with this id")]
+    NotFound,
+    /// The item exists but not at the expected revision.
+    #[error("the item has changed since it was read")]
+    RevMismatch,
+    /// A search `start` the store cannot use.
+    #[error("invalid start key: {0}")]
+    BadStart(String),
+    /// The backend failed; the message is for logs, never for clients.
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+/// A tenant's table. Every method that returns `Ok` after a write has made
+/// that write durable. Writes are conditional and never overwrite a change
+/// they did not expect.
+pub trait Store: Send + Sync + 'static {
+    /// The item with this id, read consistently (a read after an
+    /// acknowledged write sees it).
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
+
+    /// Stores a new item; `Exists` if the id is taken.
+    fn create(&self, item: &Item) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces a stored item; `NotFound` if there is none, `RevMismatch`
+    /// if `expect` names another revision.
+    fn replace(&self, item: &Item, expect: &Expect) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes a stored item, with the same conditions as `replace`.
+    fn delete(&self, id: &str, expect: &Expect) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One page of matching items in a stable order.
+    fn search(&self, search: &Search) -> impl Future<Output = Result<Page, StoreError>> + Send;
+}
