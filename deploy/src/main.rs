@@ -1,1 +1,94 @@
-fn main(){}
+//! `apifactory`: one tenant file per client in, a running API per client out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod openapi;
+
+/// Run many clients' CRUD APIs from one tenant file each.
+#[derive(Parser)]
+#[command(name = "apifactory", version, about)]
+struct Cli {
+    /// The directory of tenant files (`<id>.toml`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "tenants",
+        env = "APIFACTORY_TENANTS"
+    )]
+    tenants: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check every tenant file and the set of them; exit non-zero on any error.
+    Validate,
+    /// Print the OpenAPI 3 document of one tenant's API.
+    Openapi {
+        /// The tenant id (the file stem).
+        tenant: String,
+        /// The AWS region the integration URIs name.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// The AWS account the integration URIs name.
+        #[arg(long, default_value = "123456789012")]
+        account: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
+            Ok(tenants) => {
+                for t in &tenants {
+                    println!(
+                        "ok  {:<12} /{:<14} {} field(s), {} client(s){}",
+                        t.id,
+                        t.collection.name,
+                        t.collection.fields.len(),
+                        t.clients.len(),
+                        t.domain
+                            .as_ref()
+                            .map(|d| format!(", https://{}", d.name))
+                            .unwrap_or_default()
+                    );
+                }
+                println!("{} tenant file(s) valid", tenants.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("{} error(s)", errors.0.len());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Openapi {
+            tenant,
+            region,
+            account,
+        } => {
+            let path = cli.tenants.join(format!("{tenant}.toml"));
+            let t = runtime::Tenant::load(&path)?;
+            let doc = openapi::render(&t, &openapi::Integration::aws(&region, &account))?;
+            println!("{doc}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

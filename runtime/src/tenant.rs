@@ -18,7 +18,9 @@ use crate::names;
 use crate::tenant_error::{Source, TenantError, TenantErrors};
 
 /// The five operations of a collection, one function each on AWS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
     Search,
@@ -339,15 +341,17 @@ impl Tenant {
             .unwrap_or_default()
             .to_owned();
         if !names::is_tenant_id(&id) {
-            r.errors.push(src.at(
-                0..0,
-                "",
-                format!(
+            r.errors.push(TenantError {
+                path: src.path.to_owned(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                expected: format!(
                     "a file name whose stem is a tenant id (1 to {} characters of a-z, 0-9 and -, starting with a letter)",
                     names::TENANT_ID_MAX
                 ),
-                format!("{id:?}"),
-            ));
+                found: format!("{id:?}"),
+            });
         }
 
         let stage = raw.tenant.stage.unwrap_or_else(|| "prod".to_owned());
@@ -359,7 +363,11 @@ impl Tenant {
             );
         }
         if raw.tenant.display_name.trim().is_empty() {
-            r.key("tenant.display_name", "a non-empty name", "an empty string".into());
+            r.key(
+                "tenant.display_name",
+                "a non-empty name",
+                "an empty string".into(),
+            );
         }
 
         // Collection.
@@ -616,7 +624,7 @@ fn field(name: String, s: raw::FieldSection, path: &str) -> Result<Field, Proble
         (
             rule.to_owned(),
             format!("`{rule}` only on {applies} fields"),
-            format!("`{rule}` on a {type_name} field"),
+            format!("`{rule}` on {} field", a_or_an(type_name)),
         )
     };
     let stringy = matches!(s.kind, K::String | K::StringList);
@@ -690,23 +698,25 @@ fn field(name: String, s: raw::FieldSection, path: &str) -> Result<Field, Proble
             raw::FormatName::DateTime => Format::DateTime,
         }),
     };
-    let int_bound = |key: &str, v: &Option<toml::Value>, bad: &mut dyn FnMut(&str, String, String)| match v {
-        None => None,
-        Some(toml::Value::Integer(i)) => Some(*i),
-        Some(other) => {
-            bad(key, "an integer".into(), toml_type(other).into());
-            None
-        }
-    };
-    let num_bound = |key: &str, v: &Option<toml::Value>, bad: &mut dyn FnMut(&str, String, String)| match v {
-        None => None,
-        Some(toml::Value::Integer(i)) => Some(*i as f64),
-        Some(toml::Value::Float(f)) if f.is_finite() => Some(*f),
-        Some(other) => {
-            bad(key, "a number".into(), toml_type(other).into());
-            None
-        }
-    };
+    let int_bound =
+        |key: &str, v: &Option<toml::Value>, bad: &mut dyn FnMut(&str, String, String)| match v {
+            None => None,
+            Some(toml::Value::Integer(i)) => Some(*i),
+            Some(other) => {
+                bad(key, "an integer".into(), toml_type(other).into());
+                None
+            }
+        };
+    let num_bound =
+        |key: &str, v: &Option<toml::Value>, bad: &mut dyn FnMut(&str, String, String)| match v {
+            None => None,
+            Some(toml::Value::Integer(i)) => Some(*i as f64),
+            Some(toml::Value::Float(f)) if f.is_finite() => Some(*f),
+            Some(other) => {
+                bad(key, "a number".into(), toml_type(other).into());
+                None
+            }
+        };
     let kind = match s.kind {
         K::String => Kind::String(rules),
         K::Integer => {
@@ -741,7 +751,7 @@ fn field(name: String, s: raw::FieldSection, path: &str) -> Result<Field, Proble
         bad(
             "index",
             "an index only on string, integer, number or timestamp fields".into(),
-            format!("an index on a {type_name} field"),
+            format!("an index on {} field", a_or_an(type_name)),
         );
     }
     let auto = s.auto.map(|a| match a {
@@ -769,17 +779,31 @@ fn field(name: String, s: raw::FieldSection, path: &str) -> Result<Field, Proble
         let value = toml_to_json(&default);
         match f.check(&value) {
             Ok(()) => f.default = Some(value),
-            Err(e) => bad(
-                "default",
-                format!("a default that {e}"),
-                format!("{}", default),
-            ),
+            Err(e) => {
+                let (must, found) = e
+                    .rsplit_once(", found ")
+                    .map(|(m, f)| (m.to_owned(), f.to_owned()))
+                    .unwrap_or_else(|| (e.clone(), default.to_string()));
+                bad(
+                    "default",
+                    format!("a default valid for the field (it {must})"),
+                    found,
+                )
+            }
         }
     }
     if problems.is_empty() {
         Ok(f)
     } else {
         Err(problems)
+    }
+}
+
+fn a_or_an(word: &str) -> String {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {word}")
+    } else {
+        format!("a {word}")
     }
 }
 
@@ -799,11 +823,17 @@ fn toml_to_json(v: &toml::Value) -> Value {
     match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -811,9 +841,14 @@ fn toml_to_json(v: &toml::Value) -> Value {
 fn serde_error(src: &Source<'_>, e: &toml::de::Error) -> TenantErrors {
     let span = e.span().unwrap_or(0..0);
     let message = e.message();
+    let syntax = toml::de::DeTable::parse(src.text).is_err();
     let mut key = src.key_at(&span).unwrap_or_default();
-    let (expected, found) = if let Some(rest) = message.strip_prefix("missing field `") {
+    let (expected, found) = if syntax {
+        let (expected, found) = split_message(message);
+        (format!("valid TOML syntax ({expected})"), found)
+    } else if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
+        key = src.table_at(&span);
         key = if key.is_empty() {
             name.to_owned()
         } else {
@@ -824,7 +859,7 @@ fn serde_error(src: &Source<'_>, e: &toml::de::Error) -> TenantErrors {
         let name = rest.split('`').next().unwrap_or_default();
         let expected = rest
             .split_once("expected ")
-            .map(|(_, e)| e.replace('`', ""))
+            .map(|(_, e)| e.trim_start_matches("one of ").replace('`', ""))
             .unwrap_or_else(|| "no other keys".into());
         (
             format!("one of the known keys ({expected})"),

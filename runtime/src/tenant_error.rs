@@ -71,14 +71,21 @@ pub(crate) struct Source<'a> {
 impl<'a> Source<'a> {
     pub fn new(path: &'a Path, text: &'a str) -> Self {
         let mut spans = Vec::new();
-        if let Ok(table) = DeTable::parse(text) {
-            collect(table.get_ref(), "", &mut spans);
-        }
+        // Recoverable, so a file with a syntax error still has spans for
+        // the keys before (and around) the error.
+        let (table, _) = DeTable::parse_recoverable(text);
+        collect(table.get_ref(), "", &mut spans);
         Source { path, text, spans }
     }
 
     /// An error at a byte span.
-    pub fn at(&self, span: Range<usize>, key: &str, expected: impl Into<String>, found: impl Into<String>) -> TenantError {
+    pub fn at(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> TenantError {
         let (line, column) = line_column(self.text, span.start);
         TenantError {
             path: self.path.to_owned(),
@@ -92,7 +99,12 @@ impl<'a> Source<'a> {
 
     /// An error at a key path: the span of its value, or of the nearest
     /// ancestor that exists (a missing key points at its table).
-    pub fn key(&self, key: &str, expected: impl Into<String>, found: impl Into<String>) -> TenantError {
+    pub fn key(
+        &self,
+        key: &str,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> TenantError {
         let mut probe = key.to_owned();
         loop {
             if let Some((_, _, value)) = self.spans.iter().find(|(k, _, _)| *k == probe) {
@@ -107,7 +119,20 @@ impl<'a> Source<'a> {
 
     /// Where a key starts in the text.
     pub fn key_offset(&self, key: &str) -> Option<usize> {
-        self.spans.iter().find(|(k, _, _)| k == key).map(|(_, k, _)| k.start)
+        self.spans
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, k, _)| k.start)
+    }
+
+    /// The key whose table spans exactly `span` (serde reports a missing
+    /// key at its table); empty for the top level.
+    pub fn table_at(&self, span: &Range<usize>) -> String {
+        self.spans
+            .iter()
+            .find(|(_, _, v)| v == span)
+            .map(|(k, _, _)| k.clone())
+            .unwrap_or_default()
     }
 
     /// The deepest key whose key or value span holds `span`.
@@ -143,7 +168,11 @@ fn collect(table: &DeTable<'_>, prefix: &str, out: &mut Vec<(String, Range<usize
     }
 }
 
-fn collect_value(value: &DeValue<'_>, path: &str, out: &mut Vec<(String, Range<usize>, Range<usize>)>) {
+fn collect_value(
+    value: &DeValue<'_>,
+    path: &str,
+    out: &mut Vec<(String, Range<usize>, Range<usize>)>,
+) {
     match value {
         DeValue::Table(t) => collect(t, path, out),
         DeValue::Array(items) => {
