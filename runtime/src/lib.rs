@@ -5,16 +5,19 @@
 //! API Gateway proxy event (v1) into a response; the Lambda `bootstrap` and
 //! the local gateway are two front doors to it.
 
+pub mod api;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod field;
 pub mod names;
+pub mod problem;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
 pub mod tenant;
 mod tenant_error;
 
+pub use api::Api;
 pub use store::{Expect, Filter, Item, Page, Search, Store, StoreError};
 pub use tenant::{Operation, Tenant};
 pub use tenant_error::{TenantError, TenantErrors};
