@@ -35,12 +35,21 @@ pub enum Auto {
 #[derive(Debug, Clone)]
 pub enum Kind {
     String(StringRules),
-    Integer { min: Option<i64>, max: Option<i64> },
-    Number { min: Option<f64>, max: Option<f64> },
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Number {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Boolean,
     /// An RFC 3339 date-time, stored as the string the client sent.
     Timestamp,
-    StringList { max_items: Option<u32>, item: StringRules },
+    StringList {
+        max_items: Option<u32>,
+        item: StringRules,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -220,7 +229,9 @@ impl StringRules {
         if let Some(max) = self.max_length
             && len > max as usize
         {
-            return Err(format!("must be at most {max} characters long, found {len}"));
+            return Err(format!(
+                "must be at most {max} characters long, found {len}"
+            ));
         }
         if let Some(allowed) = &self.allowed
             && !allowed.iter().any(|a| a == s)
@@ -240,7 +251,9 @@ impl StringRules {
             return Err(format!("must match the pattern {:?}", pattern.source));
         }
         match self.format {
-            Some(Format::Email) if !is_email(s) => Err(format!("must be an email address, found {s:?}")),
+            Some(Format::Email) if !is_email(s) => {
+                Err(format!("must be an email address, found {s:?}"))
+            }
             Some(Format::Uri) if !is_uri(s) => Err(format!("must be an absolute URI, found {s:?}")),
             Some(Format::DateTime) => check_date_time(s),
             _ => Ok(()),
@@ -250,9 +263,9 @@ impl StringRules {
 
 /// An RFC 3339 date-time such as `2026-11-25T13:00:00Z`.
 pub fn check_date_time(s: &str) -> Result<(), String> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map(|_| ())
-        .map_err(|_| format!("must be an RFC 3339 date-time such as 2026-01-31T09:30:00Z, found {s:?}"))
+    OffsetDateTime::parse(s, &Rfc3339).map(|_| ()).map_err(|_| {
+        format!("must be an RFC 3339 date-time such as 2026-01-31T09:30:00Z, found {s:?}")
+    })
 }
 
 /// The current time as an RFC 3339 string, for `auto` fields.
@@ -340,7 +353,10 @@ mod tests {
         assert!(f.check(&json!("abc")).is_ok());
         assert!(f.check(&json!("abcd")).unwrap_err().contains("at most 3"));
         assert!(f.check(&json!("AB")).unwrap_err().contains("pattern"));
-        assert_eq!(f.check(&json!(5)).unwrap_err(), "must be a string, found an integer");
+        assert_eq!(
+            f.check(&json!(5)).unwrap_err(),
+            "must be a string, found an integer"
+        );
     }
 
     #[test]

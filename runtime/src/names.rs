@@ -84,7 +84,8 @@ pub fn is_client_name(s: &str) -> bool {
 pub fn is_stage(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Field and key attribute names: they are JSON keys, DynamoDB attribute
@@ -121,15 +122,16 @@ pub fn is_certificate_arn(s: &str) -> bool {
         && !parts[3].is_empty()
         && parts[4].len() == 12
         && parts[4].chars().all(|c| c.is_ascii_digit())
-        && parts[5]
-            .strip_prefix("certificate/")
-            .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && parts[5].strip_prefix("certificate/").is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 pub fn is_hosted_zone_id(s: &str) -> bool {
     s.starts_with('Z')
         && (2..=32).contains(&s.len())
-        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// Item ids a client may choose: they appear in URLs and DynamoDB keys, so
@@ -137,7 +139,8 @@ pub fn is_hosted_zone_id(s: &str) -> bool {
 pub fn is_item_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
         && s != "."
         && s != ".."
 }
@@ -159,7 +162,9 @@ mod tests {
         assert!(is_certificate_arn(
             "arn:aws:acm:us-east-1:111122223333:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"
         ));
-        assert!(!is_certificate_arn("arn:aws:acm:us-east-1:1111:certificate/x"));
+        assert!(!is_certificate_arn(
+            "arn:aws:acm:us-east-1:1111:certificate/x"
+        ));
         assert!(is_item_id("01JD0000000000000000000000"));
         for bad in ["", "a/b", "..", "a b", "a\u{0}b", "é"] {
             assert!(!is_item_id(bad), "{bad:?}");

@@ -91,10 +91,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces a stored item; `NotFound` if there is none, `RevMismatch`
     /// if `expect` names another revision.
-    fn replace(&self, item: &Item, expect: &Expect) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn replace(
+        &self,
+        item: &Item,
+        expect: &Expect,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes a stored item, with the same conditions as `replace`.
-    fn delete(&self, id: &str, expect: &Expect) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete(
+        &self,
+        id: &str,
+        expect: &Expect,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// One page of matching items in a stable order.
     fn search(&self, search: &Search) -> impl Future<Output = Result<Page, StoreError>> + Send;

@@ -16,12 +16,24 @@ fn the_five_tenants_load() {
 
     let acme = &tenants[0];
     assert_eq!(acme.collection.name, "accounts");
-    let names: Vec<&str> = acme.collection.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["name", "email", "company", "plan", "created"], "file order");
+    let names: Vec<&str> = acme
+        .collection
+        .fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["name", "email", "company", "plan", "created"],
+        "file order"
+    );
     let plan = acme.collection.field("plan").unwrap();
     assert_eq!(plan.default, Some(json!("free")));
     assert!(plan.index);
-    assert_eq!(acme.collection.field("created").unwrap().auto, Some(Auto::Create));
+    assert_eq!(
+        acme.collection.field("created").unwrap().auto,
+        Some(Auto::Create)
+    );
     assert_eq!(acme.clients.len(), 2);
     assert_eq!(
         acme.usage_plan.quota,
