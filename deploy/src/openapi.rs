@@ -1,12 +1,610 @@
-//! The OpenAPI document of a tenant's API (placeholder).
-use runtime::Tenant;
+//! A tenant's API as an OpenAPI 3 document, rendered from a handlebars
+//! template (`templates/openapi.json.hbs`): the definition the AWS target
+//! imports into API Gateway, the contract the local gateway is tested
+//! against, and what `apifactory openapi <tenant>` prints.
+//!
+//! Every method requires an API key and integrates `aws_proxy` with its
+//! operation's function. The template holds the document's shape; the
+//! schemas, parameters and responses are built here from the tenant's
+//! fields, so a field rule can never be documented one way and enforced
+//! another.
 
-pub struct Integration;
+use handlebars::Handlebars;
+use runtime::field::{Field, Format, Kind, StringRules};
+use runtime::names;
+use runtime::{Operation, Tenant};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+const TEMPLATE: &str = include_str!("../templates/openapi.json.hbs");
+
+/// Where the methods integrate: the account and region of the functions.
+pub struct Integration {
+    pub region: String,
+    pub account: String,
+}
+
 impl Integration {
-    pub fn aws(_region: &str, _account: &str) -> Self {
-        Integration
+    pub fn aws(region: &str, account: &str) -> Self {
+        Integration {
+            region: region.to_owned(),
+            account: account.to_owned(),
+        }
+    }
+
+    /// The API Gateway integration URI that invokes a function.
+    pub fn uri(&self, function: &str) -> String {
+        format!(
+            "arn:aws:apigateway:{r}:lambda:path/2015-03-31/functions/arn:aws:lambda:{r}:{a}:function:{function}/invocations",
+            r = self.region,
+            a = self.account
+        )
     }
 }
-pub fn render(_t: &Tenant, _i: &Integration) -> anyhow::Result<String> {
-    anyhow::bail!("not yet")
+
+/// Renders the document: pretty-printed JSON with sorted keys, the same
+/// bytes for the same tenant and integration (its hash decides whether a
+/// new deployment is needed).
+pub fn render(t: &Tenant, integration: &Integration) -> anyhow::Result<String> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.register_helper("json", Box::new(json_helper));
+    hb.register_template_string("openapi", TEMPLATE)?;
+    let rendered = hb.render("openapi", &context(t, integration))?;
+    // Parse back: the template must produce valid JSON, and re-serialising
+    // gives one canonical form.
+    let doc: Value = serde_json::from_str(&rendered)
+        .map_err(|e| anyhow::anyhow!("the OpenAPI template rendered invalid JSON: {e}"))?;
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+/// SHA-256 (hex) of a rendered document.
+pub fn definition_hash(doc: &str) -> String {
+    Sha256::digest(doc.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn json_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let value = h
+        .param(0)
+        .map(|p| p.value().clone())
+        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex("json", 0))?;
+    out.write(&value.to_string())?;
+    Ok(())
+}
+
+fn context(t: &Tenant, integration: &Integration) -> Value {
+    let c = &t.collection;
+    let coll_path = format!("/{}", c.name);
+    let item_path = format!("/{}/{{id}}", c.name);
+    let method = |op: Operation, verb: &str, summary: String, parameters: Value, body: Option<Value>, responses: Value| {
+        json!({
+            "method": verb,
+            "operation_id": format!("{}{}", verb, capitalise(&c.name)),
+            "summary": summary,
+            "parameters": parameters,
+            "request_body": body,
+            "responses": responses,
+            "uri": integration.uri(&names::function(&t.id, op)),
+        })
+    };
+    let id_param = json!([{
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "description": format!("The item's `{}`.", c.key),
+        "schema": id_schema(),
+    }]);
+    let json_body = |schema: &str, media: &str| {
+        json!({
+            "required": true,
+            "content": { media: { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+        })
+    };
+    let enabled = |op| t.functions.enabled(op);
+
+    let mut collection_methods = Vec::new();
+    if enabled(Operation::Search) {
+        collection_methods.push(method(
+            Operation::Search,
+            "get",
+            format!("Search {}: equality filters on fields, paged", c.name),
+            search_parameters(c),
+            None,
+            responses(&[(200, Some("Page"), false)], &[400]),
+        ));
+    }
+    if enabled(Operation::Add) {
+        collection_methods.push(method(
+            Operation::Add,
+            "post",
+            format!("Add an item to {}", c.name),
+            json!([]),
+            Some(json_body("NewItem", "application/json")),
+            responses(&[(201, Some("Item"), true)], &[400, 409, 413, 415]),
+        ));
+    }
+    let mut item_methods = Vec::new();
+    if enabled(Operation::Get) {
+        item_methods.push(method(
+            Operation::Get,
+            "get",
+            format!("Get one item of {}", c.name),
+            id_param.clone(),
+            None,
+            responses(&[(200, Some("Item"), true)], &[400, 404]),
+        ));
+    }
+    if enabled(Operation::Update) {
+        let if_match = json!([{
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "description": "Apply only if the item is still at this ETag.",
+            "schema": { "type": "string" },
+        }]);
+        let params = Value::Array(
+            id_param
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(if_match.as_array().into_iter().flatten())
+                .cloned()
+                .collect(),
+        );
+        item_methods.push(method(
+            Operation::Update,
+            "put",
+            format!("Replace one item of {}", c.name),
+            params.clone(),
+            Some(json_body("NewItem", "application/json")),
+            responses(&[(200, Some("Item"), true)], &[400, 404, 412, 413, 415]),
+        ));
+        item_methods.push(method(
+            Operation::Update,
+            "patch",
+            format!("Change some fields of one item of {} (JSON merge patch)", c.name),
+            params,
+            Some(json!({
+                "required": true,
+                "content": {
+                    "application/merge-patch+json": { "schema": { "$ref": "#/components/schemas/Patch" } },
+                    "application/json": { "schema": { "$ref": "#/components/schemas/Patch" } }
+                }
+            })),
+            responses(&[(200, Some("Item"), true)], &[400, 404, 412, 413, 415]),
+        ));
+    }
+    if enabled(Operation::Delete) {
+        item_methods.push(method(
+            Operation::Delete,
+            "delete",
+            format!("Delete one item of {}", c.name),
+            id_param,
+            None,
+            responses(&[(204, None, false)], &[400, 404, 412]),
+        ));
+    }
+    let mut paths = Vec::new();
+    if !collection_methods.is_empty() {
+        paths.push(json!({ "path": coll_path, "methods": collection_methods }));
+    }
+    if !item_methods.is_empty() {
+        paths.push(json!({ "path": item_path, "methods": item_methods }));
+    }
+
+    let mut servers = Vec::new();
+    if let Some(d) = &t.domain {
+        let base = if d.base_path.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", d.base_path)
+        };
+        servers.push(format!("https://{}{base}", d.name));
+    }
+    servers.push(format!(
+        "https://{{restApiId}}.execute-api.{}.amazonaws.com/{}",
+        integration.region, t.stage
+    ));
+
+    json!({
+        "title": t.display_name,
+        "description": t.description.clone().unwrap_or_else(|| format!("{} API of {}, served by apifactory.", c.name, t.display_name)),
+        "version": t.stage,
+        "servers": servers,
+        "collection": c.name,
+        "paths": paths,
+        "timeout_ms": (t.functions.timeout_s * 1000).min(29_000),
+        "schemas": schemas(t),
+    })
+}
+
+fn capitalise(s: &str) -> String {
+    s.split('-')
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|f| f.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn id_schema() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9._~-]{1,128}$" })
+}
+
+fn search_parameters(c: &runtime::tenant::Collection) -> Value {
+    let mut params: Vec<Value> = c
+        .fields
+        .iter()
+        .map(|f| {
+            let schema = match &f.kind {
+                Kind::StringList { item, .. } => string_schema(item),
+                _ => field_schema(f),
+            };
+            let what = if matches!(f.kind, Kind::StringList { .. }) {
+                "Items whose list contains this value."
+            } else if f.index {
+                "Items with this value (indexed: a query, never a scan)."
+            } else {
+                "Items with this value."
+            };
+            json!({ "name": f.name, "in": "query", "required": false, "description": what, "schema": strip_meta(schema) })
+        })
+        .collect();
+    params.push(json!({
+        "name": "limit", "in": "query", "required": false,
+        "description": "Items per page (default 20).",
+        "schema": { "type": "integer", "minimum": 1, "maximum": 100 }
+    }));
+    params.push(json!({
+        "name": "next", "in": "query", "required": false,
+        "description": "The `next` cursor of the previous page.",
+        "schema": { "type": "string" }
+    }));
+    Value::Array(params)
+}
+
+/// Query parameters carry no readOnly or description of the field itself.
+fn strip_meta(mut schema: Value) -> Value {
+    if let Some(m) = schema.as_object_mut() {
+        m.remove("readOnly");
+        m.remove("description");
+        m.remove("default");
+    }
+    schema
+}
+
+fn responses(ok: &[(u16, Option<&str>, bool)], client_errors: &[u16]) -> Value {
+    let mut out = Map::new();
+    for (status, schema, etag) in ok {
+        let mut r = json!({ "description": reason(*status) });
+        if let Some(schema) = schema {
+            r["content"] = json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } });
+        }
+        if *etag {
+            r["headers"] = json!({
+                "ETag": { "description": "The item's revision, for If-Match.", "schema": { "type": "string" } }
+            });
+            if *status == 201 {
+                r["headers"]["Location"] =
+                    json!({ "description": "The new item's URL.", "schema": { "type": "string" } });
+            }
+        }
+        out.insert(status.to_string(), r);
+    }
+    for status in client_errors {
+        out.insert(
+            status.to_string(),
+            json!({
+                "description": reason(*status),
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+            }),
+        );
+    }
+    // What API Gateway itself answers (keys, usage plan, integration).
+    for status in [403, 429, 502, 504] {
+        out.insert(
+            status.to_string(),
+            json!({
+                "description": reason(status),
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GatewayError" } } }
+            }),
+        );
+    }
+    out.insert(
+        "405".into(),
+        json!({
+            "description": reason(405),
+            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+        }),
+    );
+    Value::Object(out)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "Deleted",
+        400 => "Invalid request: the problem lists each bad field",
+        403 => "Missing, unknown or disabled API key, or no such route",
+        404 => "No such item",
+        405 => "Method not enabled for this API",
+        409 => "An item with this id exists",
+        412 => "The item changed since the ETag in If-Match",
+        413 => "The item would exceed 400 KB",
+        415 => "The body is not JSON",
+        429 => "Throttled or quota used up",
+        502 => "The function failed",
+        504 => "The function timed out",
+        _ => "Response",
+    }
+}
+
+fn schemas(t: &Tenant) -> Value {
+    let c = &t.collection;
+    let mut item_props = Map::new();
+    item_props.insert(c.key.clone(), id_schema());
+    let mut new_props = Map::new();
+    new_props.insert(c.key.clone(), id_schema());
+    let mut patch_props = Map::new();
+    let mut item_required = vec![Value::String(c.key.clone())];
+    let mut new_required = Vec::new();
+    for f in &c.fields {
+        let schema = field_schema(f);
+        item_props.insert(f.name.clone(), schema.clone());
+        new_props.insert(f.name.clone(), schema.clone());
+        let mut nullable = schema;
+        nullable["nullable"] = json!(true);
+        patch_props.insert(f.name.clone(), nullable);
+        if f.required || f.default.is_some() || f.auto.is_some() {
+            item_required.push(Value::String(f.name.clone()));
+        }
+        if f.required {
+            new_required.push(Value::String(f.name.clone()));
+        }
+    }
+    let mut new_item = json!({
+        "type": "object",
+        "description": format!("A new or replacing item. `{}` is server-generated when left out; read-only fields are set by the server.", c.key),
+        "properties": new_props,
+        "additionalProperties": false,
+    });
+    if !new_required.is_empty() {
+        new_item["required"] = Value::Array(new_required);
+    }
+    json!({
+        "Item": {
+            "type": "object",
+            "properties": item_props,
+            "required": item_required,
+            "additionalProperties": false,
+        },
+        "NewItem": new_item,
+        "Patch": {
+            "type": "object",
+            "description": "JSON merge patch: a field set to null is removed.",
+            "properties": patch_props,
+            "additionalProperties": false,
+        },
+        "Page": {
+            "type": "object",
+            "properties": {
+                "items": { "type": "array", "items": { "$ref": "#/components/schemas/Item" } },
+                "next": { "type": "string", "nullable": true, "description": "Pass as `next` for the following page; null at the end." }
+            },
+            "required": ["items", "next"],
+        },
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "properties": {
+                "type": { "type": "string" },
+                "title": { "type": "string" },
+                "status": { "type": "integer" },
+                "detail": { "type": "string" },
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": { "field": { "type": "string" }, "message": { "type": "string" } },
+                        "required": ["field", "message"]
+                    }
+                }
+            },
+            "required": ["type", "title", "status", "detail"],
+        },
+        "GatewayError": {
+            "type": "object",
+            "properties": { "message": { "type": "string" } },
+            "required": ["message"],
+        },
+    })
+}
+
+fn field_schema(f: &Field) -> Value {
+    let mut s = match &f.kind {
+        Kind::String(rules) => string_schema(rules),
+        Kind::Integer { min, max } => {
+            let mut s = json!({ "type": "integer", "format": "int64" });
+            if let Some(min) = min {
+                s["minimum"] = json!(min);
+            }
+            if let Some(max) = max {
+                s["maximum"] = json!(max);
+            }
+            s
+        }
+        Kind::Number { min, max } => {
+            let mut s = json!({ "type": "number" });
+            if let Some(min) = min {
+                s["minimum"] = json!(min);
+            }
+            if let Some(max) = max {
+                s["maximum"] = json!(max);
+            }
+            s
+        }
+        Kind::Boolean => json!({ "type": "boolean" }),
+        Kind::Timestamp => json!({ "type": "string", "format": "date-time" }),
+        Kind::StringList { max_items, item } => {
+            let mut s = json!({ "type": "array", "items": string_schema(item) });
+            if let Some(max) = max_items {
+                s["maxItems"] = json!(max);
+            }
+            s
+        }
+    };
+    if let Some(d) = &f.description {
+        s["description"] = json!(d);
+    }
+    if let Some(d) = &f.default {
+        s["default"] = d.clone();
+    }
+    if f.auto.is_some() {
+        s["readOnly"] = json!(true);
+    }
+    s
+}
+
+fn string_schema(r: &StringRules) -> Value {
+    let mut s = json!({ "type": "string" });
+    if let Some(n) = r.min_length {
+        s["minLength"] = json!(n);
+    }
+    if let Some(n) = r.max_length {
+        s["maxLength"] = json!(n);
+    }
+    if let Some(p) = &r.pattern {
+        s["pattern"] = json!(format!("^(?:{})$", p.source));
+    }
+    if let Some(values) = &r.allowed {
+        s["enum"] = json!(values);
+    }
+    if let Some(f) = r.format {
+        s["format"] = json!(match f {
+            Format::Email => "email",
+            Format::Uri => "uri",
+            Format::DateTime => "date-time",
+        });
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn tenant(id: &str) -> Tenant {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tenants/{id}.toml"));
+        Tenant::load(&path).unwrap()
+    }
+
+    fn doc(id: &str) -> Value {
+        let text = render(&tenant(id), &Integration::aws("eu-west-1", "111122223333")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn every_method_requires_a_key_and_proxies_to_its_function() {
+        let d = doc("acme");
+        assert_eq!(d["openapi"], "3.0.1");
+        assert_eq!(d["x-amazon-apigateway-api-key-source"], "HEADER");
+        let mut seen = Vec::new();
+        for (path, methods) in d["paths"].as_object().unwrap() {
+            for (verb, op) in methods.as_object().unwrap() {
+                seen.push(format!("{verb} {path}"));
+                assert_eq!(op["security"], json!([{ "api_key": [] }]), "{verb} {path}");
+                let i = &op["x-amazon-apigateway-integration"];
+                assert_eq!(i["type"], "aws_proxy");
+                assert_eq!(i["httpMethod"], "POST");
+                let function = match (verb.as_str(), path.ends_with("{id}")) {
+                    ("get", false) => "search",
+                    ("post", _) => "add",
+                    ("get", true) => "get",
+                    ("put" | "patch", _) => "update",
+                    ("delete", _) => "delete",
+                    _ => unreachable!(),
+                };
+                assert_eq!(
+                    i["uri"],
+                    format!("arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:111122223333:function:apifactory-acme-{function}/invocations")
+                );
+                // moto 500s on path-level parameters: keep them per operation.
+                assert!(methods.get("parameters").is_none());
+            }
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "delete /accounts/{id}",
+                "get /accounts",
+                "get /accounts/{id}",
+                "patch /accounts/{id}",
+                "post /accounts",
+                "put /accounts/{id}"
+            ]
+        );
+        assert!(!d["info"]["description"].as_str().unwrap().is_empty(), "moto's import needs it");
+    }
+
+    #[test]
+    fn schemas_follow_the_fields() {
+        let d = doc("acme");
+        let item = &d["components"]["schemas"]["Item"];
+        assert_eq!(item["properties"]["email"]["format"], "email");
+        assert_eq!(item["properties"]["plan"]["enum"], json!(["free", "pro", "enterprise"]));
+        assert_eq!(item["properties"]["created"]["readOnly"], true);
+        assert_eq!(item["required"], json!(["id", "name", "email", "plan", "created"]));
+        let new = &d["components"]["schemas"]["NewItem"];
+        assert_eq!(new["required"], json!(["name", "email"]));
+        assert_eq!(new["additionalProperties"], false);
+        let fleet = doc("fleet");
+        let props = &fleet["components"]["schemas"]["Item"]["properties"];
+        assert_eq!(props["plate"]["pattern"], "^(?:[A-Z0-9 -]{2,12})$");
+        assert_eq!(props["year"]["minimum"], 1980);
+        assert_eq!(props["depots"]["type"], "array");
+        assert_eq!(props["manual_url"]["format"], "uri");
+    }
+
+    #[test]
+    fn disabled_operations_have_no_method() {
+        let d = doc("clinic");
+        assert!(d["paths"]["/appointments/{id}"].get("delete").is_none());
+        assert!(d["paths"]["/appointments/{id}"].get("put").is_some());
+    }
+
+    #[test]
+    fn the_same_tenant_renders_the_same_bytes() {
+        let t = tenant("events");
+        let i = Integration::aws("us-east-1", "123456789012");
+        let a = render(&t, &i).unwrap();
+        assert_eq!(a, render(&t, &i).unwrap());
+        assert_eq!(definition_hash(&a), definition_hash(&render(&t, &i).unwrap()));
+        let mut changed = t.clone();
+        changed.functions.timeout_s = 9;
+        assert_ne!(definition_hash(&a), definition_hash(&render(&changed, &i).unwrap()));
+    }
+
+    #[test]
+    fn all_five_tenants_render() {
+        for id in ["acme", "bookshop", "clinic", "events", "fleet"] {
+            let d = doc(id);
+            assert!(d["paths"].as_object().unwrap().len() == 2, "{id}");
+        }
+    }
 }
