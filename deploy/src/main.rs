@@ -51,13 +51,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes to stdout; a closed pipe (`apifactory openapi x | head`) ends the
+/// output quietly instead of panicking.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
             Ok(tenants) => {
+                let mut out = String::new();
                 for t in &tenants {
-                    println!(
-                        "ok  {:<12} /{:<14} {} field(s), {} client(s){}",
+                    out += &format!(
+                        "ok  {:<12} /{:<14} {} field(s), {} client(s){}\n",
                         t.id,
                         t.collection.name,
                         t.collection.fields.len(),
@@ -68,7 +79,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .unwrap_or_default()
                     );
                 }
-                println!("{} tenant file(s) valid", tenants.len());
+                out += &format!("{} tenant file(s) valid\n", tenants.len());
+                print(&out)?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(errors) => {
@@ -87,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let path = cli.tenants.join(format!("{tenant}.toml"));
             let t = runtime::Tenant::load(&path)?;
             let doc = openapi::render(&t, &openapi::Integration::aws(&region, &account))?;
-            println!("{doc}");
+            print(&format!("{doc}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -28,7 +28,7 @@ pub struct Problem {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldProblem>,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -48,7 +48,7 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -66,7 +66,7 @@ impl Problem {
 
     pub fn header(mut self, name: HeaderName, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
+            self.headers.push((name, v));
         }
         self
     }
@@ -79,7 +79,7 @@ impl Problem {
             detail: &self.detail,
             errors: &self.errors,
         };
-        let mut headers = self.headers;
+        let mut headers: HeaderMap = self.headers.into_iter().collect();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
