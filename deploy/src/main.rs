@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod openapi;
+use apifactory::openapi;
 
 /// Run many clients' CRUD APIs from one tenant file each.
 #[derive(Parser)]

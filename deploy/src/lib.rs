@@ -1,0 +1,4 @@
+//! The factory: from tenant files to running APIs.
+
+pub mod artifact;
+pub mod openapi;
