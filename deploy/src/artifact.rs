@@ -24,7 +24,10 @@ impl fmt::Display for GlibcVersion {
 
 impl GlibcVersion {
     fn parse(s: &str) -> Option<Self> {
-        let mut parts = s.strip_prefix("GLIBC_")?.split('.').map(|p| p.parse::<u32>());
+        let mut parts = s
+            .strip_prefix("GLIBC_")?
+            .split('.')
+            .map(|p| p.parse::<u32>());
         let major = parts.next()?.ok()?;
         let minor = parts.next()?.ok()?;
         let patch = match parts.next() {

@@ -27,6 +27,13 @@ struct Cli {
 enum Command {
     /// Check every tenant file and the set of them; exit non-zero on any error.
     Validate,
+    /// Validate every tenant, then run a short scripted session against one
+    /// tenant's API through the real runtime on an embedded store.
+    Demo {
+        /// The tenant id (the file stem).
+        #[arg(default_value = "acme")]
+        tenant: String,
+    },
     /// Print the OpenAPI 3 document of one tenant's API.
     Openapi {
         /// The tenant id (the file stem).
@@ -91,6 +98,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Demo { tenant } => {
+            let tenants = runtime::tenant::load_dir(&cli.tenants)?;
+            print(&format!("{} tenant file(s) valid\n\n", tenants.len()))?;
+            let t = tenants
+                .into_iter()
+                .find(|t| t.id == tenant)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no tenant {tenant:?} in {}", cli.tenants.display())
+                })?;
+            let dir = std::env::temp_dir().join(format!("apifactory-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(apifactory::demo::run(t, &dir));
+            let _ = std::fs::remove_dir_all(&dir);
+            print(&result?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Openapi {
             tenant,
             region,

@@ -1,1 +1,851 @@
 //! The DynamoDB store.
+//!
+//! One table per tenant. The collection's key attribute is the table's hash
+//! key (type S); `_rev` (S) holds the item's revision; each field of the
+//! document is one attribute. Every indexed field has a global secondary
+//! index named [`names::index`] keyed on it, so an equality search on it is
+//! a `Query`, never a `Scan`.
+//!
+//! Value mapping: a JSON string is `S`, a number `N` (the JSON number's own
+//! text), a boolean `BOOL`, an array `L` (not `SS`: a list keeps its order
+//! and may be empty). Null fields are absent attributes. Reading back, `N`
+//! is a JSON integer when it fits an `i64` and a float otherwise;
+//! attributes that are not declared fields are ignored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus,
+};
+use serde_json::{Map, Number, Value};
+
+use crate::field::Kind;
+use crate::names;
+use crate::store::{Expect, Item, Page, Search, Store, StoreError};
+use crate::tenant::Collection;
+
+/// The attribute holding an item's revision.
+pub const REV_ATTRIBUTE: &str = "_rev";
+
+/// A search stops after this many DynamoDB calls even when it has fewer
+/// than `limit` items (a filter that matches little in a large table); the
+/// page it returns still ends at a correct `next`.
+const MAX_ROUND_TRIPS: usize = 50;
+
+/// How long `create_table` waits for the table and its indexes to become
+/// ACTIVE.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
+
+type AttributeMap = HashMap<String, AttributeValue>;
+
+/// A tenant's table on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    key: String,
+    /// Declared fields other than the key: the attributes read back.
+    fields: BTreeSet<String>,
+    /// Indexed fields and their index key types.
+    indexed: BTreeMap<String, ScalarAttributeType>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, collection: &Collection) -> Self {
+        let fields = collection
+            .fields
+            .iter()
+            .filter(|f| f.name != collection.key && f.name != REV_ATTRIBUTE)
+            .map(|f| f.name.clone())
+            .collect();
+        let indexed = collection
+            .indexed()
+            .filter_map(|f| attribute_type(&f.kind).map(|t| (f.name.clone(), t)))
+            .collect();
+        Self {
+            client,
+            table: table.into(),
+            key: collection.key.clone(),
+            fields,
+            indexed,
+        }
+    }
+
+    /// The table this store reads and writes.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn backend<E>(&self, op: &str, err: E) -> StoreError
+    where
+        E: std::error::Error,
+    {
+        StoreError::Backend(format!(
+            "{op} on table {}: {}",
+            self.table,
+            DisplayErrorContext(&err)
+        ))
+    }
+
+    fn key_of(&self, id: &str) -> AttributeMap {
+        HashMap::from([(self.key.clone(), AttributeValue::S(id.to_owned()))])
+    }
+
+    fn to_attributes(&self, item: &Item) -> AttributeMap {
+        let mut map: AttributeMap = item
+            .doc
+            .iter()
+            .filter(|(name, _)| **name != self.key && *name != REV_ATTRIBUTE)
+            .filter_map(|(name, value)| to_attribute(value).map(|av| (name.clone(), av)))
+            .collect();
+        map.insert(self.key.clone(), AttributeValue::S(item.id.clone()));
+        map.insert(
+            REV_ATTRIBUTE.to_owned(),
+            AttributeValue::S(item.rev.clone()),
+        );
+        map
+    }
+
+    fn to_item(&self, map: &AttributeMap) -> Result<Item, StoreError> {
+        let id = match map.get(&self.key) {
+            Some(AttributeValue::S(s)) => s.clone(),
+            _ => {
+                return Err(StoreError::Backend(format!(
+                    "table {}: an item without a string key attribute {:?}",
+                    self.table, self.key
+                )));
+            }
+        };
+        let rev = match map.get(REV_ATTRIBUTE) {
+            Some(AttributeValue::S(s)) => s.clone(),
+            _ => {
+                return Err(StoreError::Backend(format!(
+                    "table {}: item {id:?} has no string {REV_ATTRIBUTE} attribute",
+                    self.table
+                )));
+            }
+        };
+        let doc = self
+            .fields
+            .iter()
+            .filter_map(|name| {
+                let value = from_attribute(map.get(name)?)?;
+                Some((name.clone(), value))
+            })
+            .collect();
+        Ok(Item { id, rev, doc })
+    }
+
+    /// A conditional write failed: was the item missing, or at another
+    /// revision?
+    async fn classify_failure(&self, id: &str, expect: &Expect) -> StoreError {
+        match expect {
+            // `attribute_exists(#k)` fails only when there is no item.
+            Expect::Exists => StoreError::NotFound,
+            Expect::Rev(_) => match self.get(id).await {
+                Ok(None) => StoreError::NotFound,
+                Ok(Some(_)) => StoreError::RevMismatch,
+                Err(e) => e,
+            },
+        }
+    }
+
+    /// The condition, names and values of a write that expects an item.
+    fn expectation(
+        &self,
+        expect: &Expect,
+    ) -> (String, HashMap<String, String>, Option<AttributeMap>) {
+        let mut names = HashMap::from([("#k".to_owned(), self.key.clone())]);
+        match expect {
+            Expect::Exists => ("attribute_exists(#k)".to_owned(), names, None),
+            Expect::Rev(rev) => {
+                names.insert("#rev".to_owned(), REV_ATTRIBUTE.to_owned());
+                (
+                    "attribute_exists(#k) AND #rev = :rev".to_owned(),
+                    names,
+                    Some(HashMap::from([(
+                        ":rev".to_owned(),
+                        AttributeValue::S(rev.clone()),
+                    )])),
+                )
+            }
+        }
+    }
+
+    /// Turns a search's `start` back into an ExclusiveStartKey. A Scan's key
+    /// is the table key alone; a Query on `by_<field>` adds the field, whose
+    /// value must be the one the query asks for.
+    fn decode_start(
+        &self,
+        start: &Value,
+        query: Option<(&str, &AttributeValue)>,
+    ) -> Result<AttributeMap, StoreError> {
+        let bad = |why: String| StoreError::BadStart(why);
+        let Value::Object(obj) = start else {
+            return Err(bad("not an object".into()));
+        };
+        let mut expected: BTreeMap<&str, ScalarAttributeType> =
+            BTreeMap::from([(self.key.as_str(), ScalarAttributeType::S)]);
+        if let Some((field, _)) = query {
+            let Some(t) = self.indexed.get(field) else {
+                return Err(bad(format!("{field:?} is not an indexed field")));
+            };
+            expected.insert(field, t.clone());
+        }
+        let mut key = AttributeMap::new();
+        for (name, typed) in obj {
+            let Some(want) = expected.get(name.as_str()) else {
+                return Err(bad(format!("unexpected attribute {name:?}")));
+            };
+            let Value::Object(typed) = typed else {
+                return Err(bad(format!("attribute {name:?} is not an object")));
+            };
+            let mut entries = typed.iter();
+            let (Some((t, Value::String(text))), None) = (entries.next(), entries.next()) else {
+                return Err(bad(format!(
+                    "attribute {name:?} must be {{\"S\": string}} or {{\"N\": string}}"
+                )));
+            };
+            let av = match (t.as_str(), want) {
+                ("S", ScalarAttributeType::S) if !text.is_empty() => {
+                    AttributeValue::S(text.clone())
+                }
+                ("N", ScalarAttributeType::N) if parse_number(text).is_some() => {
+                    AttributeValue::N(text.clone())
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "attribute {name:?} has the wrong type or value"
+                    )));
+                }
+            };
+            key.insert(name.clone(), av);
+        }
+        if let Some(missing) = expected.keys().find(|name| !key.contains_key(**name)) {
+            return Err(bad(format!("attribute {missing:?} is missing")));
+        }
+        if let Some((field, wanted)) = query
+            && key.get(field).is_some_and(|got| !same_scalar(got, wanted))
+        {
+            return Err(bad("it belongs to another search".into()));
+        }
+        Ok(key)
+    }
+
+    /// One Query or Scan call: the items and the LastEvaluatedKey.
+    async fn call(
+        &self,
+        plan: &Plan,
+        limit: i32,
+        start: Option<AttributeMap>,
+    ) -> Result<(Vec<AttributeMap>, Option<AttributeMap>), StoreError> {
+        let names = (!plan.names.is_empty()).then(|| plan.names.clone());
+        let values = (!plan.values.is_empty()).then(|| plan.values.clone());
+        let filter = (!plan.filters.is_empty()).then(|| plan.filters.join(" AND "));
+        let (items, lek) = match &plan.query {
+            Some((index, condition)) => {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(index)
+                    .key_condition_expression(condition)
+                    .set_filter_expression(filter)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .limit(limit)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| self.backend("Query", e))?;
+                (out.items, out.last_evaluated_key)
+            }
+            None => {
+                let out = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .set_filter_expression(filter)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .limit(limit)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| self.backend("Scan", e))?;
+                (out.items, out.last_evaluated_key)
+            }
+        };
+        Ok((items.unwrap_or_default(), lek.filter(|k| !k.is_empty())))
+    }
+}
+
+/// How a search runs: a Query on an index (its name and key condition) or a
+/// Scan, with the remaining filters.
+struct Plan {
+    query: Option<(String, String)>,
+    filters: Vec<String>,
+    names: HashMap<String, String>,
+    values: AttributeMap,
+}
+
+impl Store for DynamoStore {
+    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        if id.is_empty() {
+            // DynamoDB rejects an empty key; no item can have one.
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_of(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.backend("GetItem", e))?;
+        out.item.map(|m| self.to_item(&m)).transpose()
+    }
+
+    async fn create(&self, item: &Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_attributes(item)))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", &self.key)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Exists)
+            }
+            Err(e) => Err(self.backend("PutItem", e)),
+        }
+    }
+
+    async fn replace(&self, item: &Item, expect: &Expect) -> Result<(), StoreError> {
+        if item.id.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        let (condition, names, values) = self.expectation(expect);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_attributes(item)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(self.classify_failure(&item.id, expect).await)
+            }
+            Err(e) => Err(self.backend("PutItem", e)),
+        }
+    }
+
+    async fn delete(&self, id: &str, expect: &Expect) -> Result<(), StoreError> {
+        if id.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        let (condition, names, values) = self.expectation(expect);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_of(id)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(self.classify_failure(id, expect).await)
+            }
+            Err(e) => Err(self.backend("DeleteItem", e)),
+        }
+    }
+
+    async fn search(&self, search: &Search) -> Result<Page, StoreError> {
+        let key_filter = match &search.index {
+            None => None,
+            Some(field) => {
+                let Some(i) = search
+                    .filters
+                    .iter()
+                    .position(|f| f.field == *field && !f.list)
+                else {
+                    return Err(StoreError::Backend(format!(
+                        "table {}: a search on index {field:?} without an equality filter on it",
+                        self.table
+                    )));
+                };
+                Some(i)
+            }
+        };
+
+        let mut plan = Plan {
+            query: None,
+            filters: Vec::new(),
+            names: HashMap::new(),
+            values: HashMap::new(),
+        };
+        for (i, f) in search.filters.iter().enumerate() {
+            let (n, v) = (format!("#n{i}"), format!(":v{i}"));
+            let expr = if f.list {
+                format!("contains({n}, {v})")
+            } else {
+                format!("{n} = {v}")
+            };
+            plan.names.insert(n, f.field.clone());
+            plan.values.insert(
+                v,
+                to_attribute(&f.value).unwrap_or(AttributeValue::Null(true)),
+            );
+            if Some(i) == key_filter {
+                plan.query = Some((names::index(&f.field), expr));
+            } else {
+                plan.filters.push(expr);
+            }
+        }
+
+        let query_key = key_filter.and_then(|i| {
+            let f = search.filters.get(i)?;
+            Some((f.field.as_str(), plan.values.get(&format!(":v{i}"))?))
+        });
+        let mut lek = match &search.start {
+            Some(start) => Some(self.decode_start(start, query_key)?),
+            None => None,
+        };
+
+        let limit = search.limit.max(1);
+        let mut items = Vec::new();
+        for _ in 0..MAX_ROUND_TRIPS {
+            let remaining = i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX);
+            let (page, next) = self.call(&plan, remaining, lek.take()).await?;
+            for map in &page {
+                items.push(self.to_item(map)?);
+            }
+            lek = next;
+            if lek.is_none() || items.len() >= limit {
+                break;
+            }
+        }
+        let next = lek.map(|k| start_to_json(&k)).transpose()?;
+        Ok(Page { items, next })
+    }
+}
+
+/// The attribute a JSON value is stored as; `None` for null (an absent
+/// attribute).
+pub fn to_attribute(value: &Value) -> Option<AttributeValue> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(items) => AttributeValue::L(
+            items
+                .iter()
+                .map(|v| to_attribute(v).unwrap_or(AttributeValue::Null(true)))
+                .collect(),
+        ),
+        Value::Object(map) => AttributeValue::M(
+            map.iter()
+                .filter_map(|(k, v)| to_attribute(v).map(|av| (k.clone(), av)))
+                .collect(),
+        ),
+    })
+}
+
+/// The JSON value of a stored attribute; `None` for NULL, binary and any
+/// type this store never writes.
+pub fn from_attribute(av: &AttributeValue) -> Option<Value> {
+    Some(match av {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => Value::Number(parse_number(n)?),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::L(items) => Value::Array(
+            items
+                .iter()
+                .map(|av| from_attribute(av).unwrap_or(Value::Null))
+                .collect(),
+        ),
+        AttributeValue::M(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, av)| Some((k.clone(), from_attribute(av)?)))
+                .collect::<Map<_, _>>(),
+        ),
+        AttributeValue::Ss(items) => {
+            Value::Array(items.iter().cloned().map(Value::String).collect())
+        }
+        AttributeValue::Ns(items) => Value::Array(
+            items
+                .iter()
+                .filter_map(|n| parse_number(n).map(Value::Number))
+                .collect(),
+        ),
+        _ => return None,
+    })
+}
+
+/// A DynamoDB number as JSON: an integer when it fits an `i64`, otherwise
+/// a finite float.
+fn parse_number(text: &str) -> Option<Number> {
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(Number::from(i));
+    }
+    text.parse::<f64>().ok().and_then(Number::from_f64)
+}
+
+/// Two key values are the same (numbers compared as numbers).
+fn same_scalar(a: &AttributeValue, b: &AttributeValue) -> bool {
+    match (a, b) {
+        (AttributeValue::S(a), AttributeValue::S(b)) => a == b,
+        (AttributeValue::N(a), AttributeValue::N(b)) => {
+            a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+        }
+        _ => false,
+    }
+}
+
+/// A LastEvaluatedKey as the JSON a page's `next` holds:
+/// `{"<attr>": {"S": "..."}}` or `{"<attr>": {"N": "..."}}`.
+fn start_to_json(key: &AttributeMap) -> Result<Value, StoreError> {
+    let mut obj = Map::new();
+    for (name, av) in key {
+        let (t, text) = match av {
+            AttributeValue::S(s) => ("S", s),
+            AttributeValue::N(n) => ("N", n),
+            other => {
+                return Err(StoreError::Backend(format!(
+                    "LastEvaluatedKey attribute {name:?} has an unexpected type: {other:?}"
+                )));
+            }
+        };
+        let mut typed = Map::new();
+        typed.insert(t.to_owned(), Value::String(text.clone()));
+        obj.insert(name.clone(), Value::Object(typed));
+    }
+    Ok(Value::Object(obj))
+}
+
+/// The key type of an index on a field of this kind; `None` for kinds that
+/// cannot be indexed (booleans, string lists).
+pub fn attribute_type(kind: &Kind) -> Option<ScalarAttributeType> {
+    match kind {
+        Kind::String(_) | Kind::Timestamp => Some(ScalarAttributeType::S),
+        Kind::Integer { .. } | Kind::Number { .. } => Some(ScalarAttributeType::N),
+        Kind::Boolean | Kind::StringList { .. } => None,
+    }
+}
+
+fn build_error(what: &str, e: impl std::error::Error) -> StoreError {
+    StoreError::Backend(format!("building {what}: {e}"))
+}
+
+fn attribute_definition(
+    name: &str,
+    t: ScalarAttributeType,
+) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(t)
+        .build()
+        .map_err(|e| build_error("an attribute definition", e))
+}
+
+fn hash_key(name: &str) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| build_error("a key schema", e))
+}
+
+/// Creates a collection's table: on-demand billing, the key attribute as
+/// hash key, and one global secondary index (`by_<field>`, all attributes
+/// projected) per indexed field. Returns once the table and its indexes are
+/// ACTIVE.
+pub async fn create_table(
+    client: &Client,
+    table: &str,
+    collection: &Collection,
+) -> Result<(), StoreError> {
+    let mut definitions = vec![attribute_definition(
+        &collection.key,
+        ScalarAttributeType::S,
+    )?];
+    let mut indexes = Vec::new();
+    for field in collection.indexed().filter(|f| f.name != collection.key) {
+        let Some(t) = attribute_type(&field.kind) else {
+            return Err(StoreError::Backend(format!(
+                "field {:?} of type {} cannot be indexed",
+                field.name,
+                field.kind.name()
+            )));
+        };
+        definitions.push(attribute_definition(&field.name, t)?);
+        indexes.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(names::index(&field.name))
+                .key_schema(hash_key(&field.name)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| build_error("a global secondary index", e))?,
+        );
+    }
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(definitions))
+        .key_schema(hash_key(&collection.key)?)
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .send()
+        .await
+        .map_err(|e| {
+            StoreError::Backend(format!("CreateTable {table}: {}", DisplayErrorContext(&e)))
+        })?;
+    wait_until_active(client, table).await
+}
+
+/// Polls DescribeTable until the table and all its global secondary indexes
+/// are ACTIVE (ten minutes at most).
+pub async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + ACTIVE_TIMEOUT;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "DescribeTable {table}: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        let description = out.table;
+        let table_active = description
+            .as_ref()
+            .is_some_and(|t| t.table_status == Some(TableStatus::Active));
+        let indexes_active = description
+            .as_ref()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .all(|i| matches!(i.index_status, None | Some(IndexStatus::Active)));
+        if table_active && indexes_active {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Backend(format!(
+                "table {table} is not ACTIVE after {} s",
+                ACTIVE_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn collection() -> Collection {
+        let text = r#"
+            [tenant]
+            display_name = "T"
+            [collection]
+            name = "things"
+            [collection.fields]
+            name  = { type = "string" }
+            color = { type = "string", index = true }
+            size  = { type = "integer", index = true }
+            tags  = { type = "string_list" }
+            [usage_plan]
+            rate = 1
+            burst = 1
+        "#;
+        crate::Tenant::parse(std::path::Path::new("t.toml"), text)
+            .expect("valid tenant")
+            .collection
+    }
+
+    fn store() -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        DynamoStore::new(Client::from_conf(config), "t", &collection())
+    }
+
+    #[test]
+    fn values_round_trip() {
+        for v in [
+            json!("x"),
+            json!(""),
+            json!(7),
+            json!(-3),
+            json!(2.5),
+            json!(true),
+            json!([]),
+            json!(["b", "a", "b"]),
+        ] {
+            let av = to_attribute(&v).expect("not null");
+            assert_eq!(from_attribute(&av), Some(v));
+        }
+        assert_eq!(to_attribute(&json!(null)), None);
+        assert_eq!(
+            to_attribute(&json!(2.5)),
+            Some(AttributeValue::N("2.5".into()))
+        );
+        assert_eq!(
+            to_attribute(&json!(["a"])),
+            Some(AttributeValue::L(vec![AttributeValue::S("a".into())]))
+        );
+        assert_eq!(from_attribute(&AttributeValue::N("1e400".into())), None);
+        assert_eq!(from_attribute(&AttributeValue::N("x".into())), None);
+        assert_eq!(
+            from_attribute(&AttributeValue::N("12345678901234567890".into())),
+            Some(json!(12345678901234567890.0))
+        );
+    }
+
+    #[test]
+    fn items_map_both_ways_and_ignore_unknown_attributes() {
+        let s = store();
+        let item = Item {
+            id: "a".into(),
+            rev: "r1".into(),
+            doc: json!({"name": "n", "size": 3, "tags": [], "gone": null})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let mut map = s.to_attributes(&item);
+        assert_eq!(map.get("id"), Some(&AttributeValue::S("a".into())));
+        assert_eq!(map.get("_rev"), Some(&AttributeValue::S("r1".into())));
+        assert!(!map.contains_key("gone"));
+        map.insert("stranger".into(), AttributeValue::S("x".into()));
+        let back = s.to_item(&map).expect("item");
+        assert_eq!(
+            back.doc,
+            json!({"name": "n", "size": 3, "tags": []})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        );
+        assert_eq!((back.id.as_str(), back.rev.as_str()), ("a", "r1"));
+        map.remove("_rev");
+        assert!(matches!(s.to_item(&map), Err(StoreError::Backend(_))));
+    }
+
+    #[test]
+    fn start_keys_are_checked() {
+        let s = store();
+        let red = AttributeValue::S("red".into());
+        let ok = json!({"id": {"S": "a"}});
+        assert!(s.decode_start(&ok, None).is_ok());
+        let q = json!({"id": {"S": "a"}, "color": {"S": "red"}});
+        assert!(s.decode_start(&q, Some(("color", &red))).is_ok());
+        let three = AttributeValue::N("3".into());
+        let n = json!({"id": {"S": "a"}, "size": {"N": "3"}});
+        assert!(s.decode_start(&n, Some(("size", &three))).is_ok());
+        for bad in [
+            json!(null),
+            json!("x"),
+            json!([]),
+            json!({}),
+            json!({"id": "a"}),
+            json!({"id": {"S": 1}}),
+            json!({"id": {"S": ""}}),
+            json!({"id": {"N": "1"}}),
+            json!({"id": {"B": "YQ=="}}),
+            json!({"id": {"S": "a", "N": "1"}}),
+            json!({"id": {"S": "a"}, "name": {"S": "n"}}),
+            json!({"id": {"S": "a"}, "color": {"S": "red"}}),
+        ] {
+            assert!(
+                matches!(s.decode_start(&bad, None), Err(StoreError::BadStart(_))),
+                "{bad}"
+            );
+        }
+        for bad in [
+            json!({"id": {"S": "a"}}),
+            json!({"id": {"S": "a"}, "color": {"S": "blue"}}),
+            json!({"id": {"S": "a"}, "color": {"N": "1"}}),
+        ] {
+            assert!(
+                matches!(
+                    s.decode_start(&bad, Some(("color", &red))),
+                    Err(StoreError::BadStart(_))
+                ),
+                "{bad}"
+            );
+        }
+        let n_bad = json!({"id": {"S": "a"}, "size": {"N": "x"}});
+        assert!(matches!(
+            s.decode_start(&n_bad, Some(("size", &three))),
+            Err(StoreError::BadStart(_))
+        ));
+    }
+
+    #[test]
+    fn start_keys_round_trip_through_json() {
+        let key = HashMap::from([
+            ("id".to_owned(), AttributeValue::S("a".into())),
+            ("size".to_owned(), AttributeValue::N("3".into())),
+        ]);
+        let json = start_to_json(&key).expect("json");
+        assert_eq!(json, json!({"id": {"S": "a"}, "size": {"N": "3"}}));
+        let three = AttributeValue::N("3".into());
+        assert_eq!(
+            store()
+                .decode_start(&json, Some(("size", &three)))
+                .expect("key"),
+            key
+        );
+    }
+
+    #[test]
+    fn attribute_types() {
+        let c = collection();
+        let types: Vec<_> = c
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), attribute_type(&f.kind)))
+            .collect();
+        assert!(types.contains(&("color", Some(ScalarAttributeType::S))));
+        assert!(types.contains(&("size", Some(ScalarAttributeType::N))));
+        assert!(types.contains(&("tags", None)));
+    }
+}

@@ -1,1 +1,4 @@
 //! End-to-end tests of the whole system, compiled into one test binary.
+mod bootstrap;
+mod cli;
+mod store_conformance;
