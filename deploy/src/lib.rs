@@ -1,5 +1,15 @@
 //! The factory: from tenant files to running APIs.
+//!
+//! `desired(tenants) -> Desired` (pure), `target.observe() -> Observed`
+//! (reads only), `plan(&Desired, &Observed) -> Plan` (pure), then
+//! `apply(&Plan, target)`: one idempotent attempt per action, tenants in
+//! parallel. The local target and the AWS target share all of it.
 
+pub mod apply;
 pub mod artifact;
 pub mod demo;
+pub mod desired;
 pub mod openapi;
+pub mod plan;
+pub mod resource;
+pub mod target;

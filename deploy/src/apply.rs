@@ -1,0 +1,165 @@
+//! Carries out a plan: tenants in parallel, each tenant's actions in order,
+//! one attempt per action. One tenant's failure stops that tenant only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::desired::Desired;
+use crate::plan::{Action, Change, Plan};
+use crate::target::{Secret, Target};
+
+/// How one tenant's part of the plan went.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantReport {
+    pub tenant: String,
+    pub planned: usize,
+    pub applied: usize,
+    /// The action that failed and why; the tenant's later actions did not run.
+    pub error: Option<String>,
+    /// Key values created by this apply, each shown once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub tenants: Vec<TenantReport>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.tenants.iter().all(|t| t.error.is_none())
+    }
+
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.tenants.iter().flat_map(|t| t.secrets.iter())
+    }
+}
+
+/// Told about each action as it finishes (progress bars, log lines).
+pub trait Progress: Send + Sync + 'static {
+    fn done(&self, action: &Action, result: &Result<(), String>);
+}
+
+/// Prints nothing.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn done(&self, _: &Action, _: &Result<(), String>) {}
+}
+
+/// One line per action on stderr.
+pub struct Lines;
+impl Progress for Lines {
+    fn done(&self, a: &Action, result: &Result<(), String>) {
+        let sign = match a.change {
+            Change::Create => "+",
+            Change::Update { .. } => "~",
+            Change::Delete => "-",
+        };
+        match result {
+            Ok(()) => eprintln!("{}: {sign} {} done", a.address.tenant, a.address),
+            Err(e) => eprintln!("{}: {sign} {} FAILED: {e}", a.address.tenant, a.address),
+        }
+    }
+}
+
+pub async fn apply<T: Target>(
+    plan: &Plan,
+    desired: Arc<Desired>,
+    target: Arc<T>,
+    concurrency: usize,
+    progress: Arc<dyn Progress>,
+) -> Report {
+    let mut by_tenant: BTreeMap<String, Vec<Action>> = BTreeMap::new();
+    for a in &plan.actions {
+        by_tenant
+            .entry(a.address.tenant.clone())
+            .or_default()
+            .push(a.clone());
+    }
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (tenant, actions) in by_tenant {
+        let (desired, target, gate, progress) = (
+            desired.clone(),
+            target.clone(),
+            gate.clone(),
+            progress.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let mut report = TenantReport {
+                tenant,
+                planned: actions.len(),
+                applied: 0,
+                error: None,
+                secrets: Vec::new(),
+            };
+            for action in &actions {
+                let result = target.apply(action, &desired).await;
+                let shown = result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
+                progress.done(action, &shown);
+                match result {
+                    Ok(applied) => {
+                        report.applied += 1;
+                        report.secrets.extend(applied.secret);
+                    }
+                    Err(e) => {
+                        report.error = Some(format!("{}: {e:#}", action.address));
+                        break;
+                    }
+                }
+            }
+            report
+        });
+    }
+    let mut report = Report::default();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(t) => report.tenants.push(t),
+            Err(e) => report.tenants.push(TenantReport {
+                tenant: "?".into(),
+                planned: 0,
+                applied: 0,
+                error: Some(format!("apply task failed: {e}")),
+                secrets: Vec::new(),
+            }),
+        }
+    }
+    report.tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    report
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tenants.is_empty() {
+            return write!(f, "Nothing to apply.");
+        }
+        writeln!(
+            f,
+            "{:<16} {:<8} {:>8}  error",
+            "tenant", "result", "actions"
+        )?;
+        for t in &self.tenants {
+            writeln!(
+                f,
+                "{:<16} {:<8} {:>3}/{:<4}  {}",
+                t.tenant,
+                if t.error.is_none() { "ok" } else { "FAILED" },
+                t.applied,
+                t.planned,
+                t.error.as_deref().unwrap_or("")
+            )?;
+        }
+        let failed = self.tenants.iter().filter(|t| t.error.is_some()).count();
+        write!(
+            f,
+            "{} tenant(s) applied, {failed} failed.",
+            self.tenants.len() - failed
+        )
+    }
+}

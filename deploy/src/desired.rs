@@ -1,0 +1,248 @@
+//! The desired state: from tenant files to every resource each tenant should
+//! have, with its attributes. Pure: every name, tag, hash and rendered
+//! document is decided here, the same for every target.
+
+use std::collections::BTreeMap;
+
+use runtime::field::Kind as FieldKind;
+use runtime::names;
+use runtime::{Operation, Tenant};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::openapi;
+use crate::resource::{Address, Attrs, Kind, ORIGIN, ORIGIN_FILE, attrs};
+
+/// Everything that should exist, by address, and the tenants it came from.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub resources: BTreeMap<Address, Attrs>,
+    pub tenants: BTreeMap<String, Tenant>,
+    /// The text of each tenant file: it ships with the function.
+    pub sources: BTreeMap<String, String>,
+}
+
+/// How the function's code is identified: a hash that changes exactly when
+/// what a tenant's functions run changes (on AWS the zip's SHA-256, which
+/// holds the bootstrap and the tenant file).
+pub trait Code {
+    fn sha256(&self, tenant: &Tenant, source: &str) -> String;
+}
+
+/// Computes the desired state of these tenants. `sources` holds each
+/// tenant's file text by id.
+pub fn desired(tenants: &[Tenant], sources: &BTreeMap<String, String>, code: &dyn Code) -> Desired {
+    let mut d = Desired::default();
+    for t in tenants {
+        let source = sources.get(&t.id).cloned().unwrap_or_default();
+        add_tenant(&mut d, t, &source, code);
+        d.tenants.insert(t.id.clone(), t.clone());
+        d.sources.insert(t.id.clone(), source);
+    }
+    d
+}
+
+fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
+    let id = t.id.as_str();
+    let mut put = |kind: Kind, name: String, a: Attrs| {
+        d.resources.insert(Address::new(id, kind, name), a);
+    };
+    let table = names::table(id);
+    let indexes: BTreeMap<String, Value> = t
+        .collection
+        .indexed()
+        .map(|f| (f.name.clone(), json!(index_type(&f.kind))))
+        .collect();
+    put(
+        Kind::Table,
+        table.clone(),
+        attrs([
+            ("key", json!(t.collection.key)),
+            ("indexes", json!(indexes)),
+        ]),
+    );
+    put(
+        Kind::Role,
+        names::role(id),
+        attrs([
+            ("table", json!(table)),
+            (
+                "indexes",
+                json!(
+                    t.collection
+                        .indexed()
+                        .map(|f| names::index(&f.name))
+                        .collect::<Vec<_>>()
+                ),
+            ),
+            ("operations", json!(ops(t))),
+        ]),
+    );
+    let code_sha256 = code.sha256(t, source);
+    for op in &t.functions.operations {
+        put(
+            Kind::LogGroup,
+            names::log_group(id, *op),
+            attrs([("retention_days", json!(t.logs.retention_days))]),
+        );
+        put(
+            Kind::Function,
+            names::function(id, *op),
+            attrs([
+                ("operation", json!(op.as_str())),
+                ("memory_mb", json!(t.functions.memory_mb)),
+                ("timeout_s", json!(t.functions.timeout_s)),
+                ("code_sha256", json!(code_sha256)),
+                ("table", json!(table)),
+            ]),
+        );
+    }
+    let definition = api_definition_sha256(t);
+    put(
+        Kind::Api,
+        names::rest_api(id),
+        attrs([
+            ("definition_sha256", json!(definition)),
+            ("collection", json!(t.collection.name)),
+        ]),
+    );
+    put(
+        Kind::Stage,
+        t.stage.clone(),
+        attrs([
+            ("deployment", json!(definition)),
+            ("rate", json!(t.usage_plan.rate)),
+            ("burst", json!(t.usage_plan.burst)),
+        ]),
+    );
+    let (limit, period) = match t.usage_plan.quota {
+        Some(q) => (json!(q.limit), json!(q.period.as_str())),
+        None => (Value::Null, Value::Null),
+    };
+    put(
+        Kind::UsagePlan,
+        names::usage_plan(id),
+        attrs([
+            ("rate", json!(t.usage_plan.rate)),
+            ("burst", json!(t.usage_plan.burst)),
+            ("quota_limit", limit),
+            ("quota_period", period),
+            ("stage", json!(t.stage)),
+        ]),
+    );
+    for c in &t.clients {
+        put(
+            Kind::ApiKey,
+            names::api_key(id, &c.name),
+            attrs([
+                ("client", json!(c.name)),
+                ("enabled", json!(true)),
+                (ORIGIN, json!(ORIGIN_FILE)),
+            ]),
+        );
+    }
+    if let Some(dom) = &t.domain {
+        put(
+            Kind::Domain,
+            dom.name.clone(),
+            attrs([
+                ("certificate_arn", json!(dom.certificate_arn)),
+                ("base_path", json!(dom.base_path)),
+                ("hosted_zone_id", json!(dom.hosted_zone_id)),
+                ("stage", json!(t.stage)),
+            ]),
+        );
+    }
+}
+
+fn ops(t: &Tenant) -> Vec<&'static str> {
+    t.functions.operations.iter().map(|o| o.as_str()).collect()
+}
+
+/// DynamoDB attribute type of an index key.
+fn index_type(kind: &FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Integer { .. } | FieldKind::Number { .. } => "N",
+        _ => "S",
+    }
+}
+
+/// The hash of the tenant's API definition, independent of the account and
+/// region it is deployed to: it changes exactly when the API does.
+pub fn api_definition_sha256(t: &Tenant) -> String {
+    let doc = openapi::render(t, &openapi::Integration::aws("{region}", "{account}"))
+        .unwrap_or_else(|e| format!("unrenderable: {e}"));
+    hex(&Sha256::digest(doc.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The function ids of a tenant, by operation.
+pub fn functions(t: &Tenant) -> impl Iterator<Item = (Operation, String)> + '_ {
+    t.functions
+        .operations
+        .iter()
+        .map(|op| (*op, names::function(&t.id, *op)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    pub struct FixedCode;
+    impl Code for FixedCode {
+        fn sha256(&self, _: &Tenant, source: &str) -> String {
+            hex(&Sha256::digest(source.as_bytes()))
+        }
+    }
+
+    fn load(ids: &[&str]) -> (Vec<Tenant>, BTreeMap<String, String>) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenants");
+        let mut tenants = Vec::new();
+        let mut sources = BTreeMap::new();
+        for id in ids {
+            let path = dir.join(format!("{id}.toml"));
+            sources.insert(id.to_string(), std::fs::read_to_string(&path).unwrap());
+            tenants.push(Tenant::load(&path).unwrap());
+        }
+        (tenants, sources)
+    }
+
+    #[test]
+    fn one_set_of_resources_per_tenant() {
+        let (tenants, sources) = load(&["acme", "clinic"]);
+        let d = desired(&tenants, &sources, &FixedCode);
+        let count = |tenant: &str, kind: Kind| {
+            d.resources
+                .keys()
+                .filter(|a| a.tenant == tenant && a.kind == kind)
+                .count()
+        };
+        assert_eq!(count("acme", Kind::Function), 5);
+        assert_eq!(count("clinic", Kind::Function), 4, "clinic has no delete");
+        assert_eq!(count("acme", Kind::ApiKey), 2);
+        assert_eq!(count("acme", Kind::Domain), 1);
+        assert_eq!(count("clinic", Kind::Domain), 0);
+        let table = &d.resources[&Address::new("acme", Kind::Table, "apifactory-acme")];
+        assert_eq!(table["indexes"], json!({"email": "S", "plan": "S"}));
+    }
+
+    #[test]
+    fn the_api_hash_follows_the_api_only() {
+        let (tenants, _) = load(&["acme"]);
+        let t = &tenants[0];
+        let before = api_definition_sha256(t);
+        let mut more_memory = t.clone();
+        more_memory.functions.memory_mb = 1024;
+        assert_eq!(before, api_definition_sha256(&more_memory));
+        let mut no_delete = t.clone();
+        no_delete
+            .functions
+            .operations
+            .retain(|o| *o != Operation::Delete);
+        assert_ne!(before, api_definition_sha256(&no_delete));
+    }
+}

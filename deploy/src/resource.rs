@@ -1,0 +1,102 @@
+//! The resources a tenant owns, in a form every target shares: an address
+//! (tenant, kind, deterministic name) and the attributes apifactory owns.
+//! Targets map these onto what they really create; the planner compares
+//! only these attributes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a resource is. The order is the dependency order: creates run in
+/// this order, deletes in reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Table,
+    Role,
+    LogGroup,
+    Function,
+    Api,
+    Stage,
+    UsagePlan,
+    ApiKey,
+    Domain,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Table,
+        Kind::Role,
+        Kind::LogGroup,
+        Kind::Function,
+        Kind::Api,
+        Kind::Stage,
+        Kind::UsagePlan,
+        Kind::ApiKey,
+        Kind::Domain,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Table => "table",
+            Kind::Role => "role",
+            Kind::LogGroup => "log_group",
+            Kind::Function => "function",
+            Kind::Api => "api",
+            Kind::Stage => "stage",
+            Kind::UsagePlan => "usage_plan",
+            Kind::ApiKey => "api_key",
+            Kind::Domain => "domain",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a resource lives: unique across all tenants and kinds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Address {
+    pub tenant: String,
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(tenant: &str, kind: Kind, name: impl Into<String>) -> Self {
+        Address {
+            tenant: tenant.to_owned(),
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// The attributes apifactory owns on a resource, by name.
+pub type Attrs = BTreeMap<String, Value>;
+
+/// Builds attributes from `(name, value)` pairs.
+pub fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Attrs {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// Attribute of an API key: where it came from. Keys from `[[clients]]` are
+/// the planner's to create, disable and delete; keys made by
+/// `apifactory keys` are not.
+pub const ORIGIN: &str = "origin";
+pub const ORIGIN_FILE: &str = "file";
