@@ -9,6 +9,7 @@ pub mod apply;
 pub mod artifact;
 pub mod demo;
 pub mod desired;
+pub mod local;
 pub mod openapi;
 pub mod plan;
 pub mod resource;

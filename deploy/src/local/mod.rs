@@ -1,0 +1,9 @@
+//! The local target: every tenant on one machine, deployed into a data
+//! directory and served by `apifactory up` with API Gateway's behaviour.
+
+pub mod gateway;
+pub mod state;
+pub mod target;
+
+pub use state::LocalState;
+pub use target::{LocalCode, LocalTarget};

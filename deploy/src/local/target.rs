@@ -1,0 +1,121 @@
+//! The local target's side of the planner: observe reads the data
+//! directory, apply records resources there. A function's "code" is the
+//! runtime built into this binary plus the tenant file it ships with.
+
+use std::collections::BTreeSet;
+
+use runtime::Tenant;
+use sha2::{Digest, Sha256};
+
+use crate::desired::{Code, Desired, hex};
+use crate::local::state::LocalState;
+use crate::plan::{Action, Change, Observed};
+use crate::resource::{Kind, ORIGIN, ORIGIN_FILE};
+use crate::target::{Applied, Secret, Target};
+
+/// The local function's code: this build's runtime and the tenant file.
+pub struct LocalCode;
+
+impl Code for LocalCode {
+    fn sha256(&self, _: &Tenant, source: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(concat!(
+            "apifactory local runtime ",
+            env!("CARGO_PKG_VERSION"),
+            "\0"
+        ));
+        h.update(source.as_bytes());
+        hex(&h.finalize())
+    }
+}
+
+pub struct LocalTarget {
+    state: LocalState,
+}
+
+impl LocalTarget {
+    pub fn new(state: LocalState) -> Self {
+        LocalTarget { state }
+    }
+
+    pub fn state(&self) -> &LocalState {
+        &self.state
+    }
+}
+
+impl Target for LocalTarget {
+    async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
+        Ok(Observed {
+            resources: self.state.resources(tenants).await?,
+        })
+    }
+
+    async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+        let a = &action.address;
+        let tenant = desired.tenants.get(&a.tenant);
+        match (a.kind, &action.change) {
+            (Kind::ApiKey, Change::Create) => {
+                let client = action
+                    .attrs
+                    .get("client")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or_default();
+                let origin = action
+                    .attrs
+                    .get(ORIGIN)
+                    .and_then(|c| c.as_str())
+                    .unwrap_or(ORIGIN_FILE);
+                let (record, value) = self
+                    .state
+                    .create_key(&a.tenant, client, &a.name, origin)
+                    .await?;
+                Ok(Applied {
+                    secret: value.map(|value| Secret {
+                        tenant: a.tenant.clone(),
+                        client: record.client,
+                        id: record.id,
+                        value,
+                    }),
+                })
+            }
+            (Kind::ApiKey, Change::Update { .. }) => {
+                let enabled = action
+                    .attrs
+                    .get("enabled")
+                    .and_then(|e| e.as_bool())
+                    .unwrap_or(true);
+                if !self.state.set_key_enabled(&a.name, enabled).await? {
+                    anyhow::bail!("no key named {}", a.name);
+                }
+                Ok(Applied::default())
+            }
+            (Kind::ApiKey, Change::Delete) => {
+                self.state.delete_key(&a.name).await?;
+                Ok(Applied::default())
+            }
+            (Kind::Table, Change::Delete) => {
+                self.state.database().drop_table(&a.tenant).await?;
+                self.state.remove(a).await?;
+                Ok(Applied::default())
+            }
+            (_, Change::Delete) => {
+                self.state.remove(a).await?;
+                Ok(Applied::default())
+            }
+            (kind, _) => {
+                let t = tenant.ok_or_else(|| {
+                    anyhow::anyhow!("tenant {} is not in the desired state", a.tenant)
+                })?;
+                if kind == Kind::Table {
+                    // Creates the items table and one index per indexed
+                    // field, and follows index changes; idempotent.
+                    self.state.database().table(t).await?;
+                }
+                let payload = (kind == Kind::Function)
+                    .then(|| desired.sources.get(&a.tenant).cloned().unwrap_or_default());
+                self.state.put(a, &action.attrs, payload).await?;
+                Ok(Applied::default())
+            }
+        }
+    }
+}
