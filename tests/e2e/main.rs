@@ -1,4 +1,6 @@
 //! End-to-end tests of the whole system, compiled into one test binary.
 mod bootstrap;
 mod cli;
+mod keys;
 mod store_conformance;
+mod up;
