@@ -646,3 +646,98 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `destroy` removes a tenant from a running `up` (its routes and keys),
+/// keeps its table, and a later apply brings the tenant back with its data.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_removes_a_tenant_and_keeps_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp, &[]).await;
+    let keys = server.keys();
+    let c = server.client();
+    let k = key(&keys, "clinic").to_owned();
+    let h = [("Host", "clinic.localhost"), ("x-api-key", k.as_str())];
+    let body =
+        json!({"id": "appt-1", "patient_ref": "P-000001", "starts_at": "2026-12-01T09:00:00Z"})
+            .to_string();
+    assert_eq!(
+        c.send("POST", "/prod/appointments", &h, Some(&body))
+            .await
+            .status,
+        201
+    );
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(apifactory_tests::bin_path("apifactory"))
+            .arg("--tenants")
+            .arg(&server.tenants_dir)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&server.data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let destroyed = cli(&["destroy", "--tenant", "clinic"]);
+    assert!(
+        destroyed.contains("- function   apifactory-clinic-get"),
+        "{destroyed}"
+    );
+    assert!(
+        destroyed.contains("kept (deleting data needs --delete-data):"),
+        "{destroyed}"
+    );
+    assert!(!destroyed.contains("- table"), "{destroyed}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.send("GET", "/prod/appointments/appt-1", &h, None).await;
+        if r.status == 403 {
+            assert_eq!(r.json(), json!({"message": "Missing Authentication Token"}));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clinic still served after destroy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let plan = cli(&["plan", "--tenant", "clinic"]);
+    assert!(
+        plan.contains("+ function   apifactory-clinic-get"),
+        "{plan}"
+    );
+
+    // Back again: a new key (the old one was deleted), the same data.
+    let applied = cli(&["apply", "--tenant", "clinic"]);
+    let new_keys = apifactory_tests::server::parse_keys(
+        &applied.lines().map(String::from).collect::<Vec<_>>(),
+    );
+    let k2 = new_keys
+        .values()
+        .next()
+        .expect("a new key is printed")
+        .clone();
+    assert_ne!(k2, k);
+    let h2 = [("Host", "clinic.localhost"), ("x-api-key", k2.as_str())];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.send("GET", "/prod/appointments/appt-1", &h2, None).await;
+        if r.status == 200 {
+            assert_eq!(r.json()["patient_ref"], "P-000001");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clinic not back: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill().await;
+}
