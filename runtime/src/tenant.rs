@@ -309,14 +309,7 @@ mod raw {
 impl Tenant {
     /// Reads and checks one tenant file.
     pub fn load(path: &Path) -> Result<Tenant, TenantErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| TenantError {
-            path: path.to_owned(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            expected: "a readable UTF-8 file".into(),
-            found: e.to_string(),
-        })?;
+        let text = read(path)?;
         Tenant::parse(path, &text)
     }
 
@@ -330,14 +323,7 @@ impl Tenant {
     /// package): only what the function needs, so it may leave out the
     /// usage plan, domain, logs and clients.
     pub fn load_package(path: &Path) -> Result<Tenant, TenantErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| TenantError {
-            path: path.to_owned(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            expected: "a readable UTF-8 file".into(),
-            found: e.to_string(),
-        })?;
+        let text = read(path)?;
         Tenant::parse_package(path, &text)
     }
 
@@ -635,6 +621,18 @@ impl Tenant {
             clients,
         })
     }
+}
+
+/// A tenant file's text, or why it cannot be read.
+fn read(path: &Path) -> Result<String, TenantError> {
+    std::fs::read_to_string(path).map_err(|e| TenantError {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        expected: "a readable UTF-8 file".into(),
+        found: e.to_string(),
+    })
 }
 
 type Problems = Vec<(String, String, String)>;
