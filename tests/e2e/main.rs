@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole system, compiled into one test binary.
 mod bootstrap;
 mod cli;
+mod crash;
 mod keys;
 mod store_conformance;
 mod up;
