@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use apifactory::aws::cli::AwsArgs;
 use apifactory::openapi;
+use apifactory::plan::Options;
 
 /// Run many clients' CRUD APIs from one tenant file each.
 #[derive(Parser)]
@@ -45,6 +47,89 @@ enum Command {
         #[arg(long, default_value = "123456789012")]
         account: String,
     },
+    /// Show what apply would do on a target: + create, ~ change (with the
+    /// fields), - delete, and orphans. Reads only.
+    Plan {
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Make the target match the tenant files: every tenant (or those
+    /// named) in parallel, a summary at the end; exits non-zero if any
+    /// tenant failed.
+    Apply {
+        #[command(flatten)]
+        scope: Scope,
+        /// Tenants applied at the same time.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Remove one tenant's stack in reverse order; its table (and data)
+    /// stays unless --delete-data.
+    Destroy {
+        /// Where: `local` (the default) or `aws`.
+        #[arg(long, value_enum, default_value = "local")]
+        target: TargetName,
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Delete the table and every item in it too.
+        #[arg(long)]
+        delete_data: bool,
+        /// The result as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+}
+
+/// Where plan, apply and destroy act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TargetName {
+    /// This machine's data directory (nothing touches AWS by accident).
+    Local,
+    /// The AWS account and region of the default credential chain.
+    Aws,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Scope {
+    /// Where: `local` (the default) or `aws`.
+    #[arg(long, value_enum, default_value = "local")]
+    target: TargetName,
+    /// Only these tenants (comma-separated ids; default: every tenant).
+    #[arg(long = "tenant", value_delimiter = ',')]
+    tenants: Vec<String>,
+    /// Also delete what is no longer declared: removed clients' keys and
+    /// the stacks of tenants whose file is gone (tables need --delete-data).
+    #[arg(long)]
+    prune: bool,
+    /// With --prune: delete orphaned tenants' tables and data too.
+    #[arg(long, requires = "prune")]
+    delete_data: bool,
+    /// Output as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Scope {
+    fn options(&self) -> Options {
+        Options {
+            tenants: self.tenants.iter().cloned().collect(),
+            prune: self.prune,
+            delete_data: self.delete_data,
+        }
+    }
+}
+
+fn local_unavailable(command: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "`apifactory {command} --target local` is not available in this build; use --target aws"
+    )
 }
 
 fn main() -> ExitCode {
@@ -128,5 +213,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&format!("{doc}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plan { scope, aws } => match scope.target {
+            TargetName::Aws => {
+                apifactory::aws::cli::plan(&cli.tenants, &scope.options(), scope.json, &aws)
+            }
+            TargetName::Local => local_unavailable("plan"),
+        },
+        Command::Apply {
+            scope,
+            concurrency,
+            aws,
+        } => match scope.target {
+            TargetName::Aws => apifactory::aws::cli::apply(
+                &cli.tenants,
+                &scope.options(),
+                scope.json,
+                concurrency,
+                &aws,
+            ),
+            TargetName::Local => local_unavailable("apply"),
+        },
+        Command::Destroy {
+            target,
+            tenant,
+            delete_data,
+            json,
+            aws,
+        } => match target {
+            TargetName::Aws => {
+                apifactory::aws::cli::destroy(&cli.tenants, &tenant, delete_data, json, &aws)
+            }
+            TargetName::Local => local_unavailable("destroy"),
+        },
     }
 }

@@ -480,6 +480,7 @@ impl LocalState {
                 Ok((generation as u64, rows, keys))
             })
             .await?;
+        #[allow(clippy::type_complexity)]
         let mut by_tenant: BTreeMap<String, Vec<(Kind, String, Attrs, Option<String>)>> =
             BTreeMap::new();
         for (tenant, kind, name, attrs, payload) in rows {
@@ -566,30 +567,28 @@ fn read_keys(c: &rusqlite::Connection) -> Result<Vec<KeyRecord>, StoreError> {
     let mut stmt = c
         .prepare("SELECT id, tenant, client, name, hash, enabled, origin, created, expires, last_used FROM api_keys ORDER BY tenant, client, created")
         .map_err(sql)?;
-    let rows = stmt
-        .query_map([], |r| {
-            let hash: Vec<u8> = r.get(4)?;
-            let mut h = [0u8; 32];
-            if hash.len() == 32 {
-                h.copy_from_slice(&hash);
-            }
-            Ok(KeyRecord {
-                id: r.get(0)?,
-                tenant: r.get(1)?,
-                client: r.get(2)?,
-                name: r.get(3)?,
-                hash: h,
-                enabled: r.get(5)?,
-                origin: r.get(6)?,
-                created: r.get(7)?,
-                expires: r.get(8)?,
-                last_used: r.get(9)?,
-            })
+    stmt.query_map([], |r| {
+        let hash: Vec<u8> = r.get(4)?;
+        let mut h = [0u8; 32];
+        if hash.len() == 32 {
+            h.copy_from_slice(&hash);
+        }
+        Ok(KeyRecord {
+            id: r.get(0)?,
+            tenant: r.get(1)?,
+            client: r.get(2)?,
+            name: r.get(3)?,
+            hash: h,
+            enabled: r.get(5)?,
+            origin: r.get(6)?,
+            created: r.get(7)?,
+            expires: r.get(8)?,
+            last_used: r.get(9)?,
         })
-        .map_err(sql)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql);
-    rows
+    })
+    .map_err(sql)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(sql)
 }
 
 fn bump(c: &rusqlite::Connection) -> Result<(), StoreError> {
