@@ -103,7 +103,7 @@ struct Scope {
     target: TargetName,
     /// Only these tenants (comma-separated ids; default: every tenant).
     #[arg(long = "tenant", value_delimiter = ',')]
-    tenants: Vec<String>,
+    only: Vec<String>,
     /// Also delete what is no longer declared: removed clients' keys and
     /// the stacks of tenants whose file is gone (tables need --delete-data).
     #[arg(long)]
@@ -119,7 +119,7 @@ struct Scope {
 impl Scope {
     fn options(&self) -> Options {
         Options {
-            tenants: self.tenants.iter().cloned().collect(),
+            tenants: self.only.iter().cloned().collect(),
             prune: self.prune,
             delete_data: self.delete_data,
         }

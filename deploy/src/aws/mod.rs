@@ -355,9 +355,14 @@ impl Scope {
     }
 }
 
-/// An SDK error with its whole chain of causes.
-pub fn fail<E: std::error::Error>(what: &str, e: E) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {}", DisplayErrorContext(&e))
+/// An SDK error, short: the service's error code and message when there is
+/// one, the whole chain of causes otherwise (connection failures, ...).
+pub fn fail<E: std::error::Error + ProvideErrorMetadata>(what: &str, e: E) -> anyhow::Error {
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {code}: {message}"),
+        (Some(code), None) => anyhow::anyhow!("{what}: {code}"),
+        _ => anyhow::anyhow!("{what}: {}", DisplayErrorContext(&e)),
+    }
 }
 
 /// Whether an SDK error carries one of these error codes.

@@ -219,8 +219,10 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
 }
 
 /// Access logging needs the account's API Gateway CloudWatch role. When the
-/// account has none, make one (trusting API Gateway, with AWS's managed
-/// push-to-CloudWatch policy) and set it. Checked once per run.
+/// account has none, make one (trusting API Gateway, allowed what AWS's
+/// push-to-CloudWatch managed policy allows) and set it. Checked once per
+/// run. This role is the account's, not a tenant's: API Gateway uses it for
+/// every API that logs.
 async fn ensure_logging_role(t: &AwsTarget) -> anyhow::Result<()> {
     t.logging_role
         .get_or_try_init(|| async {
@@ -265,17 +267,35 @@ async fn ensure_logging_role(t: &AwsTarget) -> anyhow::Result<()> {
                 Err(e) if is(&e, &["EntityAlreadyExists"]) => {}
                 Err(e) => return Err(fail(&format!("IAM CreateRole {LOGGING_ROLE}"), e)),
             }
+            // The permissions of AWS's managed policy
+            // AmazonAPIGatewayPushToCloudWatchLogs, inline: the same on every
+            // account and partition, and no dependency on managed policies.
+            let push = json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogGroups",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                        "logs:GetLogEvents",
+                        "logs:FilterLogEvents"
+                    ],
+                    "Resource": "*"
+                }]
+            })
+            .to_string();
             t.pacer.write(&[Family::Iam]).await;
             t.iam
-                .attach_role_policy()
+                .put_role_policy()
                 .role_name(LOGGING_ROLE)
-                .policy_arn(format!(
-                    "arn:{}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
-                    t.env.partition
-                ))
+                .policy_name("push-to-cloudwatch-logs")
+                .policy_document(push)
                 .send()
                 .await
-                .map_err(|e| fail(&format!("IAM AttachRolePolicy {LOGGING_ROLE}"), e))?;
+                .map_err(|e| fail(&format!("IAM PutRolePolicy {LOGGING_ROLE}"), e))?;
             let arn = t.env.role_arn(LOGGING_ROLE);
             // A new role takes a few seconds to be assumable everywhere.
             super::wait_for(
