@@ -1012,4 +1012,37 @@ async fn an_apply_killed_midway_converges_on_the_next_run_without_duplicates() {
     );
     let p: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(p["actions"], serde_json::json!([]), "{p}");
+
+    // `apifactory destroy --delete-data` takes the table too (its deletion
+    // protection is turned off first), though the tenant file is still
+    // there.
+    let out = apifactory(
+        &fleet,
+        &[
+            "destroy",
+            "--target",
+            "aws",
+            "--tenant",
+            &clinic,
+            "--delete-data",
+        ],
+        "off",
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gone = target.observe(&[clinic.clone()].into()).await.unwrap();
+    assert!(gone.resources.is_empty(), "{:?}", gone.resources.keys());
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    assert!(
+        ddb.describe_table()
+            .table_name(names::table(&clinic))
+            .send()
+            .await
+            .is_err()
+    );
 }
