@@ -275,14 +275,17 @@ pub async fn ready(t: &AwsTarget, name: &str) -> anyhow::Result<Current> {
         &format!("function {name} to be ready"),
         Duration::from_secs(600),
         || async {
+            // GetFunction has its own, higher limit than the control plane.
             t.pacer.read(GET_FUNCTION).await;
             let c = t
                 .lambda
-                .get_function_configuration()
+                .get_function()
                 .function_name(name)
                 .send()
                 .await
-                .map_err(|e| fail(&format!("Lambda GetFunctionConfiguration {name}"), e))?;
+                .map_err(|e| fail(&format!("Lambda GetFunction {name}"), e))?
+                .configuration
+                .ok_or_else(|| anyhow::anyhow!("Lambda GetFunction {name}: no configuration"))?;
             if c.last_update_status() == Some(&LastUpdateStatus::Failed)
                 || c.state() == Some(&State::Failed)
             {

@@ -31,9 +31,9 @@ pub enum Family {
     /// CreateApiKey, DeleteApiKey.
     ApiKeyWrite,
     GetResources,
-    /// Every Lambda control-plane call but GetFunction(Configuration).
+    /// Every Lambda control-plane call but GetFunction.
     Lambda,
-    /// GetFunction, GetFunctionConfiguration.
+    /// GetFunction (how apply waits for a function's update to finish).
     LambdaGetFunction,
     Iam,
     Logs,
