@@ -1,13 +1,23 @@
 //! `apifactory`: one tenant file per client in, a running API per client out.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use apifactory::apply::{Lines, Progress, Quiet, apply};
 use apifactory::aws::cli::AwsArgs;
+use apifactory::desired::desired;
+use apifactory::local::up::{Up, secrets_table, up};
+use apifactory::local::{LocalCode, LocalState, LocalTarget};
 use apifactory::openapi;
-use apifactory::plan::Options;
+use apifactory::plan::{Options, plan};
+use apifactory::target::Target;
+use apifactory::tenants::TenantSet;
 
 /// Run many clients' CRUD APIs from one tenant file each.
 #[derive(Parser)]
@@ -25,17 +35,44 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetName {
+    /// Every tenant on this machine (`apifactory up` serves them).
+    Local,
+    /// Amazon Web Services.
+    Aws,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Where to deploy. `local` is the default, so nothing touches AWS by accident.
+    #[arg(long, value_enum, default_value = "local")]
+    target: TargetName,
+    /// The local target's data directory.
+    #[arg(long, default_value = ".apifactory", env = "APIFACTORY_DATA_DIR")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Args)]
+struct Scope {
+    /// Only these tenants (comma-separated ids); all when left out.
+    #[arg(long, value_delimiter = ',')]
+    tenant: Vec<String>,
+    /// Delete what is no longer declared: removed clients' keys (otherwise
+    /// only disabled) and the resources of tenants whose file is gone.
+    #[arg(long)]
+    prune: bool,
+    /// Allow deleting tables, and so data.
+    #[arg(long)]
+    delete_data: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check every tenant file and the set of them; exit non-zero on any error.
     Validate,
-    /// Validate every tenant, then run a short scripted session against one
-    /// tenant's API through the real runtime on an embedded store.
-    Demo {
-        /// The tenant id (the file stem).
-        #[arg(default_value = "acme")]
-        tenant: String,
-    },
     /// Print the OpenAPI 3 document of one tenant's API.
     Openapi {
         /// The tenant id (the file stem).
@@ -47,94 +84,162 @@ enum Command {
         #[arg(long, default_value = "123456789012")]
         account: String,
     },
-    /// Show what apply would do on a target: + create, ~ change (with the
-    /// fields), - delete, and orphans. Reads only.
+    /// Show what apply would create (+), change (~) and delete (-). Reads only.
     Plan {
         #[command(flatten)]
-        scope: Scope,
-        #[command(flatten)]
-        aws: AwsArgs,
-    },
-    /// Make the target match the tenant files: every tenant (or those
-    /// named) in parallel, a summary at the end; exits non-zero if any
-    /// tenant failed.
-    Apply {
+        target: TargetArgs,
         #[command(flatten)]
         scope: Scope,
-        /// Tenants applied at the same time.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        #[command(flatten)]
-        aws: AwsArgs,
-    },
-    /// Remove one tenant's stack in reverse order; its table (and data)
-    /// stays unless --delete-data.
-    Destroy {
-        /// Where: `local` (the default) or `aws`.
-        #[arg(long, value_enum, default_value = "local")]
-        target: TargetName,
-        /// The tenant id.
-        #[arg(long)]
-        tenant: String,
-        /// Delete the table and every item in it too.
-        #[arg(long)]
-        delete_data: bool,
-        /// The result as JSON.
+        /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Make the target match the tenant files. No --tenant: every tenant.
+    Apply {
         #[command(flatten)]
-        aws: AwsArgs,
+        target: TargetArgs,
+        #[command(flatten)]
+        scope: Scope,
+        /// How many tenants to apply at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a tenant's resources in reverse order; its table (and data)
+    /// stays unless --delete-data.
+    Destroy {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The tenant to remove.
+        #[arg(long, required = true)]
+        tenant: String,
+        /// Delete the table and its data too.
+        #[arg(long)]
+        delete_data: bool,
+    },
+    /// Apply every tenant to the local target and serve them all the way
+    /// API Gateway would (keys, throttling, quotas, stages, domains).
+    Up {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4570")]
+        listen: SocketAddr,
+        /// The local target's data directory.
+        #[arg(long, default_value = ".apifactory", env = "APIFACTORY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Re-plan and apply when a tenant file is added, edited or removed.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Print a tenant's access and function logs from the local target.
+    Logs {
+        /// The tenant id.
+        tenant: String,
+        /// Keep printing new lines as they come.
+        #[arg(long, short)]
+        follow: bool,
+        /// The local target's data directory.
+        #[arg(long, default_value = ".apifactory", env = "APIFACTORY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Per-client API keys: list, create, rotate, disable, enable, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Validate every tenant, then run a short scripted session against one
+    /// tenant's API through the real runtime on an embedded store.
+    Demo {
+        /// The tenant id (the file stem).
+        #[arg(default_value = "acme")]
+        tenant: String,
     },
 }
 
-/// Where plan, apply and destroy act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum TargetName {
-    /// This machine's data directory (nothing touches AWS by accident).
-    Local,
-    /// The AWS account and region of the default credential chain.
-    Aws,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-struct Scope {
-    /// Where: `local` (the default) or `aws`.
-    #[arg(long, value_enum, default_value = "local")]
-    target: TargetName,
-    /// Only these tenants (comma-separated ids; default: every tenant).
-    #[arg(long = "tenant", value_delimiter = ',')]
-    only: Vec<String>,
-    /// Also delete what is no longer declared: removed clients' keys and
-    /// the stacks of tenants whose file is gone (tables need --delete-data).
-    #[arg(long)]
-    prune: bool,
-    /// With --prune: delete orphaned tenants' tables and data too.
-    #[arg(long, requires = "prune")]
-    delete_data: bool,
-    /// Output as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-impl Scope {
-    fn options(&self) -> Options {
-        Options {
-            tenants: self.only.iter().cloned().collect(),
-            prune: self.prune,
-            delete_data: self.delete_data,
-        }
-    }
-}
-
-fn local_unavailable(command: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "`apifactory {command} --target local` is not available in this build; use --target aws"
-    )
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every key with its client, id, state and dates; never a value.
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An ad-hoc key for a client, on the tenant's usage plan. The value is
+    /// printed once, here.
+    Create {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        client: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new key for the client; the old one keeps working for the grace
+    /// period, then stops.
+    Rotate {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        client: String,
+        /// How long the old key keeps working: 90s, 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = apifactory::keys::parse_duration)]
+        grace: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The key stops working until enabled again.
+    Disable {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        key_id: String,
+    },
+    /// A disabled key works again.
+    Enable {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        key_id: String,
+    },
+    /// Deletes the key.
+    Revoke {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        key_id: String,
+    },
+    /// Disables keys whose rotation grace period has ended.
+    Expire {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("APIFACTORY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
-    match run(cli) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -147,13 +252,25 @@ fn main() -> ExitCode {
 /// output quietly instead of panicking.
 fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn local_only(target: TargetName) -> anyhow::Result<()> {
+    match target {
+        TargetName::Local => Ok(()),
+        TargetName::Aws => {
+            anyhow::bail!(
+                "this command works on the local target only; AWS keys: see `apifactory apply --target aws`"
+            )
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
             Ok(tenants) => {
@@ -183,25 +300,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Demo { tenant } => {
-            let tenants = runtime::tenant::load_dir(&cli.tenants)?;
-            print(&format!("{} tenant file(s) valid\n\n", tenants.len()))?;
-            let t = tenants
-                .into_iter()
-                .find(|t| t.id == tenant)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("no tenant {tenant:?} in {}", cli.tenants.display())
-                })?;
-            let dir = std::env::temp_dir().join(format!("apifactory-demo-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let result = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(apifactory::demo::run(t, &dir));
-            let _ = std::fs::remove_dir_all(&dir);
-            print(&result?)?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Openapi {
             tenant,
             region,
@@ -213,37 +311,274 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&format!("{doc}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { scope, aws } => match scope.target {
-            TargetName::Aws => {
-                apifactory::aws::cli::plan(&cli.tenants, &scope.options(), scope.json, &aws)
+        Command::Plan {
+            target,
+            scope,
+            json,
+        } => {
+            if target.target == TargetName::Aws {
+                let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
+                return apifactory::aws::cli::plan(&cli.tenants, &opts, json, &target.aws).await;
             }
-            TargetName::Local => local_unavailable("plan"),
-        },
+            let set = TenantSet::load(&cli.tenants)?;
+            let state = LocalState::open(&target.data_dir).await?;
+            let t = LocalTarget::new(state);
+            let opts = options(&scope, &set)?;
+            let d = desired(&set.tenants, &set.sources, &LocalCode);
+            let p = plan(&d, &t.observe(&BTreeSet::new()).await?, &opts);
+            if json {
+                print(&format!("{}\n", serde_json::to_string_pretty(&p)?))?;
+            } else {
+                print(&format!("{p}\n"))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Apply {
+            target,
             scope,
             concurrency,
-            aws,
-        } => match scope.target {
-            TargetName::Aws => apifactory::aws::cli::apply(
-                &cli.tenants,
-                &scope.options(),
-                scope.json,
-                concurrency,
-                &aws,
-            ),
-            TargetName::Local => local_unavailable("apply"),
-        },
+            json,
+        } => {
+            if target.target == TargetName::Aws {
+                let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
+                return apifactory::aws::cli::apply(
+                    &cli.tenants,
+                    &opts,
+                    json,
+                    concurrency,
+                    &target.aws,
+                )
+                .await;
+            }
+            let set = TenantSet::load(&cli.tenants)?;
+            let state = LocalState::open(&target.data_dir).await?;
+            let t = Arc::new(LocalTarget::new(state));
+            let opts = options(&scope, &set)?;
+            let d = desired(&set.tenants, &set.sources, &LocalCode);
+            let p = plan(&d, &t.observe(&BTreeSet::new()).await?, &opts);
+            let progress: Arc<dyn Progress> = if json {
+                Arc::new(Quiet)
+            } else {
+                Arc::new(Lines)
+            };
+            if !json {
+                print(&format!("{p}\n"))?;
+            }
+            let report = apply(&p, Arc::new(d), t, concurrency, progress).await;
+            if json {
+                print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            } else {
+                let secrets = secrets_table(&report.secrets().collect::<Vec<_>>());
+                print(&format!("{secrets}{report}\n"))?;
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Destroy {
             target,
             tenant,
             delete_data,
-            json,
-            aws,
-        } => match target {
-            TargetName::Aws => {
-                apifactory::aws::cli::destroy(&cli.tenants, &tenant, delete_data, json, &aws)
+        } => {
+            if target.target == TargetName::Aws {
+                return apifactory::aws::cli::destroy(
+                    &cli.tenants,
+                    &tenant,
+                    delete_data,
+                    false,
+                    &target.aws,
+                )
+                .await;
             }
-            TargetName::Local => local_unavailable("destroy"),
-        },
+            let set = TenantSet::load(&cli.tenants).unwrap_or_default();
+            let state = LocalState::open(&target.data_dir).await?;
+            let t = Arc::new(LocalTarget::new(state));
+            // Everything but this tenant is desired; it is planned away.
+            let others: Vec<_> = set
+                .tenants
+                .iter()
+                .filter(|x| x.id != tenant)
+                .cloned()
+                .collect();
+            let d = desired(&others, &set.sources, &LocalCode);
+            let opts = Options {
+                tenants: [tenant.clone()].into(),
+                prune: true,
+                delete_data,
+                ..Options::default()
+            };
+            let p = plan(&d, &t.observe(&opts.tenants).await?, &opts);
+            if p.is_empty() && p.kept.is_empty() {
+                print(&format!("Nothing of tenant {tenant} is deployed.\n"))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            print(&format!("{p}\n"))?;
+            let report = apply(&p, Arc::new(d), t, 1, Arc::new(Lines)).await;
+            print(&format!("{report}\n"))?;
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Up {
+            listen,
+            data_dir,
+            watch,
+        } => {
+            let state = LocalState::open(&data_dir).await?;
+            up(
+                state,
+                Up {
+                    listen,
+                    tenants: cli.tenants,
+                    watch,
+                },
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs {
+            tenant,
+            follow,
+            data_dir,
+        } => {
+            let path = data_dir.join("logs").join(format!("{tenant}.log"));
+            let mut offset = 0u64;
+            loop {
+                match std::fs::read(&path) {
+                    Ok(bytes) if (bytes.len() as u64) > offset => {
+                        print(&String::from_utf8_lossy(&bytes[offset as usize..]))?;
+                        offset = bytes.len() as u64;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        anyhow::bail!("no logs for tenant {tenant} in {} yet", data_dir.display())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Command::Keys { command } => keys(command).await,
+        Command::Demo { tenant } => {
+            let tenants = runtime::tenant::load_dir(&cli.tenants)?;
+            print(&format!("{} tenant file(s) valid\n\n", tenants.len()))?;
+            let t = tenants
+                .into_iter()
+                .find(|t| t.id == tenant)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no tenant {tenant:?} in {}", cli.tenants.display())
+                })?;
+            let dir = std::env::temp_dir().join(format!("apifactory-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let result = apifactory::demo::run(t, &dir).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            print(&result?)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    use apifactory::keys::{KeyStore, KeyTable};
+    let target = match &command {
+        KeysCommand::List { target, .. }
+        | KeysCommand::Create { target, .. }
+        | KeysCommand::Rotate { target, .. }
+        | KeysCommand::Disable { target, .. }
+        | KeysCommand::Enable { target, .. }
+        | KeysCommand::Revoke { target, .. }
+        | KeysCommand::Expire { target } => target,
+    };
+    local_only(target.target)?;
+    let store = LocalState::open(&target.data_dir).await?;
+    match command {
+        KeysCommand::List { tenant, json, .. } => {
+            let keys = store.list(tenant.as_deref()).await?;
+            if json {
+                print(&format!("{}\n", serde_json::to_string_pretty(&keys)?))?;
+            } else {
+                print(&format!("{}\n", KeyTable(&keys)))?;
+            }
+        }
+        KeysCommand::Create {
+            tenant,
+            client,
+            json,
+            ..
+        } => {
+            let s = store.create(&tenant, &client).await?;
+            if json {
+                print(&format!("{}\n", serde_json::to_string(&s)?))?;
+            } else {
+                print(&secrets_table(&[&s]))?;
+            }
+        }
+        KeysCommand::Rotate {
+            tenant,
+            client,
+            grace,
+            json,
+            ..
+        } => {
+            let r = store.rotate(&tenant, &client, grace).await?;
+            if json {
+                print(&format!("{}\n", serde_json::to_string(&r)?))?;
+            } else {
+                print(&format!(
+                    "{}The old key {} keeps working until {}.\n",
+                    secrets_table(&[&r.new]),
+                    r.old_id,
+                    r.old_expires
+                ))?;
+            }
+        }
+        KeysCommand::Disable { tenant, key_id, .. } => {
+            store.set_enabled(&tenant, &key_id, false).await?;
+            print(&format!("Key {key_id} of {tenant} disabled.\n"))?;
+        }
+        KeysCommand::Enable { tenant, key_id, .. } => {
+            store.set_enabled(&tenant, &key_id, true).await?;
+            print(&format!("Key {key_id} of {tenant} enabled.\n"))?;
+        }
+        KeysCommand::Revoke { tenant, key_id, .. } => {
+            store.revoke(&tenant, &key_id).await?;
+            print(&format!("Key {key_id} of {tenant} revoked (deleted).\n"))?;
+        }
+        KeysCommand::Expire { .. } => {
+            let ids = store.expire().await?;
+            print(&format!(
+                "{} expired key(s) disabled{}\n",
+                ids.len(),
+                if ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", ids.join(", "))
+                }
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plan options from the command line; unknown tenant ids are an error.
+fn options(scope: &Scope, set: &TenantSet) -> anyhow::Result<Options> {
+    for id in &scope.tenant {
+        if set.get(id).is_none() {
+            anyhow::bail!("no tenant {id:?} among the tenant files");
+        }
+    }
+    Ok(Options {
+        tenants: scope.tenant.iter().cloned().collect(),
+        prune: scope.prune,
+        prune_tenants: false,
+        delete_data: scope.delete_data,
+    })
 }

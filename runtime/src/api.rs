@@ -467,12 +467,17 @@ fn route(c: &Collection, req: &ApiGatewayProxyRequest) -> Option<Route> {
         "" | "/" => Some(Route::Collection),
         _ => {
             let id = rest.strip_prefix('/')?;
-            (!id.contains('/')).then(|| Route::Item(percent_decode(id)))
+            (!id.contains('/')).then(|| Route::Item(percent_decode(id).into_owned()))
         }
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decodes (`+` stays `+`, as API Gateway leaves it); malformed
+/// escapes are kept as they are and bytes that are not UTF-8 become U+FFFD.
+pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -488,7 +493,10 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match String::from_utf8(out) {
+        Ok(s) => std::borrow::Cow::Owned(s),
+        Err(e) => std::borrow::Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {

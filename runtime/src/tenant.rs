@@ -188,7 +188,7 @@ mod raw {
         pub collection: CollectionSection,
         #[serde(default)]
         pub functions: Option<FunctionsSection>,
-        pub usage_plan: UsagePlanSection,
+        pub usage_plan: Option<UsagePlanSection>,
         pub domain: Option<DomainSection>,
         pub logs: Option<LogsSection>,
         #[serde(default)]
@@ -309,22 +309,37 @@ mod raw {
 impl Tenant {
     /// Reads and checks one tenant file.
     pub fn load(path: &Path) -> Result<Tenant, TenantErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| TenantError {
-            path: path.to_owned(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            expected: "a readable UTF-8 file".into(),
-            found: e.to_string(),
-        })?;
+        let text = read(path)?;
         Tenant::parse(path, &text)
     }
 
     /// Parses and checks the text of one tenant file; `path` names it in
     /// errors and gives the tenant id (its stem).
     pub fn parse(path: &Path, text: &str) -> Result<Tenant, TenantErrors> {
+        Tenant::parse_with(path, text, true)
+    }
+
+    /// Reads the tenant file a function ships with (`tenant.toml` in its
+    /// package): only what the function needs, so it may leave out the
+    /// usage plan, domain, logs and clients.
+    pub fn load_package(path: &Path) -> Result<Tenant, TenantErrors> {
+        let text = read(path)?;
+        Tenant::parse_package(path, &text)
+    }
+
+    /// Parses a function's tenant file (see `load_package`).
+    pub fn parse_package(path: &Path, text: &str) -> Result<Tenant, TenantErrors> {
+        Tenant::parse_with(path, text, false)
+    }
+
+    fn parse_with(path: &Path, text: &str, whole_file: bool) -> Result<Tenant, TenantErrors> {
         let src = Source::new(path, text);
         let raw: raw::File = toml::from_str(text).map_err(|e| serde_error(&src, &e))?;
+        if whole_file && raw.usage_plan.is_none() {
+            return Err(src
+                .key("usage_plan", "a value for `usage_plan`", "nothing")
+                .into());
+        }
         Tenant::from_raw(&src, raw)
     }
 
@@ -469,8 +484,13 @@ impl Tenant {
             );
         }
 
-        // Usage plan.
-        let u = raw.usage_plan;
+        // Usage plan (a function's package leaves it out: the gateway
+        // enforces it, not the function).
+        let u = raw.usage_plan.unwrap_or(raw::UsagePlanSection {
+            rate: 1.0,
+            burst: 1,
+            quota: None,
+        });
         if !(u.rate.is_finite() && u.rate > 0.0 && u.rate <= 10_000.0) {
             r.key(
                 "usage_plan.rate",
@@ -601,6 +621,18 @@ impl Tenant {
             clients,
         })
     }
+}
+
+/// A tenant file's text, or why it cannot be read.
+fn read(path: &Path) -> Result<String, TenantError> {
+    std::fs::read_to_string(path).map_err(|e| TenantError {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        expected: "a readable UTF-8 file".into(),
+        found: e.to_string(),
+    })
 }
 
 type Problems = Vec<(String, String, String)>;

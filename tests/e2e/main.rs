@@ -2,4 +2,6 @@
 mod aws;
 mod bootstrap;
 mod cli;
+mod keys;
 mod store_conformance;
+mod up;

@@ -4,6 +4,8 @@
 //! builds every binary first. A test that needs either and finds it missing
 //! fails with a message saying so: it never skips silently.
 
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;

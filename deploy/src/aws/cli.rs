@@ -45,23 +45,11 @@ impl AwsArgs {
     }
 }
 
-/// The tenant files of a directory, and their text.
+/// The tenant files of a directory, and the package each one's functions
+/// ship with.
 fn load(dir: &Path) -> anyhow::Result<(Vec<runtime::Tenant>, BTreeMap<String, String>)> {
-    let tenants = runtime::tenant::load_dir(dir).map_err(|errors| {
-        let lines: Vec<String> = errors.0.iter().map(|e| format!("error: {e}")).collect();
-        anyhow::anyhow!(
-            "{}\n{} error(s) in the tenant files",
-            lines.join("\n"),
-            lines.len()
-        )
-    })?;
-    let mut sources = BTreeMap::new();
-    for t in &tenants {
-        let text = std::fs::read_to_string(&t.path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", t.path.display()))?;
-        sources.insert(t.id.clone(), text);
-    }
-    Ok((tenants, sources))
+    let set = crate::tenants::TenantSet::load(dir)?;
+    Ok((set.tenants, set.sources))
 }
 
 /// The artifact to deploy: the given one, or a fresh release build.
@@ -109,12 +97,6 @@ async fn target(args: &AwsArgs, package: Option<Package>) -> anyhow::Result<AwsT
     let pace = Pace::from_env().map_err(|e| anyhow::anyhow!(e))?;
     let config = args.connect().sdk_config().await;
     AwsTarget::new(&config, pace, package).await
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 /// Writes to stdout; a closed pipe ends the output quietly.
@@ -168,36 +150,37 @@ async fn prepare(
 }
 
 /// `apifactory plan --target aws`: reads only.
-pub fn plan(dir: &Path, opts: &Options, json: bool, args: &AwsArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let (_, _, p) = prepare(dir, opts, args, |_| true).await?;
-        if json {
-            print(&format!("{}\n", serde_json::to_string_pretty(&p)?))?;
-        } else {
-            print(&format!("{p}\n"))?;
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+pub async fn plan(
+    dir: &Path,
+    opts: &Options,
+    json: bool,
+    args: &AwsArgs,
+) -> anyhow::Result<ExitCode> {
+    let (_, _, p) = prepare(dir, opts, args, |_| true).await?;
+    if json {
+        print(&format!("{}\n", serde_json::to_string_pretty(&p)?))?;
+    } else {
+        print(&format!("{p}\n"))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `apifactory apply --target aws`: every tenant (or those named) in
 /// parallel; one tenant's failure does not stop the others.
-pub fn apply(
+pub async fn apply(
     dir: &Path,
     opts: &Options,
     json: bool,
     concurrency: usize,
     args: &AwsArgs,
 ) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let (d, target, p) = prepare(dir, opts, args, |_| true).await?;
-        execute(d, target, p, json, concurrency).await
-    })
+    let (d, target, p) = prepare(dir, opts, args, |_| true).await?;
+    execute(d, target, p, json, concurrency).await
 }
 
 /// `apifactory destroy --target aws --tenant X`: the tenant's stack in
 /// reverse order; its table (and data) stays unless `delete_data`.
-pub fn destroy(
+pub async fn destroy(
     dir: &Path,
     tenant: &str,
     delete_data: bool,
@@ -208,12 +191,11 @@ pub fn destroy(
         tenants: [tenant.to_owned()].into(),
         prune: true,
         delete_data,
+        ..Options::default()
     };
-    runtime()?.block_on(async {
-        // The tenant's file may still be there: plan as if it were gone.
-        let (d, target, p) = prepare(dir, &opts, args, |t| t.id != tenant).await?;
-        execute(d, target, p, json, 1).await
-    })
+    // The tenant's file may still be there: plan as if it were gone.
+    let (d, target, p) = prepare(dir, &opts, args, |t| t.id != tenant).await?;
+    execute(d, target, p, json, 1).await
 }
 
 async fn execute(
@@ -254,17 +236,7 @@ async fn execute(
 
 fn print_secrets(report: &Report) -> anyhow::Result<()> {
     let secrets: Vec<_> = report.secrets().collect();
-    if secrets.is_empty() {
-        return Ok(());
-    }
-    let mut out = String::from("\nAPI keys (shown once: hand each to its client now):\n");
-    for s in secrets {
-        out += &format!(
-            "  {:<16} {:<20} {:<12} {}\n",
-            s.tenant, s.client, s.id, s.value
-        );
-    }
-    print(&out)
+    print(&crate::local::up::secrets_table(&secrets))
 }
 
 /// One progress bar per tenant, on a terminal.

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod state;
 pub mod target;
+pub mod up;
 
 pub use state::LocalState;
 pub use target::{LocalCode, LocalTarget};

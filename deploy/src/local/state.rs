@@ -357,6 +357,55 @@ impl LocalState {
             .await?)
     }
 
+    /// Rotates a key: a new key takes over its name (so the tenant file's
+    /// client keeps its identity), and the old one is renamed, marked
+    /// `rotated`, and stops working at `expires` (Unix seconds). One
+    /// transaction: there is never a moment with neither key working.
+    pub async fn rotate_key(
+        &self,
+        old_id: &str,
+        expires: i64,
+    ) -> anyhow::Result<(KeyRecord, String)> {
+        let value = new_key_value()?;
+        let new_id = new_key_id()?;
+        let hash = hash_key(&value);
+        let created = now_rfc3339();
+        let old_id = old_id.to_owned();
+        let (id, h, c) = (new_id.clone(), hash, created.clone());
+        self.db
+            .write(move |conn| {
+                let (tenant, client, name, origin): (String, String, String, String) = conn
+                    .query_row(
+                        "SELECT tenant, client, name, origin FROM api_keys WHERE id = ?1",
+                        [&old_id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()
+                    .map_err(sql)?
+                    .ok_or_else(|| StoreError::Backend(format!("no key with id {old_id}")))?;
+                conn.execute(
+                    "UPDATE api_keys SET name = ?2, origin = 'rotated', expires = ?3 WHERE id = ?1",
+                    params![old_id, format!("{name}-rotated-{old_id}"), expires],
+                )
+                .map_err(sql)?;
+                conn.execute(
+                    "INSERT INTO api_keys (id, tenant, client, name, hash, enabled, origin, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
+                    params![id, tenant, client, name, h.to_vec(), origin, c],
+                )
+                .map_err(sql)?;
+                bump(conn)
+            })
+            .await?;
+        let record = self
+            .keys()
+            .await?
+            .into_iter()
+            .find(|k| k.id == new_id)
+            .ok_or_else(|| anyhow::anyhow!("the rotated key {new_id} is missing"))?;
+        Ok((record, value))
+    }
+
     /// Deletes a key and its quota counters; false when there is no such key.
     pub async fn delete_key(&self, id_or_name: &str) -> anyhow::Result<bool> {
         let key = id_or_name.to_owned();
@@ -480,9 +529,7 @@ impl LocalState {
                 Ok((generation as u64, rows, keys))
             })
             .await?;
-        #[allow(clippy::type_complexity)]
-        let mut by_tenant: BTreeMap<String, Vec<(Kind, String, Attrs, Option<String>)>> =
-            BTreeMap::new();
+        let mut by_tenant: BTreeMap<String, Vec<Row>> = BTreeMap::new();
         for (tenant, kind, name, attrs, payload) in rows {
             let (Some(kind), Ok(attrs)) =
                 (Kind::parse(&kind), serde_json::from_str::<Attrs>(&attrs))
@@ -508,15 +555,15 @@ impl LocalState {
     }
 }
 
+/// A deployed resource: kind, name, attributes, payload.
+type Row = (Kind, String, Attrs, Option<String>);
+
 /// Assembles a served tenant from its deployed resources, or `None` while
 /// it is not fully deployed (no function source, API, stage or plan).
-fn deployed_tenant(
-    id: &str,
-    resources: &[(Kind, String, Attrs, Option<String>)],
-) -> Option<DeployedTenant> {
+fn deployed_tenant(id: &str, resources: &[Row]) -> Option<DeployedTenant> {
     let of = |kind| resources.iter().filter(move |(k, ..)| *k == kind);
     let source = of(Kind::Function).find_map(|(.., payload)| payload.clone())?;
-    let tenant = Tenant::parse(Path::new(&format!("{id}.toml")), &source).ok()?;
+    let tenant = Tenant::parse_package(Path::new(&format!("{id}.toml")), &source).ok()?;
     of(Kind::Api).next()?;
     let (_, stage, ..) = of(Kind::Stage).next()?;
     let (_, _, plan, _) = of(Kind::UsagePlan).next()?;

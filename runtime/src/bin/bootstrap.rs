@@ -51,7 +51,7 @@ async fn main() -> Result<(), Error> {
 
 async fn init() -> Result<Api<DynamoStore>, String> {
     let root = PathBuf::from(std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into()));
-    let tenant = Tenant::load(&root.join("tenant.toml")).map_err(|e| e.to_string())?;
+    let tenant = Tenant::load_package(&root.join("tenant.toml")).map_err(|e| e.to_string())?;
     let table = std::env::var("APIFACTORY_TABLE").unwrap_or_else(|_| names::table(&tenant.id));
     let only = match std::env::var("APIFACTORY_OPERATION") {
         Ok(op) => Some(Operation::parse(&op).ok_or_else(|| {

@@ -1,0 +1,213 @@
+//! Pure helpers of the gateway's routing: host and path parsing, percent
+//! decoding, query strings. None of them allocates unless it must, and none
+//! panics on any input.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use aws_lambda_events::query_map::QueryMap;
+use http::Method;
+use runtime::Operation;
+
+/// The host name of a `Host` header: without the port, the brackets of an
+/// IPv6 literal kept, a trailing dot dropped.
+pub(super) fn host_name(host: &str) -> &str {
+    let name = if host.starts_with('[') {
+        host.find(']').map_or(host, |i| &host[..=i])
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.strip_suffix('.').unwrap_or(name)
+}
+
+/// ASCII lowercase, borrowed when already lowercase.
+pub(super) fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// `/restapis/{tenant}/{stage}/_user_request_{rest}`: the tenant, the
+/// stage and the rest (empty or starting with `/` when well formed).
+pub(super) fn path_style(path: &str) -> Option<(&str, &str, &str)> {
+    let after = path.strip_prefix("/restapis/")?;
+    let (tenant, after) = after.split_once('/')?;
+    let (stage, after) = after.split_once('/')?;
+    let rest = after.strip_prefix("_user_request_")?;
+    Some((tenant, stage, rest))
+}
+
+/// The tenant label of `{tenant}.localhost` or
+/// `{tenant}.execute-api.localhost` (host name already without port and
+/// lowercased).
+pub(super) fn localhost_tenant(name: &str) -> Option<&str> {
+    let label = name.strip_suffix(".localhost")?;
+    let label = label.strip_suffix(".execute-api").unwrap_or(label);
+    (!label.is_empty() && !label.contains('.')).then_some(label)
+}
+
+/// `/{stage}{rest}`: the stage and the rest (empty or starting with `/`).
+pub(super) fn stage_and_rest(path: &str) -> Option<(&str, &str)> {
+    let p = path.strip_prefix('/')?;
+    Some(match p.find('/') {
+        Some(i) => (&p[..i], &p[i..]),
+        None => (p, ""),
+    })
+}
+
+/// The path under a base path mapping: `/{base}` followed by the end or
+/// by `/`. Base paths are case-sensitive, as on API Gateway.
+pub(super) fn strip_base<'a>(path: &'a str, base: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix('/')?.strip_prefix(base)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// Matches the rest of a path against the collection: `None` when it is
+/// neither `/{collection}` nor `/{collection}/{id}` (one non-empty
+/// segment), `Some(None)` for the collection, `Some(Some(raw id))` for an
+/// item.
+pub(super) fn split_rest<'a>(rest: &'a str, collection: &str) -> Option<Option<&'a str>> {
+    let r = rest.strip_prefix('/')?;
+    match r.split_once('/') {
+        None => (r == collection).then_some(None),
+        Some((c, id)) => {
+            (c == collection && !id.is_empty() && !id.contains('/')).then_some(Some(id))
+        }
+    }
+}
+
+/// The operation a method asks for on the collection or on an item.
+pub(super) fn operation(method: &Method, item: bool) -> Option<Operation> {
+    Some(match (item, method) {
+        (false, &Method::GET) => Operation::Search,
+        (false, &Method::POST) => Operation::Add,
+        (true, &Method::GET) => Operation::Get,
+        (true, &Method::PUT | &Method::PATCH) => Operation::Update,
+        (true, &Method::DELETE) => Operation::Delete,
+        _ => return None,
+    })
+}
+
+pub(super) use runtime::api::percent_decode;
+
+/// `queryStringParameters` (the last value of each name) and
+/// `multiValueQueryStringParameters` (every value), names and values
+/// percent-decoded. Empty names are skipped.
+pub(super) fn query(raw: Option<&str>) -> (QueryMap, QueryMap) {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return (QueryMap::default(), QueryMap::default());
+    };
+    let mut multi: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in raw.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(name);
+        if name.is_empty() {
+            continue;
+        }
+        multi
+            .entry(name.into_owned())
+            .or_default()
+            .push(percent_decode(value).into_owned());
+    }
+    if multi.is_empty() {
+        return (QueryMap::default(), QueryMap::default());
+    }
+    let single: HashMap<String, String> = multi
+        .iter()
+        .map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default()))
+        .collect();
+    (QueryMap::from(single), QueryMap::from(multi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_their_port_and_trailing_dot() {
+        assert_eq!(host_name("acme.localhost:8080"), "acme.localhost");
+        assert_eq!(host_name("api.acme.example.com."), "api.acme.example.com");
+        assert_eq!(host_name("[::1]:3000"), "[::1]");
+        assert_eq!(host_name("[::1"), "[::1");
+        assert_eq!(host_name("a:b:c"), "a:b:c");
+        assert_eq!(host_name(""), "");
+        assert_eq!(host_name(":"), "");
+        assert_eq!(host_name("é:ü"), "é:ü");
+        assert_eq!(localhost_tenant("acme.localhost"), Some("acme"));
+        assert_eq!(localhost_tenant("acme.execute-api.localhost"), Some("acme"));
+        assert_eq!(localhost_tenant(".localhost"), None);
+        assert_eq!(localhost_tenant("localhost"), None);
+        assert_eq!(localhost_tenant("a.b.localhost"), None);
+    }
+
+    #[test]
+    fn paths_split_into_stage_tenant_and_rest() {
+        assert_eq!(
+            path_style("/restapis/acme/prod/_user_request_/accounts/1"),
+            Some(("acme", "prod", "/accounts/1"))
+        );
+        assert_eq!(
+            path_style("/restapis/acme/prod/_user_request_"),
+            Some(("acme", "prod", ""))
+        );
+        assert_eq!(path_style("/restapis/acme/prod"), None);
+        assert_eq!(path_style("/restapis/acme/prod/other/x"), None);
+        assert_eq!(
+            stage_and_rest("/prod/accounts"),
+            Some(("prod", "/accounts"))
+        );
+        assert_eq!(stage_and_rest("/prod"), Some(("prod", "")));
+        assert_eq!(stage_and_rest("prod"), None);
+        assert_eq!(strip_base("/books-api/books", "books-api"), Some("/books"));
+        assert_eq!(strip_base("/books-api", "books-api"), Some(""));
+        assert_eq!(strip_base("/books-apix/books", "books-api"), None);
+        assert_eq!(strip_base("/Books-api/books", "books-api"), None);
+        assert_eq!(split_rest("/accounts", "accounts"), Some(None));
+        assert_eq!(
+            split_rest("/accounts/a%20b", "accounts"),
+            Some(Some("a%20b"))
+        );
+        assert_eq!(split_rest("/accounts/", "accounts"), None);
+        assert_eq!(split_rest("/accounts/a/b", "accounts"), None);
+        assert_eq!(split_rest("/other", "accounts"), None);
+        assert_eq!(split_rest("", "accounts"), None);
+        assert_eq!(split_rest("accounts", "accounts"), None);
+        assert_eq!(operation(&Method::PATCH, true), Some(Operation::Update));
+        assert_eq!(operation(&Method::PATCH, false), None);
+        assert_eq!(operation(&Method::HEAD, true), None);
+    }
+
+    #[test]
+    fn percent_decoding_never_panics_and_keeps_plus() {
+        assert_eq!(percent_decode("a+b%20c"), "a+b c");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("%41"), "A");
+        assert_eq!(percent_decode("x%41"), "xA");
+        assert_eq!(percent_decode("%zz%4g"), "%zz%4g");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+        assert_eq!(percent_decode("é%C3%A9"), "éé");
+        assert!(matches!(percent_decode("plain"), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn query_strings_keep_every_value_and_the_last_as_single() {
+        let (single, multi) = query(Some("a=1&a=2&b=x+y&c&%62=3&=z&&d=%zz"));
+        assert_eq!(single.first("a"), Some("2"));
+        assert_eq!(multi.all("a"), Some(vec!["1", "2"]));
+        assert_eq!(multi.all("b"), Some(vec!["x+y", "3"]));
+        assert_eq!(single.first("b"), Some("3"));
+        assert_eq!(single.first("c"), Some(""));
+        assert_eq!(single.first("d"), Some("%zz"));
+        assert_eq!(multi.all(""), None);
+        let (single, multi) = query(None);
+        assert!(single.is_empty() && multi.is_empty());
+        let (single, multi) = query(Some("&&"));
+        assert!(single.is_empty() && multi.is_empty());
+    }
+}

@@ -1,0 +1,186 @@
+//! `apifactory up`: apply every tenant to the local target, then serve them
+//! all with API Gateway's behaviour; with `--watch`, follow the tenant
+//! directory without a restart.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apply::{Quiet, Report, apply};
+use crate::desired::desired;
+use crate::local::gateway::Gateway;
+use crate::local::{LocalCode, LocalState, LocalTarget};
+use crate::plan::{Options, Plan, plan};
+use crate::target::{Secret, Target};
+use crate::tenants::{TenantSet, fingerprint};
+
+pub struct Up {
+    pub listen: SocketAddr,
+    pub tenants: PathBuf,
+    pub watch: bool,
+}
+
+/// Plans and applies a tenant set to the local target.
+pub async fn deploy(
+    set: &TenantSet,
+    target: &Arc<LocalTarget>,
+    opts: &Options,
+) -> anyhow::Result<(Plan, Report)> {
+    let d = desired(&set.tenants, &set.sources, &LocalCode);
+    let observed = target.observe(&BTreeSet::new()).await?;
+    let p = plan(&d, &observed, opts);
+    let report = apply(&p, Arc::new(d), target.clone(), 4, Arc::new(Quiet)).await;
+    Ok((p, report))
+}
+
+/// The table of new key values, shown once.
+pub fn secrets_table(secrets: &[&Secret]) -> String {
+    if secrets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("New API keys (shown once, not stored: keep them now):\n");
+    for s in secrets {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<16} id {:<10}  x-api-key: {}",
+            s.tenant, s.client, s.id, s.value
+        );
+    }
+    out
+}
+
+fn urls_table(set: &TenantSet, addr: SocketAddr) -> String {
+    let port = addr.port();
+    let mut out = String::from("Serving:\n");
+    for t in &set.tenants {
+        let c = &t.collection.name;
+        let _ = writeln!(
+            out,
+            "  {:<10} http://{}.localhost:{port}/{}/{c}",
+            t.id, t.id, t.stage
+        );
+        let _ = writeln!(
+            out,
+            "  {:<10} http://{addr}/restapis/{}/{}/_user_request_/{c}",
+            "", t.id, t.stage
+        );
+        if let Some(d) = &t.domain {
+            let base = if d.base_path.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", d.base_path)
+            };
+            let _ = writeln!(
+                out,
+                "  {:<10} http://{addr}{base}/{c}  (Host: {})",
+                "", d.name
+            );
+        }
+    }
+    out
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
+    let target = Arc::new(LocalTarget::new(state.clone()));
+    let set = TenantSet::load(&opts.tenants)?;
+    let deploy_opts = Options {
+        prune_tenants: true,
+        ..Options::default()
+    };
+    let (p, report) = deploy(&set, &target, &deploy_opts).await?;
+    if !report.ok() {
+        anyhow::bail!("applying the tenants failed:\n{report}");
+    }
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let mut out = String::new();
+    if !p.is_empty() {
+        let _ = writeln!(out, "{}", p.to_string().lines().last().unwrap_or_default());
+    }
+    out += &secrets_table(&report.secrets().collect::<Vec<_>>());
+    out += &urls_table(&set, addr);
+    let _ = writeln!(
+        out,
+        "apifactory up: listening on http://{addr} (data in {})",
+        state.dir().display()
+    );
+    print!("{out}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let gateway = Gateway::new(state.clone()).await?;
+    if opts.watch {
+        tokio::spawn(watch(
+            opts.tenants.clone(),
+            target,
+            fingerprint(&opts.tenants),
+            deploy_opts,
+        ));
+    }
+    gateway.serve(listener, shutdown_signal()).await?;
+    println!("apifactory up: stopped");
+    Ok(())
+}
+
+/// Re-plans and applies whenever the tenant directory changes. A directory
+/// with errors is reported and left undeployed until it is fixed: what is
+/// running keeps running.
+async fn watch(dir: PathBuf, target: Arc<LocalTarget>, mut seen: String, opts: Options) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = fingerprint(&dir);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let set = match TenantSet::load(&dir) {
+            Ok(set) => set,
+            Err(e) => {
+                eprintln!(
+                    "apifactory up: tenant files changed but are not valid; still serving the last good set:\n{e:#}"
+                );
+                continue;
+            }
+        };
+        match deploy(&set, &target, &opts).await {
+            Ok((p, report)) => {
+                let mut out = format!("apifactory up: tenant files changed\n{p}\n");
+                out += &secrets_table(&report.secrets().collect::<Vec<_>>());
+                if !report.ok() {
+                    out += &format!("{report}\n");
+                }
+                print!("{out}");
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            }
+            Err(e) => eprintln!("apifactory up: re-deploying failed: {e:#}"),
+        }
+    }
+}
