@@ -59,6 +59,9 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
         attrs([
             ("key", json!(t.collection.key)),
             ("indexes", json!(indexes)),
+            // Both always on: the data outlives mistakes.
+            ("point_in_time_recovery", json!(true)),
+            ("deletion_protection", json!(true)),
         ]),
     );
     put(
@@ -66,17 +69,25 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
         names::role(id),
         attrs([
             ("table", json!(table)),
+            // Only search reads the indexes, so only it is granted them.
             (
                 "indexes",
                 json!(
                     t.collection
                         .indexed()
+                        .filter(|_| t.functions.enabled(Operation::Search))
                         .map(|f| names::index(&f.name))
                         .collect::<Vec<_>>()
                 ),
             ),
             ("operations", json!(ops(t))),
         ]),
+    );
+    // The stage's access log.
+    put(
+        Kind::LogGroup,
+        names::access_log_group(id),
+        attrs([("retention_days", json!(t.logs.retention_days))]),
     );
     let code_sha256 = code.sha256(t, source);
     for op in &t.functions.operations {

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod artifact;
+pub mod aws;
 pub mod demo;
 pub mod desired;
 pub mod keys;

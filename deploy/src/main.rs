@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use apifactory::apply::{Lines, Progress, Quiet, apply};
+use apifactory::aws::cli::AwsArgs;
 use apifactory::desired::desired;
 use apifactory::local::up::{Up, secrets_table, up};
 use apifactory::local::{LocalCode, LocalState, LocalTarget};
@@ -50,6 +51,8 @@ struct TargetArgs {
     /// The local target's data directory.
     #[arg(long, default_value = ".apifactory", env = "APIFACTORY_DATA_DIR")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Args)]
@@ -260,7 +263,9 @@ fn local_only(target: TargetName) -> anyhow::Result<()> {
     match target {
         TargetName::Local => Ok(()),
         TargetName::Aws => {
-            anyhow::bail!("the AWS target is not available in this build yet; use --target local")
+            anyhow::bail!(
+                "this command works on the local target only; AWS keys: see `apifactory apply --target aws`"
+            )
         }
     }
 }
@@ -311,7 +316,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scope,
             json,
         } => {
-            local_only(target.target)?;
+            if target.target == TargetName::Aws {
+                let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
+                return apifactory::aws::cli::plan(&cli.tenants, &opts, json, &target.aws).await;
+            }
             let set = TenantSet::load(&cli.tenants)?;
             let state = LocalState::open(&target.data_dir).await?;
             let t = LocalTarget::new(state);
@@ -331,7 +339,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency,
             json,
         } => {
-            local_only(target.target)?;
+            if target.target == TargetName::Aws {
+                let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
+                return apifactory::aws::cli::apply(
+                    &cli.tenants,
+                    &opts,
+                    json,
+                    concurrency,
+                    &target.aws,
+                )
+                .await;
+            }
             let set = TenantSet::load(&cli.tenants)?;
             let state = LocalState::open(&target.data_dir).await?;
             let t = Arc::new(LocalTarget::new(state));
@@ -364,7 +382,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tenant,
             delete_data,
         } => {
-            local_only(target.target)?;
+            if target.target == TargetName::Aws {
+                return apifactory::aws::cli::destroy(
+                    &cli.tenants,
+                    &tenant,
+                    delete_data,
+                    false,
+                    &target.aws,
+                )
+                .await;
+            }
             let set = TenantSet::load(&cli.tenants).unwrap_or_default();
             let state = LocalState::open(&target.data_dir).await?;
             let t = Arc::new(LocalTarget::new(state));

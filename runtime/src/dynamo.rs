@@ -18,8 +18,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
+    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
+    IndexStatus, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus, Tag,
 };
 use serde_json::{Map, Number, Value};
 
@@ -593,33 +595,49 @@ pub async fn create_table(
     table: &str,
     collection: &Collection,
 ) -> Result<(), StoreError> {
+    create_table_with(client, table, collection, &TableOptions::default()).await
+}
+
+/// What a deployed table has beyond its schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// DeleteTable fails until this is turned off again.
+    pub deletion_protection: bool,
+    /// Continuous backups with point-in-time recovery.
+    pub point_in_time_recovery: bool,
+    pub tags: Vec<(String, String)>,
+}
+
+/// [`create_table`] with deletion protection, point-in-time recovery and
+/// tags. Point-in-time recovery is turned on once the table is ACTIVE (it
+/// cannot be asked for at creation).
+pub async fn create_table_with(
+    client: &Client,
+    table: &str,
+    collection: &Collection,
+    options: &TableOptions,
+) -> Result<(), StoreError> {
     let mut definitions = vec![attribute_definition(
         &collection.key,
         ScalarAttributeType::S,
     )?];
     let mut indexes = Vec::new();
     for field in collection.indexed().filter(|f| f.name != collection.key) {
-        let Some(t) = attribute_type(&field.kind) else {
-            return Err(StoreError::Backend(format!(
-                "field {:?} of type {} cannot be indexed",
-                field.name,
-                field.kind.name()
-            )));
-        };
+        let t = index_type(field)?;
         definitions.push(attribute_definition(&field.name, t)?);
-        indexes.push(
-            GlobalSecondaryIndex::builder()
-                .index_name(names::index(&field.name))
-                .key_schema(hash_key(&field.name)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .map_err(|e| build_error("a global secondary index", e))?,
-        );
+        indexes.push(global_index(&field.name)?);
     }
+    let tags = options
+        .tags
+        .iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| build_error("a tag", e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     client
         .create_table()
         .table_name(table)
@@ -627,12 +645,163 @@ pub async fn create_table(
         .set_attribute_definitions(Some(definitions))
         .key_schema(hash_key(&collection.key)?)
         .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .set_deletion_protection_enabled(options.deletion_protection.then_some(true))
+        .set_tags((!tags.is_empty()).then_some(tags))
         .send()
         .await
         .map_err(|e| {
             StoreError::Backend(format!("CreateTable {table}: {}", DisplayErrorContext(&e)))
         })?;
+    wait_until_active(client, table).await?;
+    if options.point_in_time_recovery {
+        set_point_in_time_recovery(client, table, true).await?;
+    }
+    Ok(())
+}
+
+fn index_type(field: &crate::field::Field) -> Result<ScalarAttributeType, StoreError> {
+    attribute_type(&field.kind).ok_or_else(|| {
+        StoreError::Backend(format!(
+            "field {:?} of type {} cannot be indexed",
+            field.name,
+            field.kind.name()
+        ))
+    })
+}
+
+fn global_index(field: &str) -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(names::index(field))
+        .key_schema(hash_key(field)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| build_error("a global secondary index", e))
+}
+
+pub async fn set_point_in_time_recovery(
+    client: &Client,
+    table: &str,
+    enabled: bool,
+) -> Result<(), StoreError> {
+    client
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(enabled)
+                .build()
+                .map_err(|e| build_error("a point-in-time recovery specification", e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            StoreError::Backend(format!(
+                "UpdateContinuousBackups {table}: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?;
+    Ok(())
+}
+
+pub async fn set_deletion_protection(
+    client: &Client,
+    table: &str,
+    enabled: bool,
+) -> Result<(), StoreError> {
+    client
+        .update_table()
+        .table_name(table)
+        .deletion_protection_enabled(enabled)
+        .send()
+        .await
+        .map_err(|e| {
+            StoreError::Backend(format!("UpdateTable {table}: {}", DisplayErrorContext(&e)))
+        })?;
     wait_until_active(client, table).await
+}
+
+/// Brings the table's global secondary indexes in line with the
+/// collection's indexed fields: DynamoDB takes one index creation or
+/// deletion per UpdateTable, so each waits for the table to be ACTIVE
+/// again. Returns how many indexes changed.
+pub async fn update_indexes(
+    client: &Client,
+    table: &str,
+    collection: &Collection,
+) -> Result<usize, StoreError> {
+    let out = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| {
+            StoreError::Backend(format!(
+                "DescribeTable {table}: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?;
+    let have: BTreeSet<String> = out
+        .table
+        .as_ref()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.index_name.clone())
+        .collect();
+    let want: BTreeMap<String, &crate::field::Field> = collection
+        .indexed()
+        .filter(|f| f.name != collection.key)
+        .map(|f| (names::index(&f.name), f))
+        .collect();
+    let mut updates = Vec::new();
+    for name in have.iter().filter(|n| !want.contains_key(*n)) {
+        updates.push((
+            None,
+            GlobalSecondaryIndexUpdate::builder()
+                .delete(
+                    DeleteGlobalSecondaryIndexAction::builder()
+                        .index_name(name)
+                        .build()
+                        .map_err(|e| build_error("an index deletion", e))?,
+                )
+                .build(),
+        ));
+    }
+    for (name, field) in want.iter().filter(|(n, _)| !have.contains(*n)) {
+        let gsi = global_index(&field.name)?;
+        updates.push((
+            Some(attribute_definition(&field.name, index_type(field)?)?),
+            GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    CreateGlobalSecondaryIndexAction::builder()
+                        .index_name(name)
+                        .set_key_schema(Some(gsi.key_schema().to_vec()))
+                        .set_projection(gsi.projection().cloned())
+                        .build()
+                        .map_err(|e| build_error("an index creation", e))?,
+                )
+                .build(),
+        ));
+    }
+    let count = updates.len();
+    for (definition, update) in updates {
+        client
+            .update_table()
+            .table_name(table)
+            .set_attribute_definitions(definition.map(|d| vec![d]))
+            .global_secondary_index_updates(update)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!("UpdateTable {table}: {}", DisplayErrorContext(&e)))
+            })?;
+        wait_until_active(client, table).await?;
+    }
+    Ok(count)
 }
 
 /// Polls DescribeTable until the table and all its global secondary indexes

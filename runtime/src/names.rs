@@ -27,6 +27,11 @@ pub fn log_group(tenant: &str, op: Operation) -> String {
     format!("/aws/lambda/{}", function(tenant, op))
 }
 
+/// Where API Gateway writes the access log of the tenant's stage.
+pub fn access_log_group(tenant: &str) -> String {
+    format!("/aws/apigateway/{PREFIX}-{tenant}")
+}
+
 pub fn rest_api(tenant: &str) -> String {
     format!("{PREFIX}-{tenant}")
 }

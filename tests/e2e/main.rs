@@ -1,4 +1,5 @@
 //! End-to-end tests of the whole system, compiled into one test binary.
+mod aws;
 mod bootstrap;
 mod cli;
 mod crash;

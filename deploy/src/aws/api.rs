@@ -1,0 +1,398 @@
+//! The tenant's REST API, put from its rendered OpenAPI document.
+//!
+//! REST API names are not unique, so the API is found by its tags (and
+//! name) before one is created. Applying it: create if missing, put the
+//! definition (mode overwrite), make sure every method requires an API key,
+//! let the API invoke the tenant's functions, then record the definition's
+//! hash in the API's description: the marker observe reads, written last,
+//! so an interrupted apply shows the old hash and is redone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+
+use aws_sdk_apigateway::error::ProvideErrorMetadata;
+use aws_sdk_apigateway::primitives::Blob;
+use aws_sdk_apigateway::types::{
+    ApiKeySourceType, EndpointConfiguration, EndpointType, Op, PatchOperation, PutMode, RestApi,
+};
+use runtime::names;
+use serde_json::{Value, json};
+
+use super::{AwsTarget, Family, Found, MARKER, Scope, fail, is};
+use crate::desired::{self, Desired};
+use crate::openapi;
+use crate::plan::{Action, Change};
+use crate::resource::{Address, Kind, attrs};
+use crate::target::Applied;
+
+pub const APIGW: &[Family] = &[Family::ApiGateway];
+
+/// Every REST API of the account and region.
+async fn list(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
+    let mut all = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        t.pacer.read(APIGW).await;
+        let page = t
+            .apigateway
+            .get_rest_apis()
+            .set_position(position.take())
+            .limit(500)
+            .send()
+            .await
+            .map_err(|e| fail("API Gateway GetRestApis", e))?;
+        let next = page.position().map(str::to_owned);
+        all.extend(page.items.unwrap_or_default());
+        match next {
+            Some(p) if !p.is_empty() => position = Some(p),
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+/// apifactory's REST API of each tenant: tagged for the tenant, named for
+/// it, the oldest when there are several.
+fn by_tenant(apis: &[RestApi]) -> BTreeMap<String, &RestApi> {
+    let mut chosen: BTreeMap<String, &RestApi> = BTreeMap::new();
+    for api in apis {
+        let Some(tenant) = super::tagged_tenant(api.tags()) else {
+            continue;
+        };
+        if api.name() != Some(names::rest_api(tenant).as_str()) {
+            continue;
+        }
+        let older = |a: &RestApi, b: &RestApi| {
+            (a.created_date().map(|d| d.as_nanos()), a.id())
+                < (b.created_date().map(|d| d.as_nanos()), b.id())
+        };
+        match chosen.get(tenant) {
+            Some(have) if !older(api, have) => {}
+            _ => {
+                chosen.insert(tenant.to_owned(), api);
+            }
+        }
+    }
+    chosen
+}
+
+/// The definition hash and collection a description records.
+pub fn parse_marker(description: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(rest) = description.and_then(|d| d.strip_prefix(MARKER)) else {
+        return (None, None);
+    };
+    let mut parts = rest.split_whitespace();
+    let hash = parts.next().map(str::to_owned);
+    let collection = parts
+        .find_map(|p| p.strip_prefix("collection="))
+        .map(str::to_owned);
+    (hash, collection)
+}
+
+pub fn marker(hash: &str, collection: &str) -> String {
+    format!("{MARKER}{hash} collection={collection}")
+}
+
+/// The REST APIs of the tenants in scope (id and attributes), and the ids
+/// of every tenant's.
+#[allow(clippy::type_complexity)]
+pub async fn observe(
+    t: &AwsTarget,
+    scope: &Scope,
+) -> anyhow::Result<(BTreeMap<String, (String, Found)>, HashMap<String, String>)> {
+    let apis = list(t).await?;
+    let chosen = by_tenant(&apis);
+    let mut all = HashMap::new();
+    let mut found = BTreeMap::new();
+    for (tenant, api) in chosen {
+        let id = api.id().unwrap_or_default().to_owned();
+        all.insert(tenant.clone(), id.clone());
+        if !scope.covers(&tenant) {
+            continue;
+        }
+        let (hash, collection) = parse_marker(api.description());
+        found.insert(
+            tenant.clone(),
+            (
+                id,
+                (
+                    Address::new(&tenant, Kind::Api, names::rest_api(&tenant)),
+                    attrs([
+                        ("definition_sha256", json!(hash)),
+                        ("collection", json!(collection)),
+                    ]),
+                ),
+            ),
+        );
+    }
+    Ok((found, all))
+}
+
+/// The id of the tenant's REST API, found by tags and name.
+pub async fn find(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
+    let apis = list(t).await?;
+    Ok(by_tenant(&apis)
+        .get(tenant)
+        .and_then(|a| a.id())
+        .map(str::to_owned))
+}
+
+pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+    let tenant = action.address.tenant.as_str();
+    if action.change == Change::Delete {
+        let Some(id) = t.api_id(tenant).await? else {
+            return Ok(Applied::default());
+        };
+        t.pacer
+            .write(&[Family::ApiGateway, Family::DeleteRestApi])
+            .await;
+        match t.apigateway.delete_rest_api().rest_api_id(&id).send().await {
+            Ok(_) => {}
+            Err(e) if is(&e, &["NotFoundException"]) => {}
+            Err(e) => return Err(fail(&format!("DeleteRestApi {id}"), e)),
+        }
+        t.remember_api(tenant, None);
+        return Ok(Applied::default());
+    }
+
+    let spec = desired
+        .tenants
+        .get(tenant)
+        .ok_or_else(|| anyhow::anyhow!("tenant {tenant} is not in the desired state"))?;
+    let hash = action
+        .attrs
+        .get("definition_sha256")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // The plan's hash is of the document as this build renders it.
+    if hash != desired::api_definition_sha256(spec) {
+        anyhow::bail!("the planned API definition is not the one this build renders");
+    }
+    let name = names::rest_api(tenant);
+    let id = match t.api_id(tenant).await? {
+        Some(id) => id,
+        None => {
+            t.pacer
+                .write(&[Family::ApiGateway, Family::CreateRestApi])
+                .await;
+            let created = t
+                .apigateway
+                .create_rest_api()
+                .name(&name)
+                .description(format!("{MARKER}creating"))
+                .api_key_source(ApiKeySourceType::Header)
+                .endpoint_configuration(
+                    EndpointConfiguration::builder()
+                        .types(EndpointType::Regional)
+                        .build(),
+                )
+                .set_tags(Some(super::tags(tenant)))
+                .send()
+                .await
+                .map_err(|e| fail(&format!("CreateRestApi {name}"), e))?;
+            let id = created
+                .id()
+                .ok_or_else(|| anyhow::anyhow!("CreateRestApi {name} returned no id"))?
+                .to_owned();
+            t.remember_api(tenant, Some(&id));
+            id
+        }
+    };
+
+    let doc = openapi::render(
+        spec,
+        &openapi::Integration::aws(&t.env.region, &t.env.account),
+    )?;
+    t.pacer
+        .write(&[Family::ApiGateway, Family::PutRestApi])
+        .await;
+    let put = t
+        .apigateway
+        .put_rest_api()
+        .rest_api_id(&id)
+        .mode(PutMode::Overwrite)
+        .fail_on_warnings(false)
+        .body(Blob::new(doc.into_bytes()))
+        .send()
+        .await
+        .map_err(|e| fail(&format!("PutRestApi {name} ({id})"), e))?;
+
+    require_api_keys(t, &id).await?;
+
+    for (_, function) in desired::functions(spec) {
+        super::function::ensure_permission(t, &function, &id).await?;
+    }
+
+    // Last: the name (putting a definition may rename the API after its
+    // title) and the marker.
+    let collection = spec.collection.name.as_str();
+    let mut patch = vec![replace("/description", &marker(hash, collection))?];
+    if put.name() != Some(name.as_str()) {
+        patch.push(replace("/name", &name)?);
+    }
+    t.pacer.write(APIGW).await;
+    t.apigateway
+        .update_rest_api()
+        .rest_api_id(&id)
+        .set_patch_operations(Some(patch))
+        .send()
+        .await
+        .map_err(|e| fail(&format!("UpdateRestApi {name} ({id})"), e))?;
+    Ok(Applied::default())
+}
+
+pub fn replace(path: &str, value: &str) -> anyhow::Result<PatchOperation> {
+    Ok(PatchOperation::builder()
+        .op(Op::Replace)
+        .path(path)
+        .value(value)
+        .build())
+}
+
+/// Every method of the API with `apiKeyRequired` true and its integration.
+///
+/// API Gateway sets `apiKeyRequired` from the document's `security`, so on
+/// AWS every method already has it and this is one read. moto ignores
+/// `security`; there UpdateMethod is missing too, so the method is put
+/// again with the flag and its integration put back (putting a method over
+/// an existing one drops its integration there).
+pub async fn require_api_keys(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
+    let mut fixed = 0;
+    for resource in resources(t, id).await? {
+        let Some(methods) = resource.resource_methods() else {
+            continue;
+        };
+        let resource_id = resource.id().unwrap_or_default();
+        for (verb, method) in methods {
+            if method.api_key_required() == Some(true) {
+                continue;
+            }
+            fixed += 1;
+            if !t.update_method_missing.load(Ordering::Relaxed) {
+                t.pacer.write(APIGW).await;
+                let updated = t
+                    .apigateway
+                    .update_method()
+                    .rest_api_id(id)
+                    .resource_id(resource_id)
+                    .http_method(verb)
+                    .patch_operations(replace("/apiKeyRequired", "true")?)
+                    .customize()
+                    .config_override(
+                        aws_sdk_apigateway::config::Config::builder().retry_config(
+                            aws_sdk_apigateway::config::retry::RetryConfig::disabled(),
+                        ),
+                    )
+                    .send()
+                    .await;
+                match updated {
+                    Ok(_) => continue,
+                    // An endpoint without UpdateMethod answers 404 or 5xx
+                    // with no error code.
+                    Err(e)
+                        if e.code().is_none()
+                            && e.raw_response().is_some_and(|r| {
+                                let s = r.status().as_u16();
+                                s == 404 || s >= 500
+                            }) =>
+                    {
+                        t.update_method_missing.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(fail(&format!("UpdateMethod {verb} on {id}"), e)),
+                }
+            }
+            t.pacer.write(APIGW).await;
+            t.apigateway
+                .put_method()
+                .rest_api_id(id)
+                .resource_id(resource_id)
+                .http_method(verb)
+                .authorization_type(method.authorization_type().unwrap_or("NONE"))
+                .api_key_required(true)
+                .set_operation_name(method.operation_name().map(str::to_owned))
+                .set_request_parameters(method.request_parameters().cloned())
+                .set_request_models(method.request_models().cloned())
+                .send()
+                .await
+                .map_err(|e| fail(&format!("PutMethod {verb} on {id}"), e))?;
+            if let Some(i) = method.method_integration() {
+                t.pacer.write(APIGW).await;
+                t.apigateway
+                    .put_integration()
+                    .rest_api_id(id)
+                    .resource_id(resource_id)
+                    .http_method(verb)
+                    .set_type(i.r#type().cloned())
+                    .set_integration_http_method(i.http_method().map(str::to_owned))
+                    .set_uri(i.uri().map(str::to_owned))
+                    .set_passthrough_behavior(i.passthrough_behavior().map(str::to_owned))
+                    .timeout_in_millis(i.timeout_in_millis())
+                    .set_request_parameters(i.request_parameters().cloned())
+                    .set_content_handling(i.content_handling().cloned())
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("PutIntegration {verb} on {id}"), e))?;
+            }
+        }
+    }
+    if fixed > 0 {
+        // Check what the fix left.
+        for resource in resources(t, id).await? {
+            for (verb, m) in resource.resource_methods().into_iter().flatten() {
+                if m.api_key_required() != Some(true) || m.method_integration().is_none() {
+                    anyhow::bail!(
+                        "{verb} {} on {id} still lacks a required API key or its integration",
+                        resource.path().unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn resources(
+    t: &AwsTarget,
+    id: &str,
+) -> anyhow::Result<Vec<aws_sdk_apigateway::types::Resource>> {
+    let mut all = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        t.pacer
+            .read(&[Family::ApiGateway, Family::GetResources])
+            .await;
+        let page = t
+            .apigateway
+            .get_resources()
+            .rest_api_id(id)
+            .embed("methods")
+            .limit(500)
+            .set_position(position.take())
+            .send()
+            .await
+            .map_err(|e| fail(&format!("GetResources {id}"), e))?;
+        let next = page.position().map(str::to_owned);
+        all.extend(page.items.unwrap_or_default());
+        match next {
+            Some(p) if !p.is_empty() => position = Some(p),
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_reads_back() {
+        let m = marker("abc123", "accounts");
+        assert_eq!(
+            parse_marker(Some(&m)),
+            (Some("abc123".into()), Some("accounts".into()))
+        );
+        assert_eq!(parse_marker(Some("Customer accounts")), (None, None));
+        assert_eq!(parse_marker(None), (None, None));
+    }
+}

@@ -1,0 +1,239 @@
+//! One API key per declared client, attached to the tenant's usage plan.
+//! Values come from a CSPRNG (43 characters) and are handed back once.
+//!
+//! A key is created disabled, attached to the plan, then enabled: an apply
+//! interrupted in between leaves a disabled key, which observe reports as
+//! such, and the re-run's update attaches and enables it (and hands its
+//! value back, since nobody saw it). Key names are not unique: a key is
+//! found by name and tags before one is created.
+
+use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
+use serde_json::{Value, json};
+
+use super::api::APIGW;
+use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is};
+use crate::local::state::new_key_value;
+use crate::plan::{Action, Change};
+use crate::resource::{Address, Kind, ORIGIN, ORIGIN_FILE, attrs};
+use crate::target::{Applied, Secret};
+
+/// Keys whose name starts with this (all when empty), without values.
+async fn list(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
+    let mut all = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        t.pacer.read(APIGW).await;
+        let page = t
+            .apigateway
+            .get_api_keys()
+            .include_values(false)
+            .set_name_query(name_query.map(str::to_owned))
+            .set_position(position.take())
+            .limit(500)
+            .send()
+            .await
+            .map_err(|e| fail("API Gateway GetApiKeys", e))?;
+        let next = page.position().map(str::to_owned);
+        all.extend(page.items.unwrap_or_default());
+        match next {
+            Some(p) if !p.is_empty() => position = Some(p),
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+fn attributes(key: &ApiKey) -> crate::resource::Attrs {
+    let tag = |k: &str| key.tags().and_then(|t| t.get(k)).cloned();
+    attrs([
+        ("client", json!(tag(TAG_CLIENT))),
+        ("enabled", json!(key.enabled())),
+        // A key without an origin tag was not made from a tenant file.
+        (
+            ORIGIN,
+            json!(tag(TAG_ORIGIN).unwrap_or_else(|| "unknown".into())),
+        ),
+    ])
+}
+
+pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+    let mut found: Vec<Found> = Vec::new();
+    let mut keys = list(t, None).await?;
+    // The oldest key of a name stands for it.
+    keys.sort_by_key(|k| (k.created_date().map(|d| d.as_nanos()), k.id.clone()));
+    for key in &keys {
+        let (Some(tenant), Some(name)) = (super::tagged_tenant(key.tags()), key.name()) else {
+            continue;
+        };
+        if !scope.covers(tenant) || found.iter().any(|(a, _)| a.name == name) {
+            continue;
+        }
+        found.push((Address::new(tenant, Kind::ApiKey, name), attributes(key)));
+    }
+    Ok(found)
+}
+
+/// The tenant's key of this name.
+async fn find(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Option<ApiKey>> {
+    let mut keys: Vec<ApiKey> = list(t, Some(name))
+        .await?
+        .into_iter()
+        .filter(|k| k.name() == Some(name) && super::tagged_tenant(k.tags()) == Some(tenant))
+        .collect();
+    keys.sort_by_key(|k| (k.created_date().map(|d| d.as_nanos()), k.id.clone()));
+    Ok(keys.into_iter().next())
+}
+
+/// Attaches a key to a plan; already attached is fine.
+async fn attach(t: &AwsTarget, plan: &str, key: &str) -> anyhow::Result<()> {
+    t.pacer.write(APIGW).await;
+    match t
+        .apigateway
+        .create_usage_plan_key()
+        .usage_plan_id(plan)
+        .key_id(key)
+        .key_type("API_KEY")
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is(&e, &["ConflictException"]) => Ok(()),
+        Err(e) => Err(fail(&format!("CreateUsagePlanKey {key} in {plan}"), e)),
+    }
+}
+
+/// Attaches every key the tenant file made to a (new) plan.
+pub async fn attach_all(t: &AwsTarget, tenant: &str, plan: &str) -> anyhow::Result<()> {
+    for key in list(t, Some(&format!("{}-{tenant}-", runtime::names::PREFIX))).await? {
+        let from_file = key
+            .tags()
+            .and_then(|t| t.get(TAG_ORIGIN))
+            .map(String::as_str)
+            == Some(ORIGIN_FILE);
+        if super::tagged_tenant(key.tags()) == Some(tenant)
+            && from_file
+            && let Some(id) = key.id()
+        {
+            attach(t, plan, id).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn set_enabled(t: &AwsTarget, id: &str, enabled: bool) -> anyhow::Result<()> {
+    t.pacer.write(APIGW).await;
+    t.apigateway
+        .update_api_key()
+        .api_key(id)
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/enabled")
+                .value(enabled.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| fail(&format!("UpdateApiKey {id}"), e))?;
+    Ok(())
+}
+
+async fn value_of(t: &AwsTarget, id: &str) -> anyhow::Result<String> {
+    t.pacer.read(APIGW).await;
+    let key = t
+        .apigateway
+        .get_api_key()
+        .api_key(id)
+        .include_value(true)
+        .send()
+        .await
+        .map_err(|e| fail(&format!("GetApiKey {id}"), e))?;
+    key.value
+        .ok_or_else(|| anyhow::anyhow!("GetApiKey {id} returned no value"))
+}
+
+pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
+    let tenant = action.address.tenant.as_str();
+    let name = action.address.name.as_str();
+    let client = action
+        .attrs
+        .get("client")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let enabled = action
+        .attrs
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let existing = find(t, tenant, name).await?;
+
+    if action.change == Change::Delete {
+        if let Some(id) = existing.as_ref().and_then(|k| k.id()) {
+            t.pacer
+                .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+                .await;
+            match t.apigateway.delete_api_key().api_key(id).send().await {
+                Ok(_) => {}
+                Err(e) if is(&e, &["NotFoundException"]) => {}
+                Err(e) => return Err(fail(&format!("DeleteApiKey {id}"), e)),
+            }
+        }
+        return Ok(Applied::default());
+    }
+    if !enabled {
+        // A client gone from the file: the key stops working, and stays.
+        if let Some(id) = existing.as_ref().and_then(|k| k.id()) {
+            set_enabled(t, id, false).await?;
+        }
+        return Ok(Applied::default());
+    }
+
+    let (id, value) = match existing {
+        Some(key) => {
+            let id = key.id().unwrap_or_default().to_owned();
+            // Found disabled (an interrupted create), or re-enabled: its
+            // value is shown again, once.
+            let value = value_of(t, &id).await?;
+            (id, value)
+        }
+        None => {
+            let value = new_key_value()?;
+            let mut tags = super::tags(tenant);
+            tags.insert(TAG_CLIENT.to_owned(), client.clone());
+            tags.insert(TAG_ORIGIN.to_owned(), ORIGIN_FILE.to_owned());
+            t.pacer
+                .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+                .await;
+            let created = t
+                .apigateway
+                .create_api_key()
+                .name(name)
+                .description(format!("apifactory: client {client} of tenant {tenant}"))
+                .enabled(false)
+                .value(&value)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| fail(&format!("CreateApiKey {name}"), e))?;
+            let id = created
+                .id()
+                .ok_or_else(|| anyhow::anyhow!("CreateApiKey {name} returned no id"))?
+                .to_owned();
+            (id, value)
+        }
+    };
+    let plan = super::usage_plan::find(t, tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no usage plan for key {name}"))?;
+    attach(t, &plan, &id).await?;
+    set_enabled(t, &id, true).await?;
+    Ok(Applied {
+        secret: Some(Secret {
+            tenant: tenant.to_owned(),
+            client,
+            id,
+            value,
+        }),
+    })
+}

@@ -1,0 +1,407 @@
+//! One Lambda function per operation, all from the tenant's one zip:
+//! `provided.al2023`, handler `bootstrap`, the artifact's architecture,
+//! memory and timeout from the tenant file, `APIFACTORY_TABLE` and
+//! `APIFACTORY_OPERATION` in the environment. Code is uploaded only when the
+//! zip's SHA-256 differs from `CodeSha256`, and every change waits for the
+//! previous update of the function to finish.
+//!
+//! Also the permission that lets this tenant's REST API (and no other)
+//! invoke the function: read first, added only when missing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State,
+};
+use runtime::{Operation, names};
+use serde_json::{Value, json};
+
+use super::package::Architecture as Arch;
+use super::{AwsTarget, Family, Found, Scope, fail, is, wait_for};
+use crate::desired::Desired;
+use crate::plan::{Action, Change};
+use crate::resource::{Address, Kind, attrs};
+use crate::target::Applied;
+
+const LAMBDA: &[Family] = &[Family::Lambda];
+const GET_FUNCTION: &[Family] = &[Family::LambdaGetFunction];
+pub const ENV_TABLE: &str = "APIFACTORY_TABLE";
+pub const ENV_OPERATION: &str = "APIFACTORY_OPERATION";
+/// The permission's statement id on every function.
+pub const STATEMENT_ID: &str = "apifactory-apigateway";
+
+/// The tenant and operation of one of apifactory's function names.
+pub fn parse_name(name: &str) -> Option<(&str, Operation)> {
+    let prefix = format!("{}-", names::PREFIX);
+    Operation::ALL.into_iter().find_map(|op| {
+        let tenant = super::tenant_between(name, &prefix, &format!("-{op}"))?;
+        Some((tenant, op))
+    })
+}
+
+pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        t.pacer.read(LAMBDA).await;
+        let page = t
+            .lambda
+            .list_functions()
+            .set_marker(marker.take())
+            .max_items(50)
+            .send()
+            .await
+            .map_err(|e| fail("Lambda ListFunctions", e))?;
+        for f in page.functions() {
+            let Some(name) = f.function_name() else {
+                continue;
+            };
+            let Some((tenant, _)) = parse_name(name) else {
+                continue;
+            };
+            let env = f.environment().and_then(|e| e.variables());
+            let var = |k: &str| env.and_then(|v| v.get(k)).cloned();
+            // Only functions that carry apifactory's environment.
+            let Some(table) = var(ENV_TABLE) else {
+                continue;
+            };
+            if !scope.covers(tenant) {
+                continue;
+            }
+            found.push((
+                Address::new(tenant, Kind::Function, name),
+                attrs([
+                    ("operation", json!(var(ENV_OPERATION))),
+                    ("memory_mb", json!(f.memory_size())),
+                    ("timeout_s", json!(f.timeout())),
+                    ("code_sha256", json!(f.code_sha256())),
+                    ("table", json!(table)),
+                ]),
+            ));
+        }
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(found)
+}
+
+fn architecture(a: Arch) -> Architecture {
+    match a {
+        Arch::X86_64 => Architecture::X8664,
+        Arch::Arm64 => Architecture::Arm64,
+    }
+}
+
+fn environment(action: &Action) -> Environment {
+    let text = |k: &str| {
+        action
+            .attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Environment::builder()
+        .variables(ENV_TABLE, text("table"))
+        .variables(ENV_OPERATION, text("operation"))
+        .build()
+}
+
+fn number(action: &Action, k: &str) -> Option<i32> {
+    action
+        .attrs
+        .get(k)
+        .and_then(Value::as_i64)
+        .and_then(|n| i32::try_from(n).ok())
+}
+
+pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+    let name = action.address.name.as_str();
+    let tenant = action.address.tenant.as_str();
+    match &action.change {
+        Change::Delete => {
+            t.pacer.write(LAMBDA).await;
+            match t.lambda.delete_function().function_name(name).send().await {
+                Ok(_) => {}
+                Err(e) if is(&e, &["ResourceNotFoundException"]) => {}
+                Err(e) => return Err(fail(&format!("Lambda DeleteFunction {name}"), e)),
+            }
+            return Ok(Applied::default());
+        }
+        Change::Create => {
+            if !create(t, action, desired).await? {
+                // An earlier run made it: bring it in line like an update.
+                update(t, action, desired, true).await?;
+            }
+        }
+        Change::Update { .. } => update(t, action, desired, false).await?,
+    }
+    if let Some(api_id) = t.api_id(tenant).await? {
+        ensure_permission(t, name, &api_id).await?;
+    }
+    Ok(Applied::default())
+}
+
+fn zip(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Vec<u8>> {
+    let source = desired.sources.get(&action.address.tenant).ok_or_else(|| {
+        anyhow::anyhow!(
+            "tenant {} is not in the desired state",
+            action.address.tenant
+        )
+    })?;
+    let bytes = t.package()?.zip(source)?;
+    let want = action.attrs.get("code_sha256").and_then(Value::as_str);
+    let have = super::package::code_sha256(&bytes);
+    if want != Some(have.as_str()) {
+        anyhow::bail!("the package's SHA-256 {have} is not the planned {want:?}");
+    }
+    Ok(bytes)
+}
+
+/// Creates the function; `false` when it already exists.
+async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<bool> {
+    let name = action.address.name.as_str();
+    let tenant = action.address.tenant.as_str();
+    let bytes = zip(t, action, desired)?;
+    let arch = architecture(t.package()?.architecture);
+    let role = t.env.role_arn(&names::role(tenant));
+    // A role made seconds ago may not be assumable yet (IAM is eventually
+    // consistent): Lambda says so, and a retry a little later succeeds.
+    let mut pause = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        t.pacer.write(LAMBDA).await;
+        let result = t
+            .lambda
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(&role)
+            .architectures(arch.clone())
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(bytes.clone()))
+                    .build(),
+            )
+            .set_memory_size(number(action, "memory_mb"))
+            .set_timeout(number(action, "timeout_s"))
+            .environment(environment(action))
+            .description(format!("apifactory: tenant {tenant}"))
+            .set_tags(Some(super::tags(tenant)))
+            .publish(false)
+            .send()
+            .await;
+        match result {
+            Ok(_) => break,
+            Err(e) if is(&e, &["ResourceConflictException"]) => return Ok(false),
+            Err(e)
+                if is(&e, &["InvalidParameterValueException"])
+                    && e.as_service_error()
+                        .and_then(|s| s.meta().message())
+                        .is_some_and(|m| m.contains("cannot be assumed"))
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(15));
+            }
+            Err(e) => return Err(fail(&format!("Lambda CreateFunction {name}"), e)),
+        }
+    }
+    ready(t, name).await?;
+    Ok(true)
+}
+
+async fn update(
+    t: &AwsTarget,
+    action: &Action,
+    desired: &Desired,
+    everything: bool,
+) -> anyhow::Result<()> {
+    let name = action.address.name.as_str();
+    let tenant = action.address.tenant.as_str();
+    let changed = |field: &str| everything || super::table::changed(action, field);
+    let current = ready(t, name).await?;
+    let code_differs =
+        current.code_sha256.as_deref() != action.attrs.get("code_sha256").and_then(Value::as_str);
+    if changed("code_sha256") && code_differs {
+        let bytes = zip(t, action, desired)?;
+        t.pacer.write(LAMBDA).await;
+        t.lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(bytes))
+            .architectures(architecture(t.package()?.architecture))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("Lambda UpdateFunctionCode {name}"), e))?;
+        ready(t, name).await?;
+    }
+    if ["memory_mb", "timeout_s", "table", "operation"]
+        .iter()
+        .any(|f| changed(f))
+    {
+        t.pacer.write(LAMBDA).await;
+        t.lambda
+            .update_function_configuration()
+            .function_name(name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(t.env.role_arn(&names::role(tenant)))
+            .set_memory_size(number(action, "memory_mb"))
+            .set_timeout(number(action, "timeout_s"))
+            .environment(environment(action))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("Lambda UpdateFunctionConfiguration {name}"), e))?;
+        ready(t, name).await?;
+    }
+    Ok(())
+}
+
+/// What `ready` learned about a function.
+pub struct Current {
+    pub code_sha256: Option<String>,
+}
+
+/// Waits until the function is Active and no update is in progress (the
+/// next change to it would otherwise fail with a conflict).
+pub async fn ready(t: &AwsTarget, name: &str) -> anyhow::Result<Current> {
+    wait_for(
+        &format!("function {name} to be ready"),
+        Duration::from_secs(600),
+        || async {
+            // GetFunction has its own, higher limit than the control plane.
+            t.pacer.read(GET_FUNCTION).await;
+            let c = t
+                .lambda
+                .get_function()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("Lambda GetFunction {name}"), e))?
+                .configuration
+                .ok_or_else(|| anyhow::anyhow!("Lambda GetFunction {name}: no configuration"))?;
+            if c.last_update_status() == Some(&LastUpdateStatus::Failed)
+                || c.state() == Some(&State::Failed)
+            {
+                anyhow::bail!(
+                    "function {name} failed to update: {}",
+                    c.last_update_status_reason()
+                        .or(c.state_reason())
+                        .unwrap_or("no reason given")
+                );
+            }
+            let busy = c.state() == Some(&State::Pending)
+                || c.last_update_status() == Some(&LastUpdateStatus::InProgress);
+            Ok((!busy).then(|| Current {
+                code_sha256: c.code_sha256().map(str::to_owned),
+            }))
+        },
+    )
+    .await
+}
+
+/// Lets this API (every stage, method and path of it, and nothing else)
+/// invoke the function. Reads the policy first: a repeated statement id is
+/// not an error everywhere, so idempotence must not rely on one.
+pub async fn ensure_permission(t: &AwsTarget, function: &str, api_id: &str) -> anyhow::Result<()> {
+    let source = t.env.execute_api_arn(api_id);
+    t.pacer.read(LAMBDA).await;
+    let policy = match t.lambda.get_policy().function_name(function).send().await {
+        Ok(p) => p.policy.unwrap_or_default(),
+        Err(e) if is(&e, &["ResourceNotFoundException"]) => String::new(),
+        Err(e) => return Err(fail(&format!("Lambda GetPolicy {function}"), e)),
+    };
+    match statement_source(&policy, STATEMENT_ID) {
+        Some(Some(arn)) if arn == source => return Ok(()),
+        Some(_) => {
+            t.pacer.write(LAMBDA).await;
+            match t
+                .lambda
+                .remove_permission()
+                .function_name(function)
+                .statement_id(STATEMENT_ID)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is(&e, &["ResourceNotFoundException"]) => {}
+                Err(e) => return Err(fail(&format!("Lambda RemovePermission {function}"), e)),
+            }
+        }
+        None => {}
+    }
+    t.pacer.write(LAMBDA).await;
+    match t
+        .lambda
+        .add_permission()
+        .function_name(function)
+        .statement_id(STATEMENT_ID)
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(&source)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is(&e, &["ResourceConflictException"]) => Ok(()),
+        Err(e) => Err(fail(&format!("Lambda AddPermission {function}"), e)),
+    }
+}
+
+/// The statement's `AWS:SourceArn` condition: `None` when there is no such
+/// statement, `Some(None)` when it has no source condition.
+pub fn statement_source(policy: &str, sid: &str) -> Option<Option<String>> {
+    let doc: Value = serde_json::from_str(policy).ok()?;
+    let statements = doc["Statement"].as_array()?;
+    let s = statements.iter().find(|s| s["Sid"] == sid)?;
+    let conditions: HashMap<String, Value> =
+        serde_json::from_value(s["Condition"].clone()).unwrap_or_default();
+    Some(
+        conditions
+            .values()
+            .find_map(|c| c.get("AWS:SourceArn").and_then(Value::as_str))
+            .map(str::to_owned),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_give_tenant_and_operation() {
+        assert_eq!(
+            parse_name("apifactory-acme-get"),
+            Some(("acme", Operation::Get))
+        );
+        assert_eq!(
+            parse_name("apifactory-a-get-search"),
+            Some(("a-get", Operation::Search))
+        );
+        assert_eq!(parse_name("apifactory-acme"), None);
+        assert_eq!(parse_name("other-acme-get"), None);
+    }
+
+    #[test]
+    fn the_permission_reads_back_from_the_policy() {
+        let policy = json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": STATEMENT_ID, "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "lambda:InvokeFunction",
+            "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:execute-api:us-east-1:1:abc/*"}}
+        }]})
+        .to_string();
+        assert_eq!(
+            statement_source(&policy, STATEMENT_ID),
+            Some(Some("arn:aws:execute-api:us-east-1:1:abc/*".into()))
+        );
+        assert_eq!(statement_source(&policy, "other"), None);
+        assert_eq!(statement_source("", STATEMENT_ID), None);
+    }
+}

@@ -1,0 +1,435 @@
+//! The AWS target: every tenant's stack on API Gateway, Lambda, DynamoDB,
+//! IAM, CloudWatch Logs and Route 53. The only code that imports the
+//! control-plane SDK crates.
+//!
+//! `observe` reads with list calls wherever AWS has one (REST APIs, usage
+//! plans, keys, functions with their `CodeSha256`, log groups, roles,
+//! domains, tables) and per-tenant reads only where AWS has no list (a
+//! table's description, a role's inline policy, an API's stages, a domain's
+//! base path mappings). `apply` makes one idempotent attempt per action: it
+//! finds what an interrupted run made (by name and tags) before creating,
+//! and writes a resource's "done" marker (a hash in a description) last.
+//!
+//! One file per resource kind; `pacer` holds the rate limits, `package`
+//! the reproducible zip, `policy` the IAM documents, `cli` the commands.
+
+pub mod api;
+pub mod api_key;
+pub mod cli;
+pub mod domain;
+pub mod function;
+pub mod logs;
+pub mod pacer;
+pub mod package;
+pub mod policy;
+pub mod role;
+pub mod stage;
+pub mod table;
+pub mod usage_plan;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata};
+use runtime::names;
+
+use crate::desired::Desired;
+use crate::plan::{Action, Observed};
+use crate::resource::{Address, Attrs, Kind};
+use crate::target::{Applied, Target};
+
+pub use pacer::{Family, Pace, Pacer};
+pub use package::Package;
+
+/// Tag keys. Every resource that takes tags carries `managed-by` and the
+/// tenant; API keys also carry their client and origin.
+pub const TAG_MANAGED_BY: &str = "managed-by";
+pub const TAG_TENANT: &str = "apifactory:tenant";
+pub const TAG_CLIENT: &str = "apifactory:client";
+pub const TAG_ORIGIN: &str = "apifactory:origin";
+
+/// The IAM path of every role apifactory makes: listing it lists ours only.
+pub const ROLE_PATH: &str = "/apifactory/";
+
+/// The prefix of the descriptions that record a content hash.
+pub const MARKER: &str = "apifactory:";
+
+/// The tags of a tenant's resources.
+pub fn tags(tenant: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (TAG_MANAGED_BY.to_owned(), names::PREFIX.to_owned()),
+        (TAG_TENANT.to_owned(), tenant.to_owned()),
+    ])
+}
+
+/// The tenant a tag set belongs to, when apifactory manages it.
+pub fn tagged_tenant(tags: Option<&HashMap<String, String>>) -> Option<&str> {
+    let tags = tags?;
+    (tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(names::PREFIX))
+        .then(|| tags.get(TAG_TENANT).map(String::as_str))
+        .flatten()
+}
+
+/// Where the target deploys: the account, region and partition ARNs name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    pub region: String,
+    pub account: String,
+    pub partition: String,
+}
+
+impl Env {
+    pub fn new(region: &str, account: &str) -> Env {
+        let partition = if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        };
+        Env {
+            region: region.to_owned(),
+            account: account.to_owned(),
+            partition: partition.to_owned(),
+        }
+    }
+
+    pub fn table_arn(&self, table: &str) -> String {
+        format!(
+            "arn:{}:dynamodb:{}:{}:table/{table}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    pub fn log_group_arn(&self, group: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{group}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    pub fn role_arn(&self, role: &str) -> String {
+        format!(
+            "arn:{}:iam::{}:role{ROLE_PATH}{role}",
+            self.partition, self.account
+        )
+    }
+
+    /// Every stage, method and path of one REST API.
+    pub fn execute_api_arn(&self, api_id: &str) -> String {
+        format!(
+            "arn:{}:execute-api:{}:{}:{api_id}/*",
+            self.partition, self.region, self.account
+        )
+    }
+}
+
+/// How to reach AWS: the default chain, overridden by these.
+#[derive(Debug, Clone, Default)]
+pub struct Connect {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+impl Connect {
+    /// The SDK configuration: aws-config's default chain (which also reads
+    /// `AWS_PROFILE`, `AWS_REGION` and `AWS_ENDPOINT_URL`), and the standard
+    /// retry mode (throttling and 5xx retried with exponential backoff and
+    /// jitter) with more attempts than the default three.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry());
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(u) = &self.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        loader.load().await
+    }
+}
+
+pub fn retry() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
+/// The AWS target. Cheap to clone: clients and state are shared.
+#[derive(Clone)]
+pub struct AwsTarget {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub env: Env,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub pacer: Arc<Pacer>,
+    /// The function code; a target that only plans may have none.
+    pub package: Option<Package>,
+    /// REST API ids by tenant: observe lists them all (so a tenant missing
+    /// here has none), creates and deletes keep the map current. `None`
+    /// until the first observe.
+    api_ids: Mutex<Option<HashMap<String, String>>>,
+    /// The account's API Gateway CloudWatch role is set (checked once).
+    logging_role: tokio::sync::OnceCell<()>,
+    /// The endpoint does not implement UpdateMethod (moto).
+    update_method_missing: AtomicBool,
+}
+
+impl std::ops::Deref for AwsTarget {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for AwsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsTarget")
+            .field("env", &self.env)
+            .field("pacer", &self.pacer)
+            .finish()
+    }
+}
+
+impl AwsTarget {
+    /// Builds the clients and asks STS which account they act in.
+    pub async fn new(
+        config: &SdkConfig,
+        pace: Pace,
+        package: Option<Package>,
+    ) -> anyhow::Result<AwsTarget> {
+        let region = config
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| anyhow::anyhow!("no AWS region: give --region or set AWS_REGION"))?;
+        let pacer = Arc::new(Pacer::new(pace));
+        let sts = aws_sdk_sts::Client::new(config);
+        pacer.read(&[Family::Sts]).await;
+        let who = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| fail("STS GetCallerIdentity (are AWS credentials set?)", e))?;
+        let account = who
+            .account()
+            .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity named no account"))?;
+        Ok(AwsTarget {
+            inner: Arc::new(Inner {
+                env: Env::new(&region, account),
+                dynamodb: aws_sdk_dynamodb::Client::new(config),
+                apigateway: aws_sdk_apigateway::Client::new(config),
+                lambda: aws_sdk_lambda::Client::new(config),
+                iam: aws_sdk_iam::Client::new(config),
+                logs: aws_sdk_cloudwatchlogs::Client::new(config),
+                route53: aws_sdk_route53::Client::new(config),
+                pacer,
+                package,
+                api_ids: Mutex::new(None),
+                logging_role: tokio::sync::OnceCell::new(),
+                update_method_missing: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn package(&self) -> anyhow::Result<&Package> {
+        self.package
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("this target has no function artifact"))
+    }
+
+    fn listed_apis(&self, ids: HashMap<String, String>) {
+        if let Ok(mut known) = self.api_ids.lock() {
+            *known = Some(ids);
+        }
+    }
+
+    pub(crate) fn remember_api(&self, tenant: &str, id: Option<&str>) {
+        if let Ok(mut known) = self.api_ids.lock()
+            && let Some(ids) = known.as_mut()
+        {
+            match id {
+                Some(id) => ids.insert(tenant.to_owned(), id.to_owned()),
+                None => ids.remove(tenant),
+            };
+        }
+    }
+
+    /// `None` when no observe has listed the REST APIs yet.
+    fn known_api(&self, tenant: &str) -> Option<Option<String>> {
+        let known = self.api_ids.lock().ok()?;
+        known.as_ref().map(|ids| ids.get(tenant).cloned())
+    }
+
+    /// The tenant's REST API id: as listed by observe and kept current by
+    /// this target's own creates and deletes, or found by name and tags.
+    pub async fn api_id(&self, tenant: &str) -> anyhow::Result<Option<String>> {
+        if let Some(known) = self.known_api(tenant) {
+            return Ok(known);
+        }
+        api::find(self, tenant).await
+    }
+}
+
+/// A resource observed, in the planner's terms.
+pub type Found = (Address, Attrs);
+
+impl Target for AwsTarget {
+    async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
+        let scope = Scope(tenants.clone());
+        // Everything with a list call first, in parallel; the REST APIs
+        // found name the stages, plans and mappings read next.
+        let (tables, roles, groups, functions, (apis, all_apis), keys, zones) = tokio::try_join!(
+            table::observe(self, &scope),
+            role::observe(self, &scope),
+            logs::observe(self, &scope),
+            function::observe(self, &scope),
+            api::observe(self, &scope),
+            api_key::observe(self, &scope),
+            domain::hosted_zones(self),
+        )?;
+        let api_ids: BTreeMap<String, String> = apis
+            .iter()
+            .map(|(tenant, (id, _))| (tenant.clone(), id.clone()))
+            .collect();
+        self.listed_apis(all_apis);
+        let (stages, plans, domains) = tokio::try_join!(
+            stage::observe(self, &api_ids),
+            usage_plan::observe(self, &scope, &api_ids),
+            domain::observe(self, &scope, &api_ids, &zones),
+        )?;
+        let mut resources = BTreeMap::new();
+        let all = tables
+            .into_iter()
+            .chain(roles)
+            .chain(groups)
+            .chain(functions)
+            .chain(apis.into_values().map(|(_, found)| found))
+            .chain(stages)
+            .chain(plans)
+            .chain(keys)
+            .chain(domains);
+        for (address, attrs) in all {
+            resources.insert(address, attrs);
+        }
+        Ok(Observed { resources })
+    }
+
+    async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+        match action.address.kind {
+            Kind::Table => table::apply(self, action, desired).await,
+            Kind::Role => role::apply(self, action).await,
+            Kind::LogGroup => logs::apply(self, action).await,
+            Kind::Function => function::apply(self, action, desired).await,
+            Kind::Api => api::apply(self, action, desired).await,
+            Kind::Stage => stage::apply(self, action).await,
+            Kind::UsagePlan => usage_plan::apply(self, action).await,
+            Kind::ApiKey => api_key::apply(self, action).await,
+            Kind::Domain => domain::apply(self, action).await,
+        }
+    }
+}
+
+/// The tenants an observe covers (all when empty).
+#[derive(Debug, Clone, Default)]
+pub struct Scope(pub BTreeSet<String>);
+
+impl Scope {
+    pub fn covers(&self, tenant: &str) -> bool {
+        self.0.is_empty() || self.0.contains(tenant)
+    }
+}
+
+/// An SDK error, short: the service's error code and message when there is
+/// one, the whole chain of causes otherwise (connection failures, ...).
+pub fn fail<E: std::error::Error + ProvideErrorMetadata>(what: &str, e: E) -> anyhow::Error {
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {code}: {message}"),
+        (Some(code), None) => anyhow::anyhow!("{what}: {code}"),
+        _ => anyhow::anyhow!("{what}: {}", DisplayErrorContext(&e)),
+    }
+}
+
+/// Whether an SDK error carries one of these error codes.
+pub fn is<E: ProvideErrorMetadata>(e: &E, codes: &[&str]) -> bool {
+    e.code().is_some_and(|c| codes.contains(&c))
+}
+
+/// The tenant of a name `<prefix><tenant><suffix>`, when it is a tenant id.
+pub fn tenant_between<'a>(name: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let t = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    names::is_tenant_id(t).then_some(t)
+}
+
+/// Polls `check` until it answers `Some`, with growing pauses, for at most
+/// `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{what}: still not done after {} s", limit.as_secs());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Runs `f` on each item, at most `limit` at a time, keeping the order.
+pub async fn each<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> anyhow::Result<Vec<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
+{
+    let gate = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let fut = f(item);
+        let gate = gate.clone();
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            (i, fut.await)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = set.join_next().await {
+        let (i, r) = done.map_err(|e| anyhow::anyhow!("a read task failed: {e}"))?;
+        out.push((i, r?));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A float without a needless `.0` (API Gateway patch values are strings,
+/// and some readers parse them as integers when they can).
+pub fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        v.to_string()
+    }
+}

@@ -1,0 +1,333 @@
+//! Client-side pacing to AWS's published control-plane limits, shared by
+//! every tenant of a run: a bulk redeploy then runs at the rate the limits
+//! allow instead of hammering, being throttled and backing off.
+//!
+//! Every call takes one token from each bucket of its families first (all
+//! API Gateway calls share the overall bucket, and some also have their
+//! own). Throttling that still happens (other tools on the account) is
+//! retried by the SDK's standard retry mode, with backoff and jitter.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::clock::DefaultClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+/// A family of AWS operations that shares one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// Every API Gateway management call.
+    ApiGateway,
+    /// CreateRestApi, ImportRestApi.
+    CreateRestApi,
+    PutRestApi,
+    CreateDeployment,
+    DeleteRestApi,
+    /// CreateDomainName, UpdateDomainName, DeleteDomainName.
+    DomainName,
+    UpdateUsagePlan,
+    /// CreateApiKey, DeleteApiKey.
+    ApiKeyWrite,
+    GetResources,
+    /// Every Lambda control-plane call but GetFunction.
+    Lambda,
+    /// GetFunction (how apply waits for a function's update to finish).
+    LambdaGetFunction,
+    Iam,
+    Logs,
+    DynamoDbControl,
+    Route53,
+    Sts,
+}
+
+/// A token bucket: `burst` tokens, one more every `every`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub every: Duration,
+    pub burst: u32,
+}
+
+const fn per_second(rate: u64, burst: u32) -> Limit {
+    Limit {
+        every: Duration::from_nanos(1_000_000_000 / rate),
+        burst,
+    }
+}
+
+const fn one_every(seconds: u64) -> Limit {
+    Limit {
+        every: Duration::from_secs(seconds),
+        burst: 1,
+    }
+}
+
+/// The limits, per account and region: the one place to update them.
+/// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
+/// rows marked "conservative" have no published per-operation rate and use a
+/// low one that AWS accepts in practice.
+pub const LIMITS: [(Family, Limit, &str); 16] = [
+    (
+        Family::ApiGateway,
+        per_second(10, 40),
+        "API Gateway: all management calls 10 rps, burst 40",
+    ),
+    (
+        Family::CreateRestApi,
+        one_every(3),
+        "CreateRestApi/ImportRestApi (regional): 1 every 3 s",
+    ),
+    (Family::PutRestApi, per_second(1, 1), "PutRestApi: 1 rps"),
+    (
+        Family::CreateDeployment,
+        one_every(5),
+        "CreateDeployment: 1 every 5 s",
+    ),
+    (
+        Family::DeleteRestApi,
+        one_every(30),
+        "DeleteRestApi: 1 every 30 s",
+    ),
+    (
+        Family::DomainName,
+        one_every(30),
+        "Create/Update/DeleteDomainName: 1 every 30 s",
+    ),
+    (
+        Family::UpdateUsagePlan,
+        one_every(20),
+        "UpdateUsagePlan: 1 every 20 s",
+    ),
+    (
+        Family::ApiKeyWrite,
+        per_second(5, 5),
+        "CreateApiKey/DeleteApiKey: 5 rps",
+    ),
+    (
+        Family::GetResources,
+        Limit {
+            every: Duration::from_millis(400),
+            burst: 5,
+        },
+        "GetResources: 5 every 2 s",
+    ),
+    (
+        Family::Lambda,
+        per_second(15, 15),
+        "Lambda control plane: 15 rps, not raisable",
+    ),
+    (
+        Family::LambdaGetFunction,
+        per_second(100, 100),
+        "Lambda GetFunction: 100 rps",
+    ),
+    (Family::Iam, per_second(10, 10), "IAM: conservative"),
+    (
+        Family::Logs,
+        per_second(5, 5),
+        "CloudWatch Logs control plane: 5 tps per operation",
+    ),
+    (
+        Family::DynamoDbControl,
+        per_second(10, 10),
+        "DynamoDB control plane: conservative",
+    ),
+    (
+        Family::Route53,
+        per_second(5, 5),
+        "Route 53 API: 5 rps per account",
+    ),
+    (Family::Sts, per_second(10, 10), "STS: conservative"),
+];
+
+/// The limit of a family, from [`LIMITS`].
+pub fn limit(family: Family) -> Limit {
+    LIMITS
+        .iter()
+        .find(|(f, _, _)| *f == family)
+        .map(|(_, l, _)| *l)
+        .unwrap_or(Limit {
+            every: Duration::from_secs(1),
+            burst: 1,
+        })
+}
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// The buckets of one run, and a count of the calls that went through them.
+pub struct Pacer {
+    buckets: Vec<(Family, Bucket)>,
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer")
+            .field("paced", &!self.buckets.is_empty())
+            .field("reads", &self.reads())
+            .field("writes", &self.writes())
+            .finish()
+    }
+}
+
+/// How fast to go relative to AWS's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// No client-side pacing (tests against an emulator).
+    Off,
+    /// The limits times this factor: 1 is AWS's published limits, 0.5 half
+    /// as fast.
+    Scaled(f64),
+}
+
+impl Pace {
+    /// `off`, or a positive factor; the default is AWS's limits.
+    pub fn parse(s: &str) -> Result<Pace, String> {
+        match s.trim() {
+            "off" | "none" => Ok(Pace::Off),
+            other => match other.parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => Ok(Pace::Scaled(f)),
+                _ => Err(format!(
+                    "expected `off` or a positive factor such as 1 or 0.5, found {other:?}"
+                )),
+            },
+        }
+    }
+
+    /// From `APIFACTORY_PACE`, AWS's limits when it is unset.
+    pub fn from_env() -> Result<Pace, String> {
+        match std::env::var("APIFACTORY_PACE") {
+            Ok(v) if !v.trim().is_empty() => {
+                Pace::parse(&v).map_err(|e| format!("APIFACTORY_PACE: {e}"))
+            }
+            _ => Ok(Pace::Scaled(1.0)),
+        }
+    }
+}
+
+impl Pacer {
+    pub fn new(pace: Pace) -> Pacer {
+        let buckets = match pace {
+            Pace::Off => Vec::new(),
+            Pace::Scaled(factor) => LIMITS
+                .iter()
+                .map(|(family, limit, _)| (*family, bucket(*limit, factor)))
+                .collect(),
+        };
+        Pacer {
+            buckets,
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for a token of each family, and counts one read.
+    pub async fn read(&self, families: &[Family]) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.take(families).await;
+    }
+
+    /// Waits for a token of each family, and counts one mutating call.
+    pub async fn write(&self, families: &[Family]) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.take(families).await;
+    }
+
+    async fn take(&self, families: &[Family]) {
+        for family in families {
+            if let Some((_, bucket)) = self.buckets.iter().find(|(f, _)| f == family) {
+                bucket.until_ready().await;
+            }
+        }
+    }
+
+    /// Calls counted so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+fn bucket(limit: Limit, factor: f64) -> Bucket {
+    let every = limit.every.div_f64(factor).max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(every)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    RateLimiter::direct(quota)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_family_with_the_published_limits() {
+        let mut families: Vec<Family> = LIMITS.iter().map(|(f, _, _)| *f).collect();
+        families.sort();
+        families.dedup();
+        assert_eq!(families.len(), LIMITS.len(), "a family appears twice");
+        assert_eq!(limit(Family::ApiGateway), per_second(10, 40));
+        assert_eq!(
+            limit(Family::CreateDeployment).every,
+            Duration::from_secs(5)
+        );
+        assert_eq!(limit(Family::CreateRestApi).every, Duration::from_secs(3));
+        assert_eq!(limit(Family::PutRestApi).every, Duration::from_secs(1));
+        assert_eq!(limit(Family::DeleteRestApi).every, Duration::from_secs(30));
+        assert_eq!(limit(Family::DomainName).every, Duration::from_secs(30));
+        assert_eq!(
+            limit(Family::UpdateUsagePlan).every,
+            Duration::from_secs(20)
+        );
+        assert_eq!(limit(Family::ApiKeyWrite).every, Duration::from_millis(200));
+        assert_eq!(
+            limit(Family::Lambda).every,
+            Duration::from_nanos(66_666_666)
+        );
+        assert_eq!(
+            limit(Family::LambdaGetFunction).every,
+            Duration::from_millis(10)
+        );
+        for (_, l, source) in LIMITS {
+            assert!(l.burst >= 1 && !source.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_pace_parses() {
+        assert_eq!(Pace::parse("off"), Ok(Pace::Off));
+        assert_eq!(Pace::parse("0.5"), Ok(Pace::Scaled(0.5)));
+        assert!(Pace::parse("0").is_err());
+        assert!(Pace::parse("fast").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_bucket_holds_calls_to_its_rate() {
+        // CreateDeployment at 100x: one every 50 ms, burst 1.
+        let pacer = Pacer::new(Pace::Scaled(100.0));
+        let start = std::time::Instant::now();
+        for _ in 0..3 {
+            pacer.write(&[Family::CreateDeployment]).await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!((pacer.reads(), pacer.writes()), (0, 3));
+
+        // Off: no buckets at all (DeleteRestApi would otherwise hold the
+        // second call for 30 s).
+        let off = Pacer::new(Pace::Off);
+        assert!(off.buckets.is_empty());
+        off.read(&[Family::DeleteRestApi]).await;
+        off.read(&[Family::DeleteRestApi]).await;
+        assert_eq!(off.reads(), 2);
+    }
+}

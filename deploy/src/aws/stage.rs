@@ -1,0 +1,329 @@
+//! The deployment and stage: a new deployment only when the API definition
+//! changed (its hash is in the deployment's and the stage's description),
+//! default method throttling from the usage plan's rate and burst, and an
+//! access log to the tenant's log group.
+//!
+//! The stage is created and then patched (CreateStage takes no method
+//! settings), and a deployment never names the stage (that would reset an
+//! existing stage's settings on some implementations): the stage is pointed
+//! at it with a patch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_apigateway::types::{Op, PatchOperation, Stage};
+use runtime::names;
+use serde_json::{Value, json};
+
+use super::api::{APIGW, parse_marker, replace};
+use super::{AwsTarget, Family, Found, MARKER, ROLE_PATH, each, fail, is, number};
+use crate::plan::{Action, Change};
+use crate::resource::{Address, Kind, attrs};
+use crate::target::Applied;
+
+/// One JSON line per request in the access log.
+pub const ACCESS_LOG_FORMAT: &str = concat!(
+    r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","#,
+    r#""apiKeyId":"$context.identity.apiKeyId","requestTime":"$context.requestTime","#,
+    r#""httpMethod":"$context.httpMethod","resourcePath":"$context.resourcePath","#,
+    r#""status":"$context.status","responseLength":"$context.responseLength","#,
+    r#""integrationLatency":"$context.integrationLatency","error":"$context.error.message"}"#
+);
+
+/// The account-wide role API Gateway writes logs with (one per account and
+/// region, set only when the account has none).
+pub const LOGGING_ROLE: &str = "apifactory-apigateway-logs";
+
+pub async fn observe(
+    t: &AwsTarget,
+    api_ids: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Found>> {
+    let items: Vec<(String, String)> = api_ids
+        .iter()
+        .map(|(tenant, id)| (tenant.clone(), id.clone()))
+        .collect();
+    let t = t.clone();
+    let found = each(items, 8, move |(tenant, id)| {
+        let t = t.clone();
+        async move {
+            t.pacer.read(APIGW).await;
+            let stages = t
+                .apigateway
+                .get_stages()
+                .rest_api_id(&id)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("GetStages {id}"), e))?;
+            Ok(stages
+                .item()
+                .iter()
+                .filter_map(|s| {
+                    let name = s.stage_name()?;
+                    Some((Address::new(&tenant, Kind::Stage, name), stage_attrs(s)))
+                })
+                .collect::<Vec<_>>())
+        }
+    })
+    .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+fn default_setting(s: &Stage) -> Option<&aws_sdk_apigateway::types::MethodSetting> {
+    s.method_settings()?.get("*/*")
+}
+
+fn stage_attrs(s: &Stage) -> crate::resource::Attrs {
+    let setting = default_setting(s);
+    attrs([
+        ("deployment", json!(parse_marker(s.description()).0)),
+        ("rate", json!(setting.map(|m| m.throttling_rate_limit()))),
+        ("burst", json!(setting.map(|m| m.throttling_burst_limit()))),
+    ])
+}
+
+pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
+    let tenant = action.address.tenant.as_str();
+    let name = action.address.name.as_str();
+    let Some(api) = t.api_id(tenant).await? else {
+        if action.change == Change::Delete {
+            return Ok(Applied::default());
+        }
+        anyhow::bail!("tenant {tenant} has no REST API to deploy");
+    };
+    if action.change == Change::Delete {
+        t.pacer.write(APIGW).await;
+        match t
+            .apigateway
+            .delete_stage()
+            .rest_api_id(&api)
+            .stage_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is(&e, &["NotFoundException"]) => {}
+            Err(e) => return Err(fail(&format!("DeleteStage {name} of {api}"), e)),
+        }
+        return Ok(Applied::default());
+    }
+
+    let log_group = names::access_log_group(tenant);
+    let destination = t.env.log_group_arn(&log_group);
+    ensure_logging_role(t).await?;
+
+    t.pacer.read(APIGW).await;
+    let existing = match t
+        .apigateway
+        .get_stage()
+        .rest_api_id(&api)
+        .stage_name(name)
+        .send()
+        .await
+    {
+        Ok(s) => Some(
+            Stage::builder()
+                .set_stage_name(s.stage_name)
+                .set_description(s.description)
+                .set_deployment_id(s.deployment_id)
+                .set_method_settings(s.method_settings)
+                .set_access_log_settings(s.access_log_settings)
+                .build(),
+        ),
+        Err(e) if is(&e, &["NotFoundException"]) => None,
+        Err(e) => return Err(fail(&format!("GetStage {name} of {api}"), e)),
+    };
+
+    let hash = action
+        .attrs
+        .get("deployment")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let stamp = format!("{MARKER}{hash}");
+    let deployed = existing
+        .as_ref()
+        .is_some_and(|s| parse_marker(s.description()).0.as_deref() == Some(hash));
+    let deployment = if deployed {
+        None
+    } else {
+        t.pacer
+            .write(&[Family::ApiGateway, Family::CreateDeployment])
+            .await;
+        let d = t
+            .apigateway
+            .create_deployment()
+            .rest_api_id(&api)
+            .description(&stamp)
+            .send()
+            .await
+            .map_err(|e| fail(&format!("CreateDeployment of {api}"), e))?;
+        Some(
+            d.id()
+                .ok_or_else(|| anyhow::anyhow!("CreateDeployment of {api} returned no id"))?
+                .to_owned(),
+        )
+    };
+
+    let mut patch: Vec<PatchOperation> = Vec::new();
+    match (&existing, &deployment) {
+        (None, Some(deployment)) => {
+            t.pacer.write(APIGW).await;
+            t.apigateway
+                .create_stage()
+                .rest_api_id(&api)
+                .stage_name(name)
+                .deployment_id(deployment)
+                .description(&stamp)
+                .set_tags(Some(super::tags(tenant)))
+                .send()
+                .await
+                .map_err(|e| fail(&format!("CreateStage {name} of {api}"), e))?;
+        }
+        (Some(_), Some(deployment)) => {
+            patch.push(replace("/deploymentId", deployment)?);
+            patch.push(replace("/description", &stamp)?);
+        }
+        _ => {}
+    }
+    let rate = action.attrs.get("rate").and_then(Value::as_f64);
+    let burst = action.attrs.get("burst").and_then(Value::as_i64);
+    let setting = existing.as_ref().and_then(default_setting);
+    if let Some(rate) = rate
+        && setting.map(|s| s.throttling_rate_limit()) != Some(rate)
+    {
+        patch.push(replace("/*/*/throttling/rateLimit", &number(rate))?);
+    }
+    if let Some(burst) = burst
+        && setting.map(|s| i64::from(s.throttling_burst_limit())) != Some(burst)
+    {
+        patch.push(replace("/*/*/throttling/burstLimit", &burst.to_string())?);
+    }
+    let logs = existing.as_ref().and_then(|s| s.access_log_settings());
+    if logs.and_then(|l| l.destination_arn()) != Some(destination.as_str()) {
+        patch.push(replace("/accessLogSettings/destinationArn", &destination)?);
+    }
+    if logs.and_then(|l| l.format()) != Some(ACCESS_LOG_FORMAT) {
+        patch.push(replace("/accessLogSettings/format", ACCESS_LOG_FORMAT)?);
+    }
+    if !patch.is_empty() {
+        t.pacer.write(APIGW).await;
+        t.apigateway
+            .update_stage()
+            .rest_api_id(&api)
+            .stage_name(name)
+            .set_patch_operations(Some(patch))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("UpdateStage {name} of {api}"), e))?;
+    }
+    Ok(Applied::default())
+}
+
+/// Access logging needs the account's API Gateway CloudWatch role. When the
+/// account has none, make one (trusting API Gateway, allowed what AWS's
+/// push-to-CloudWatch managed policy allows) and set it. Checked once per
+/// run. This role is the account's, not a tenant's: API Gateway uses it for
+/// every API that logs.
+async fn ensure_logging_role(t: &AwsTarget) -> anyhow::Result<()> {
+    t.logging_role
+        .get_or_try_init(|| async {
+            t.pacer.read(APIGW).await;
+            let account = t
+                .apigateway
+                .get_account()
+                .send()
+                .await
+                .map_err(|e| fail("API Gateway GetAccount", e))?;
+            if account.cloudwatch_role_arn().is_some_and(|a| !a.is_empty()) {
+                return Ok(());
+            }
+            let trust = json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": "apigateway.amazonaws.com" },
+                    "Action": "sts:AssumeRole"
+                }]
+            })
+            .to_string();
+            t.pacer.write(&[Family::Iam]).await;
+            match t
+                .iam
+                .create_role()
+                .role_name(LOGGING_ROLE)
+                .path(ROLE_PATH)
+                .assume_role_policy_document(trust)
+                .description("apifactory: API Gateway writes access logs with this role")
+                .tags(
+                    aws_sdk_iam::types::Tag::builder()
+                        .key(super::TAG_MANAGED_BY)
+                        .value(names::PREFIX)
+                        .build()
+                        .map_err(|e| anyhow::anyhow!("an IAM tag: {e}"))?,
+                )
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is(&e, &["EntityAlreadyExists"]) => {}
+                Err(e) => return Err(fail(&format!("IAM CreateRole {LOGGING_ROLE}"), e)),
+            }
+            // The permissions of AWS's managed policy
+            // AmazonAPIGatewayPushToCloudWatchLogs, inline: the same on every
+            // account and partition, and no dependency on managed policies.
+            let push = json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogGroups",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                        "logs:GetLogEvents",
+                        "logs:FilterLogEvents"
+                    ],
+                    "Resource": "*"
+                }]
+            })
+            .to_string();
+            t.pacer.write(&[Family::Iam]).await;
+            t.iam
+                .put_role_policy()
+                .role_name(LOGGING_ROLE)
+                .policy_name("push-to-cloudwatch-logs")
+                .policy_document(push)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("IAM PutRolePolicy {LOGGING_ROLE}"), e))?;
+            let arn = t.env.role_arn(LOGGING_ROLE);
+            // A new role takes a few seconds to be assumable everywhere.
+            super::wait_for(
+                "the API Gateway account's CloudWatch role",
+                Duration::from_secs(90),
+                || async {
+                    t.pacer.write(APIGW).await;
+                    match t
+                        .apigateway
+                        .update_account()
+                        .patch_operations(
+                            PatchOperation::builder()
+                                .op(Op::Replace)
+                                .path("/cloudwatchRoleArn")
+                                .value(&arn)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                    {
+                        Ok(_) => Ok(Some(())),
+                        Err(e) if is(&e, &["BadRequestException"]) => Ok(None),
+                        Err(e) => Err(fail("API Gateway UpdateAccount", e)),
+                    }
+                },
+            )
+            .await
+        })
+        .await
+        .map(|_| ())
+}

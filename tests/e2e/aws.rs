@@ -1,0 +1,1054 @@
+//! The AWS target against the moto server of this run: the five tenants
+//! (copies under unique ids, so tests never collide), checked with SDK
+//! reads; a no-op apply counted with moto's request recorder; a one-field
+//! change; a destroy; and an apply killed midway by SIGKILL, then re-run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use apifactory::apply::{Quiet, Report, apply};
+use apifactory::aws::function::{STATEMENT_ID, statement_source};
+use apifactory::aws::policy::percent_decode;
+use apifactory::aws::{AwsTarget, Env, Pace, Package, TAG_TENANT};
+use apifactory::desired::{Desired, desired};
+use apifactory::plan::{Change, Options, Plan, plan};
+use apifactory::resource::Kind;
+use apifactory::target::Target;
+use apifactory_tests::{
+    RecordedRequest, Recording, bin_path, moto_url, repo_root, sdk_config, unique_name,
+};
+use aws_sdk_apigateway::types::RestApi;
+use runtime::{Operation, Tenant, names};
+use serde_json::Value;
+
+/// The debug `bootstrap` carries ~150 MB of debug info; stripped, it still
+/// runs the same code and zips to a size moto takes in a blink. Made once
+/// per test process, next to the binary.
+fn artifact() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let bootstrap = bin_path("bootstrap");
+        let stripped = bootstrap.with_file_name("bootstrap.stripped");
+        let partial =
+            bootstrap.with_file_name(format!("bootstrap.stripped.{}", std::process::id()));
+        let status = Command::new("strip")
+            .arg("-o")
+            .arg(&partial)
+            .arg(&bootstrap)
+            .status()
+            .expect("strip (binutils) runs");
+        assert!(status.success(), "strip {}", bootstrap.display());
+        std::fs::rename(&partial, &stripped).unwrap();
+        stripped
+    })
+}
+
+fn package() -> Package {
+    static PACKAGE: OnceLock<Package> = OnceLock::new();
+    PACKAGE
+        .get_or_init(|| Package::from_artifact(artifact()).expect("the artifact packages"))
+        .clone()
+}
+
+async fn target() -> Arc<AwsTarget> {
+    Arc::new(
+        AwsTarget::new(&sdk_config().await, Pace::Off, Some(package()))
+            .await
+            .expect("the AWS target connects to moto"),
+    )
+}
+
+/// Copies of tenant files under unique ids, with unique domains (and a
+/// hosted zone made in moto where the file names one).
+struct Fleet {
+    dir: tempfile::TempDir,
+    /// The copy's id of each original.
+    ids: BTreeMap<&'static str, String>,
+}
+
+impl Fleet {
+    async fn new(originals: &[&'static str]) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = BTreeMap::new();
+        for original in originals {
+            let id = unique_name(original);
+            let path = repo_root().join(format!("tenants/{original}.toml"));
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            let t = Tenant::load(&path).unwrap();
+            if let Some(d) = &t.domain {
+                let (first, rest) = d.name.split_once('.').unwrap();
+                let domain = format!("{first}.{id}.{rest}");
+                text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
+                if let Some(zone) = &d.hosted_zone_id {
+                    let made = hosted_zone(&format!("{id}.{rest}")).await;
+                    text = text.replace(zone, &made);
+                }
+            }
+            std::fs::write(dir.path().join(format!("{id}.toml")), text).unwrap();
+            ids.insert(*original, id);
+        }
+        Fleet { dir, ids }
+    }
+
+    fn id(&self, original: &str) -> &str {
+        &self.ids[original]
+    }
+
+    fn scope(&self) -> BTreeSet<String> {
+        self.ids.values().cloned().collect()
+    }
+
+    fn path(&self, original: &str) -> PathBuf {
+        self.dir.path().join(format!("{}.toml", self.id(original)))
+    }
+
+    fn tenants(&self) -> Vec<Tenant> {
+        runtime::tenant::load_dir(self.dir.path()).unwrap()
+    }
+
+    fn tenant(&self, original: &str) -> Tenant {
+        Tenant::load(&self.path(original)).unwrap()
+    }
+
+    fn source(&self, original: &str) -> String {
+        let text = std::fs::read_to_string(self.path(original)).unwrap();
+        apifactory::tenants::package_source(&text).unwrap()
+    }
+
+    /// The desired state of these copies, leaving out `without`.
+    fn desired(&self, without: &[&str]) -> Desired {
+        let skip: Vec<&str> = without.iter().map(|o| self.id(o)).collect();
+        let tenants: Vec<Tenant> = self
+            .tenants()
+            .into_iter()
+            .filter(|t| !skip.contains(&t.id.as_str()))
+            .collect();
+        let sources = tenants
+            .iter()
+            .map(|t| {
+                let text = std::fs::read_to_string(&t.path).unwrap();
+                (
+                    t.id.clone(),
+                    apifactory::tenants::package_source(&text).unwrap(),
+                )
+            })
+            .collect();
+        desired(&tenants, &sources, &package())
+    }
+}
+
+/// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
+/// file requires it); moto draws ids from A-Z0-9, so draw until one does.
+async fn hosted_zone(name: &str) -> String {
+    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
+    for attempt in 0..500 {
+        let zone = r53
+            .create_hosted_zone()
+            .name(format!("{name}."))
+            .caller_reference(format!("{name}-{attempt}"))
+            .send()
+            .await
+            .unwrap();
+        let id = zone
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_owned();
+        if id.starts_with('Z') {
+            return id;
+        }
+        r53.delete_hosted_zone().id(&id).send().await.unwrap();
+    }
+    panic!("no hosted zone id starting with Z in 500 tries");
+}
+
+async fn observe_and_plan(target: &AwsTarget, d: &Desired, opts: &Options) -> Plan {
+    let observed = target.observe(&opts.tenants).await.unwrap();
+    plan(d, &observed, opts)
+}
+
+async fn converge(target: &Arc<AwsTarget>, d: &Desired, opts: &Options) -> (Plan, Report) {
+    let p = observe_and_plan(target, d, opts).await;
+    let report = apply(&p, Arc::new(d.clone()), target.clone(), 8, Arc::new(Quiet)).await;
+    assert!(report.ok(), "{report}");
+    (p, report)
+}
+
+fn scope(ids: BTreeSet<String>) -> Options {
+    Options {
+        tenants: ids,
+        ..Options::default()
+    }
+}
+
+/// Whether a recorded request changes something: REST APIs (API Gateway,
+/// Lambda, Route 53) read with GET; JSON APIs (DynamoDB, Logs) and query
+/// APIs (IAM, STS) name their operation.
+fn mutating(r: &RecordedRequest) -> bool {
+    let read = |op: &str| {
+        ["Describe", "List", "Get"]
+            .iter()
+            .any(|p| op.starts_with(p))
+    };
+    if let Some(op) = r.json_operation() {
+        return !read(op);
+    }
+    if let Some(action) = r.body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return !read(action);
+    }
+    r.method != "GET"
+}
+
+/// The tenant's REST APIs, by tag.
+async fn rest_apis(api: &aws_sdk_apigateway::Client, tenant: &str) -> Vec<RestApi> {
+    api.get_rest_apis()
+        .limit(500)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter(|a| a.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
+        .cloned()
+        .collect()
+}
+
+async fn usage_plans(
+    api: &aws_sdk_apigateway::Client,
+    tenant: &str,
+) -> Vec<aws_sdk_apigateway::types::UsagePlan> {
+    api.get_usage_plans()
+        .limit(500)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter(|p| p.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
+        .cloned()
+        .collect()
+}
+
+async fn api_keys(
+    api: &aws_sdk_apigateway::Client,
+    tenant: &str,
+) -> Vec<aws_sdk_apigateway::types::ApiKey> {
+    api.get_api_keys()
+        .name_query(format!("apifactory-{tenant}-"))
+        .include_values(false)
+        .limit(500)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter(|k| k.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
+        .cloned()
+        .collect()
+}
+
+/// The operation a method of the tenant's API runs.
+fn operation_of(t: &Tenant, path: &str, verb: &str) -> Operation {
+    let item = path != format!("/{}", t.collection.name);
+    match (item, verb) {
+        (false, "GET") => Operation::Search,
+        (false, "POST") => Operation::Add,
+        (true, "GET") => Operation::Get,
+        (true, "PUT" | "PATCH") => Operation::Update,
+        (true, "DELETE") => Operation::Delete,
+        other => panic!("unexpected method {other:?} on {path}"),
+    }
+}
+
+/// Everything `issues show 4` asks of one tenant's stack, read back with
+/// the SDK.
+async fn check_stack(t: &Tenant, source: &str, report: &Report) {
+    let config = sdk_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let api = aws_sdk_apigateway::Client::new(&config);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let env = Env::new("us-east-1", "123456789012");
+    let id = t.id.as_str();
+    let table = names::table(id);
+
+    // Table: key, one GSI per indexed field, PITR, deletion protection.
+    let desc = ddb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let key: Vec<(&str, &str)> = desc
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    assert_eq!(key, [(t.collection.key.as_str(), "HASH")], "{id}");
+    let mut gsis: Vec<String> = desc
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| g.index_name().unwrap().to_owned())
+        .collect();
+    gsis.sort();
+    let mut want: Vec<String> = t
+        .collection
+        .indexed()
+        .map(|f| names::index(&f.name))
+        .collect();
+    want.sort();
+    assert_eq!(gsis, want, "{id}");
+    assert_eq!(desc.deletion_protection_enabled(), Some(true), "{id}");
+    assert_eq!(
+        desc.billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|b| b.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    let pitr = ddb
+        .describe_continuous_backups()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pitr.continuous_backups_description()
+            .and_then(|c| c.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .map(|s| s.as_str()),
+        Some("ENABLED"),
+        "{id}"
+    );
+
+    // Role: trusts Lambda only; its policy names only this tenant's table,
+    // indexes and log groups, and no `*` resource.
+    let role = iam
+        .get_role()
+        .role_name(names::role(id))
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap();
+    let trust: Value =
+        serde_json::from_str(&percent_decode(role.assume_role_policy_document().unwrap())).unwrap();
+    assert_eq!(
+        trust["Statement"][0]["Principal"],
+        serde_json::json!({"Service": "lambda.amazonaws.com"})
+    );
+    assert_eq!(trust["Statement"].as_array().unwrap().len(), 1);
+    let policy = iam
+        .get_role_policy()
+        .role_name(names::role(id))
+        .policy_name(apifactory::aws::policy::POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let policy: Value = serde_json::from_str(&percent_decode(policy.policy_document())).unwrap();
+    let table_arn = env.table_arn(&table);
+    let mut actions = BTreeSet::new();
+    for s in policy["Statement"].as_array().unwrap() {
+        for a in s["Action"].as_array().unwrap() {
+            actions.insert(a.as_str().unwrap().to_owned());
+        }
+        for r in s["Resource"].as_array().unwrap() {
+            let r = r.as_str().unwrap();
+            let ours = r == table_arn
+                || r.strip_prefix(&format!("{table_arn}/index/"))
+                    .is_some_and(|i| want.iter().any(|w| w == i))
+                || t.functions
+                    .operations
+                    .iter()
+                    .any(|op| r == format!("{}:*", env.log_group_arn(&names::log_group(id, *op))));
+            assert!(ours, "{id}: the policy names {r}");
+        }
+    }
+    assert!(actions.iter().all(|a| {
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        ]
+        .contains(&a.as_str())
+    }));
+
+    // The REST API: exactly one, every method needing a key and proxying to
+    // its operation's function.
+    let apis = rest_apis(&api, id).await;
+    assert_eq!(apis.len(), 1, "{id}: {apis:?}");
+    let api_id = apis[0].id().unwrap().to_owned();
+    assert_eq!(apis[0].name(), Some(names::rest_api(id).as_str()));
+    let resources = api
+        .get_resources()
+        .rest_api_id(&api_id)
+        .embed("methods")
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
+    let mut methods = 0;
+    let mut ops_seen = BTreeSet::new();
+    for r in resources.items() {
+        for (verb, m) in r.resource_methods().into_iter().flatten() {
+            methods += 1;
+            assert_eq!(
+                m.api_key_required(),
+                Some(true),
+                "{id} {verb} {:?}",
+                r.path()
+            );
+            let i = m.method_integration().expect("an integration");
+            // moto keeps the document's lower-case "aws_proxy".
+            assert_eq!(
+                i.r#type().map(|t| t.as_str().to_ascii_uppercase()),
+                Some("AWS_PROXY".to_owned())
+            );
+            let op = operation_of(t, r.path().unwrap(), verb);
+            ops_seen.insert(op);
+            assert!(
+                i.uri().unwrap().ends_with(&format!(
+                    ":function:{}/invocations",
+                    names::function(id, op)
+                )),
+                "{id} {verb}: {:?}",
+                i.uri()
+            );
+        }
+    }
+    let expected_methods: usize = t
+        .functions
+        .operations
+        .iter()
+        .map(|op| if *op == Operation::Update { 2 } else { 1 })
+        .sum();
+    assert_eq!(methods, expected_methods, "{id}");
+    assert_eq!(
+        ops_seen.into_iter().collect::<Vec<_>>(),
+        t.functions.operations
+    );
+
+    // Functions: runtime, handler, memory, timeout, environment, code, and
+    // the permission for this API only.
+    let code = package().sha256(source).unwrap();
+    for op in &t.functions.operations {
+        let name = names::function(id, *op);
+        let f = lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(f.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+        assert_eq!(f.handler(), Some("bootstrap"));
+        assert_eq!(f.memory_size(), Some(t.functions.memory_mb as i32));
+        assert_eq!(f.timeout(), Some(t.functions.timeout_s as i32));
+        assert_eq!(f.code_sha256(), Some(code.as_str()), "{name}");
+        assert_eq!(
+            f.architectures()
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>(),
+            ["x86_64"]
+        );
+        assert!(
+            f.role()
+                .unwrap()
+                .ends_with(&format!("/apifactory/{}", names::role(id)))
+        );
+        let vars = f.environment().unwrap().variables().unwrap();
+        assert_eq!(vars.get("APIFACTORY_TABLE"), Some(&table));
+        assert_eq!(
+            vars.get("APIFACTORY_OPERATION").map(String::as_str),
+            Some(op.as_str())
+        );
+        let policy = lambda
+            .get_policy()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap();
+        assert_eq!(
+            statement_source(&policy, STATEMENT_ID),
+            Some(Some(env.execute_api_arn(&api_id))),
+            "{policy}"
+        );
+    }
+
+    // Log groups with the retention.
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/apifactory-{id}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups().len(), t.functions.operations.len());
+    for g in groups.log_groups() {
+        assert_eq!(g.retention_in_days(), Some(t.logs.retention_days as i32));
+    }
+
+    // One deployment, recorded with the definition's hash; the stage with
+    // default throttling and the access log.
+    let hash = apifactory::desired::api_definition_sha256(t);
+    let deployments = api
+        .get_deployments()
+        .rest_api_id(&api_id)
+        .send()
+        .await
+        .unwrap();
+    let described: Vec<Option<&str>> = deployments
+        .items()
+        .iter()
+        .map(|d| d.description())
+        .collect();
+    assert_eq!(
+        described,
+        [Some(format!("apifactory:{hash}").as_str())],
+        "{id}"
+    );
+    let stage = api
+        .get_stage()
+        .rest_api_id(&api_id)
+        .stage_name(&t.stage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stage.deployment_id(), deployments.items()[0].id());
+    let setting = &stage.method_settings().unwrap()["*/*"];
+    assert_eq!(setting.throttling_rate_limit(), t.usage_plan.rate);
+    assert_eq!(setting.throttling_burst_limit(), t.usage_plan.burst as i32);
+    let access = stage.access_log_settings().unwrap();
+    assert_eq!(
+        access.destination_arn(),
+        Some(env.log_group_arn(&names::access_log_group(id)).as_str())
+    );
+    assert!(access.format().unwrap().contains("$context.requestId"));
+
+    // The usage plan: throttle, quota, bound to the stage; each client's
+    // key enabled and attached.
+    let plans = usage_plans(&api, id).await;
+    assert_eq!(plans.len(), 1, "{id}");
+    let up = &plans[0];
+    let throttle = up.throttle().unwrap();
+    assert_eq!(
+        (throttle.rate_limit(), throttle.burst_limit()),
+        (t.usage_plan.rate, t.usage_plan.burst as i32)
+    );
+    match t.usage_plan.quota {
+        Some(q) => {
+            let quota = up.quota().unwrap();
+            assert_eq!(quota.limit() as u64, q.limit);
+            assert_eq!(quota.period().map(|p| p.as_str()), Some(q.period.as_str()));
+        }
+        None => assert!(up.quota().is_none_or(|q| q.limit() == 0)),
+    }
+    let stages: Vec<(Option<&str>, Option<&str>)> = up
+        .api_stages()
+        .iter()
+        .map(|s| (s.api_id(), s.stage()))
+        .collect();
+    assert_eq!(stages, [(Some(api_id.as_str()), Some(t.stage.as_str()))]);
+    let keys = api_keys(&api, id).await;
+    let attached = api
+        .get_usage_plan_keys()
+        .usage_plan_id(up.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let attached: BTreeSet<&str> = attached.items().iter().filter_map(|k| k.id()).collect();
+    assert_eq!(keys.len(), t.clients.len(), "{id}");
+    for c in &t.clients {
+        let name = names::api_key(id, &c.name);
+        let key = keys
+            .iter()
+            .find(|k| k.name() == Some(name.as_str()))
+            .unwrap();
+        assert!(key.enabled(), "{name}");
+        assert!(
+            attached.contains(key.id().unwrap()),
+            "{name} is not in the plan"
+        );
+        let secret = report
+            .secrets()
+            .find(|s| s.tenant == id && s.client == c.name)
+            .unwrap_or_else(|| panic!("no value shown for {name}"));
+        assert_eq!(Some(secret.id.as_str()), key.id());
+        assert!(secret.value.len() >= 40);
+    }
+
+    // The domain: regional, the tenant's certificate, the base path mapped
+    // to the stage, and the alias record when a zone is named.
+    if let Some(d) = &t.domain {
+        let domain = api
+            .get_domain_name()
+            .domain_name(&d.name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            domain.regional_certificate_arn(),
+            Some(d.certificate_arn.as_str())
+        );
+        assert_eq!(
+            domain.endpoint_configuration().map(|e| e
+                .types()
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()),
+            Some(vec!["REGIONAL"])
+        );
+        let mappings = api
+            .get_base_path_mappings()
+            .domain_name(&d.name)
+            .send()
+            .await
+            .unwrap();
+        let mappings: Vec<(Option<&str>, Option<&str>, Option<&str>)> = mappings
+            .items()
+            .iter()
+            .map(|m| (m.base_path(), m.rest_api_id(), m.stage()))
+            .collect();
+        let base = if d.base_path.is_empty() {
+            "(none)"
+        } else {
+            d.base_path.as_str()
+        };
+        assert_eq!(
+            mappings,
+            [(Some(base), Some(api_id.as_str()), Some(t.stage.as_str()))]
+        );
+        if let Some(zone) = &d.hosted_zone_id {
+            let r53 = aws_sdk_route53::Client::new(&config);
+            let records = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(zone)
+                .send()
+                .await
+                .unwrap();
+            let alias = records
+                .resource_record_sets()
+                .iter()
+                .find(|r| r.name().trim_end_matches('.') == d.name && r.r#type().as_str() == "A")
+                .and_then(|r| r.alias_target())
+                .unwrap_or_else(|| panic!("no alias record for {}", d.name));
+            assert_eq!(
+                alias.dns_name().trim_end_matches('.'),
+                domain.regional_domain_name().unwrap()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_tenants_apply_then_a_no_op_a_change_and_a_destroy() {
+    let fleet = Fleet::new(&["acme", "bookshop", "clinic", "events", "fleet"]).await;
+    let target = target().await;
+    let opts = scope(fleet.scope());
+
+    // Apply: everything is created, in dependency order per tenant.
+    let d = fleet.desired(&[]);
+    let started = Instant::now();
+    let (first, report) = converge(&target, &d, &opts).await;
+    eprintln!(
+        "first apply of 5 tenants: {} actions, {} mutating calls, {} reads, {:?}",
+        first.actions.len(),
+        target.pacer.writes(),
+        target.pacer.reads(),
+        started.elapsed()
+    );
+    assert!(first.actions.iter().all(|a| a.change == Change::Create));
+    assert_eq!(first.actions.len(), d.resources.len());
+    for original in ["acme", "bookshop", "clinic", "events", "fleet"] {
+        check_stack(&fleet.tenant(original), &fleet.source(original), &report).await;
+    }
+
+    // Apply again, as a new run would: a fresh target reads the world and
+    // finds nothing to do. moto's recorder sees no mutating request on any
+    // of these tenants' resources.
+    let ids: BTreeSet<String> = {
+        let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+        let mut ids = fleet.scope();
+        for tenant in fleet.scope() {
+            ids.extend(
+                rest_apis(&api, &tenant)
+                    .await
+                    .iter()
+                    .filter_map(|a| a.id.clone()),
+            );
+            ids.extend(
+                usage_plans(&api, &tenant)
+                    .await
+                    .iter()
+                    .filter_map(|p| p.id.clone()),
+            );
+            ids.extend(
+                api_keys(&api, &tenant)
+                    .await
+                    .iter()
+                    .filter_map(|k| k.id.clone()),
+            );
+        }
+        ids
+    };
+    let recording = Recording::start().await;
+    let again = target_fresh_noop(&fleet, &opts).await;
+    let requests = recording.requests().await;
+    recording.stop().await;
+    let ours_mutating: Vec<String> = requests
+        .iter()
+        .filter(|r| mutating(r))
+        .filter(|r| {
+            ids.iter()
+                .any(|id| r.url.contains(id) || r.body.contains(id))
+        })
+        .map(|r| format!("{} {}", r.method, r.url))
+        .collect();
+    assert!(ours_mutating.is_empty(), "{ours_mutating:#?}");
+    assert_eq!(again.writes, 0);
+    eprintln!(
+        "no-op apply of 5 tenants: {} reads, 0 mutating calls",
+        again.reads
+    );
+
+    // Change one field: the plan names exactly that change (and the
+    // functions' code, since the tenant file ships in their zip).
+    let acme = fleet.id("acme").to_owned();
+    std::fs::write(
+        fleet.path("acme"),
+        std::fs::read_to_string(fleet.path("acme"))
+            .unwrap()
+            .replace("rate = 50", "rate = 60"),
+    )
+    .unwrap();
+    let d = fleet.desired(&[]);
+    let only_acme = scope([acme.clone()].into());
+    let changed = observe_and_plan(&target, &d, &only_acme).await;
+    let mut seen: Vec<String> = changed
+        .actions
+        .iter()
+        .map(|a| match &a.change {
+            Change::Update { fields } => format!(
+                "~ {} {}",
+                a.address,
+                fields
+                    .iter()
+                    .map(|f| f.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            other => format!("{other:?} {}", a.address),
+        })
+        .collect();
+    seen.sort();
+    // The functions' package holds no usage plan: no code changes.
+    let mut expected: Vec<String> = vec!["~ stage prod rate".into()];
+    expected.push(format!("~ usage_plan {} rate", names::usage_plan(&acme)));
+    expected.sort();
+    assert_eq!(seen, expected, "{changed}");
+    assert!(
+        changed.to_string().contains(&format!(
+            "~ usage_plan {}  (rate: 50.0 -> 60.0)",
+            names::usage_plan(&acme)
+        )),
+        "{changed}"
+    );
+    converge(&target, &d, &only_acme).await;
+    assert!(observe_and_plan(&target, &d, &only_acme).await.is_empty());
+    let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+    assert_eq!(
+        usage_plans(&api, &acme).await[0]
+            .throttle()
+            .unwrap()
+            .rate_limit(),
+        60.0
+    );
+
+    // Destroy one tenant (the one with a Route 53 record): nothing of it
+    // remains but its table.
+    let bookshop = fleet.id("bookshop").to_owned();
+    let t = fleet.tenant("bookshop");
+    let zone = t
+        .domain
+        .as_ref()
+        .and_then(|d| d.hosted_zone_id.clone())
+        .unwrap();
+    let destroy = Options {
+        tenants: [bookshop.clone()].into(),
+        prune: true,
+        ..Options::default()
+    };
+    let (p, _) = converge(&target, &fleet.desired(&["bookshop"]), &destroy).await;
+    assert!(p.actions.iter().all(|a| a.change == Change::Delete), "{p}");
+    assert_eq!(p.kept.len(), 1, "the table stays: {p}");
+    let left = target.observe(&[bookshop.clone()].into()).await.unwrap();
+    assert_eq!(
+        left.resources.keys().map(|a| a.kind).collect::<Vec<_>>(),
+        [Kind::Table]
+    );
+    check_gone(&t, &zone).await;
+}
+
+struct NoOp {
+    reads: u64,
+    writes: u64,
+}
+
+/// Observe, plan and apply with a fresh target (a new run), expecting
+/// nothing to do.
+async fn target_fresh_noop(fleet: &Fleet, opts: &Options) -> NoOp {
+    let fresh = target().await;
+    let reads_before = fresh.pacer.reads();
+    let d = fleet.desired(&[]);
+    let (p, _) = converge(&fresh, &d, opts).await;
+    assert!(p.is_empty(), "{p}");
+    NoOp {
+        reads: fresh.pacer.reads() - reads_before,
+        writes: fresh.pacer.writes(),
+    }
+}
+
+/// Nothing of the tenant is left on moto but its table.
+async fn check_gone(t: &Tenant, zone: &str) {
+    let config = sdk_config().await;
+    let id = t.id.as_str();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    for op in &t.functions.operations {
+        let gone = lambda
+            .get_function_configuration()
+            .function_name(names::function(id, *op))
+            .send()
+            .await;
+        assert!(gone.is_err(), "function {op} of {id} remains");
+    }
+    let iam = aws_sdk_iam::Client::new(&config);
+    assert!(
+        iam.get_role()
+            .role_name(names::role(id))
+            .send()
+            .await
+            .is_err()
+    );
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    for prefix in [
+        format!("/aws/lambda/apifactory-{id}-"),
+        names::access_log_group(id),
+    ] {
+        let groups = logs
+            .describe_log_groups()
+            .log_group_name_prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        assert!(groups.log_groups().is_empty(), "{:?}", groups.log_groups());
+    }
+    let api = aws_sdk_apigateway::Client::new(&config);
+    assert!(rest_apis(&api, id).await.is_empty());
+    assert!(usage_plans(&api, id).await.is_empty());
+    assert!(api_keys(&api, id).await.is_empty());
+    let d = t.domain.as_ref().unwrap();
+    assert!(
+        api.get_domain_name()
+            .domain_name(&d.name)
+            .send()
+            .await
+            .is_err()
+    );
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let records = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        records
+            .resource_record_sets()
+            .iter()
+            .all(|r| r.name().trim_end_matches('.') != d.name),
+        "the alias record remains"
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let table = ddb
+        .describe_table()
+        .table_name(names::table(id))
+        .send()
+        .await
+        .expect("the table stays");
+    assert_eq!(
+        table.table.unwrap().deletion_protection_enabled(),
+        Some(true)
+    );
+}
+
+fn apifactory(fleet: &Fleet, args: &[&str], pace: &str) -> Command {
+    let mut c = Command::new(bin_path("apifactory"));
+    c.args(args)
+        .arg("--tenants")
+        .arg(fleet.dir.path())
+        .arg("--artifact")
+        .arg(artifact())
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("APIFACTORY_PACE", pace)
+        .current_dir(repo_root());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_midway_converges_on_the_next_run_without_duplicates() {
+    let fleet = Fleet::new(&["acme", "clinic"]).await;
+    let tenants = fleet.ids.values().cloned().collect::<Vec<_>>().join(",");
+    let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+    let acme = fleet.id("acme").to_owned();
+    let clinic = fleet.id("clinic").to_owned();
+
+    // AWS's own pace (CreateDeployment one per 5 s holds the second tenant
+    // back): kill the process the moment the first API key exists.
+    let mut child = apifactory(
+        &fleet,
+        &["apply", "--target", "aws", "--tenant", &tenants],
+        "1",
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply ended before it could be interrupted"
+        );
+        if !api_keys(&api, &acme).await.is_empty() || !api_keys(&api, &clinic).await.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no API key appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Midway indeed: there is work left.
+    let target = target().await;
+    let d = fleet.desired(&[]);
+    let opts = scope(fleet.scope());
+    let left = observe_and_plan(&target, &d, &opts).await;
+    assert!(
+        !left.is_empty(),
+        "the kill came after the apply had finished"
+    );
+    eprintln!("left after the kill:\n{left}");
+
+    // The re-run converges.
+    let out = apifactory(
+        &fleet,
+        &["apply", "--target", "aws", "--tenant", &tenants],
+        "off",
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the tenants the kill left unfinished had work.
+    assert!(stdout.contains(" applied, 0 failed."), "{stdout}");
+
+    // No duplicates: one REST API, one usage plan, one key per client, and
+    // every key enabled in the plan.
+    for original in ["acme", "clinic"] {
+        let t = fleet.tenant(original);
+        assert_eq!(rest_apis(&api, &t.id).await.len(), 1, "{}", t.id);
+        let plans = usage_plans(&api, &t.id).await;
+        assert_eq!(plans.len(), 1, "{}", t.id);
+        let keys = api_keys(&api, &t.id).await;
+        let mut names_seen: Vec<&str> = keys.iter().filter_map(|k| k.name()).collect();
+        names_seen.sort();
+        let mut want: Vec<String> = t
+            .clients
+            .iter()
+            .map(|c| names::api_key(&t.id, &c.name))
+            .collect();
+        want.sort();
+        assert_eq!(names_seen, want);
+        let attached = api
+            .get_usage_plan_keys()
+            .usage_plan_id(plans[0].id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        for k in &keys {
+            assert!(k.enabled(), "{:?}", k.name());
+            assert!(
+                attached.items().iter().any(|a| a.id() == k.id()),
+                "{:?}",
+                k.name()
+            );
+        }
+    }
+
+    // And `apifactory plan` now has nothing to do.
+    let out = apifactory(
+        &fleet,
+        &["plan", "--target", "aws", "--tenant", &tenants, "--json"],
+        "off",
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["actions"], serde_json::json!([]), "{p}");
+
+    // `apifactory destroy --delete-data` takes the table too (its deletion
+    // protection is turned off first), though the tenant file is still
+    // there.
+    let out = apifactory(
+        &fleet,
+        &[
+            "destroy",
+            "--target",
+            "aws",
+            "--tenant",
+            &clinic,
+            "--delete-data",
+        ],
+        "off",
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gone = target.observe(&[clinic.clone()].into()).await.unwrap();
+    assert!(gone.resources.is_empty(), "{:?}", gone.resources.keys());
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    assert!(
+        ddb.describe_table()
+            .table_name(names::table(&clinic))
+            .send()
+            .await
+            .is_err()
+    );
+}
