@@ -135,7 +135,19 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let gateway = Gateway::new(state.clone()).await?;
+    // For benchmarks only (tests/bench/run): another account-wide bucket
+    // than API Gateway's 10,000 rps (burst half the rate), so that a load
+    // above it measures the gateway rather than the account throttle.
+    let account_rps = std::env::var("APIFACTORY_ACCOUNT_RPS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&rps| rps > 0);
+    let gateway = match account_rps {
+        Some(rps) => {
+            Gateway::with_account_throttle(state.clone(), f64::from(rps), (rps / 2).max(1)).await?
+        }
+        None => Gateway::new(state.clone()).await?,
+    };
     if opts.watch {
         tokio::spawn(watch(
             opts.tenants.clone(),
