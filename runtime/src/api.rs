@@ -825,5 +825,7 @@ impl From<StoreError> for Problem {
     }
 }
 
+#[cfg(all(test, feature = "sqlite"))]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -1026,4 +1026,6 @@ impl Report<'_> {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
