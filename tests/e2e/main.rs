@@ -3,6 +3,7 @@ mod aws;
 mod bootstrap;
 mod cli;
 mod crash;
+mod hostile;
 mod keys;
 mod store_conformance;
 mod up;

@@ -3,6 +3,9 @@
 //!
 //! Per request, in API Gateway's order:
 //!
+//! 0. **Size of the request head**: more than 10,240 bytes of request line
+//!    and header values (API Gateway's quota for REST APIs) is 431
+//!    `Request Header Fields Too Large`, before anything else is looked at.
 //! 1. **Routing**: `/restapis/{tenant}/{stage}/_user_request_/{rest}` on
 //!    any host; a tenant's custom domain (and base path); or
 //!    `{tenant}.localhost` / `{tenant}.execute-api.localhost` with
@@ -75,6 +78,9 @@ use crate::local::state::{
 
 /// API Gateway's payload limit.
 pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
+/// API Gateway's limit on the request line and header values together
+/// (REST APIs; the quota cannot be raised).
+pub const MAX_REQUEST_HEAD: usize = 10_240;
 /// How often the state's generation is polled.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Last-used times are written every this many polls (once a second).
@@ -210,6 +216,7 @@ enum GatewayError {
     TooManyRequests,
     LimitExceeded,
     RequestTooLong,
+    HeadersTooLarge,
     BadRequest,
     Internal,
     BadGateway,
@@ -226,6 +233,7 @@ impl GatewayError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             GatewayError::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BadRequest => StatusCode::BAD_REQUEST,
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
@@ -242,6 +250,7 @@ impl GatewayError {
             GatewayError::TooManyRequests => r#"{"message":"Too Many Requests"}"#,
             GatewayError::LimitExceeded => r#"{"message":"Limit Exceeded"}"#,
             GatewayError::RequestTooLong => r#"{"message":"Request Too Long"}"#,
+            GatewayError::HeadersTooLarge => r#"{"message":"Request Header Fields Too Large"}"#,
             GatewayError::BadRequest => r#"{"message":"Bad Request"}"#,
             GatewayError::Internal | GatewayError::BadGateway => {
                 r#"{"message":"Internal server error"}"#
@@ -257,6 +266,7 @@ impl GatewayError {
             GatewayError::TooManyRequests => "TooManyRequestsException",
             GatewayError::LimitExceeded => "LimitExceededException",
             GatewayError::RequestTooLong => "RequestTooLongException",
+            GatewayError::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
             GatewayError::BadRequest => "BadRequestException",
             GatewayError::Internal | GatewayError::BadGateway => "InternalServerErrorException",
             GatewayError::Timeout => "TimeoutException",
@@ -539,6 +549,9 @@ impl Gateway {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let (parts, body) = req.into_parts();
+        if request_head_size(&parts) > MAX_REQUEST_HEAD {
+            return GatewayError::HeadersTooLarge.response(&request_id_header);
+        }
         let live = self.live();
         let host = parts
             .headers
@@ -703,6 +716,20 @@ impl Gateway {
         }
         Ok(false)
     }
+}
+
+/// The bytes API Gateway counts against its request-head quota: the
+/// request line and every header value.
+fn request_head_size(parts: &Parts) -> usize {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path().len(), |p| p.as_str().len());
+    let line = parts.method.as_str().len() + 1 + target + " HTTP/1.1".len();
+    parts
+        .headers
+        .values()
+        .fold(line, |n, v| n.saturating_add(v.len()))
 }
 
 /// The block of quota reserved ahead: 1 % of the limit, at least 1, at
