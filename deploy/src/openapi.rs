@@ -145,8 +145,8 @@ fn context(t: &Tenant, integration: &Integration) -> Value {
             "name": "If-Match",
             "in": "header",
             "required": false,
-            "description": "Apply only if the item is still at this ETag.",
-            "schema": { "type": "string" },
+            "description": "Apply only if the item is still at this ETag (as the ETag header gave it, in double quotes), or `*`.",
+            "schema": { "type": "string", "pattern": "^(\\*|(W/)?\"[^\"]+\")$" },
         }]);
         let params = Value::Array(
             id_param
@@ -162,7 +162,7 @@ fn context(t: &Tenant, integration: &Integration) -> Value {
             "put",
             format!("Replace one item of {}", c.name),
             params.clone(),
-            Some(json_body("NewItem", "application/json")),
+            Some(json_body("Replacement", "application/json")),
             responses(&[(200, Some("Item"), true)], &[400, 404, 412, 413, 415]),
         ));
         item_methods.push(method(
@@ -309,8 +309,14 @@ fn responses(ok: &[(u16, Option<&str>, bool)], client_errors: &[u16]) -> Value {
             }),
         );
     }
-    // What API Gateway itself answers (keys, usage plan, integration).
-    for status in [403, 429, 502, 504] {
+    // A body over API Gateway's 10 MB is its own 413, in its own shape.
+    if let Some(r) = out.get_mut("413") {
+        r["content"]["application/json"] =
+            json!({ "schema": { "$ref": "#/components/schemas/GatewayError" } });
+    }
+    // What API Gateway itself answers (keys, usage plan, the size of the
+    // request head, integration).
+    for status in [403, 429, 431, 502, 504] {
         out.insert(
             status.to_string(),
             json!({
@@ -340,9 +346,10 @@ fn reason(status: u16) -> &'static str {
         405 => "Method not enabled for this API",
         409 => "An item with this id exists",
         412 => "The item changed since the ETag in If-Match",
-        413 => "The item would exceed 400 KB",
+        413 => "The item would exceed 400 KB (a problem), or the request API Gateway's 10 MB",
         415 => "The body is not JSON",
         429 => "Throttled or quota used up",
+        431 => "The request line and headers exceed API Gateway's 10,240 bytes",
         502 => "The function failed",
         504 => "The function timed out",
         _ => "Response",
@@ -362,9 +369,13 @@ fn schemas(t: &Tenant) -> Value {
         let schema = field_schema(f);
         item_props.insert(f.name.clone(), schema.clone());
         new_props.insert(f.name.clone(), schema.clone());
-        let mut nullable = schema;
-        nullable["nullable"] = json!(true);
-        patch_props.insert(f.name.clone(), nullable);
+        // In a merge patch, null removes a field: allowed where the item
+        // stays valid without it (optional, or back to its default).
+        let mut in_patch = schema;
+        if !f.required || f.default.is_some() {
+            in_patch["nullable"] = json!(true);
+        }
+        patch_props.insert(f.name.clone(), in_patch);
         if f.required || f.default.is_some() || f.auto.is_some() {
             item_required.push(Value::String(f.name.clone()));
         }
@@ -381,6 +392,16 @@ fn schemas(t: &Tenant) -> Value {
     if !new_required.is_empty() {
         new_item["required"] = Value::Array(new_required);
     }
+    // A PUT's body names no key: the item's id is the path's (the API
+    // refuses any other).
+    let mut replacement = new_item.clone();
+    if let Some(props) = replacement["properties"].as_object_mut() {
+        props.remove(&c.key);
+    }
+    replacement["description"] = json!(format!(
+        "A replacing item: the fields it keeps (its `{}` is the one in the path); read-only fields are set by the server.",
+        c.key
+    ));
     json!({
         "Item": {
             "type": "object",
@@ -389,6 +410,7 @@ fn schemas(t: &Tenant) -> Value {
             "additionalProperties": false,
         },
         "NewItem": new_item,
+        "Replacement": replacement,
         "Patch": {
             "type": "object",
             "description": "JSON merge patch: a field set to null is removed.",
@@ -580,6 +602,14 @@ mod tests {
         let new = &d["components"]["schemas"]["NewItem"];
         assert_eq!(new["required"], json!(["name", "email"]));
         assert_eq!(new["additionalProperties"], false);
+        let replacement = &d["components"]["schemas"]["Replacement"];
+        assert_eq!(replacement["required"], json!(["name", "email"]));
+        assert!(replacement["properties"].get("id").is_none());
+        assert_eq!(
+            d["paths"]["/accounts/{id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/Replacement"
+        );
         let fleet = doc("fleet");
         let props = &fleet["components"]["schemas"]["Item"]["properties"];
         assert_eq!(props["plate"]["pattern"], "^(?:[A-Z0-9 -]{2,12})$");

@@ -5,5 +5,6 @@ mod cli;
 mod crash;
 mod hostile;
 mod keys;
+mod schemathesis;
 mod store_conformance;
 mod up;
