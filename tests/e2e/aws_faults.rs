@@ -1,0 +1,760 @@
+//! The AWS target under faults, crashes and the published rate limits, and
+//! what it leaves on AWS: the real `apifactory` binary talks to moto through
+//! the fault-injecting proxy (`apifactory_tests::fault_proxy`); every check
+//! reads moto directly. Tenants are copies of the five under unique ids, so
+//! these tests share moto with every other test and never reset it.
+//!
+//! - 20% injected faults (500s, throttles in each service's shape, resets,
+//!   latency): apply converges to exactly a clean apply's state.
+//! - SIGKILL at ten seeded random points, re-run each time: same.
+//! - The pacer at a scale keeps the proxy's enforced CreateDeployment and
+//!   CreateRestApi limits (same scale) from refusing anything.
+//! - Each role's policy names only its tenant's table, indexes and log
+//!   groups; each tenant's keys are bound only to its own API's stage.
+//! - A key's value appears in the output of the apply that made it, once,
+//!   and nowhere else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use apifactory::aws::TAG_TENANT;
+use apifactory::aws::policy::{POLICY_NAME, percent_decode};
+use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy, RateLimit};
+use apifactory_tests::{bin_path, moto_url, repo_root, sdk_config, unique_name};
+use runtime::{Tenant, names};
+use serde_json::Value;
+
+const ORIGINALS: [&str; 5] = ["acme", "bookshop", "clinic", "events", "fleet"];
+
+/// The debug `bootstrap`, stripped (it zips to a size moto takes in a
+/// blink). Made once per test process under a name of its own.
+fn artifact() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let bootstrap = bin_path("bootstrap");
+        let stripped = bootstrap.with_file_name("bootstrap.faults-stripped");
+        let partial = bootstrap.with_file_name(format!("bootstrap.faults.{}", std::process::id()));
+        let status = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&partial)
+            .arg(&bootstrap)
+            .status()
+            .expect("strip (binutils) runs");
+        assert!(status.success(), "strip {}", bootstrap.display());
+        std::fs::rename(&partial, &stripped).unwrap();
+        stripped
+    })
+}
+
+/// A small stand-in for the bootstrap where the size of the upload does not
+/// matter: moto stores function code and never runs it (no Docker here), so
+/// the kill and pacing tests deploy a small executable that passes the same
+/// artifact checks (ELF, x86_64, glibc no newer than Lambda's), and their
+/// runs are not dominated by 25 uploads of a 28 MB binary. The fault test
+/// keeps the real one, so the proxy relays bodies of megabytes.
+fn small_artifact() -> &'static Path {
+    Path::new("/usr/bin/true")
+}
+
+/// Copies of the five tenant files under unique ids, with unique domains
+/// (and a hosted zone made in moto where the file names one).
+struct Fleet {
+    dir: tempfile::TempDir,
+    ids: Vec<String>,
+    /// The `--artifact` to deploy.
+    artifact: &'static Path,
+}
+
+impl Fleet {
+    async fn new(artifact: &'static Path) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        for original in ORIGINALS {
+            let id = unique_name(original);
+            let path = repo_root().join(format!("tenants/{original}.toml"));
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            let t = Tenant::load(&path).unwrap();
+            if let Some(d) = &t.domain {
+                let (first, rest) = d.name.split_once('.').unwrap();
+                let domain = format!("{first}.{id}.{rest}");
+                text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
+                if let Some(zone) = &d.hosted_zone_id {
+                    let made = hosted_zone(&format!("{id}.{rest}")).await;
+                    text = text.replace(zone, &made);
+                }
+            }
+            std::fs::write(dir.path().join(format!("{id}.toml")), text).unwrap();
+            ids.push(id);
+        }
+        Fleet { dir, ids, artifact }
+    }
+
+    fn tenants(&self) -> Vec<Tenant> {
+        runtime::tenant::load_dir(self.dir.path()).unwrap()
+    }
+
+    fn list(&self) -> String {
+        self.ids.join(",")
+    }
+
+    /// `apifactory <args> --target aws` on these tenants, through
+    /// `endpoint`, at `pace`.
+    fn command(&self, verb: &str, extra: &[&str], endpoint: &str, pace: &str) -> Command {
+        let mut c = tokio::process::Command::new(bin_path("apifactory"));
+        c.arg(verb)
+            .args(["--target", "aws", "--tenant", &self.list()])
+            .args(extra)
+            .arg("--tenants")
+            .arg(self.dir.path())
+            .arg("--artifact")
+            .arg(self.artifact)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("APIFACTORY_PACE", pace)
+            .current_dir(repo_root())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        Command(c)
+    }
+}
+
+struct Command(tokio::process::Command);
+
+impl Command {
+    /// Runs to the end (at most 120 s).
+    async fn output(mut self) -> Output {
+        tokio::time::timeout(Duration::from_secs(120), self.0.output())
+            .await
+            .expect("apifactory finishes within 120 s")
+            .expect("apifactory runs")
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
+/// file requires it); moto draws ids from A-Z0-9, so draw until one does.
+async fn hosted_zone(name: &str) -> String {
+    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
+    for attempt in 0..500 {
+        let zone = r53
+            .create_hosted_zone()
+            .name(format!("{name}."))
+            .caller_reference(format!("{name}-{attempt}"))
+            .send()
+            .await
+            .unwrap();
+        let id = zone
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_owned();
+        if id.starts_with('Z') {
+            return id;
+        }
+        r53.delete_hosted_zone().id(&id).send().await.unwrap();
+    }
+    panic!("no hosted zone id starting with Z in 500 tries");
+}
+
+/// All CLI output of a test, to look for key values in.
+#[derive(Default)]
+struct Outputs {
+    /// (what, stdout, stderr)
+    runs: Vec<(String, String, String)>,
+}
+
+impl Outputs {
+    fn add(&mut self, what: &str, out: &Output) {
+        self.runs
+            .push((what.to_owned(), text(&out.stdout), text(&out.stderr)));
+    }
+}
+
+/// Re-runs `apply` through `endpoint` until it exits 0, at most `tries`
+/// times; the number of runs it took.
+async fn apply_until_ok(
+    fleet: &Fleet,
+    endpoint: &str,
+    pace: &str,
+    tries: usize,
+    outputs: &mut Outputs,
+) -> usize {
+    for run in 1..=tries {
+        let out = fleet.command("apply", &[], endpoint, pace).output().await;
+        outputs.add(&format!("apply #{run}"), &out);
+        if out.status.success() {
+            return run;
+        }
+        eprintln!(
+            "apply #{run} failed ({}):\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    panic!("apply did not converge in {tries} runs");
+}
+
+/// `apifactory plan --json` against moto directly has nothing to do.
+async fn assert_plan_empty(fleet: &Fleet, outputs: &mut Outputs) {
+    let out = fleet
+        .command("plan", &["--json"], &moto_url(), "off")
+        .output()
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    outputs.add("plan --json", &out);
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["actions"], serde_json::json!([]), "{p}");
+    let out = fleet
+        .command("plan", &[], &moto_url(), "off")
+        .output()
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    outputs.add("plan", &out);
+}
+
+fn tagged(tags: Option<&std::collections::HashMap<String, String>>, tenant: &str) -> bool {
+    tags.and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant)
+}
+
+/// A usage plan: its id, its (API id, stage) bindings and its key ids.
+type PlanSeen = (String, Vec<(String, String)>, BTreeSet<String>);
+
+/// What moto holds of the fleet, read directly with the SDK.
+struct World {
+    /// REST API ids by tenant (every one tagged with it).
+    apis: BTreeMap<String, Vec<String>>,
+    /// Usage plans (id, api stages, key ids) of the whole account.
+    plans: Vec<PlanSeen>,
+    /// Usage plan ids by tenant tag.
+    tenant_plans: BTreeMap<String, Vec<String>>,
+    /// API keys by tenant: (name, id).
+    keys: BTreeMap<String, Vec<(String, String)>>,
+    /// Key values by id.
+    values: BTreeMap<String, String>,
+}
+
+async fn read_world(fleet: &Fleet) -> World {
+    let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+    let all_apis = api.get_rest_apis().limit(500).send().await.unwrap();
+    let all_plans = api.get_usage_plans().limit(500).send().await.unwrap();
+    let mut w = World {
+        apis: BTreeMap::new(),
+        plans: Vec::new(),
+        tenant_plans: BTreeMap::new(),
+        keys: BTreeMap::new(),
+        values: BTreeMap::new(),
+    };
+    let mut our_api_ids = BTreeSet::new();
+    for id in &fleet.ids {
+        let ids: Vec<String> = all_apis
+            .items()
+            .iter()
+            .filter(|a| tagged(a.tags(), id) || a.name() == Some(names::rest_api(id).as_str()))
+            .filter_map(|a| a.id().map(str::to_owned))
+            .collect();
+        our_api_ids.extend(ids.iter().cloned());
+        w.apis.insert(id.clone(), ids);
+        w.tenant_plans.insert(
+            id.clone(),
+            all_plans
+                .items()
+                .iter()
+                .filter(|p| {
+                    tagged(p.tags(), id) || p.name() == Some(names::usage_plan(id).as_str())
+                })
+                .filter_map(|p| p.id().map(str::to_owned))
+                .collect(),
+        );
+        let keys = api
+            .get_api_keys()
+            .name_query(format!("apifactory-{id}-"))
+            .include_values(true)
+            .limit(500)
+            .send()
+            .await
+            .unwrap();
+        let mut ours = Vec::new();
+        for k in keys.items() {
+            let (Some(name), Some(kid)) = (k.name(), k.id()) else {
+                continue;
+            };
+            ours.push((name.to_owned(), kid.to_owned()));
+            if let Some(v) = k.value() {
+                w.values.insert(kid.to_owned(), v.to_owned());
+            }
+        }
+        w.keys.insert(id.clone(), ours);
+    }
+    // Every plan of the account bound to one of our APIs, or tagged ours.
+    let tagged_ours: BTreeSet<&String> = w.tenant_plans.values().flatten().collect();
+    for p in all_plans.items() {
+        let Some(pid) = p.id() else { continue };
+        let stages: Vec<(String, String)> = p
+            .api_stages()
+            .iter()
+            .map(|s| {
+                (
+                    s.api_id().unwrap_or_default().to_owned(),
+                    s.stage().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        if !tagged_ours.contains(&pid.to_owned())
+            && !stages.iter().any(|(a, _)| our_api_ids.contains(a))
+        {
+            continue;
+        }
+        let keys = api
+            .get_usage_plan_keys()
+            .usage_plan_id(pid)
+            .limit(500)
+            .send()
+            .await
+            .unwrap();
+        let key_ids = keys
+            .items()
+            .iter()
+            .filter_map(|k| k.id().map(str::to_owned))
+            .collect();
+        w.plans.push((pid.to_owned(), stages, key_ids));
+    }
+    w
+}
+
+/// Exactly one of everything per tenant, as a clean apply makes: one REST
+/// API, usage plan, key per client, function and log group per operation,
+/// role, table and domain; nothing else with the tenant's names.
+async fn assert_no_duplicates(fleet: &Fleet, w: &World) {
+    let config = sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let api = aws_sdk_apigateway::Client::new(&config);
+    let mut functions = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = lambda
+            .list_functions()
+            .set_marker(marker.take())
+            .max_items(50)
+            .send()
+            .await
+            .unwrap();
+        functions.extend(
+            page.functions()
+                .iter()
+                .filter_map(|f| f.function_name().map(str::to_owned)),
+        );
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+            _ => break,
+        }
+    }
+    let tables = ddb.list_tables().limit(100).send().await.unwrap();
+    let mut all_tables: Vec<String> = tables.table_names().to_vec();
+    let mut last = tables.last_evaluated_table_name().map(str::to_owned);
+    while let Some(start) = last {
+        let page = ddb
+            .list_tables()
+            .exclusive_start_table_name(start)
+            .limit(100)
+            .send()
+            .await
+            .unwrap();
+        all_tables.extend(page.table_names().iter().cloned());
+        last = page.last_evaluated_table_name().map(str::to_owned);
+    }
+    for t in fleet.tenants() {
+        let id = t.id.as_str();
+        assert_eq!(w.apis[id].len(), 1, "{id}: REST APIs {:?}", w.apis[id]);
+        assert_eq!(w.tenant_plans[id].len(), 1, "{id}: usage plans");
+        let mut key_names: Vec<&str> = w.keys[id].iter().map(|(n, _)| n.as_str()).collect();
+        key_names.sort();
+        let mut want: Vec<String> = t
+            .clients
+            .iter()
+            .map(|c| names::api_key(id, &c.name))
+            .collect();
+        want.sort();
+        assert_eq!(key_names, want, "{id}: one key per client");
+
+        let mut fns: Vec<&String> = functions
+            .iter()
+            .filter(|f| f.starts_with(&format!("apifactory-{id}-")))
+            .collect();
+        fns.sort();
+        let mut want: Vec<String> = t
+            .functions
+            .operations
+            .iter()
+            .map(|op| names::function(id, *op))
+            .collect();
+        want.sort();
+        assert_eq!(fns, want.iter().collect::<Vec<_>>(), "{id}: functions");
+
+        let groups = logs
+            .describe_log_groups()
+            .log_group_name_prefix(format!("/aws/lambda/apifactory-{id}-"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            groups.log_groups().len(),
+            t.functions.operations.len(),
+            "{id}: log groups"
+        );
+        let tables: Vec<&String> = all_tables.iter().filter(|n| n.contains(id)).collect();
+        assert_eq!(tables, [&names::table(id)], "{id}: tables");
+        iam.get_role()
+            .role_name(names::role(id))
+            .send()
+            .await
+            .unwrap();
+
+        let deployments = api
+            .get_deployments()
+            .rest_api_id(&w.apis[id][0])
+            .send()
+            .await
+            .unwrap();
+        eprintln!("{id}: {} deployment(s)", deployments.items().len());
+        if let Some(d) = &t.domain {
+            let mappings = api
+                .get_base_path_mappings()
+                .domain_name(&d.name)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(mappings.items().len(), 1, "{id}: base path mappings");
+        }
+    }
+}
+
+/// Isolation: the only usage plan bound to a tenant's API stage is its
+/// own, bound to that stage alone, and it holds exactly that tenant's keys;
+/// no tenant's key is in any plan of another tenant's API.
+fn assert_isolated(fleet: &Fleet, w: &World) {
+    let tenants = fleet.tenants();
+    let owner_of_key: BTreeMap<&str, &str> = w
+        .keys
+        .iter()
+        .flat_map(|(t, ks)| ks.iter().map(move |(_, k)| (k.as_str(), t.as_str())))
+        .collect();
+    let mut pairs = 0;
+    for a in &tenants {
+        let api_a = &w.apis[&a.id][0];
+        let bound: Vec<&PlanSeen> = w
+            .plans
+            .iter()
+            .filter(|(_, stages, _)| stages.iter().any(|(api, _)| api == api_a))
+            .collect();
+        assert_eq!(
+            bound.len(),
+            1,
+            "{}: plans bound to its API: {bound:?}",
+            a.id
+        );
+        let (pid, stages, keys) = bound[0];
+        assert_eq!(&w.tenant_plans[&a.id], &vec![pid.clone()], "{}", a.id);
+        assert_eq!(stages, &vec![(api_a.clone(), a.stage.clone())], "{}", a.id);
+        let own: BTreeSet<String> = w.keys[&a.id].iter().map(|(_, k)| k.clone()).collect();
+        assert_eq!(keys, &own, "{}: the plan holds exactly its keys", a.id);
+        for b in tenants.iter().filter(|b| b.id != a.id) {
+            pairs += 1;
+            for (name, k) in &w.keys[&b.id] {
+                assert!(
+                    !keys.contains(k),
+                    "{}'s key {name} is in the plan of {}'s API",
+                    b.id,
+                    a.id
+                );
+            }
+        }
+    }
+    // And every key of ours sits in no plan but its tenant's.
+    for (pid, stages, keys) in &w.plans {
+        for k in keys {
+            if let Some(owner) = owner_of_key.get(k.as_str()) {
+                assert_eq!(
+                    &w.tenant_plans[*owner],
+                    &vec![pid.clone()],
+                    "key {k} of {owner} is in plan {pid} ({stages:?})"
+                );
+            }
+        }
+    }
+    eprintln!("isolation: {pairs} ordered tenant pairs checked");
+}
+
+/// Each tenant's role policy names only its own table, its indexes and its
+/// own log groups: no `*`, no other tenant.
+async fn assert_policies_own_only(fleet: &Fleet) {
+    let iam = aws_sdk_iam::Client::new(&sdk_config().await);
+    let env = apifactory::aws::Env::new("us-east-1", "123456789012");
+    let tenants = fleet.tenants();
+    let mut checked = 0;
+    for t in &tenants {
+        let id = t.id.as_str();
+        let policy = iam
+            .get_role_policy()
+            .role_name(names::role(id))
+            .policy_name(POLICY_NAME)
+            .send()
+            .await
+            .unwrap();
+        let doc: Value = serde_json::from_str(&percent_decode(policy.policy_document())).unwrap();
+        let table_arn = env.table_arn(&names::table(id));
+        let indexes: Vec<String> = t
+            .collection
+            .indexed()
+            .map(|f| names::index(&f.name))
+            .collect();
+        let groups: Vec<String> = t
+            .functions
+            .operations
+            .iter()
+            .map(|op| format!("{}:*", env.log_group_arn(&names::log_group(id, *op))))
+            .collect();
+        let statements = match &doc["Statement"] {
+            Value::Array(s) => s.clone(),
+            one => vec![one.clone()],
+        };
+        for s in &statements {
+            let resources = match &s["Resource"] {
+                Value::Array(r) => r.clone(),
+                one => vec![one.clone()],
+            };
+            assert!(!resources.is_empty(), "{id}: a statement without resources");
+            for r in resources {
+                let r = r.as_str().unwrap_or_else(|| panic!("{id}: resource {r}"));
+                checked += 1;
+                // The only wildcard allowed: a log group's streams (`:*`).
+                let base = r.strip_suffix(":*").unwrap_or(r);
+                assert!(!base.contains('*'), "{id}: a wildcard resource {r}");
+                assert!(r.starts_with("arn:aws:"), "{id}: not an ARN: {r}");
+                for other in tenants.iter().filter(|o| o.id != t.id) {
+                    assert!(
+                        !r.contains(&other.id),
+                        "{id}'s policy names {}: {r}",
+                        other.id
+                    );
+                }
+                let ours = r == table_arn
+                    || r.strip_prefix(&format!("{table_arn}/index/"))
+                        .is_some_and(|i| indexes.iter().any(|w| w == i))
+                    || groups.iter().any(|g| g == r);
+                assert!(ours, "{id}: the policy names {r}, not its own");
+            }
+        }
+    }
+    eprintln!(
+        "IAM: {checked} policy resources of {} tenants checked",
+        tenants.len()
+    );
+}
+
+/// No key value in any output but the stdout of an apply, and there at
+/// most once (exactly once when `exactly`) over all the runs.
+fn assert_keys_printed_once(w: &World, outputs: &Outputs, exactly: bool) {
+    assert!(!w.values.is_empty(), "moto gave no key values");
+    for (id, value) in &w.values {
+        let mut seen = Vec::new();
+        for (what, stdout, stderr) in &outputs.runs {
+            assert!(
+                !stderr.contains(value.as_str()),
+                "key {id}'s value in the stderr of {what}"
+            );
+            let n = stdout.matches(value.as_str()).count();
+            if n > 0 {
+                assert!(
+                    what.starts_with("apply"),
+                    "key {id}'s value in the output of {what}"
+                );
+                seen.push((what.clone(), n));
+            }
+        }
+        let total: usize = seen.iter().map(|(_, n)| n).sum();
+        if exactly {
+            assert_eq!(total, 1, "key {id}'s value printed {seen:?}");
+        } else {
+            assert!(total <= 1, "key {id}'s value printed {seen:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
+    let started = Instant::now();
+    let fleet = Fleet::new(artifact()).await;
+    let proxy = FaultProxy::start(&moto_url(), FaultConfig::with_rate(0.2)).await;
+    let mut outputs = Outputs::default();
+    let runs = apply_until_ok(&fleet, proxy.url(), "off", 6, &mut outputs).await;
+    eprintln!(
+        "faults: converged in {runs} apply run(s), {:?}; proxy: {}",
+        started.elapsed(),
+        proxy.stats()
+    );
+    assert!(proxy.stats().injected() > 0, "{}", proxy.stats());
+
+    // Against moto directly: nothing left to do, nothing doubled.
+    assert_plan_empty(&fleet, &mut outputs).await;
+    let w = read_world(&fleet).await;
+    assert_no_duplicates(&fleet, &w).await;
+    assert_isolated(&fleet, &w);
+    assert_policies_own_only(&fleet).await;
+    assert_keys_printed_once(&w, &outputs, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
+    let started = Instant::now();
+    let fleet = Fleet::new(small_artifact()).await;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kills: seed {seed}");
+    let mut rng = seed;
+    let mut next = move || {
+        // SplitMix64.
+        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut outputs = Outputs::default();
+    let (mut killed, mut finished) = (0, 0);
+    for round in 0..10 {
+        let delay = Duration::from_millis(200 + next() % 2000);
+        let mut child = fleet
+            .command("apply", &[], &moto_url(), "off")
+            .0
+            .spawn()
+            .unwrap();
+        match tokio::time::timeout(delay, child.wait()).await {
+            Ok(status) => {
+                finished += 1;
+                eprintln!(
+                    "kill round {round}: apply ended ({:?}) before {delay:?}",
+                    status
+                );
+            }
+            Err(_) => {
+                child.start_kill().unwrap(); // SIGKILL
+                child.wait().await.unwrap();
+                killed += 1;
+            }
+        }
+        // Whatever the killed run printed is part of the output too.
+        let out = child.wait_with_output().await.unwrap();
+        outputs.add(&format!("apply (kill round {round})"), &out);
+    }
+    let runs = apply_until_ok(&fleet, &moto_url(), "off", 2, &mut outputs).await;
+    eprintln!(
+        "kills: {killed} SIGKILLs survived, {finished} runs ended first; converged in {runs} \
+         more run(s); {:?}",
+        started.elapsed()
+    );
+    assert!(killed >= 5, "only {killed} of 10 runs were killed midway");
+
+    assert_plan_empty(&fleet, &mut outputs).await;
+    let w = read_world(&fleet).await;
+    assert_no_duplicates(&fleet, &w).await;
+    assert_isolated(&fleet, &w);
+    assert_keys_printed_once(&w, &outputs, false);
+}
+
+/// The proxy enforces CreateDeployment (1 every 5 s) and CreateRestApi (1
+/// every 3 s) at 20 times AWS's rate; the pacer at the same factor keeps
+/// every call inside them. Unpaced calls are refused: a burst of
+/// CreateDeployment straight from the SDK (retries off) gets API Gateway's
+/// `TooManyRequestsException`, which the SDK reads as throttling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
+    const FACTOR: f64 = 20.0;
+    let fleet = Fleet::new(small_artifact()).await;
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            limits: vec![
+                RateLimit::create_deployment(FACTOR),
+                RateLimit::create_rest_api(FACTOR),
+            ],
+            ..FaultConfig::with_rate(0.0)
+        },
+    )
+    .await;
+
+    let started = Instant::now();
+    let mut outputs = Outputs::default();
+    let out = fleet
+        .command("apply", &[], proxy.url(), &FACTOR.to_string())
+        .output()
+        .await;
+    outputs.add("apply", &out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eprintln!(
+        "paced at {FACTOR}x: {:?}; proxy: {}; {} calls under enforced limits",
+        started.elapsed(),
+        proxy.stats(),
+        proxy.stats().limited_passed()
+    );
+    assert_eq!(proxy.stats().limit_rejections(), 0, "{}", proxy.stats());
+    // Five CreateRestApi and five CreateDeployment at least.
+    assert!(proxy.stats().limited_passed() >= 10, "{}", proxy.stats());
+
+    // Keys: printed by the apply that made them, once; a second apply and
+    // the plans print none.
+    let again = fleet
+        .command("apply", &[], &moto_url(), "off")
+        .output()
+        .await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    outputs.add("apply (again)", &again);
+    assert_plan_empty(&fleet, &mut outputs).await;
+    let w = read_world(&fleet).await;
+    assert_keys_printed_once(&w, &outputs, true);
+    assert_no_duplicates(&fleet, &w).await;
+    assert_isolated(&fleet, &w);
+    assert_policies_own_only(&fleet).await;
+
+    // Unpaced, the enforced limit refuses, in API Gateway's wire shape.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
+            "testing", "testing", None, None, "faults",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let api = aws_sdk_apigateway::Client::new(&config);
+    let api_id = &w.apis[&fleet.ids[0]][0];
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        if let Err(e) = api.create_deployment().rest_api_id(api_id).send().await {
+            use aws_sdk_apigateway::error::ProvideErrorMetadata;
+            refused.push(e.code().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(
+        refused,
+        ["TooManyRequestsException"; 2],
+        "{}",
+        proxy.stats()
+    );
+    assert_eq!(proxy.stats().limit_rejections(), 2);
+}

@@ -1,0 +1,853 @@
+//! A fault-injecting HTTP/1.1 proxy between `apifactory` and moto.
+//!
+//! The AWS SDK reaches it through `AWS_ENDPOINT_URL`; it listens on
+//! loopback only and forwards every request to moto, except that, at a
+//! configurable rate and from a seeded random generator (the seed is printed
+//! so a failure can be replayed), it
+//!
+//! - answers 500 in the service's error shape,
+//! - answers the service's throttling error in AWS's exact wire shape
+//!   (API Gateway and Lambda `TooManyRequestsException` 429, DynamoDB
+//!   `ThrottlingException` 400, IAM/STS/Route 53 `Throttling` 400 XML,
+//!   CloudWatch Logs `ThrottlingException` 400),
+//! - resets the connection: closes it without answering (the request never
+//!   reaches moto),
+//! - or adds latency before forwarding.
+//!
+//! It can also enforce AWS's published per-operation rate limits
+//! (FACTS.md) with a token bucket per operation, scaled by a factor the way
+//! `APIFACTORY_PACE` scales the AWS target's pacer, answering the throttling
+//! shape when a bucket is empty.
+//!
+//! Services are told apart by the request: `X-Amz-Target` names the
+//! JSON-protocol ones (DynamoDB, Logs), the credential scope of the
+//! `Authorization` header (`/<region>/<service>/aws4_request`) the rest.
+//!
+//! Requests are read with `Content-Length` or chunked bodies; each one goes
+//! to moto on a fresh connection (`Connection: close`) and the answer is
+//! relayed with a `Content-Length`, keeping the client's connection alive
+//! or closing it as the client asked.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The largest request or response head the proxy reads.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// What to inject, and how often.
+#[derive(Debug, Clone)]
+pub struct FaultConfig {
+    /// The share of requests that get a fault, 0 to 1.
+    pub rate: f64,
+    /// The random generator's seed; printed when the proxy starts.
+    pub seed: u64,
+    /// The most latency a `Latency` fault adds (uniform from 0).
+    pub max_latency: Duration,
+    /// Per-operation rate limits to enforce (none by default).
+    pub limits: Vec<RateLimit>,
+}
+
+impl FaultConfig {
+    /// A rate of faults with a seed from the clock (printed at start).
+    pub fn with_rate(rate: f64) -> FaultConfig {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+        FaultConfig {
+            rate,
+            seed,
+            max_latency: Duration::from_millis(200),
+            limits: Vec::new(),
+        }
+    }
+}
+
+/// An operation's published limit: `burst` calls, one more every `every`.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    /// The operation, as [`operation`] names it (`CreateDeployment`).
+    pub operation: &'static str,
+    pub every: Duration,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// CreateDeployment, 1 every 5 s (FACTS.md), `factor` times faster.
+    pub fn create_deployment(factor: f64) -> RateLimit {
+        RateLimit {
+            operation: "CreateDeployment",
+            every: Duration::from_secs(5).div_f64(factor),
+            burst: 1,
+        }
+    }
+
+    /// CreateRestApi, 1 every 3 s (FACTS.md), `factor` times faster.
+    pub fn create_rest_api(factor: f64) -> RateLimit {
+        RateLimit {
+            operation: "CreateRestApi",
+            every: Duration::from_secs(3).div_f64(factor),
+            burst: 1,
+        }
+    }
+}
+
+/// The kinds of fault, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    ServerError,
+    Throttle,
+    Reset,
+    Latency,
+}
+
+/// What the proxy did, counted.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub throttles: AtomicU64,
+    pub resets: AtomicU64,
+    pub delayed: AtomicU64,
+    /// Requests refused by an enforced rate limit (not injected at random).
+    pub limit_rejections: AtomicU64,
+    /// Requests of an enforced operation that were let through.
+    pub limited_passed: AtomicU64,
+}
+
+impl Stats {
+    fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Injected faults of every kind (latency included).
+    pub fn injected(&self) -> u64 {
+        Self::get(&self.server_errors)
+            + Self::get(&self.throttles)
+            + Self::get(&self.resets)
+            + Self::get(&self.delayed)
+    }
+
+    pub fn limit_rejections(&self) -> u64 {
+        Self::get(&self.limit_rejections)
+    }
+
+    pub fn limited_passed(&self) -> u64 {
+        Self::get(&self.limited_passed)
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} requests, {} forwarded; injected {} x 500, {} throttles, {} resets, {} delays; \
+             {} refused by enforced limits",
+            Self::get(&self.requests),
+            Self::get(&self.forwarded),
+            Self::get(&self.server_errors),
+            Self::get(&self.throttles),
+            Self::get(&self.resets),
+            Self::get(&self.delayed),
+            Self::get(&self.limit_rejections),
+        )
+    }
+}
+
+/// A running proxy; it stops when dropped.
+pub struct FaultProxy {
+    url: String,
+    stats: Arc<Stats>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (`http://127.0.0.1:port`) on a free
+    /// loopback port, and prints its seed.
+    pub async fn start(upstream: &str, config: FaultConfig) -> FaultProxy {
+        let upstream = upstream
+            .strip_prefix("http://")
+            .unwrap_or(upstream)
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("the fault proxy binds a loopback port");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        eprintln!(
+            "fault proxy {url} -> {upstream}: rate {}, seed {}, limits {:?}",
+            config.rate, config.seed, config.limits
+        );
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            upstream,
+            rng: Mutex::new(SplitMix(config.seed)),
+            buckets: config
+                .limits
+                .iter()
+                .map(|l| Mutex::new(Bucket::new(l.clone())))
+                .collect(),
+            config,
+            stats: stats.clone(),
+        });
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    // A client that goes away mid-request ends its task.
+                    let _ = serve(stream, &shared).await;
+                });
+            }
+        });
+        FaultProxy { url, stats, task }
+    }
+
+    /// The URL to give the SDK (`AWS_ENDPOINT_URL`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+struct Shared {
+    upstream: String,
+    config: FaultConfig,
+    rng: Mutex<SplitMix>,
+    buckets: Vec<Mutex<Bucket>>,
+    stats: Arc<Stats>,
+}
+
+impl Shared {
+    /// Draws the fault for one request, if any: an even mix of the four.
+    fn draw(&self) -> Option<(Fault, f64)> {
+        let mut rng = self.rng.lock().unwrap();
+        if rng.unit() >= self.config.rate {
+            return None;
+        }
+        let fault = match rng.next() % 4 {
+            0 => Fault::ServerError,
+            1 => Fault::Throttle,
+            2 => Fault::Reset,
+            _ => Fault::Latency,
+        };
+        Some((fault, rng.unit()))
+    }
+
+    /// Whether an enforced limit refuses this operation now.
+    fn refused(&self, op: Option<&str>) -> bool {
+        let Some(op) = op else { return false };
+        for bucket in &self.buckets {
+            let mut b = bucket.lock().unwrap();
+            if b.limit.operation == op {
+                if b.take(Instant::now()) {
+                    self.stats.limited_passed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// SplitMix64: small, seeded, good enough to draw faults.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A token bucket in GCRA form. Calls that come up to a tenth of an
+/// interval early are let through: the client's pacer releases them on
+/// time, and the trip to the proxy adds jitter that AWS's enforcement, over
+/// a real network, does not count against anyone either.
+struct Bucket {
+    limit: RateLimit,
+    /// When the bucket is full again, in the theoretical arrival time sense.
+    tat: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Bucket {
+        Bucket { limit, tat: None }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let every = self.limit.every;
+        let slack = every * self.limit.burst.saturating_sub(1) + every / 10;
+        let tat = self.tat.unwrap_or(now).max(now);
+        if tat.saturating_duration_since(now) > slack {
+            return false;
+        }
+        self.tat = Some(tat + every);
+        true
+    }
+}
+
+/// One request, as read from the client.
+struct Request {
+    method: String,
+    target: String,
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the client wants the connection kept after this request
+    /// (HTTP/1.1's default).
+    fn keep_alive(&self) -> bool {
+        !self
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// The AWS service a request is for.
+pub fn service(headers: &[(String, String)]) -> Option<String> {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(target) = get("x-amz-target") {
+        if target.starts_with("DynamoDB_") {
+            return Some("dynamodb".into());
+        }
+        if target.starts_with("Logs_") {
+            return Some("logs".into());
+        }
+    }
+    // AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/apigateway/aws4_request, ...
+    let auth = get("authorization")?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    let mut parts = scope.trim().split('/').rev();
+    (parts.next()? == "aws4_request").then_some(())?;
+    parts.next().map(str::to_owned)
+}
+
+/// The operation of a request where the proxy enforces limits: API
+/// Gateway's REST API writes, named as AWS names them.
+pub fn operation(service: Option<&str>, method: &str, target: &str) -> Option<&'static str> {
+    if service != Some("apigateway") {
+        return None;
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["restapis"]) => Some("CreateRestApi"),
+        ("PUT", ["restapis", _]) => Some("PutRestApi"),
+        ("DELETE", ["restapis", _]) => Some("DeleteRestApi"),
+        ("POST", ["restapis", _, "deployments"]) => Some("CreateDeployment"),
+        _ => None,
+    }
+}
+
+/// An error answer in the wire shape of `service`'s protocol.
+fn error_response(service: Option<&str>, status: u16, code: &str, message: &str) -> Vec<u8> {
+    let (content_type, extra, body) = match service {
+        Some("apigateway") => (
+            "application/json",
+            format!("x-amzn-ErrorType: {code}\r\n"),
+            format!(r#"{{"message":"{message}"}}"#),
+        ),
+        Some("lambda") => {
+            let body = if code == "TooManyRequestsException" {
+                format!(
+                    r#"{{"Type":"User","message":"{message}","Reason":"CallerRateLimitExceeded"}}"#
+                )
+            } else {
+                format!(r#"{{"Type":"Service","message":"{message}"}}"#)
+            };
+            (
+                "application/json",
+                format!("x-amzn-ErrorType: {code}\r\n"),
+                body,
+            )
+        }
+        Some("dynamodb") => (
+            "application/x-amz-json-1.0",
+            String::new(),
+            format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#
+            ),
+        ),
+        Some("logs") => (
+            "application/x-amz-json-1.1",
+            String::new(),
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        ),
+        // IAM, STS (query protocol) and Route 53 (REST-XML).
+        _ => {
+            let kind = if status >= 500 { "Receiver" } else { "Sender" };
+            (
+                "text/xml",
+                String::new(),
+                format!(
+                    "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code>\
+                     <Message>{message}</Message></Error>\
+                     <RequestId>fault-proxy</RequestId></ErrorResponse>"
+                ),
+            )
+        }
+    };
+    let reason = match status {
+        400 => "Bad Request",
+        429 => "Too Many Requests",
+        _ => "Internal Server Error",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n{extra}\
+         x-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The service's throttling error, exactly as AWS sends it.
+pub fn throttling_response(service: Option<&str>) -> Vec<u8> {
+    match service {
+        Some("apigateway") => error_response(
+            service,
+            429,
+            "TooManyRequestsException",
+            "Too Many Requests",
+        ),
+        Some("lambda") => error_response(service, 429, "TooManyRequestsException", "Rate exceeded"),
+        Some("dynamodb") => error_response(
+            service,
+            400,
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        ),
+        Some("logs") => error_response(service, 400, "ThrottlingException", "Rate exceeded"),
+        _ => error_response(service, 400, "Throttling", "Rate exceeded"),
+    }
+}
+
+/// A 500 in the service's shape.
+pub fn server_error_response(service: Option<&str>) -> Vec<u8> {
+    let code = match service {
+        Some("apigateway") | Some("lambda") => "ServiceException",
+        _ => "InternalFailure",
+    };
+    error_response(service, 500, code, "Internal server error (injected)")
+}
+
+/// Serves one client connection, request after request.
+async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let Some(head) = read_head(&mut read).await? else {
+            return Ok(()); // the client closed between requests
+        };
+        let mut request = parse_request(&head)?;
+        if request
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+        {
+            write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        request.body = read_body(&mut read, &request.headers).await?;
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let keep = request.keep_alive();
+        let svc = service(&request.headers);
+        let op = operation(svc.as_deref(), &request.method, &request.target);
+
+        let answer = match shared.draw() {
+            Some((Fault::Reset, _)) => {
+                shared.stats.resets.fetch_add(1, Ordering::Relaxed);
+                // Dropping both halves closes the socket unanswered.
+                return Ok(());
+            }
+            Some((Fault::ServerError, _)) => {
+                shared.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                server_error_response(svc.as_deref())
+            }
+            Some((Fault::Throttle, _)) => {
+                shared.stats.throttles.fetch_add(1, Ordering::Relaxed);
+                throttling_response(svc.as_deref())
+            }
+            latency => {
+                if let Some((Fault::Latency, share)) = latency {
+                    shared.stats.delayed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(shared.config.max_latency.mul_f64(share)).await;
+                }
+                if shared.refused(op) {
+                    shared
+                        .stats
+                        .limit_rejections
+                        .fetch_add(1, Ordering::Relaxed);
+                    throttling_response(svc.as_deref())
+                } else {
+                    shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                    forward(&shared.upstream, &request).await?
+                }
+            }
+        };
+        write.write_all(&reframe(&answer, keep)?).await?;
+        if !keep {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads up to and including the blank line that ends a head; `None` when
+/// the peer closed before sending anything.
+async fn read_head<R: AsyncRead + Unpin>(read: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if read.read(&mut byte).await? == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(invalid("the connection closed inside a head"))
+            };
+        }
+        head.push(byte[0]);
+        if head.len() > MAX_HEAD {
+            return Err(invalid("head too large"));
+        }
+    }
+    Ok(Some(head))
+}
+
+fn invalid(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// Header names and values, as sent.
+type Headers = Vec<(String, String)>;
+
+/// The start line's words and the headers of a head.
+fn parse_head(head: &[u8]) -> std::io::Result<(Vec<String>, Headers)> {
+    let text = std::str::from_utf8(head).map_err(|_| invalid("a head that is not UTF-8"))?;
+    let mut lines = text.trim_end_matches("\r\n").split("\r\n");
+    let start = lines
+        .next()
+        .ok_or_else(|| invalid("no start line"))?
+        .splitn(3, ' ')
+        .map(str::to_owned)
+        .collect();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok((start, headers))
+}
+
+fn parse_request(head: &[u8]) -> std::io::Result<Request> {
+    let (start, headers) = parse_head(head)?;
+    let [method, target, _version] = start.as_slice() else {
+        return Err(invalid("a malformed request line"));
+    };
+    Ok(Request {
+        method: method.clone(),
+        target: target.clone(),
+        headers,
+        body: Vec::new(),
+    })
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn is_chunked(headers: &[(String, String)]) -> bool {
+    header(headers, "transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
+}
+
+/// A message body by its framing: chunked (decoded), `Content-Length`, or
+/// none.
+async fn read_body<R: AsyncRead + Unpin>(
+    read: &mut R,
+    headers: &[(String, String)],
+) -> std::io::Result<Vec<u8>> {
+    if is_chunked(headers) {
+        return read_chunked(read).await;
+    }
+    let len: usize = match header(headers, "content-length") {
+        Some(l) => l.parse().map_err(|_| invalid("a bad Content-Length"))?,
+        None => 0,
+    };
+    let mut body = vec![0u8; len];
+    read.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+async fn read_line<R: AsyncRead + Unpin>(read: &mut R) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if read.read(&mut byte).await? == 0 {
+            return Err(invalid("the connection closed inside a chunked body"));
+        }
+        line.push(byte[0]);
+        if line.len() > MAX_HEAD {
+            return Err(invalid("chunk line too long"));
+        }
+    }
+    line.truncate(line.len() - 2);
+    String::from_utf8(line).map_err(|_| invalid("a chunk line that is not UTF-8"))
+}
+
+async fn read_chunked<R: AsyncRead + Unpin>(read: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(read).await?;
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| invalid("a bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the blank line.
+            while !read_line(read).await?.is_empty() {}
+            return Ok(body);
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        read.read_exact(&mut body[start..]).await?;
+        let mut crlf = [0u8; 2];
+        read.read_exact(&mut crlf).await?;
+    }
+}
+
+/// Headers that describe one hop, which the proxy sets itself.
+fn hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "expect",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Sends the request to moto on a fresh connection and reads the whole
+/// answer (to the connection's end).
+async fn forward(upstream: &str, r: &Request) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(upstream).await?;
+    let mut out = format!("{} {} HTTP/1.1\r\n", r.method, r.target);
+    for (k, v) in &r.headers {
+        if !hop_by_hop(k) {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    out.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
+        r.body.len()
+    ));
+    stream.write_all(out.as_bytes()).await?;
+    stream.write_all(&r.body).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    Ok(raw)
+}
+
+/// An answer (moto's or the proxy's own) re-framed for the client: the body
+/// decoded from its framing and sent with a `Content-Length`, and the
+/// connection kept or closed as the client asked.
+fn reframe(raw: &[u8], keep: bool) -> std::io::Result<Vec<u8>> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("an answer without a head"))?
+        + 4;
+    let (start, headers) = parse_head(&raw[..end])?;
+    let status: u16 = start
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("an answer without a status"))?;
+    let rest = &raw[end..];
+    let body = if is_chunked(&headers) {
+        dechunk(rest).ok_or_else(|| invalid("a malformed chunked answer"))?
+    } else if let Some(len) = header(&headers, "content-length").and_then(|l| l.parse().ok()) {
+        rest.get(..len)
+            .ok_or_else(|| invalid("an answer shorter than its Content-Length"))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    let bodiless = status == 204 || status == 304 || (100..200).contains(&status);
+    let mut out = format!("{}\r\n", start.join(" ")).into_bytes();
+    for (k, v) in &headers {
+        if !hop_by_hop(k) {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+    }
+    if !bodiless {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    let connection = if keep { "keep-alive" } else { "close" };
+    out.extend_from_slice(format!("Connection: {connection}\r\n\r\n").as_bytes());
+    if !bodiless {
+        out.extend_from_slice(&body);
+    }
+    Ok(out)
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn services_are_told_apart() {
+        let auth = |svc: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20261125/us-east-1/{svc}/aws4_request, \
+                 SignedHeaders=host, Signature=00"
+            )
+        };
+        for svc in ["apigateway", "lambda", "iam", "sts", "route53"] {
+            let h = headers(&[("Authorization", &auth(svc))]);
+            assert_eq!(service(&h).as_deref(), Some(svc));
+        }
+        let h = headers(&[
+            ("X-Amz-Target", "DynamoDB_20120810.CreateTable"),
+            ("Authorization", &auth("dynamodb")),
+        ]);
+        assert_eq!(service(&h).as_deref(), Some("dynamodb"));
+        assert_eq!(service(&headers(&[])), None);
+        assert_eq!(
+            operation(Some("apigateway"), "POST", "/restapis/abc/deployments"),
+            Some("CreateDeployment")
+        );
+        assert_eq!(operation(Some("lambda"), "POST", "/restapis"), None);
+    }
+
+    #[test]
+    fn throttling_has_each_services_wire_shape() {
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        let apigw = text(throttling_response(Some("apigateway")));
+        assert!(apigw.starts_with("HTTP/1.1 429 "));
+        assert!(apigw.contains("x-amzn-ErrorType: TooManyRequestsException\r\n"));
+        assert!(apigw.ends_with(r#"{"message":"Too Many Requests"}"#));
+        let lambda = text(throttling_response(Some("lambda")));
+        assert!(lambda.starts_with("HTTP/1.1 429 "));
+        assert!(lambda.ends_with(
+            r#"{"Type":"User","message":"Rate exceeded","Reason":"CallerRateLimitExceeded"}"#
+        ));
+        let ddb = text(throttling_response(Some("dynamodb")));
+        assert!(ddb.starts_with("HTTP/1.1 400 "));
+        assert!(ddb.ends_with(
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#
+        ));
+        let iam = text(throttling_response(Some("iam")));
+        assert!(iam.starts_with("HTTP/1.1 400 "));
+        assert!(iam.contains(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+             <Message>Rate exceeded</Message></Error>"
+        ));
+    }
+
+    #[test]
+    fn answers_are_reframed() {
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let out = String::from_utf8(reframe(chunked, true).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc"
+        );
+        let to_eof = b"HTTP/1.1 201 CREATED\r\nConnection: close\r\n\r\n{}";
+        let out = String::from_utf8(reframe(to_eof, false).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "HTTP/1.1 201 CREATED\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        );
+    }
+
+    #[tokio::test]
+    async fn chunked_and_sized_bodies_are_read() {
+        let mut chunked: &[u8] = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\nNEXT";
+        let h = headers(&[("Transfer-Encoding", "chunked")]);
+        assert_eq!(read_body(&mut chunked, &h).await.unwrap(), b"Wikipedia");
+        assert_eq!(chunked, b"NEXT");
+        let mut sized: &[u8] = b"abcdef";
+        let h = headers(&[("Content-Length", "4")]);
+        assert_eq!(read_body(&mut sized, &h).await.unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn the_bucket_holds_to_its_rate_with_a_little_slack() {
+        let mut b = Bucket::new(RateLimit::create_deployment(100.0)); // 50 ms
+        let t0 = Instant::now();
+        assert!(b.take(t0));
+        assert!(!b.take(t0 + Duration::from_millis(20)));
+        assert!(b.take(t0 + Duration::from_millis(46)));
+        assert!(!b.take(t0 + Duration::from_millis(50)));
+        assert!(b.take(t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn the_generator_is_seeded() {
+        let (mut a, mut b) = (SplitMix(42), SplitMix(42));
+        assert_eq!(
+            (0..5).map(|_| a.next()).collect::<Vec<_>>(),
+            (0..5).map(|_| b.next()).collect::<Vec<_>>()
+        );
+        assert!((0..1000).all(|_| (0.0..1.0).contains(&a.unit())));
+    }
+}
