@@ -4,7 +4,8 @@
 //! reads moto directly. Tenants are copies of the five under unique ids, so
 //! these tests share moto with every other test and never reset it.
 //!
-//! - 20% injected faults (500s, throttles in each service's shape, resets,
+//! - 20% injected faults (500s, throttles in each service's shape, resets
+//!   before moto sees the request, lost responses after it carried it out,
 //!   latency): apply converges to exactly a clean apply's state.
 //! - SIGKILL at ten seeded random points, re-run each time: same.
 //! - The pacer at a scale keeps the proxy's enforced CreateDeployment and
@@ -678,13 +679,13 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
 }
 
 /// The proxy enforces CreateDeployment (1 every 5 s) and CreateRestApi (1
-/// every 3 s) at 20 times AWS's rate; the pacer at the same factor keeps
+/// every 3 s) at 10 times AWS's rate; the pacer at the same factor keeps
 /// every call inside them. Unpaced calls are refused: a burst of
 /// CreateDeployment straight from the SDK (retries off) gets API Gateway's
 /// `TooManyRequestsException`, which the SDK reads as throttling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
-    const FACTOR: f64 = 20.0;
+    const FACTOR: f64 = 10.0;
     let fleet = Fleet::new(small_artifact()).await;
     let proxy = FaultProxy::start(
         &moto_url(),

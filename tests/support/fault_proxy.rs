@@ -10,8 +10,10 @@
 //!   (API Gateway and Lambda `TooManyRequestsException` 429, DynamoDB
 //!   `ThrottlingException` 400, IAM/STS/Route 53 `Throttling` 400 XML,
 //!   CloudWatch Logs `ThrottlingException` 400),
-//! - resets the connection: closes it without answering (the request never
-//!   reaches moto),
+//! - resets the connection: closes it without answering, either before
+//!   the request reaches moto or after moto has carried it out (the
+//!   response is lost: the client cannot tell whether it happened, and a
+//!   retried create meets what the first attempt made),
 //! - or adds latency before forwarding.
 //!
 //! It can also enforce AWS's published per-operation rate limits
@@ -102,7 +104,10 @@ impl RateLimit {
 pub enum Fault {
     ServerError,
     Throttle,
+    /// Closed before forwarding.
     Reset,
+    /// Forwarded, then closed without relaying the answer.
+    LostResponse,
     Latency,
 }
 
@@ -114,6 +119,7 @@ pub struct Stats {
     pub server_errors: AtomicU64,
     pub throttles: AtomicU64,
     pub resets: AtomicU64,
+    pub lost_responses: AtomicU64,
     pub delayed: AtomicU64,
     /// Requests refused by an enforced rate limit (not injected at random).
     pub limit_rejections: AtomicU64,
@@ -131,6 +137,7 @@ impl Stats {
         Self::get(&self.server_errors)
             + Self::get(&self.throttles)
             + Self::get(&self.resets)
+            + Self::get(&self.lost_responses)
             + Self::get(&self.delayed)
     }
 
@@ -147,13 +154,14 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} requests, {} forwarded; injected {} x 500, {} throttles, {} resets, {} delays; \
-             {} refused by enforced limits",
+            "{} requests, {} forwarded; injected {} x 500, {} throttles, {} resets, \
+             {} lost responses, {} delays; {} refused by enforced limits",
             Self::get(&self.requests),
             Self::get(&self.forwarded),
             Self::get(&self.server_errors),
             Self::get(&self.throttles),
             Self::get(&self.resets),
+            Self::get(&self.lost_responses),
             Self::get(&self.delayed),
             Self::get(&self.limit_rejections),
         )
@@ -233,30 +241,35 @@ struct Shared {
 }
 
 impl Shared {
-    /// Draws the fault for one request, if any: an even mix of the four.
+    /// Draws the fault for one request, if any: an even mix of the five.
     fn draw(&self) -> Option<(Fault, f64)> {
         let mut rng = self.rng.lock().unwrap();
         if rng.unit() >= self.config.rate {
             return None;
         }
-        let fault = match rng.next() % 4 {
+        let fault = match rng.next() % 5 {
             0 => Fault::ServerError,
             1 => Fault::Throttle,
             2 => Fault::Reset,
+            3 => Fault::LostResponse,
             _ => Fault::Latency,
         };
         Some((fault, rng.unit()))
     }
 
-    /// Whether an enforced limit refuses this operation now.
+    /// Whether an enforced limit refuses this operation now (said on
+    /// stderr, with how early the call came).
     fn refused(&self, op: Option<&str>) -> bool {
         let Some(op) = op else { return false };
         for bucket in &self.buckets {
             let mut b = bucket.lock().unwrap();
             if b.limit.operation == op {
-                if b.take(Instant::now()) {
+                let now = Instant::now();
+                if b.take(now) {
                     self.stats.limited_passed.fetch_add(1, Ordering::Relaxed);
                 } else {
+                    let early = b.tat.map(|t| t.saturating_duration_since(now));
+                    eprintln!("fault proxy: {op} refused, {early:?} before its bucket refills");
                     return true;
                 }
             }
@@ -283,10 +296,11 @@ impl SplitMix {
     }
 }
 
-/// A token bucket in GCRA form. Calls that come up to a tenth of an
+/// A token bucket in GCRA form. Calls that come up to a quarter of an
 /// interval early are let through: the client's pacer releases them on
-/// time, and the trip to the proxy adds jitter that AWS's enforcement, over
-/// a real network, does not count against anyone either.
+/// time, but the trip to the proxy (signing, scheduling on a busy machine)
+/// adds jitter that AWS's enforcement, over a real network, does not count
+/// against anyone either.
 struct Bucket {
     limit: RateLimit,
     /// When the bucket is full again, in the theoretical arrival time sense.
@@ -300,7 +314,7 @@ impl Bucket {
 
     fn take(&mut self, now: Instant) -> bool {
         let every = self.limit.every;
-        let slack = every * self.limit.burst.saturating_sub(1) + every / 10;
+        let slack = every * self.limit.burst.saturating_sub(1) + every / 4;
         let tat = self.tat.unwrap_or(now).max(now);
         if tat.saturating_duration_since(now) > slack {
             return false;
@@ -494,6 +508,12 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             Some((Fault::Reset, _)) => {
                 shared.stats.resets.fetch_add(1, Ordering::Relaxed);
                 // Dropping both halves closes the socket unanswered.
+                return Ok(());
+            }
+            Some((Fault::LostResponse, _)) => {
+                shared.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
+                shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                let _ = forward(&shared.upstream, &request).await;
                 return Ok(());
             }
             Some((Fault::ServerError, _)) => {
@@ -836,7 +856,7 @@ mod tests {
         let t0 = Instant::now();
         assert!(b.take(t0));
         assert!(!b.take(t0 + Duration::from_millis(20)));
-        assert!(b.take(t0 + Duration::from_millis(46)));
+        assert!(b.take(t0 + Duration::from_millis(40)));
         assert!(!b.take(t0 + Duration::from_millis(50)));
         assert!(b.take(t0 + Duration::from_millis(200)));
     }
