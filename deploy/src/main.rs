@@ -259,17 +259,6 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn local_only(target: TargetName) -> anyhow::Result<()> {
-    match target {
-        TargetName::Local => Ok(()),
-        TargetName::Aws => {
-            anyhow::bail!(
-                "this command works on the local target only; AWS keys: see `apifactory apply --target aws`"
-            )
-        }
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
@@ -487,7 +476,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
-    use apifactory::keys::{KeyStore, KeyTable};
     let target = match &command {
         KeysCommand::List { target, .. }
         | KeysCommand::Create { target, .. }
@@ -497,8 +485,29 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         | KeysCommand::Revoke { target, .. }
         | KeysCommand::Expire { target } => target,
     };
-    local_only(target.target)?;
-    let store = LocalState::open(&target.data_dir).await?;
+    match target.target {
+        TargetName::Local => {
+            let store = LocalState::open(&target.data_dir).await?;
+            keys_on(&store, command, "").await
+        }
+        TargetName::Aws => {
+            let store = apifactory::aws::cli::key_store(&target.aws).await?;
+            // API Gateway has no key expiry of its own.
+            let note = " It is disabled by the first `apifactory apply --target aws` or \
+                        `apifactory keys expire --target aws` after that.";
+            keys_on(&store, command, note).await
+        }
+    }
+}
+
+/// The key commands on either target: the same output from both (`expiry`
+/// adds how a rotated key stops working where the target needs a run).
+async fn keys_on(
+    store: &impl apifactory::keys::KeyStore,
+    command: KeysCommand,
+    expiry: &str,
+) -> anyhow::Result<ExitCode> {
+    use apifactory::keys::KeyTable;
     match command {
         KeysCommand::List { tenant, json, .. } => {
             let keys = store.list(tenant.as_deref()).await?;
@@ -533,7 +542,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 print(&format!("{}\n", serde_json::to_string(&r)?))?;
             } else {
                 print(&format!(
-                    "{}The old key {} keeps working until {}.\n",
+                    "{}The old key {} keeps working until {}.{expiry}\n",
                     secrets_table(&[&r.new]),
                     r.old_id,
                     r.old_expires

@@ -27,7 +27,7 @@ use serde_json::Value;
 /// The debug `bootstrap` carries ~150 MB of debug info; stripped, it still
 /// runs the same code and zips to a size moto takes in a blink. Made once
 /// per test process, next to the binary.
-fn artifact() -> &'static Path {
+pub(crate) fn artifact() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let bootstrap = bin_path("bootstrap");
@@ -188,7 +188,7 @@ fn scope(ids: BTreeSet<String>) -> Options {
 /// Whether a recorded request changes something: REST APIs (API Gateway,
 /// Lambda, Route 53) read with GET; JSON APIs (DynamoDB, Logs) and query
 /// APIs (IAM, STS) name their operation.
-fn mutating(r: &RecordedRequest) -> bool {
+pub(crate) fn mutating(r: &RecordedRequest) -> bool {
     let read = |op: &str| {
         ["Describe", "List", "Get"]
             .iter()

@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole system, compiled into one test binary.
 mod aws;
 mod aws_faults;
+mod aws_keys;
 mod bootstrap;
 mod cli;
 mod crash;

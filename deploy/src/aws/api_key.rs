@@ -18,7 +18,7 @@ use crate::resource::{Address, Kind, ORIGIN, ORIGIN_FILE, attrs};
 use crate::target::{Applied, Secret};
 
 /// Keys whose name starts with this (all when empty), without values.
-async fn list(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
+pub(crate) async fn list(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
     let mut all = Vec::new();
     let mut position: Option<String> = None;
     loop {
@@ -48,11 +48,9 @@ fn attributes(key: &ApiKey) -> crate::resource::Attrs {
     attrs([
         ("client", json!(tag(TAG_CLIENT))),
         ("enabled", json!(key.enabled())),
-        // A key without an origin tag was not made from a tenant file.
-        (
-            ORIGIN,
-            json!(tag(TAG_ORIGIN).unwrap_or_else(|| "unknown".into())),
-        ),
+        // A key without an origin tag was not made from a tenant file; a
+        // rotated key's description says so, whatever its tag.
+        (ORIGIN, json!(super::keys::origin(key))),
     ])
 }
 
@@ -85,7 +83,7 @@ async fn find(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Option<
 }
 
 /// Attaches a key to a plan; already attached is fine.
-async fn attach(t: &AwsTarget, plan: &str, key: &str) -> anyhow::Result<()> {
+pub(crate) async fn attach(t: &AwsTarget, plan: &str, key: &str) -> anyhow::Result<()> {
     t.pacer.write(APIGW).await;
     match t
         .apigateway
@@ -120,7 +118,7 @@ pub async fn attach_all(t: &AwsTarget, tenant: &str, plan: &str) -> anyhow::Resu
     Ok(())
 }
 
-async fn set_enabled(t: &AwsTarget, id: &str, enabled: bool) -> anyhow::Result<()> {
+pub(crate) async fn set_enabled(t: &AwsTarget, id: &str, enabled: bool) -> anyhow::Result<()> {
     t.pacer.write(APIGW).await;
     t.apigateway
         .update_api_key()
@@ -209,7 +207,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 .apigateway
                 .create_api_key()
                 .name(name)
-                .description(format!("apifactory: client {client} of tenant {tenant}"))
+                .description(super::keys::description(tenant, &client))
                 .enabled(false)
                 .value(&value)
                 .set_tags(Some(tags))

@@ -99,6 +99,11 @@ async fn target(args: &AwsArgs, package: Option<Package>) -> anyhow::Result<AwsT
     AwsTarget::new(&config, pace, package).await
 }
 
+/// The AWS target of `apifactory keys --target aws`: no code to deploy.
+pub async fn key_store(args: &AwsArgs) -> anyhow::Result<AwsTarget> {
+    target(args, None).await
+}
+
 /// Writes to stdout; a closed pipe ends the output quietly.
 fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -175,7 +180,23 @@ pub async fn apply(
     args: &AwsArgs,
 ) -> anyhow::Result<ExitCode> {
     let (d, target, p) = prepare(dir, opts, args, |_| true).await?;
-    execute(d, target, p, json, concurrency).await
+    let code = execute(d, target.clone(), p, json, concurrency).await?;
+    // API Gateway has no key expiry: rotated keys whose grace period has
+    // ended stop working here (no mutating call when none has).
+    let expired = super::keys::expire_in(&target, &opts.tenants).await?;
+    if !expired.is_empty() {
+        let line = format!(
+            "{} rotated key(s) past their grace period disabled: {}\n",
+            expired.len(),
+            expired.join(", ")
+        );
+        if json {
+            eprint!("{line}");
+        } else {
+            print(&line)?;
+        }
+    }
+    Ok(code)
 }
 
 /// `apifactory destroy --target aws --tenant X`: the tenant's stack in

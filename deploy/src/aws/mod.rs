@@ -18,6 +18,7 @@ pub mod api_key;
 pub mod cli;
 pub mod domain;
 pub mod function;
+pub mod keys;
 pub mod logs;
 pub mod pacer;
 pub mod package;

@@ -1,0 +1,388 @@
+//! `apifactory keys ... --target aws`: per-client API keys on API Gateway,
+//! with the local target's semantics (see `crate::keys`).
+//!
+//! Where a key's facts live, so that any later run reads them back:
+//! - tenant, client and origin (`file` from `[[clients]]`, `cli` from
+//!   `keys create`): the tags given when the key is created
+//!   (`apifactory:tenant`, `apifactory:client`, `apifactory:origin`);
+//! - a rotation: the old key's name becomes `<name>-rotated-<id>` and its
+//!   description gets `; rotated; expires <RFC 3339> (<Unix seconds>)`. The
+//!   description, not a tag, because UpdateApiKey patches it in the same
+//!   call as the name (and moto 5.2.5 has no TagResource for API keys).
+//!   A rotated key's origin reads `rotated` whatever its origin tag says.
+//!
+//! API Gateway has no expiry of its own: a rotated key stops working when
+//! `apifactory apply --target aws` or `apifactory keys expire --target aws`
+//! runs after its grace period and disables it. API Gateway records no
+//! last use of a key either, so `last used` is always `-`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
+use runtime::names;
+use time::OffsetDateTime;
+
+use super::api::APIGW;
+use super::{AwsTarget, Family, TAG_CLIENT, TAG_ORIGIN, fail, is, tagged_tenant};
+use crate::keys::{KeyInfo, KeyStore, Rotation, rfc3339};
+use crate::local::state::{new_key_id, new_key_value};
+use crate::resource::ORIGIN_FILE;
+use crate::target::Secret;
+
+/// Origin of a key made by `apifactory keys create`.
+pub const ORIGIN_CLI: &str = "cli";
+/// Origin of a key replaced by `apifactory keys rotate`.
+pub const ORIGIN_ROTATED: &str = "rotated";
+
+/// What a rotation appends to the old key's description.
+const ROTATED: &str = "; rotated; expires ";
+
+/// The description of a tenant's key for a client.
+pub fn description(tenant: &str, client: &str) -> String {
+    format!("apifactory: client {client} of tenant {tenant}")
+}
+
+/// A description with the rotation and its expiry recorded.
+fn rotated_description(base: &str, expires: i64) -> String {
+    let base = base.split(ROTATED).next().unwrap_or(base);
+    format!("{base}{ROTATED}{} ({expires})", rfc3339(expires))
+}
+
+/// Whether a key's description records a rotation.
+pub fn is_rotated(description: Option<&str>) -> bool {
+    description.is_some_and(|d| d.contains(ROTATED))
+}
+
+/// When a rotated key stops working (Unix seconds), from its description.
+pub fn rotation_expiry(description: Option<&str>) -> Option<i64> {
+    let (_, rest) = description?.split_once(ROTATED)?;
+    let (_, unix) = rest.rsplit_once('(')?;
+    unix.strip_suffix(')')?.trim().parse().ok()
+}
+
+/// A key's origin: `rotated` when its description says so, else its tag.
+pub fn origin(key: &ApiKey) -> String {
+    if is_rotated(key.description()) {
+        return ORIGIN_ROTATED.to_owned();
+    }
+    key.tags()
+        .and_then(|t| t.get(TAG_ORIGIN))
+        .cloned()
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn client_of(key: &ApiKey) -> String {
+    key.tags()
+        .and_then(|t| t.get(TAG_CLIENT))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn info(key: &ApiKey) -> Option<KeyInfo> {
+    let tenant = tagged_tenant(key.tags())?;
+    Some(KeyInfo {
+        tenant: tenant.to_owned(),
+        client: client_of(key),
+        id: key.id()?.to_owned(),
+        name: key.name().unwrap_or_default().to_owned(),
+        enabled: key.enabled(),
+        origin: origin(key),
+        created: key
+            .created_date()
+            .map(|d| rfc3339(d.secs()))
+            .unwrap_or_default(),
+        expires: rotation_expiry(key.description()).map(rfc3339),
+        // API Gateway records when a key was last changed, never when it
+        // was last used.
+        last_used: None,
+    })
+}
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The keys apifactory manages for these tenants (all when empty), without
+/// values.
+async fn managed(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Result<Vec<ApiKey>> {
+    // Every key of a tenant is named `apifactory-<tenant>-...`: one tenant
+    // narrows the listing by name (the tag decides).
+    let query = match tenants.iter().collect::<Vec<_>>().as_slice() {
+        [one] => Some(format!("{}-{one}-", names::PREFIX)),
+        _ => None,
+    };
+    Ok(super::api_key::list(t, query.as_deref())
+        .await?
+        .into_iter()
+        .filter(|k| {
+            tagged_tenant(k.tags()).is_some_and(|x| tenants.is_empty() || tenants.contains(x))
+        })
+        .collect())
+}
+
+/// The key with this id, when it is one of the tenant's.
+async fn owned(t: &AwsTarget, tenant: &str, id: &str) -> anyhow::Result<()> {
+    let missing = || anyhow::anyhow!("tenant {tenant} has no key with id {id}");
+    t.pacer.read(APIGW).await;
+    match t
+        .apigateway
+        .get_api_key()
+        .api_key(id)
+        .include_value(false)
+        .send()
+        .await
+    {
+        Ok(key) if tagged_tenant(key.tags()) == Some(tenant) => Ok(()),
+        Ok(_) => Err(missing()),
+        Err(e) if is(&e, &["NotFoundException"]) => Err(missing()),
+        Err(e) => Err(fail(&format!("GetApiKey {id}"), e)),
+    }
+}
+
+async fn usage_plan(t: &AwsTarget, tenant: &str) -> anyhow::Result<String> {
+    super::usage_plan::find(t, tenant).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "tenant {tenant} has no usage plan on AWS; run apifactory apply --target aws first"
+        )
+    })
+}
+
+async fn delete(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
+    t.pacer
+        .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+        .await;
+    match t.apigateway.delete_api_key().api_key(id).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is(&e, &["NotFoundException"]) => Ok(()),
+        Err(e) => Err(fail(&format!("DeleteApiKey {id}"), e)),
+    }
+}
+
+/// Disables the rotated keys of these tenants (all when empty) whose grace
+/// period has ended; returns their ids. Makes no mutating call when none
+/// has: `apply --target aws` runs it after every plan.
+pub async fn expire_in(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Result<Vec<String>> {
+    let now = now_unix();
+    let mut expired = Vec::new();
+    for key in managed(t, tenants).await? {
+        let Some(id) = key.id() else { continue };
+        if key.enabled() && rotation_expiry(key.description()).is_some_and(|e| e <= now) {
+            super::api_key::set_enabled(t, id, false).await?;
+            expired.push(id.to_owned());
+        }
+    }
+    Ok(expired)
+}
+
+impl KeyStore for AwsTarget {
+    async fn list(&self, tenant: Option<&str>) -> anyhow::Result<Vec<KeyInfo>> {
+        let scope: BTreeSet<String> = tenant.into_iter().map(str::to_owned).collect();
+        let mut keys: Vec<KeyInfo> = managed(self, &scope)
+            .await?
+            .iter()
+            .filter_map(info)
+            .collect();
+        keys.sort_by(|a, b| {
+            (&a.tenant, &a.client, &a.created, &a.id)
+                .cmp(&(&b.tenant, &b.client, &b.created, &b.id))
+        });
+        Ok(keys)
+    }
+
+    async fn create(&self, tenant: &str, client: &str) -> anyhow::Result<Secret> {
+        if !names::is_client_name(client) {
+            anyhow::bail!(
+                "a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}"
+            );
+        }
+        let plan = usage_plan(self, tenant).await?;
+        let name = format!("{}-{}", names::api_key(tenant, client), new_key_id()?);
+        let value = new_key_value()?;
+        let mut tags = super::tags(tenant);
+        tags.insert(TAG_CLIENT.to_owned(), client.to_owned());
+        tags.insert(TAG_ORIGIN.to_owned(), ORIGIN_CLI.to_owned());
+        self.pacer
+            .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+            .await;
+        let created = self
+            .apigateway
+            .create_api_key()
+            .name(&name)
+            .description(description(tenant, client))
+            .enabled(true)
+            .value(&value)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("CreateApiKey {name}"), e))?;
+        let id = created
+            .id()
+            .ok_or_else(|| anyhow::anyhow!("CreateApiKey {name} returned no id"))?
+            .to_owned();
+        if let Err(e) = super::api_key::attach(self, &plan, &id).await {
+            // A key on no usage plan works nowhere: do not leave it behind.
+            let _ = delete(self, &id).await;
+            return Err(e);
+        }
+        Ok(Secret {
+            tenant: tenant.to_owned(),
+            client: client.to_owned(),
+            id,
+            value,
+        })
+    }
+
+    async fn rotate(
+        &self,
+        tenant: &str,
+        client: &str,
+        grace: Duration,
+    ) -> anyhow::Result<Rotation> {
+        // The client's current key: its file key if it has one, else its
+        // newest working key.
+        let scope = BTreeSet::from([tenant.to_owned()]);
+        let keys = managed(self, &scope).await?;
+        let mut candidates: Vec<&ApiKey> = keys
+            .iter()
+            .filter(|k| {
+                client_of(k) == client
+                    && k.enabled()
+                    && !is_rotated(k.description())
+                    && k.id().is_some()
+                    && k.name().is_some()
+            })
+            .collect();
+        candidates.sort_by_key(|k| {
+            (
+                k.tags().and_then(|t| t.get(TAG_ORIGIN)).map(String::as_str) != Some(ORIGIN_FILE),
+                std::cmp::Reverse(k.created_date().map(|d| d.as_nanos())),
+            )
+        });
+        let old = candidates.first().ok_or_else(|| {
+            anyhow::anyhow!("client {client} of tenant {tenant} has no working key to rotate")
+        })?;
+        let (old_id, name) = (
+            old.id().unwrap_or_default().to_owned(),
+            old.name().unwrap_or_default().to_owned(),
+        );
+        let plan = usage_plan(self, tenant).await?;
+        let expires = now_unix() + i64::try_from(grace.as_secs()).unwrap_or(i64::MAX / 2);
+        let base = old
+            .description()
+            .map(str::to_owned)
+            .unwrap_or_else(|| description(tenant, client));
+
+        // The old key gives up its name first (and records its expiry), so
+        // that the name always belongs to one key: a rotation interrupted
+        // after this leaves the old key working until its expiry and the
+        // client's name free for `apply` to issue a new key under.
+        self.pacer.write(APIGW).await;
+        self.apigateway
+            .update_api_key()
+            .api_key(&old_id)
+            .patch_operations(replace("/name", format!("{name}-rotated-{old_id}")))
+            .patch_operations(replace("/description", rotated_description(&base, expires)))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("UpdateApiKey {old_id}"), e))?;
+
+        // The new key takes the name, tags (so the origin) and plan; it is
+        // made disabled and enabled once attached, as `apply` makes keys.
+        let interrupted = |e: anyhow::Error| {
+            e.context(format!(
+                "the old key {old_id} was renamed and works until {}; issuing its successor failed{}",
+                rfc3339(expires),
+                if old.tags().and_then(|t| t.get(TAG_ORIGIN)).map(String::as_str)
+                    == Some(ORIGIN_FILE)
+                {
+                    " (apifactory apply --target aws issues the client's key)"
+                } else {
+                    ""
+                }
+            ))
+        };
+        let value = new_key_value()?;
+        self.pacer
+            .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+            .await;
+        let created = self
+            .apigateway
+            .create_api_key()
+            .name(&name)
+            .description(base.split(ROTATED).next().unwrap_or(&base))
+            .enabled(false)
+            .value(&value)
+            .set_tags(old.tags().cloned())
+            .send()
+            .await
+            .map_err(|e| interrupted(fail(&format!("CreateApiKey {name}"), e)))?;
+        let id = created
+            .id()
+            .ok_or_else(|| interrupted(anyhow::anyhow!("CreateApiKey {name} returned no id")))?
+            .to_owned();
+        super::api_key::attach(self, &plan, &id)
+            .await
+            .map_err(interrupted)?;
+        super::api_key::set_enabled(self, &id, true)
+            .await
+            .map_err(interrupted)?;
+        Ok(Rotation {
+            new: Secret {
+                tenant: tenant.to_owned(),
+                client: client.to_owned(),
+                id,
+                value,
+            },
+            old_id,
+            old_expires: rfc3339(expires),
+        })
+    }
+
+    async fn set_enabled(&self, tenant: &str, id: &str, enabled: bool) -> anyhow::Result<()> {
+        owned(self, tenant, id).await?;
+        super::api_key::set_enabled(self, id, enabled).await
+    }
+
+    async fn revoke(&self, tenant: &str, id: &str) -> anyhow::Result<()> {
+        owned(self, tenant, id).await?;
+        delete(self, id).await
+    }
+
+    async fn expire(&self) -> anyhow::Result<Vec<String>> {
+        expire_in(self, &BTreeSet::new()).await
+    }
+}
+
+fn replace(path: &str, value: String) -> PatchOperation {
+    PatchOperation::builder()
+        .op(Op::Replace)
+        .path(path)
+        .value(value)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotation_reads_back_from_the_description() {
+        let base = description("acme", "acme-web");
+        assert!(!is_rotated(Some(&base)));
+        assert_eq!(rotation_expiry(Some(&base)), None);
+        let rotated = rotated_description(&base, 1_795_530_600);
+        assert_eq!(
+            rotated,
+            "apifactory: client acme-web of tenant acme; rotated; expires 2026-11-24T14:30:00Z (1795530600)"
+        );
+        assert!(is_rotated(Some(&rotated)));
+        assert_eq!(rotation_expiry(Some(&rotated)), Some(1_795_530_600));
+        // Rotating again replaces the record instead of stacking another.
+        let again = rotated_description(&rotated, 1_795_530_700);
+        assert_eq!(again.matches(ROTATED).count(), 1);
+        assert_eq!(rotation_expiry(Some(&again)), Some(1_795_530_700));
+        assert_eq!(rotation_expiry(None), None);
+        assert!(!is_rotated(None));
+    }
+}
