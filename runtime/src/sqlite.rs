@@ -11,9 +11,10 @@
 //!   `synchronous=FULL` that means the write is on disk: every `Ok` is
 //!   durable, and one fsync serves a whole batch (group commit).
 //! - Reads go through [`Database::read`]: a small pool of read-only
-//!   connections used from blocking threads. WAL lets them run alongside the
-//!   writer, and each statement starts from the latest commit, so a read
-//!   sees every acknowledged write.
+//!   connections used from blocking threads (or, for an item by its key,
+//!   [`Database::read_now`], on the calling thread). WAL lets them run
+//!   alongside the writer, and each statement starts from the latest
+//!   commit, so a read sees every acknowledged write.
 //!
 //! [`Database::table`] gives a tenant's [`SqliteTable`], the [`Store`].
 
@@ -204,6 +205,25 @@ impl Database {
         })
         .await
         .map_err(|e| backend(format!("SQLite read task failed: {e}")))?
+    }
+
+    /// Like [`Database::read`], but runs `f` right here, on the calling
+    /// thread, instead of on a blocking thread: for reads that take
+    /// microseconds (an item by its key), where handing the work to another
+    /// thread and back (two thread wake-ups) costs more than the read
+    /// itself. A read in WAL mode does not wait for the writer. Reads that
+    /// may take long (searches) go through [`Database::read`].
+    pub async fn read_now<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
+    {
+        let pool = &self.inner.readers;
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| backend("the SQLite read pool is closed"))?;
+        pool.with_conn(f)
     }
 
     /// The tenant's table, created with one index per indexed field if
@@ -534,8 +554,9 @@ impl Store for SqliteTable {
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
         let sql = format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&self.table));
         let id = id.to_owned();
+        // One row by its primary key: read on this thread (see `read_now`).
         self.db
-            .read(move |c| {
+            .read_now(move |c| {
                 let row = c
                     .prepare_cached(&sql)?
                     .query_row([&id], |r| {
