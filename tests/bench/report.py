@@ -1,0 +1,751 @@
+#!/usr/bin/env python3
+"""The benchmark's arithmetic and its report (used by tests/bench/run).
+
+  report.py merge NAME SECONDS CSV...   one load phase: oha's per-request CSV
+                                        files (one per load process) merged
+                                        into one JSON line on stdout
+  report.py show JSON                   one merged phase, as a line for humans
+  report.py callgrind FILE              top functions of a callgrind profile,
+                                        as JSON on stdout
+  report.py perf FILE                   top symbols of a perf cpu-clock
+                                        profile, as JSON on stdout
+  report.py write DIR OUT               BENCHMARKS.md from DIR/results.jsonl,
+                                        DIR/machine.json, DIR/lambda.json, ...
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+
+# ---------------------------------------------------------------------------
+# merge
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return None
+    i = round((len(sorted_values) - 1) * q)
+    return sorted_values[min(i, len(sorted_values) - 1)]
+
+
+def merge(name, seconds, files):
+    durations = []
+    statuses = {}
+    for path in files:
+        with open(path) as f:
+            header = f.readline().strip().split(",")
+            col_duration = header.index("request-duration")
+            col_status = header.index("status")
+            for line in f:
+                parts = line.rstrip("\n").split(",")
+                if len(parts) <= max(col_duration, col_status):
+                    continue
+                status = parts[col_status]
+                statuses[status] = statuses.get(status, 0) + 1
+                if status.startswith("2"):
+                    durations.append(float(parts[col_duration]))
+    durations.sort()
+    ok = len(durations)
+    return {
+        "name": name,
+        "seconds": seconds,
+        "processes": len(files),
+        "ok": ok,
+        "statuses": statuses,
+        "rps": ok / seconds,
+        "p50_ms": (percentile(durations, 0.50) or 0) * 1e3,
+        "p99_ms": (percentile(durations, 0.99) or 0) * 1e3,
+        "max_ms": (durations[-1] if durations else 0) * 1e3,
+    }
+
+
+# ---------------------------------------------------------------------------
+# callgrind
+
+
+def callgrind(path, top=25):
+    """Self cost (instructions) per function, read from a callgrind output
+    file directly (callgrind_annotate 3.19 counts the calls of functions
+    still running at a mid-run dump as their callers' own cost), with the
+    total and the share of the libraries and crates they belong to."""
+    names = {"fn": {}, "ob": {}}
+    self_cost = {}
+    inclusive = {}
+    fn = None
+    ob = ""
+    skip_next = False
+    total = None
+
+    def name(kind, rest):
+        rest = rest.strip()
+        m = re.match(r"^\((\d+)\)(?: (.*))?$", rest)
+        if not m:
+            return rest
+        if m.group(2) is not None:
+            names[kind][m.group(1)] = m.group(2)
+        return names[kind].get(m.group(1), rest)
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            if not line or line[0] == "#":
+                continue
+            if line.startswith("fn="):
+                fn = (name("fn", line[3:]), ob)
+                continue
+            if line.startswith("ob="):
+                ob = os.path.basename(name("ob", line[3:]))
+                continue
+            if line.startswith("cfn="):
+                name("fn", line[4:])
+                continue
+            if line.startswith(("cob=",)):
+                name("ob", line[4:])
+                continue
+            if line.startswith("calls="):
+                skip_next = True
+                continue
+            if line.startswith(("totals:", "summary:")):
+                total = int(line.split()[1])
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                if skip_next:
+                    skip_next = False
+                    parts = line.split()
+                    if len(parts) >= 2 and fn is not None:
+                        inclusive[fn] = inclusive.get(fn, 0) + int(parts[-1])
+                    continue
+                parts = line.split()
+                if len(parts) >= 2 and fn is not None:
+                    self_cost[fn] = self_cost.get(fn, 0) + int(parts[-1])
+    counted = sum(self_cost.values())
+    if total is None:
+        total = counted
+    rows = [
+        {"ir": ir, "function": re.sub(r"'\d+$", "", f), "object": o}
+        for (f, o), ir in self_cost.items()
+    ]
+    merged = {}
+    for r in rows:
+        key = (r["function"], r["object"])
+        merged[key] = merged.get(key, 0) + r["ir"]
+    rows = sorted(
+        ({"ir": ir, "function": f, "object": o} for (f, o), ir in merged.items()),
+        key=lambda r: -r["ir"],
+    )
+    groups = {}
+    for r in rows:
+        g = group_of(r["function"], r["object"])
+        groups[g] = groups.get(g, 0) + r["ir"]
+    # Inclusive cost (own + callees) of the project's own functions: where
+    # a request's instructions go, by what the code does. Recursive calls
+    # are counted once per level, so only non-recursive names are kept.
+    incl = {}
+    for key in set(self_cost) | set(inclusive):
+        f, o = key
+        if "'" in f:
+            continue
+        incl[f] = incl.get(f, 0) + self_cost.get(key, 0) + inclusive.get(key, 0)
+    own = sorted(
+        (
+            {"ir": ir, "function": f}
+            for f, ir in incl.items()
+            if re.search(OWN, f) and ir <= total
+        ),
+        key=lambda r: -r["ir"],
+    )
+    return {
+        "total_ir": total,
+        "counted_ir": counted,
+        "top": rows[:top],
+        "inclusive": own[:top],
+        "groups": sorted(groups.items(), key=lambda kv: -kv[1]),
+    }
+
+
+# The project's own code and the libraries it calls directly.
+OWN = r"^(<)?(apifactory|runtime|bench_ceiling|ceiling)::|^<?apifactory|^<?runtime::"
+
+GROUPS = [
+    ("kernel entry (syscalls: read, write, epoll, futex, fsync)", r"^(__libc_|__GI___libc_|__GI_|syscall|epoll_|__futex|futex|__lll_|pthread_|fdatasync|fsync|write|read|__send|__recv|send|recv|writev|readv|accept|__close|close)"),
+    ("malloc and free", r"(malloc|free|realloc|calloc|_int_|tcache|arena|memalign|cfree|unlink_chunk|alloc::alloc|__rust_alloc|__rust_dealloc|__rust_realloc)"),
+    ("memcpy, memmove, memset, strlen", r"(memcpy|memmove|memset|memcmp|bcmp|strlen|__mem|__str)"),
+    ("SQLite", r"^(sqlite3|rusqlite|libsqlite3_sys)|sqlite3"),
+    ("SHA-256 (key hash)", r"sha2|sha256|Sha256|compress256"),
+    ("serde_json (event, response, item)", r"serde_json|serde::|ryu::|itoa::|aws_lambda_events"),
+    ("HTTP: hyper, http, axum", r"^(hyper|http::|http_body|axum|tower|matchit|httparse|httpdate|h1::)|hyper::|axum::|http::header|httparse"),
+    ("tokio", r"tokio|mio::|parking_lot|crossbeam"),
+    ("throttle (governor)", r"governor|quanta"),
+    ("logs and time formatting", r"logs::|time::|tracing|OffsetDateTime|fmt::|core::fmt|alloc::fmt|Formatter"),
+    ("the runtime's API (validation, routing, ETags)", r"^runtime::|<runtime::|runtime::api|runtime::field|regex_lite|ulid"),
+    ("the gateway (routing, keys, quota, event)", r"apifactory::|<apifactory::"),
+]
+
+
+def group_of(function, obj):
+    for name, pattern in GROUPS:
+        if re.search(pattern, function):
+            return name
+    if obj.startswith("libc") or obj.startswith("ld-linux"):
+        return "libc, other"
+    return "other"
+
+
+# ---------------------------------------------------------------------------
+# perf
+
+
+KERNEL_GROUPS = [
+    ("kernel: waking and switching threads (futex, scheduler)", r"(futex|try_to_wake_up|wake_up|finish_task_switch|schedule|_raw_spin_unlock_irqrestore|__switch_to|pick_next|enqueue|dequeue|update_curr|select_task_rq|ttwu)"),
+    ("kernel: TCP on loopback", r"(tcp|inet|ip_|sock|skb|net_|napi|__dev_queue_xmit|loopback|__netif|dev_hard_start_xmit|bbr_|validate_xmit|__kfree_skb|raw_local_deliver)"),
+    ("kernel: epoll", r"epoll|ep_"),
+    ("kernel: files and locks (SQLite's reads, log writes)", r"(vfs_|ext4|fcntl|posix_lock|locks_|generic_file|filemap|pread|pwrite|fdget|__fget|iomap|jbd2|file_)"),
+]
+
+
+def perf_profile(path, top=25):
+    """Self CPU time per symbol of one process (perf record -e cpu-clock),
+    kernel symbols marked [k], with groups."""
+    out = subprocess.run(
+        ["perf", "report", "-i", path, "--no-children", "-g", "none", "--sort", "sym", "--stdio"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+\[(k|\.)\]\s+(.*?)\s*$", line)
+        if m:
+            rows.append({"share": float(m.group(1)), "kernel": m.group(2) == "k", "symbol": m.group(3)})
+    groups = {}
+    for r in rows:
+        if r["kernel"]:
+            g = "kernel: other"
+            for name, pattern in KERNEL_GROUPS:
+                if re.search(pattern, r["symbol"]):
+                    g = name
+                    break
+        else:
+            g = group_of(r["symbol"], "libc" if re.match(r"^(_int_|__mem|malloc|cfree|free|syscall|__GI|__libc)", r["symbol"]) else "")
+        groups[g] = groups.get(g, 0) + r["share"]
+    threads = subprocess.run(
+        ["perf", "report", "-i", path, "--no-children", "-g", "none", "--sort", "comm", "--stdio"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    by_thread = []
+    for line in threads.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+(\S.*?)\s*$", line)
+        if m:
+            by_thread.append((m.group(2), float(m.group(1))))
+    cpu_ns = None
+    m = re.search(r"^# Event count \(approx\.\): (\d+)", out, re.M)
+    if m:
+        cpu_ns = int(m.group(1))
+    return {
+        "cpu_ns": cpu_ns,
+        "top": rows[:top],
+        "groups": sorted(groups.items(), key=lambda kv: -kv[1]),
+        "threads": by_thread,
+    }
+
+
+# ---------------------------------------------------------------------------
+# write
+
+
+def fmt_int(x):
+    return f"{x:,.0f}"
+
+
+def fmt_ms(x):
+    if x is None:
+        return "n/a"
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
+
+def fmt_ratio(x):
+    if x is None:
+        return "n/a"
+    if x >= 10:
+        return f"{x:.0f}x"
+    return f"{x:.2f}x"
+
+
+def load_lines(path):
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    out.append(json.loads(line))
+    return out
+
+
+def median_of(runs, key):
+    values = [r[key] for r in runs]
+    return statistics.median(values) if values else None
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def write(directory, out):
+    machine = json.load(open(os.path.join(directory, "machine.json")))
+    commands = json.load(open(os.path.join(directory, "commands.json")))
+    results = load_lines(os.path.join(directory, "results.jsonl"))
+    lam = None
+    if os.path.exists(os.path.join(directory, "lambda.json")):
+        lam = json.load(open(os.path.join(directory, "lambda.json")))
+    extra = {}
+    if os.path.exists(os.path.join(directory, "extra.json")):
+        extra = json.load(open(os.path.join(directory, "extra.json")))
+    findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "FINDINGS.md")
+    if os.path.exists(findings):
+        extra["findings"] = open(findings).read().strip()
+    init_sys = None
+    if os.path.exists(os.path.join(directory, "init-syscalls.json")):
+        try:
+            init_sys = json.load(open(os.path.join(directory, "init-syscalls.json")))
+        except ValueError:
+            init_sys = None
+    profiles = {}
+    perfs = {}
+    for name in ("gateway-get", "gateway-post", "ceiling-get"):
+        p = os.path.join(directory, f"profile-{name}.json")
+        if os.path.exists(p):
+            profiles[name] = json.load(open(p))
+        p = os.path.join(directory, f"perf-{name}.json")
+        if os.path.exists(p):
+            perfs[name] = json.load(open(p))
+
+    # phase name: "<target>/<op>/<kind>" where kind = tput-N | lat
+    by = {}
+    for r in results:
+        target, op, kind = r["name"].split("/")
+        slot = by.setdefault((target, op), {"tput": [], "lat": None})
+        if kind.startswith("tput"):
+            slot["tput"].append(r)
+        else:
+            slot["lat"] = r
+
+    def tput(target, op):
+        s = by.get((target, op))
+        if not s or not s["tput"]:
+            return None
+        return median_of(s["tput"], "rps")
+
+    def tput_p99(target, op):
+        s = by.get((target, op))
+        if not s or not s["tput"]:
+            return None
+        return median_of(s["tput"], "p99_ms")
+
+    def ratio(a, b):
+        if a is None or b is None or b == 0:
+            return None
+        return a / b
+
+    targets = [
+        ("gateway", "`apifactory up` (SQLite, durable writes)"),
+        ("ceiling", "ceiling: axum + key check, item from memory"),
+        ("sls", "serverless-offline 13, default (worker threads)"),
+        ("sls-inprocess", "serverless-offline 13, `--useInProcess`"),
+    ]
+    ops = [
+        ("get", "GET by id"),
+        ("search", "search on an indexed field"),
+        ("put", "PUT with `If-Match: *`"),
+        ("post", "POST (new id each)"),
+    ]
+
+    L = []
+    w = L.append
+    w("# Benchmarks")
+    w("")
+    w(
+        "Written by `bash tests/bench/run` (one command: it installs its tools, builds "
+        "release, measures, and writes this file). Every figure below comes from the "
+        f"same run, started {machine['started']} and finished {machine['finished']}. "
+        "The machine is shared with other work (compilers of other sessions ran "
+        "alongside), so absolute figures are noisy: read the ratios, which compare "
+        "servers measured minutes apart on the same machine, and the instruction "
+        "counts, which do not depend on load at all."
+    )
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |")
+    w("| --- | --- |")
+    for k in ("cpu", "nproc", "memory", "kernel", "os", "rustc", "node", "oha", "serverless", "serverless_offline", "moto", "load_before"):
+        if k in machine:
+            w(f"| {k.replace('_', ' ')} | {machine[k]} |")
+    w("")
+
+    # ----- targets summary
+    g_get = tput("gateway", "get")
+    c_get = tput("ceiling", "get")
+    s_get = tput("sls", "get")
+    si_get = tput("sls-inprocess", "get")
+    g_post = tput("gateway", "post")
+    p99s = {op: tput_p99("gateway", op) for op, _ in ops if tput_p99("gateway", op) is not None}
+    g_p99 = max(p99s.values()) if p99s else 0
+    worst_op = max(p99s, key=p99s.get) if p99s else None
+    targets_rows = []
+    if g_get is not None and c_get is not None:
+        r = ratio(g_get, c_get)
+        targets_rows.append(("GET by id vs the ceiling", "at least 50 %", f"{r * 100:.0f} %", r >= 0.5,
+                             f"{(0.5 - r) * 100:.0f} points short"))
+    if g_get is not None and s_get is not None:
+        r = ratio(g_get, s_get)
+        targets_rows.append(("GET by id vs serverless-offline, default mode", "at least 20x", fmt_ratio(r), r >= 20,
+                             f"{r / 20 * 100:.0f} % of the way"))
+    if g_get is not None and si_get is not None:
+        r = ratio(g_get, si_get)
+        targets_rows.append(("GET by id vs serverless-offline `--useInProcess`", "at least 10x", fmt_ratio(r), r >= 10,
+                             f"{r / 10 * 100:.0f} % of the way"))
+    if g_post is not None:
+        targets_rows.append(("durable POST per second (2 cores)", "at least 10,000", fmt_int(g_post), g_post >= 10000,
+                             f"{fmt_int(10000 - g_post)} short"))
+    if "get" in p99s:
+        targets_rows.append(("GET by id p99 under 64 connections", "below 5 ms", f"{fmt_ms(p99s['get'])} ms", p99s["get"] < 5,
+                             f"{p99s['get'] - 5:.2f} ms over"))
+    if g_p99:
+        targets_rows.append((f"p99 under 64 connections, worst of the four methods ({worst_op})", "below 5 ms", f"{fmt_ms(g_p99)} ms", g_p99 < 5,
+                             f"{g_p99 - 5:.2f} ms over"))
+    if lam:
+        b = lam["subjects"].get("bootstrap")
+        if b:
+            init = b["init_us"]["p50"] / 1000
+            targets_rows.append(("function init (spawn to first poll, median)", "below 5 ms", f"{fmt_ms(init)} ms", init < 5,
+                                 f"{init - 5:.2f} ms over"))
+            hwm = b["hwm_after_invocations_kb"]["max"] / 1024 if b.get("hwm_after_invocations_kb") else b["hwm_after_init_kb"]["max"] / 1024
+            targets_rows.append(("function peak RSS (VmHWM, after the warm invocations)", "below 15 MB", f"{hwm:.1f} MiB", hwm < 15,
+                                 f"{hwm - 15:.1f} MiB over"))
+        if "zip_bytes" in extra:
+            z = extra["zip_bytes"] / 1e6
+            targets_rows.append(("function zip (the AWS target's package)", "below 5 MB", f"{z:.2f} MB", z < 5,
+                                 f"{z - 5:.2f} MB over"))
+    w("## Targets")
+    w("")
+    w("| target | wanted | this run | | gap |")
+    w("| --- | --- | --- | --- | --- |")
+    for name, wanted, got, ok, gap in targets_rows:
+        w(f"| {name} | {wanted} | {got} | {verdict(ok)} | {'' if ok else gap} |")
+    w("| fleet redeploy (part 3) | within 1.2x of AWS's bound, 0 throttling errors | pending | pending: needs the AWS target | |")
+    w("")
+    if extra.get("findings"):
+        w("## Gaps and their causes")
+        w("")
+        w(extra["findings"])
+        w("")
+
+    # ----- part 1
+    w("## 1. The local gateway's data plane")
+    w("")
+    w(extra.get("part1_setup", ""))
+    w("")
+    w(f"Throughput: {commands['connections']} connections for {commands['seconds']} s, median of {commands['runs']} runs "
+      f"(after a {commands['warmup']} s warm-up); p50 and p99 are those of the median run's requests. "
+      f"Latency: 1 connection for {commands['latency_seconds']} s, at most {commands.get('latency_rate', 5000):,} requests a second "
+      f"(one key may not go over 10,000: the same pace for every server; those slower than it run back to back).")
+    w("")
+    w("### Requests per second (64 connections)")
+    w("")
+    head = "| method | " + " | ".join(t[1] for t in targets) + " | gateway / ceiling | gateway / sls default | gateway / sls in-process |"
+    w(head)
+    w("| --- " * (len(targets) + 4) + "|")
+    for op, op_name in ops:
+        cells = []
+        for t, _ in targets:
+            v = tput(t, op)
+            cells.append(fmt_int(v) if v is not None else "-")
+        g = tput("gateway", op)
+        rc = ratio(g, tput("ceiling", op))
+        rs = ratio(g, tput("sls", op))
+        ri = ratio(g, tput("sls-inprocess", op))
+        w(f"| {op_name} | " + " | ".join(cells) + f" | {fmt_ratio(rc) if rc else '-'} | {fmt_ratio(rs) if rs else '-'} | {fmt_ratio(ri) if ri else '-'} |")
+    w("")
+    w("### Latency (ms)")
+    w("")
+    w("| method | server | p50, 1 connection | p99, 1 connection | p50, 64 connections | p99, 64 connections | max, 64 connections |")
+    w("| --- | --- | --- | --- | --- | --- | --- |")
+    for op, op_name in ops:
+        for t, t_name in targets:
+            s = by.get((t, op))
+            if not s:
+                continue
+            lat = s["lat"]
+            mid = None
+            if s["tput"]:
+                mid = sorted(s["tput"], key=lambda r: r["rps"])[len(s["tput"]) // 2]
+            w(
+                f"| {op_name} | {t_name} | {fmt_ms(lat['p50_ms']) if lat else '-'} | {fmt_ms(lat['p99_ms']) if lat else '-'} | "
+                f"{fmt_ms(mid['p50_ms']) if mid else '-'} | {fmt_ms(mid['p99_ms']) if mid else '-'} | {fmt_ms(mid['max_ms']) if mid else '-'} |"
+            )
+    w("")
+    w("### Every run")
+    w("")
+    w("Answers other than 2xx are listed: a throttled (429) or failed request is never counted as served.")
+    w("")
+    w("| phase | load processes | 2xx | per second | p50 ms | p99 ms | statuses |")
+    w("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        st = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
+        w(f"| {r['name']} | {r['processes']} | {fmt_int(r['ok'])} | {fmt_int(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | {st} |")
+    w("")
+
+    # ----- CPU profiles (perf)
+    if perfs:
+        w("### Where the time goes: CPU profiles")
+        w("")
+        w(
+            "`perf record -e cpu-clock -g -p PID` (a timer, so it works without hardware counters) samples the "
+            "server's CPU time, kernel included, while it serves the same 64-connection load as above "
+            "(the release code with symbols, target/bench-profile). CPU time per request is the process's CPU "
+            "time over the window divided by the requests it answered in it; it is less sensitive to the "
+            "machine's other work than requests per second, but not immune to it (cache and scheduler effects)."
+        )
+        w("")
+        w("| profile | requests/s during | CPU µs per request | vs the ceiling's GET |")
+        w("| --- | --- | --- | --- |")
+        cpu_per = {}
+        for name, p in perfs.items():
+            run = next((r for r in results if r["name"] == f"perf/{name}/tput-1"), None)
+            window = extra.get("perf_windows", {}).get(name)
+            if run and window and p.get("cpu_ns"):
+                cpu_per[name] = (p["cpu_ns"] / 1e3) / (run["rps"] * window)
+        base = cpu_per.get("ceiling-get")
+        for name, p in perfs.items():
+            run = next((r for r in results if r["name"] == f"perf/{name}/tput-1"), None)
+            if name in cpu_per:
+                w(f"| {name} | {fmt_int(run['rps'])} | {cpu_per[name]:.1f} | {fmt_ratio(cpu_per[name] / base) if base else '-'} |")
+        w("")
+        for name, p in perfs.items():
+            w(f"#### {name}: CPU time by part (perf)")
+            w("")
+            w("| part | share of the process's CPU time |")
+            w("| --- | --- |")
+            for g, share in p["groups"][:14]:
+                w(f"| {g} | {share:.1f} % |")
+            w("")
+            w(f"Top symbols (self; [k] kernel): " + ", ".join(
+                f"{'[k] ' if r['kernel'] else ''}`{r['symbol'][:80]}` {r['share']:.1f} %" for r in p["top"][:12]
+            ))
+            w("")
+
+    if not perfs:
+        w("CPU profiles: not taken in this run (they need `perf`, from Debian's linux-perf, and BENCH_PROFILE=1).")
+        w("")
+    if not profiles:
+        w("Instruction profiles: not taken in this run (they need valgrind and BENCH_PROFILE=1).")
+        w("")
+
+    # ----- profiles
+    if profiles:
+        w("### Where the time goes: instruction profiles")
+        w("")
+        w(extra.get("profile_setup", ""))
+        w("")
+        per_req = {}
+        for name, p in profiles.items():
+            n = extra.get("profile_requests", {}).get(name)
+            if n:
+                per_req[name] = p["total_ir"] / n
+        if per_req:
+            w("| profile | requests | instructions (user space, whole process) | per request | vs the ceiling's GET |")
+            w("| --- | --- | --- | --- | --- |")
+            base = per_req.get("ceiling-get")
+            for name, p in profiles.items():
+                n = extra["profile_requests"][name]
+                pr = per_req[name]
+                w(f"| {name} | {fmt_int(n)} | {fmt_int(p['total_ir'])} | {fmt_int(pr)} | {fmt_ratio(pr / base) if base else '-'} |")
+            w("")
+        for name, p in profiles.items():
+            if p.get("inclusive"):
+                w(f"#### {name}: the project's own functions, inclusive (own + callees)")
+                w("")
+                w("| share | function |")
+                w("| --- | --- |")
+                for r in p["inclusive"][:14]:
+                    fn = r["function"].replace("|", "\\|")
+                    w(f"| {r['ir'] / p['total_ir'] * 100:.1f} % | `{fn[:110]}` |")
+                w("")
+            w(f"#### {name}: by library and part")
+            w("")
+            w("| part | share of instructions |")
+            w("| --- | --- |")
+            for g, ir in p["groups"][:14]:
+                w(f"| {g} | {ir / p['total_ir'] * 100:.1f} % |")
+            w("")
+            w(f"#### {name}: top functions (self cost)")
+            w("")
+            w("| instructions | share | function |")
+            w("| --- | --- | --- |")
+            for r in p["top"][:20]:
+                fn = r["function"].replace("|", "\\|")
+                if len(fn) > 110:
+                    fn = fn[:107] + "..."
+                w(f"| {fmt_int(r['ir'])} | {r['ir'] / p['total_ir'] * 100:.1f} % | `{fn}` |")
+            w("")
+
+    # ----- part 2
+    w("## 2. The function (`bootstrap`)")
+    w("")
+    if lam:
+        w(extra.get("part2_setup", ""))
+        w("")
+        subj = [
+            ("bootstrap", "`bootstrap` (apifactory's function, DynamoDB store)"),
+            ("bootstrap-one-root", "diagnosis: the same `bootstrap` trusting one root certificate (`SSL_CERT_FILE`)"),
+            ("bootstrap-small", "diagnosis: `bootstrap` built for size (`opt-level = \"s\"`, fat LTO, 1 codegen unit)"),
+            ("hello-rust", "Rust floor: `lambda_runtime` echo (bench-hello)"),
+            ("hello-node", "Node.js floor: Runtime API echo with `http` (node-hello.js)"),
+        ]
+        w(f"{lam['spawns']} spawns per subject; warm invocations: {lam['invocations']} per kind on each of the first {lam['warm_spawns']} spawns.")
+        w("")
+        w("| subject | init p50 ms | init p90 ms | init max ms | VmHWM after init MiB | VmHWM after invocations MiB | first invocation ms | warm GET p50 ms | warm GET p99 ms | warm, store not read, p50 ms |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for key, label in subj:
+            s = lam["subjects"].get(key)
+            if not s:
+                continue
+            def us(x, k):
+                return fmt_ms(x[k] / 1000) if x else "-"
+            def kb(x, k):
+                return f"{x[k] / 1024:.1f}" if x else "-"
+            w(
+                f"| {label} | {us(s['init_us'], 'p50')} | {us(s['init_us'], 'p90')} | {us(s['init_us'], 'max')} | "
+                f"{kb(s['hwm_after_init_kb'], 'p50')} | {kb(s.get('hwm_after_invocations_kb'), 'max')} | "
+                f"{us(s.get('first_invocation_us'), 'p50')} | {us(s.get('warm_get_us'), 'p50')} | {us(s.get('warm_get_us'), 'p99')} | "
+                f"{us(s.get('warm_refused_us'), 'p50')} |"
+            )
+        w("")
+        m = lam.get("moto_get_item_us")
+        b = lam["subjects"].get("bootstrap")
+        hr = lam["subjects"].get("hello-rust")
+        hn = lam["subjects"].get("hello-node")
+        rows = []
+        if b and hr:
+            rows.append(("init, `bootstrap` / Rust floor", fmt_ratio(b["init_us"]["p50"] / hr["init_us"]["p50"])))
+            rows.append(("peak RSS after init, `bootstrap` / Rust floor", fmt_ratio(b["hwm_after_init_kb"]["p50"] / hr["hwm_after_init_kb"]["p50"])))
+        one = lam["subjects"].get("bootstrap-one-root")
+        if b and hr and one:
+            gap = b["init_us"]["p50"] - hr["init_us"]["p50"]
+            if gap > 0:
+                rows.append((
+                    "share of `bootstrap`'s init above the Rust floor that loading the machine's root certificates takes",
+                    f"{(b['init_us']['p50'] - one['init_us']['p50']) / gap * 100:.0f} % "
+                    f"({(b['init_us']['p50'] - one['init_us']['p50']) / 1000:.2f} ms of {gap / 1000:.2f} ms)",
+                ))
+        if b and hn:
+            rows.append(("init, Node.js floor / `bootstrap`", fmt_ratio(hn["init_us"]["p50"] / b["init_us"]["p50"])))
+            rows.append(("peak RSS after init, Node.js floor / `bootstrap`", fmt_ratio(hn["hwm_after_init_kb"]["p50"] / b["hwm_after_init_kb"]["p50"])))
+        if b and m and b.get("warm_get_us"):
+            own = b["warm_get_us"]["p50"] - m["p50"]
+            rows.append(("warm GET p50 minus moto's own GetItem p50 (SDK, same item)", f"{own / 1000:.2f} ms (moto GetItem p50 {m['p50'] / 1000:.2f} ms)"))
+        if b and hr and b.get("warm_refused_us") and hr.get("warm_refused_us"):
+            rows.append(("warm invocation without the store, `bootstrap` / Rust floor", fmt_ratio(b["warm_refused_us"]["p50"] / hr["warm_refused_us"]["p50"])))
+        if rows:
+            w("| ratio | this run |")
+            w("| --- | --- |")
+            for a, v in rows:
+                w(f"| {a} | {v} |")
+            w("")
+        if init_sys:
+            w(
+                f"Before its first poll, `bootstrap` makes {fmt_int(init_sys['syscalls'])} system calls (one start under "
+                f"`strace -f`): {init_sys['cert_opens']} files opened and {init_sys['cert_stats']} paths stat'ed under "
+                f"`/etc/ssl/certs`, {fmt_int(init_sys['read_bytes'])} bytes read. The SDK's HTTPS client loads the "
+                f"machine's whole root certificate store (rustls-native-certs: the bundle file, then every file of the "
+                f"directory) and parses it, during init."
+            )
+            w("")
+        w(
+            "Anchors on Lambda itself (FACTS.md, maxday/lambda-perf, hello world, x86_64): Rust about 15.9 ms init and 15 MB, "
+            "Node.js 22 about 141 ms and 74 MB; warm about 1.3 ms Rust, 3 ms Node.js. Lambda's init duration includes "
+            "its own sandbox work, so a local spawn-to-poll time is a lower bound to compare with the floors above, "
+            "not with the anchors directly."
+        )
+        w("")
+        if "zip_bytes" in extra:
+            w(
+                f"Zip: {fmt_int(extra['zip_bytes'])} bytes ({extra['zip_bytes'] / 1e6:.2f} MB), the AWS target's own reproducible package "
+                f"(`apifactory::aws::package`, deflate) of the release `bootstrap` ({fmt_int(extra['bootstrap_bytes'])} bytes) "
+                f"and `tenants/acme.toml`; Lambda's limit is 50 MB zipped. The Rust floor's binary is "
+                f"{fmt_int(extra.get('hello_bytes', 0))} bytes."
+            )
+            w("")
+            if extra.get("zip_small_bytes"):
+                w(
+                    f"Diagnosis: built for size (`--config profile.release.opt-level=\"s\"`, `lto=\"fat\"`, "
+                    f"`codegen-units=1`, into target/bench-size), the same `bootstrap` is {fmt_int(extra['small_bytes'])} bytes "
+                    f"and its package {fmt_int(extra['zip_small_bytes'])} bytes ({extra['zip_small_bytes'] / 1e6:.2f} MB, "
+                    f"{extra['zip_small_bytes'] / extra['zip_bytes'] * 100:.0f} % of the release one); its init and warm "
+                    f"invocations are in the table above."
+                )
+                w("")
+        if extra.get("part2_findings"):
+            w(extra["part2_findings"])
+            w("")
+    else:
+        w("Not measured in this run.")
+        w("")
+
+    # ----- part 3
+    w("## 3. Fleet redeploy against moto")
+    w("")
+    w(
+        "**Pending: needs the AWS target.** `tests/bench/run` has the hook (`part3_fleet_redeploy`), which "
+        "records nothing yet. To do there: generate 100 tenant files from the five templates; against moto, "
+        "time `plan`; the first `apply` (wall time and calls, from moto's recorder); a second `apply` with no "
+        "change (mutating calls: must be 0; read calls: target O(N / page size)); a redeploy after a runtime "
+        "code change (calls per tenant). Then the lower bound AWS's control-plane limits (FACTS.md) set for "
+        "each redeploy at 100 and 600 tenants, and the paced schedule against it (target: within 1.2x, no "
+        "throttling error surfaced)."
+    )
+    w("")
+
+    # ----- commands
+    w("## Commands")
+    w("")
+    w("Everything above was measured by these commands (as `tests/bench/run` ran them; paths relative to the repository):")
+    w("")
+    w("```sh")
+    for c in commands["lines"]:
+        w(c)
+    w("```")
+    w("")
+    with open(out, "w") as f:
+        f.write("\n".join(L))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "merge":
+        print(json.dumps(merge(sys.argv[2], float(sys.argv[3]), sys.argv[4:])))
+    elif cmd == "show":
+        r = json.loads(sys.argv[2])
+        print(
+            f"bench:   {r['name']:<28} {r['rps']:>9,.0f}/s  p50 {r['p50_ms']:.2f} ms"
+            f"  p99 {r['p99_ms']:.2f} ms  {r['statuses']}"
+        )
+    elif cmd == "perf":
+        print(json.dumps(perf_profile(sys.argv[2])))
+    elif cmd == "callgrind":
+        print(json.dumps(callgrind(sys.argv[2])))
+    elif cmd == "write":
+        write(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
