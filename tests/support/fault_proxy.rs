@@ -24,12 +24,17 @@
 //! Services are told apart by the request: `X-Amz-Target` names the
 //! JSON-protocol ones (DynamoDB, Logs), the credential scope of the
 //! `Authorization` header (`/<region>/<service>/aws4_request`) the rest.
+//! Every request is also named by its AWS operation ([`operation_name`])
+//! and counted per operation ([`Stats::operations`]), which lets a
+//! benchmark count the calls a run makes, and a limit cover a family of
+//! operations (`apigateway:*`: every API Gateway call).
 //!
 //! Requests are read with `Content-Length` or chunked bodies; each one goes
 //! to moto on a fresh connection (`Connection: close`) and the answer is
 //! relayed with a `Content-Length`, keeping the client's connection alive
 //! or closing it as the client asked.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,10 +84,15 @@ impl FaultConfig {
 /// An operation's published limit: `burst` calls, one more every `every`.
 #[derive(Debug, Clone)]
 pub struct RateLimit {
-    /// The operation, as [`operation`] names it (`CreateDeployment`).
+    /// The operation, as [`operation_name`] names it (`CreateDeployment`),
+    /// or a family of them that shares one bucket: `service:Operation`,
+    /// `service:*` (every call of the service), several joined by `|`.
     pub operation: &'static str,
     pub every: Duration,
     pub burst: u32,
+    /// Operations a `service:*` family leaves out (they have a limit of
+    /// their own, as Lambda's GetFunction does).
+    pub except: &'static [&'static str],
 }
 
 impl RateLimit {
@@ -92,6 +102,7 @@ impl RateLimit {
             operation: "CreateDeployment",
             every: Duration::from_secs(5).div_f64(factor),
             burst: 1,
+            except: &[],
         }
     }
 
@@ -101,7 +112,23 @@ impl RateLimit {
             operation: "CreateRestApi",
             every: Duration::from_secs(3).div_f64(factor),
             burst: 1,
+            except: &[],
         }
+    }
+
+    /// Whether this limit counts a call of `operation` (as
+    /// [`operation_name`] names it) to `service`.
+    pub fn covers(&self, service: Option<&str>, operation: &str) -> bool {
+        if self.except.contains(&operation) {
+            return false;
+        }
+        self.operation.split('|').any(|pattern| {
+            let (svc, op) = match pattern.split_once(':') {
+                Some((svc, op)) => (Some(svc), op),
+                None => (None, pattern),
+            };
+            svc.is_none_or(|s| service == Some(s)) && (op == "*" || op == operation)
+        })
     }
 }
 
@@ -131,6 +158,17 @@ pub struct Stats {
     pub limit_rejections: AtomicU64,
     /// Requests of an enforced operation that were let through.
     pub limited_passed: AtomicU64,
+    /// Requests by `service:Operation` ([`operation_name`]).
+    pub by_operation: Mutex<BTreeMap<String, OperationCount>>,
+}
+
+/// The requests of one operation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OperationCount {
+    /// Every request that reached the proxy (refused ones included).
+    pub calls: u64,
+    /// Refused by an enforced limit (the client saw a throttling error).
+    pub refused: u64,
 }
 
 impl Stats {
@@ -153,6 +191,25 @@ impl Stats {
 
     pub fn limited_passed(&self) -> u64 {
         Self::get(&self.limited_passed)
+    }
+
+    /// The requests so far by `service:Operation`.
+    pub fn operations(&self) -> BTreeMap<String, OperationCount> {
+        self.by_operation
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, key: &str, refused: bool) {
+        if let Ok(mut m) = self.by_operation.lock() {
+            let c = m.entry(key.to_owned()).or_default();
+            if refused {
+                c.refused += 1;
+            } else {
+                c.calls += 1;
+            }
+        }
     }
 }
 
@@ -264,22 +321,34 @@ impl Shared {
         Some((fault, rng.unit()))
     }
 
-    /// Whether an enforced limit refuses this operation now (said on
-    /// stderr, with how early the call came).
-    fn refused(&self, op: Option<&str>) -> bool {
-        let Some(op) = op else { return false };
-        for bucket in &self.buckets {
-            let mut b = bucket.lock().unwrap();
-            if b.limit.operation == op {
-                let now = Instant::now();
-                if b.take(now) {
-                    self.stats.limited_passed.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    let early = b.tat.map(|t| t.saturating_duration_since(now));
-                    eprintln!("fault proxy: {op} refused, {early:?} before its bucket refills");
-                    return true;
-                }
+    /// Whether an enforced limit refuses this call now (said on stderr,
+    /// with how early the call came). A call takes a token from every
+    /// bucket that covers it, or from none.
+    fn refused(&self, service: Option<&str>, operation: &str) -> bool {
+        let covering: Vec<_> = self
+            .buckets
+            .iter()
+            .filter(|b| b.lock().unwrap().limit.covers(service, operation))
+            .collect();
+        if covering.is_empty() {
+            return false;
+        }
+        // Locked in the buckets' order, so two calls never wait on each other.
+        let mut held: Vec<_> = covering.iter().map(|b| b.lock().unwrap()).collect();
+        let now = Instant::now();
+        for b in &held {
+            if !b.allows(now) {
+                let early = b.tat.map(|t| t.saturating_duration_since(now));
+                eprintln!(
+                    "fault proxy: {operation} refused by {}, {early:?} before its bucket refills",
+                    b.limit.operation
+                );
+                return true;
             }
+        }
+        for b in &mut held {
+            b.take(now);
+            self.stats.limited_passed.fetch_add(1, Ordering::Relaxed);
         }
         false
     }
@@ -319,14 +388,20 @@ impl Bucket {
         Bucket { limit, tat: None }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    /// Whether a call now would get a token.
+    fn allows(&self, now: Instant) -> bool {
         let every = self.limit.every;
         let slack = every * self.limit.burst.saturating_sub(1) + every / 4;
         let tat = self.tat.unwrap_or(now).max(now);
-        if tat.saturating_duration_since(now) > slack {
+        tat.saturating_duration_since(now) <= slack
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if !self.allows(now) {
             return false;
         }
-        self.tat = Some(tat + every);
+        let tat = self.tat.unwrap_or(now).max(now);
+        self.tat = Some(tat + self.limit.every);
         true
     }
 }
@@ -395,6 +470,172 @@ pub fn operation(service: Option<&str>, method: &str, target: &str) -> Option<&'
         ("POST", ["restapis", _, "deployments"]) => Some("CreateDeployment"),
         _ => None,
     }
+}
+
+/// The AWS name of any request's operation (`CreateFunction`,
+/// `GetRestApis`, `PutRolePolicy`), told from the request alone: the
+/// `X-Amz-Target` of the JSON protocols (DynamoDB, Logs, ACM), the `Action`
+/// of the query ones (IAM, STS), the method and path of the REST ones (API
+/// Gateway, Lambda, Route 53). A REST call this does not know is named
+/// `METHOD /path` with its ids replaced by `{}`.
+pub fn operation_name(
+    service: Option<&str>,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> String {
+    if let Some(t) = header(headers, "x-amz-target") {
+        return t.rsplit('.').next().unwrap_or(t).to_owned();
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let form = std::str::from_utf8(body).unwrap_or("");
+    if let Some(action) = [query, form]
+        .iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("Action="))
+    {
+        return action.to_owned();
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let named = match service {
+        Some("apigateway") => apigateway_operation(method, &segments, query),
+        Some("lambda") => lambda_operation(method, &segments),
+        Some("route53") => route53_operation(method, &segments),
+        _ => None,
+    };
+    named.unwrap_or_else(|| {
+        let shape: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if i % 2 == 1 { "{}" } else { s })
+            .collect();
+        format!("{method} /{}", shape.join("/"))
+    })
+}
+
+/// Whether an operation, as [`operation_name`] names it, changes
+/// something: everything but Get, List, Describe and Head calls.
+pub fn is_mutating(operation: &str) -> bool {
+    let read = ["Get", "List", "Describe", "Head", "GET ", "HEAD "];
+    !read.iter().any(|p| operation.starts_with(p))
+}
+
+/// API Gateway's REST paths: `/restapis/{id}/resources/{id}/methods/GET`
+/// and so on, a collection word then an id, except where a word names one
+/// thing (`integration`, `account`).
+fn apigateway_operation(method: &str, segments: &[&str], query: &str) -> Option<String> {
+    let mut i = 0;
+    let mut words: Vec<&str> = Vec::new();
+    let mut item = false;
+    while i < segments.len() {
+        let word = segments[i];
+        words.push(word);
+        if matches!(word, "integration" | "account") {
+            item = true;
+            i += 1;
+        } else {
+            item = i + 1 < segments.len();
+            i += 2;
+        }
+    }
+    let last = *words.last()?;
+    let previous = words.len().checked_sub(2).map(|p| words[p]);
+    if last == "tags" {
+        return Some(
+            match method {
+                "GET" => "GetTags",
+                "PUT" => "TagResource",
+                "DELETE" => "UntagResource",
+                _ => return None,
+            }
+            .to_owned(),
+        );
+    }
+    if last == "exports" && method == "GET" {
+        return Some("GetExport".to_owned());
+    }
+    let (one, many) = match last {
+        "restapis" => ("RestApi", "RestApis"),
+        "resources" => ("Resource", "Resources"),
+        "methods" => ("Method", "Methods"),
+        "integration" => ("Integration", "Integration"),
+        "responses" if previous == Some("integration") => {
+            ("IntegrationResponse", "IntegrationResponses")
+        }
+        "responses" => ("MethodResponse", "MethodResponses"),
+        "deployments" => ("Deployment", "Deployments"),
+        "stages" => ("Stage", "Stages"),
+        "usageplans" => ("UsagePlan", "UsagePlans"),
+        "keys" => ("UsagePlanKey", "UsagePlanKeys"),
+        "usage" => ("Usage", "Usage"),
+        "apikeys" => ("ApiKey", "ApiKeys"),
+        "domainnames" => ("DomainName", "DomainNames"),
+        "basepathmappings" => ("BasePathMapping", "BasePathMappings"),
+        "account" => ("Account", "Account"),
+        "gatewayresponses" => ("GatewayResponse", "GatewayResponses"),
+        "authorizers" => ("Authorizer", "Authorizers"),
+        "models" => ("Model", "Models"),
+        "requestvalidators" => ("RequestValidator", "RequestValidators"),
+        _ => return None,
+    };
+    let import = query.split('&').any(|kv| kv == "mode=import");
+    Some(match (method, item) {
+        ("GET", true) => format!("Get{one}"),
+        ("GET", false) => format!("Get{many}"),
+        ("POST", false) if import => format!("Import{one}"),
+        ("POST", _) => format!("Create{one}"),
+        ("PUT", _) => format!("Put{one}"),
+        ("PATCH", _) => format!("Update{one}"),
+        ("DELETE", _) => format!("Delete{one}"),
+        _ => return None,
+    })
+}
+
+/// Lambda's REST paths: `/2015-03-31/functions/{name}/code` and so on.
+fn lambda_operation(method: &str, segments: &[&str]) -> Option<String> {
+    let rest = segments.get(1..)?;
+    let name = match (method, rest) {
+        ("GET", ["functions"]) => "ListFunctions",
+        ("POST", ["functions"]) => "CreateFunction",
+        ("GET", ["functions", _]) => "GetFunction",
+        ("DELETE", ["functions", _]) => "DeleteFunction",
+        ("PUT", ["functions", _, "code"]) => "UpdateFunctionCode",
+        ("GET", ["functions", _, "configuration"]) => "GetFunctionConfiguration",
+        ("PUT", ["functions", _, "configuration"]) => "UpdateFunctionConfiguration",
+        ("GET", ["functions", _, "policy"]) => "GetPolicy",
+        ("POST", ["functions", _, "policy"]) => "AddPermission",
+        ("DELETE", ["functions", _, "policy", _]) => "RemovePermission",
+        ("POST", ["functions", _, "versions"]) => "PublishVersion",
+        ("GET", ["functions", _, "versions"]) => "ListVersionsByFunction",
+        ("PUT", ["functions", _, "concurrency"]) => "PutFunctionConcurrency",
+        ("GET", ["functions", _, "concurrency"]) => "GetFunctionConcurrency",
+        ("DELETE", ["functions", _, "concurrency"]) => "DeleteFunctionConcurrency",
+        ("GET", ["tags", _]) => "ListTags",
+        ("POST", ["tags", _]) => "TagResource",
+        ("DELETE", ["tags", _]) => "UntagResource",
+        _ => return None,
+    };
+    Some(name.to_owned())
+}
+
+/// Route 53's REST paths: `/2013-04-01/hostedzone/{id}/rrset` and so on.
+fn route53_operation(method: &str, segments: &[&str]) -> Option<String> {
+    let rest = segments.get(1..)?;
+    let name = match (method, rest) {
+        ("GET", ["hostedzone"]) => "ListHostedZones",
+        ("POST", ["hostedzone"]) => "CreateHostedZone",
+        ("GET", ["hostedzone", _]) => "GetHostedZone",
+        ("DELETE", ["hostedzone", _]) => "DeleteHostedZone",
+        ("GET", ["hostedzone", _, "rrset"]) => "ListResourceRecordSets",
+        ("POST", ["hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("GET", ["hostedzonesbyname"]) => "ListHostedZonesByName",
+        ("GET", ["change", _]) => "GetChange",
+        ("GET", ["tags", "hostedzone", _]) => "ListTagsForResource",
+        ("POST", ["tags", "hostedzone", _]) => "ChangeTagsForResource",
+        _ => return None,
+    };
+    Some(name.to_owned())
 }
 
 /// An error answer in the wire shape of `service`'s protocol.
@@ -509,7 +750,15 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
         let keep = request.keep_alive();
         let svc = service(&request.headers);
-        let op = operation(svc.as_deref(), &request.method, &request.target);
+        let op = operation_name(
+            svc.as_deref(),
+            &request.method,
+            &request.target,
+            &request.headers,
+            &request.body,
+        );
+        let key = format!("{}:{op}", svc.as_deref().unwrap_or("unknown"));
+        shared.stats.count(&key, false);
 
         let answer = match shared.draw() {
             Some((Fault::Reset, _)) => {
@@ -536,7 +785,8 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     shared.stats.delayed.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(shared.config.max_latency.mul_f64(share)).await;
                 }
-                if shared.refused(op) {
+                if shared.refused(svc.as_deref(), &op) {
+                    shared.stats.count(&key, true);
                     shared
                         .stats
                         .limit_rejections
@@ -802,6 +1052,104 @@ mod tests {
             Some("CreateDeployment")
         );
         assert_eq!(operation(Some("lambda"), "POST", "/restapis"), None);
+    }
+
+    #[test]
+    fn operations_are_named_as_aws_names_them() {
+        let name = |svc: &str, method: &str, target: &str| {
+            operation_name(Some(svc), method, target, &[], b"")
+        };
+        let api = |method: &str, target: &str| name("apigateway", method, target);
+        assert_eq!(api("POST", "/restapis"), "CreateRestApi");
+        assert_eq!(api("POST", "/restapis?mode=import"), "ImportRestApi");
+        assert_eq!(api("GET", "/restapis?limit=500"), "GetRestApis");
+        assert_eq!(api("PUT", "/restapis/a1"), "PutRestApi");
+        assert_eq!(api("PATCH", "/restapis/a1"), "UpdateRestApi");
+        assert_eq!(api("POST", "/restapis/a1/resources/r1"), "CreateResource");
+        assert_eq!(api("GET", "/restapis/a1/resources"), "GetResources");
+        assert_eq!(
+            api("PUT", "/restapis/a1/resources/r1/methods/GET"),
+            "PutMethod"
+        );
+        assert_eq!(
+            api("PUT", "/restapis/a1/resources/r1/methods/GET/integration"),
+            "PutIntegration"
+        );
+        assert_eq!(
+            api(
+                "PUT",
+                "/restapis/a1/resources/r1/methods/GET/integration/responses/200"
+            ),
+            "PutIntegrationResponse"
+        );
+        assert_eq!(
+            api("PUT", "/restapis/a1/resources/r1/methods/GET/responses/200"),
+            "PutMethodResponse"
+        );
+        assert_eq!(api("POST", "/restapis/a1/deployments"), "CreateDeployment");
+        assert_eq!(api("GET", "/restapis/a1/stages"), "GetStages");
+        assert_eq!(api("PATCH", "/restapis/a1/stages/prod"), "UpdateStage");
+        assert_eq!(api("POST", "/usageplans/u1/keys"), "CreateUsagePlanKey");
+        assert_eq!(api("GET", "/usageplans/u1/keys"), "GetUsagePlanKeys");
+        assert_eq!(api("PATCH", "/account"), "UpdateAccount");
+        assert_eq!(api("POST", "/domainnames"), "CreateDomainName");
+        assert_eq!(
+            api("GET", "/domainnames/api.example.com/basepathmappings"),
+            "GetBasePathMappings"
+        );
+        assert_eq!(api("PUT", "/tags/arn%3Aaws"), "TagResource");
+        assert_eq!(
+            name("lambda", "PUT", "/2015-03-31/functions/f/code"),
+            "UpdateFunctionCode"
+        );
+        assert_eq!(
+            name("lambda", "GET", "/2015-03-31/functions/?MaxItems=50"),
+            "ListFunctions"
+        );
+        assert_eq!(
+            name("route53", "POST", "/2013-04-01/hostedzone/Z1/rrset/"),
+            "ChangeResourceRecordSets"
+        );
+        let json = headers(&[("X-Amz-Target", "DynamoDB_20120810.DescribeTable")]);
+        assert_eq!(
+            operation_name(Some("dynamodb"), "POST", "/", &json, b"{}"),
+            "DescribeTable"
+        );
+        assert_eq!(
+            operation_name(
+                Some("iam"),
+                "POST",
+                "/",
+                &[],
+                b"Action=PutRolePolicy&Version=2010-05-08"
+            ),
+            "PutRolePolicy"
+        );
+        assert_eq!(api("GET", "/whatever/x1/else"), "GET /whatever/{}/else");
+        assert!(is_mutating("CreateDeployment") && is_mutating("TagResource"));
+        assert!(!is_mutating("GetRestApis") && !is_mutating("ListFunctions"));
+        assert!(!is_mutating("DescribeTable") && !is_mutating("GET /x/{}"));
+    }
+
+    #[test]
+    fn a_limit_covers_an_operation_or_a_family() {
+        let limit = |operation, except| RateLimit {
+            operation,
+            every: Duration::from_secs(1),
+            burst: 1,
+            except,
+        };
+        assert!(RateLimit::create_deployment(1.0).covers(Some("apigateway"), "CreateDeployment"));
+        assert!(!RateLimit::create_deployment(1.0).covers(Some("apigateway"), "GetStages"));
+        let all = limit("apigateway:*", &[]);
+        assert!(all.covers(Some("apigateway"), "GetStages"));
+        assert!(!all.covers(Some("lambda"), "GetFunction"));
+        let lambda = limit("lambda:*", &["GetFunction"]);
+        assert!(lambda.covers(Some("lambda"), "UpdateFunctionCode"));
+        assert!(!lambda.covers(Some("lambda"), "GetFunction"));
+        let domains = limit("CreateDomainName|UpdateDomainName", &[]);
+        assert!(domains.covers(Some("apigateway"), "UpdateDomainName"));
+        assert!(!domains.covers(Some("apigateway"), "GetDomainNames"));
     }
 
     #[test]
