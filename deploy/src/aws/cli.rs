@@ -30,7 +30,7 @@ pub struct AwsArgs {
     #[arg(long)]
     pub endpoint_url: Option<String>,
     /// The built `bootstrap` executable (default: build it with
-    /// `cargo build --release -p apifactory-runtime --bin bootstrap`).
+    /// `cargo build --profile lambda -p apifactory-runtime --bin bootstrap`).
     #[arg(long)]
     pub artifact: Option<PathBuf>,
 }
@@ -70,12 +70,13 @@ fn build_bootstrap() -> anyhow::Result<PathBuf> {
             anyhow::anyhow!("no source tree to build the bootstrap from: give --artifact PATH")
         })?;
     eprintln!(
-        "building the bootstrap (cargo build --release -p apifactory-runtime --bin bootstrap)"
+        "building the bootstrap (cargo build --profile lambda -p apifactory-runtime --bin bootstrap)"
     );
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
         .args([
             "build",
-            "--release",
+            "--profile",
+            "lambda",
             "-p",
             "apifactory-runtime",
             "--bin",
@@ -90,7 +91,7 @@ fn build_bootstrap() -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("release").join("bootstrap"))
+    Ok(target.join("lambda").join("bootstrap"))
 }
 
 async fn target(args: &AwsArgs, package: Option<Package>) -> anyhow::Result<AwsTarget> {
