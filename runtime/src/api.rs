@@ -262,12 +262,13 @@ impl<S: Store> Api<S> {
             };
             check_size(c, &item)?;
             // Conditional on the revision read, so a change made since is
-            // never overwritten: with If-Match that is the client's
-            // revision (412 if it moved on); without, read again and retry.
+            // never overwritten: with `If-Match: "rev"` that is the
+            // client's revision (412 if it moved on); without, or with
+            // `If-Match: *` (any current revision), read again and retry.
             match self.store.replace(&item, &Expect::Rev(current.rev)).await {
                 Ok(()) => return Ok(self.item_response(StatusCode::OK, &item)),
                 Err(StoreError::NotFound) => return Err(not_found(id)),
-                Err(StoreError::RevMismatch) if if_match.is_some() => {
+                Err(StoreError::RevMismatch) if matches!(if_match, Some(Expect::Rev(_))) => {
                     return Err(precondition_failed());
                 }
                 Err(StoreError::RevMismatch) => continue,

@@ -312,6 +312,105 @@ async fn if_match_gives_optimistic_concurrency() {
     assert_eq!(send(&api, weird).await.status, 400);
 }
 
+/// A store where another writer changes an item between the API's read
+/// and its write, `meddles` times.
+struct Meddling {
+    inner: MemStore,
+    meddles: std::sync::atomic::AtomicUsize,
+}
+
+impl Store for Meddling {
+    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn create(&self, item: &Item) -> Result<(), StoreError> {
+        self.inner.create(item).await
+    }
+    async fn replace(&self, item: &Item, expect: &Expect) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .meddles
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+            && let Some(other) = self.inner.0.lock().unwrap().get_mut(&item.id)
+        {
+            other.rev = format!("{}-other", other.rev);
+            other.doc.insert("mileage_km".into(), json!(99.0));
+        }
+        self.inner.replace(item, expect).await
+    }
+    async fn delete(&self, id: &str, expect: &Expect) -> Result<(), StoreError> {
+        self.inner.delete(id, expect).await
+    }
+    async fn search(&self, s: &Search) -> Result<Page, StoreError> {
+        self.inner.search(s).await
+    }
+}
+
+#[tokio::test]
+async fn a_write_in_between_fails_only_a_write_that_named_a_revision() {
+    let api = Api::new(
+        tenant("fleet"),
+        Meddling {
+            inner: MemStore::default(),
+            meddles: 0.into(),
+        },
+    );
+    let created = call(
+        &api,
+        "POST",
+        "/vehicles",
+        Some(json!({"vin": "V1", "plate": "AB 123", "make": "Volvo"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let put = |if_match: Option<String>| {
+        let mut req = event(
+            "PUT",
+            "/vehicles/V1",
+            Some(r#"{"plate": "CD 456", "make": "Saab", "mileage_km": 1.5}"#),
+        );
+        if let Some(tag) = if_match {
+            req.headers
+                .insert(http::header::IF_MATCH, HeaderValue::from_str(&tag).unwrap());
+        }
+        req
+    };
+    let meddle = |n: usize| {
+        api.store
+            .meddles
+            .store(n, std::sync::atomic::Ordering::SeqCst)
+    };
+
+    // `If-Match: *` asks only that the item exists: the write in between
+    // makes the API read again and write over it, as without If-Match.
+    for if_match in [Some("*".to_owned()), None] {
+        meddle(2);
+        let r = send(&api, put(if_match.clone())).await;
+        assert_eq!(r.status, 200, "{if_match:?}: {}", r.body);
+        assert_eq!(r.body["mileage_km"], json!(1.5));
+        assert_eq!(
+            api.store.meddles.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    }
+
+    // A named revision that another write replaced is 412, and the other
+    // write stays.
+    let current = send(&api, event("GET", "/vehicles/V1", None)).await;
+    meddle(1);
+    let r = send(&api, put(Some(etag(&current)))).await;
+    assert_eq!(r.status, 412, "{}", r.body);
+    let after = send(&api, event("GET", "/vehicles/V1", None)).await;
+    assert_eq!(after.body["mileage_km"], json!(99.0));
+    assert_eq!(after.body["make"], json!("Saab"));
+
+    // A writer that never stops changing the item: 409 after the attempts.
+    meddle(usize::MAX);
+    let r = send(&api, put(Some("*".to_owned()))).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+}
+
 #[tokio::test]
 async fn validation_lists_every_bad_field() {
     let api = api("events");
