@@ -791,8 +791,7 @@ impl Exchange<'_> {
     }
 
     fn log(&self, status: StatusCode, bytes: usize) {
-        let mut out = String::with_capacity(if self.invocation.is_some() { 1024 } else { 320 });
-        logs::Access {
+        let access = logs::Access {
             time: OffsetDateTime::from(self.now),
             request_id: self.request_id,
             tenant: &self.tenant.id,
@@ -803,12 +802,13 @@ impl Exchange<'_> {
             status: status.as_u16(),
             latency: self.started.elapsed(),
             bytes,
-        }
-        .write(&mut out);
-        if let Some(invocation) = &self.invocation {
-            invocation.write(&mut out);
-        }
-        self.gateway.inner.logs.send(&self.tenant.log, out);
+        };
+        self.gateway.inner.logs.append(&self.tenant.log, |out| {
+            access.write(out);
+            if let Some(invocation) = &self.invocation {
+                invocation.write(out);
+            }
+        });
     }
 }
 
@@ -936,18 +936,37 @@ fn event(e: EventParts<'_>) -> ApiGatewayProxyRequest {
     ev
 }
 
-/// Runs a function invocation in a task of its own, bounded by `timeout`.
+/// Runs a function invocation bounded by `timeout`, a panic caught as a
+/// crash. It runs inside the request's own task: a task of its own would
+/// cost every request a spawn and a wake-up across tasks.
 async fn invoke<F>(function: F, timeout: Duration) -> Result<ApiGatewayProxyResponse, Failure>
 where
     F: Future<Output = ApiGatewayProxyResponse> + Send + 'static,
 {
-    let mut task = tokio::spawn(function);
-    match tokio::time::timeout(timeout, &mut task).await {
+    match tokio::time::timeout(timeout, CatchUnwind(Box::pin(function))).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(_panicked)) => Err(Failure::Crashed),
-        Err(_elapsed) => {
-            task.abort();
-            Err(Failure::Timeout)
+        // Dropping the future cancels the invocation.
+        Err(_elapsed) => Err(Failure::Timeout),
+    }
+}
+
+/// A future whose panic is caught and returned, as a task's join handle
+/// would return it.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let function = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| function.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(response)) => std::task::Poll::Ready(Ok(response)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
         }
     }
 }
