@@ -24,7 +24,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, LOCATION};
 use http::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::field::{Auto, Kind, now_rfc3339};
@@ -373,9 +373,11 @@ impl<S: Store> Api<S> {
             Err(StoreError::BadStart(_)) => return Err(bad_cursor()),
             Err(e) => return Err(e.into()),
         };
-        let items: Vec<Value> = page.items.iter().map(|i| render(c, i)).collect();
         let next = page.next.map(|n| self.seal_cursor(&fingerprint, &n));
-        let body = json!({ "items": items, "next": next });
+        let body = PageBody {
+            items: page.items.iter().map(|item| Rendered { c, item }).collect(),
+            next,
+        };
         Ok(json_response(StatusCode::OK, HeaderMap::new(), &body))
     }
 
@@ -384,7 +386,8 @@ impl<S: Store> Api<S> {
         if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", item.rev)) {
             headers.insert(ETAG, v);
         }
-        json_response(status, headers, &render(&self.tenant.collection, item))
+        let c = &self.tenant.collection;
+        json_response(status, headers, &Rendered { c, item })
     }
 
     /// A cursor is the store's position, signed together with the search it
@@ -719,14 +722,37 @@ fn too_large(size: usize) -> Problem {
     )
 }
 
-/// The item as clients see it: its fields plus the key.
-fn render(c: &Collection, item: &Item) -> Value {
-    let mut out = Map::new();
-    out.insert(c.key.clone(), Value::String(item.id.clone()));
-    for (k, v) in &item.doc {
-        out.insert(k.clone(), v.clone());
+/// The item as clients see it: the key, then its fields. Serialized
+/// straight from the stored item, without building a copy of it.
+struct Rendered<'a> {
+    c: &'a Collection,
+    item: &'a Item,
+}
+
+impl serde::Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let key = self.c.key.as_str();
+        let doc = &self.item.doc;
+        let mut map = s.serialize_map(Some(1 + doc.len() - usize::from(doc.contains_key(key))))?;
+        // A stored document never holds the key; if one did, its value
+        // would stand in the key's place, as it always has.
+        match doc.get(key) {
+            Some(v) => map.serialize_entry(key, v)?,
+            None => map.serialize_entry(key, &self.item.id)?,
+        }
+        for (k, v) in doc.iter().filter(|(k, _)| *k != key) {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
-    Value::Object(out)
+}
+
+/// A page of a search.
+#[derive(serde::Serialize)]
+struct PageBody<'a> {
+    items: Vec<Rendered<'a>>,
+    next: Option<String>,
 }
 
 fn check_id(id: &str) -> Result<(), Problem> {
@@ -810,10 +836,13 @@ pub(crate) fn response(
 fn json_response(
     status: StatusCode,
     mut headers: HeaderMap,
-    body: &Value,
+    body: &impl serde::Serialize,
 ) -> ApiGatewayProxyResponse {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response(status, headers, Some(body.to_string()))
+    // Serializing a JSON value or a stored item cannot fail: the keys are
+    // strings and the numbers finite.
+    let text = serde_json::to_string(body).unwrap_or_default();
+    response(status, headers, Some(text))
 }
 
 impl From<StoreError> for Problem {

@@ -272,6 +272,7 @@ impl Database {
 
         Ok(SqliteTable {
             db: self.clone(),
+            select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
             table: table.into(),
             indexes: Arc::new(indexes),
         })
@@ -495,6 +496,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 pub struct SqliteTable {
     db: Database,
     table: Arc<str>,
+    /// The statement of `get`, made once (every GET runs it).
+    select_by_id: Arc<str>,
     /// Indexed field → index name.
     indexes: Arc<BTreeMap<String, String>>,
 }
@@ -552,13 +555,12 @@ fn doc_text(item: &Item) -> Result<String, StoreError> {
 
 impl Store for SqliteTable {
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        let sql = format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&self.table));
         let id = id.to_owned();
         // One row by its primary key: read on this thread (see `read_now`).
         self.db
             .read_now(move |c| {
                 let row = c
-                    .prepare_cached(&sql)?
+                    .prepare_cached(&self.select_by_id)?
                     .query_row([&id], |r| {
                         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                     })

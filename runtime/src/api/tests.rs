@@ -736,3 +736,37 @@ fn item_size_counts_names_and_values() {
         2 + 3 + 4 + 1 + 4 + 2 + 5 + 5
     );
 }
+
+#[test]
+fn items_render_as_the_key_then_their_fields_in_order() {
+    let t = tenant("fleet");
+    let c = &t.collection;
+    let mut doc = Map::new();
+    doc.insert("plate".into(), json!("AB 123"));
+    doc.insert("make".into(), json!("Volvo"));
+    doc.insert("mileage_km".into(), json!(10.5));
+    let mut item = Item {
+        id: "V1".into(),
+        rev: "r1".into(),
+        doc,
+    };
+    let text = |item: &Item| serde_json::to_string(&Rendered { c, item }).unwrap();
+    assert_eq!(
+        text(&item),
+        r#"{"vin":"V1","plate":"AB 123","make":"Volvo","mileage_km":10.5}"#
+    );
+    // A document holding the key (never written so) shows its value in
+    // the key's place, once.
+    item.doc.insert("vin".into(), json!("other"));
+    assert_eq!(
+        text(&item),
+        r#"{"vin":"other","plate":"AB 123","make":"Volvo","mileage_km":10.5}"#
+    );
+    let page = PageBody {
+        items: vec![Rendered { c, item: &item }],
+        next: None,
+    };
+    let page: Value = serde_json::from_str(&serde_json::to_string(&page).unwrap()).unwrap();
+    assert_eq!(page["items"][0]["make"], "Volvo");
+    assert_eq!(page["next"], Value::Null);
+}
