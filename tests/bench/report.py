@@ -370,6 +370,11 @@ def fleet_section(fleet, w):
         f"`CodeSha256` differ. Only the calls are emulated: moto answers in milliseconds what AWS answers in "
         f"tens to hundreds (and CloudFront-backed domain creation takes longer), so the wall times are the "
         f"pacing's, not AWS's."
+        + "".join(
+            f" moto's resident memory after the last phase: {m['rss_mib']:,} MiB (peak {m['peak_mib']:,} MiB)."
+            for m in [phases[-1].get("moto_memory")] if m and m.get("rss_mib") is not None
+        )
+        + f" The four phases took {fleet.get('total_s', 0):.0f} s in all."
     )
     w("")
     w(
@@ -454,6 +459,50 @@ def fleet_section(fleet, w):
             + ", ".join(f"`{k.split(':')[1]}` {v['calls']}" for k, v in code["operations"].items()
                         if k.startswith("lambda:") and not v["mutating"] and v["calls"] >= upd / 2)
             + "."
+        )
+        w("")
+    by_phase = {p["phase"]: p for p in phases}
+
+    def fam_bound(p, family):
+        for r in p["bounds"][str(n)]["families"]:
+            if r["family"] == family:
+                return r["bound_s"] / p["pace"]
+        return 0.0
+
+    w("### Where the paced time goes")
+    w("")
+    first = by_phase.get("apply")
+    if first and first.get("ratio") is not None:
+        w(
+            f"First apply: {first['wall_s']:.1f} s at K = {first['pace']:g} against a bound of "
+            f"{first['paced_bound_s']:.1f} s ({first['ratio']:.2f}x), set by "
+            f"{first['bounds'][str(n)]['family']} ({first['refused']} call(s) throttled). At AWS's own limits "
+            f"that bound is {first['bounds'][str(n)]['seconds'] / 60:,.0f} minutes for {n} tenants"
+            + "".join(f", {first['bounds'][str(m)]['seconds'] / 3600:,.1f} hours at {m}" for m in project)
+            + "."
+        )
+        w("")
+    if noop and noop.get("ratio") is not None:
+        ddb, apigw = fam_bound(noop, "DynamoDbControl"), fam_bound(noop, "ApiGateway")
+        w(
+            f"No-change apply: {noop['wall_s']:.1f} s against {noop['paced_bound_s']:.1f} s "
+            f"({noop['ratio']:.2f}x). `observe` reads in two rounds: the list calls and the per-tenant table, "
+            f"role and function reads first, then the stages and base path mappings of the REST APIs the first "
+            f"round found. The first round is held by the three DynamoDB reads per tenant (DescribeTable, "
+            f"DescribeContinuousBackups, ListTagsOfResource, at the pacer's conservative 10 rps: {ddb:.1f} s), "
+            f"the second by API Gateway's 10 rps ({apigw:.1f} s for all its reads), and the rounds do not overlap: "
+            f"{ddb:.1f} + {apigw:.1f} = {ddb + apigw:.1f} s, beside {noop['wall_s']:.1f} s measured."
+        )
+        w("")
+    if code and noop and code.get("ratio") is not None:
+        lam = fam_bound(code, "Lambda")
+        w(
+            f"Code redeploy: {code['wall_s']:.1f} s against {code['paced_bound_s']:.1f} s "
+            f"({code['ratio']:.2f}x). The plan waits for the whole `observe` (the no-change apply's "
+            f"{noop['wall_s']:.1f} s{'' if code['pace'] == noop['pace'] else ', at its own K'}), and only then do "
+            f"the updates start, held by Lambda's 15 rps ({lam:.1f} s): {noop['wall_s']:.1f} + {lam:.1f} = "
+            f"{noop['wall_s'] + lam:.1f} s, beside {code['wall_s']:.1f} s measured. The Lambda family carries a `GetPolicy` per function besides each "
+            f"`UpdateFunctionCode`, twice the N x functions / 15 s that FACTS.md counts for a code-only redeploy."
         )
         w("")
     w(
@@ -551,7 +600,7 @@ def write(directory, out):
     else:
         when = (f"This run measured part(s) {machine['parts'].replace(',', ', ')} (`BENCH_PARTS`), started "
                 f"{machine['started']} and finished {machine['finished']}; the other parts' figures come from an "
-                f"earlier run ({machine.get('earlier_run', 'unknown')}), or are marked not measured. ")
+                f"earlier run ({machine.get('earlier_run', 'none kept in target/bench')}), or are marked not measured. ")
     w(
         "Written by `bash tests/bench/run` (one command: it installs its tools, builds "
         "release, measures, and writes this file). " + when +
