@@ -220,6 +220,10 @@ pub(super) fn json_str(out: &mut String, s: &str) {
 
 /// Appends `s` escaped for the inside of a JSON string.
 fn json_escaped(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        return;
+    }
     let mut plain = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -258,9 +262,8 @@ fn decimal(out: &mut String, mut n: u64, width: usize) {
         }
     }
     let from = i.min(digits.len().saturating_sub(width));
-    for &d in &digits[from..] {
-        out.push(char::from(d));
-    }
+    // Digits are ASCII, so this never falls back.
+    out.push_str(std::str::from_utf8(&digits[from..]).unwrap_or("0"));
 }
 
 /// Appends `units / 10^places` with exactly `places` decimals.
