@@ -18,39 +18,18 @@
 //!   and nowhere else.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use apifactory::aws::TAG_TENANT;
 use apifactory::aws::policy::{POLICY_NAME, percent_decode};
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy, RateLimit};
-use apifactory_tests::{bin_path, moto_url, repo_root, sdk_config, unique_name};
-use runtime::{Tenant, names};
+use apifactory_tests::{moto_url, sdk_config};
+use runtime::names;
 use serde_json::Value;
 
-const ORIGINALS: [&str; 5] = ["acme", "bookshop", "clinic", "events", "fleet"];
-
-/// The debug `bootstrap`, stripped (it zips to a size moto takes in a
-/// blink). Made once per test process under a name of its own.
-fn artifact() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let bootstrap = bin_path("bootstrap");
-        let stripped = bootstrap.with_file_name("bootstrap.faults-stripped");
-        let partial = bootstrap.with_file_name(format!("bootstrap.faults.{}", std::process::id()));
-        let status = std::process::Command::new("strip")
-            .arg("-o")
-            .arg(&partial)
-            .arg(&bootstrap)
-            .status()
-            .expect("strip (binutils) runs");
-        assert!(status.success(), "strip {}", bootstrap.display());
-        std::fs::rename(&partial, &stripped).unwrap();
-        stripped
-    })
-}
+use crate::fleet::{Fleet, ORIGINALS, text};
 
 /// A small stand-in for the bootstrap where the size of the upload does not
 /// matter: moto stores function code and never runs it (no Docker here), so
@@ -60,114 +39,6 @@ fn artifact() -> &'static Path {
 /// keeps the real one, so the proxy relays bodies of megabytes.
 fn small_artifact() -> &'static Path {
     Path::new("/usr/bin/true")
-}
-
-/// Copies of the five tenant files under unique ids, with unique domains
-/// (and a hosted zone made in moto where the file names one).
-struct Fleet {
-    dir: tempfile::TempDir,
-    ids: Vec<String>,
-    /// The `--artifact` to deploy.
-    artifact: &'static Path,
-}
-
-impl Fleet {
-    async fn new(artifact: &'static Path) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ids = Vec::new();
-        for original in ORIGINALS {
-            let id = unique_name(original);
-            let path = repo_root().join(format!("tenants/{original}.toml"));
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            let t = Tenant::load(&path).unwrap();
-            if let Some(d) = &t.domain {
-                let (first, rest) = d.name.split_once('.').unwrap();
-                let domain = format!("{first}.{id}.{rest}");
-                text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
-                if let Some(zone) = &d.hosted_zone_id {
-                    let made = hosted_zone(&format!("{id}.{rest}")).await;
-                    text = text.replace(zone, &made);
-                }
-            }
-            std::fs::write(dir.path().join(format!("{id}.toml")), text).unwrap();
-            ids.push(id);
-        }
-        Fleet { dir, ids, artifact }
-    }
-
-    fn tenants(&self) -> Vec<Tenant> {
-        runtime::tenant::load_dir(self.dir.path()).unwrap()
-    }
-
-    fn list(&self) -> String {
-        self.ids.join(",")
-    }
-
-    /// `apifactory <args> --target aws` on these tenants, through
-    /// `endpoint`, at `pace`.
-    fn command(&self, verb: &str, extra: &[&str], endpoint: &str, pace: &str) -> Command {
-        let mut c = tokio::process::Command::new(bin_path("apifactory"));
-        c.arg(verb)
-            .args(["--target", "aws", "--tenant", &self.list()])
-            .args(extra)
-            .arg("--tenants")
-            .arg(self.dir.path())
-            .arg("--artifact")
-            .arg(self.artifact)
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("APIFACTORY_PACE", pace)
-            .current_dir(repo_root())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        Command(c)
-    }
-}
-
-struct Command(tokio::process::Command);
-
-impl Command {
-    /// Runs to the end (at most 120 s).
-    async fn output(mut self) -> Output {
-        tokio::time::timeout(Duration::from_secs(120), self.0.output())
-            .await
-            .expect("apifactory finishes within 120 s")
-            .expect("apifactory runs")
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
-/// file requires it); moto draws ids from A-Z0-9, so draw until one does.
-async fn hosted_zone(name: &str) -> String {
-    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
-    for attempt in 0..500 {
-        let zone = r53
-            .create_hosted_zone()
-            .name(format!("{name}."))
-            .caller_reference(format!("{name}-{attempt}"))
-            .send()
-            .await
-            .unwrap();
-        let id = zone
-            .hosted_zone()
-            .unwrap()
-            .id()
-            .trim_start_matches("/hostedzone/")
-            .to_owned();
-        if id.starts_with('Z') {
-            return id;
-        }
-        r53.delete_hosted_zone().id(&id).send().await.unwrap();
-    }
-    panic!("no hosted zone id starting with Z in 500 tries");
 }
 
 /// All CLI output of a test, to look for key values in.
@@ -259,7 +130,7 @@ async fn read_world(fleet: &Fleet) -> World {
         values: BTreeMap::new(),
     };
     let mut our_api_ids = BTreeSet::new();
-    for id in &fleet.ids {
+    for id in fleet.ids.values() {
         let ids: Vec<String> = all_apis
             .items()
             .iter()
@@ -600,7 +471,7 @@ fn assert_keys_printed_once(w: &World, outputs: &Outputs, exactly: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
     let started = Instant::now();
-    let fleet = Fleet::new(artifact()).await;
+    let fleet = Fleet::new(&ORIGINALS).await;
     let proxy = FaultProxy::start(&moto_url(), FaultConfig::with_rate(0.2)).await;
     let mut outputs = Outputs::default();
     let runs = apply_until_ok(&fleet, proxy.url(), "off", 6, &mut outputs).await;
@@ -623,7 +494,7 @@ async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
     let started = Instant::now();
-    let fleet = Fleet::new(small_artifact()).await;
+    let fleet = Fleet::new(&ORIGINALS).await.with_artifact(small_artifact());
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -692,7 +563,7 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
     const FACTOR: f64 = 10.0;
-    let fleet = Fleet::new(small_artifact()).await;
+    let fleet = Fleet::new(&ORIGINALS).await.with_artifact(small_artifact());
     let proxy = FaultProxy::start(
         &moto_url(),
         FaultConfig {
@@ -749,7 +620,7 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
         .load()
         .await;
     let api = aws_sdk_apigateway::Client::new(&config);
-    let api_id = &w.apis[&fleet.ids[0]][0];
+    let api_id = &w.apis[&fleet.all_ids()[0]][0];
     let mut refused = Vec::new();
     for _ in 0..3 {
         if let Err(e) = api.create_deployment().rest_api_id(api_id).send().await {
