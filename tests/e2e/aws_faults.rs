@@ -5,10 +5,15 @@
 //! these tests share moto with every other test and never reset it.
 //!
 //! - 20% injected faults (500s, throttles in each service's shape, resets
-//!   before moto sees the request, latency): apply converges to exactly a
-//!   clean apply's state. (Lost responses after moto carried a request out
-//!   are off: a lost CreateUsagePlan or CreateRestApi response can leave a
-//!   duplicate, a known gap; `FaultConfig::lose_responses` turns them on.)
+//!   before moto sees the request, responses lost after moto carried the
+//!   request out, latency): re-run until nothing is left to do, apply
+//!   converges to exactly a clean apply's state. A lost CreateUsagePlan or
+//!   CreateRestApi response leaves a duplicate (AWS takes no client token
+//!   for them); the next run deletes it.
+//! - Exactly one lost CreateRestApi and CreateUsagePlan response: the next
+//!   plan deletes the duplicates, keeps the ones in use, and a run after
+//!   that makes no mutating call. A lost CreateTable response: the table
+//!   is created all the same.
 //! - SIGKILL at ten seeded random points, re-run each time: same.
 //! - The pacer at a scale keeps the proxy's enforced CreateDeployment and
 //!   CreateRestApi limits (same scale) from refusing anything.
@@ -55,9 +60,11 @@ impl Outputs {
     }
 }
 
-/// Re-runs `apply` through `endpoint` until it exits 0, at most `tries`
-/// times; the number of runs it took.
-async fn apply_until_ok(
+/// Re-runs `apply` through `endpoint` until a run exits 0 and leaves
+/// nothing to do (a plan against moto directly is empty: a run that met a
+/// lost create response leaves the duplicate to the next one), at most
+/// `tries` runs; the number of runs it took.
+async fn apply_until_converged(
     fleet: &Fleet,
     endpoint: &str,
     pace: &str,
@@ -67,14 +74,25 @@ async fn apply_until_ok(
     for run in 1..=tries {
         let out = fleet.command("apply", &[], endpoint, pace).output().await;
         outputs.add(&format!("apply #{run}"), &out);
-        if out.status.success() {
+        if !out.status.success() {
+            eprintln!(
+                "apply #{run} failed ({}):\n{}",
+                out.status,
+                text(&out.stderr)
+            );
+            continue;
+        }
+        let plan = fleet
+            .command("plan", &["--json"], &moto_url(), "off")
+            .output()
+            .await;
+        assert!(plan.status.success(), "{}", text(&plan.stderr));
+        outputs.add(&format!("plan after apply #{run}"), &plan);
+        let left: Value = serde_json::from_slice(&plan.stdout).unwrap();
+        if left["actions"] == serde_json::json!([]) {
             return run;
         }
-        eprintln!(
-            "apply #{run} failed ({}):\n{}",
-            out.status,
-            text(&out.stderr)
-        );
+        eprintln!("apply #{run} left work: {}", left["actions"]);
     }
     panic!("apply did not converge in {tries} runs");
 }
@@ -472,9 +490,16 @@ fn assert_keys_printed_once(w: &World, outputs: &Outputs, exactly: bool) {
 async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
     let started = Instant::now();
     let fleet = Fleet::new(&ORIGINALS).await;
-    let proxy = FaultProxy::start(&moto_url(), FaultConfig::with_rate(0.2)).await;
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            lose_responses: true,
+            ..FaultConfig::with_rate(0.2)
+        },
+    )
+    .await;
     let mut outputs = Outputs::default();
-    let runs = apply_until_ok(&fleet, proxy.url(), "off", 6, &mut outputs).await;
+    let runs = apply_until_converged(&fleet, proxy.url(), "off", 6, &mut outputs).await;
     eprintln!(
         "faults: converged in {runs} apply run(s), {:?}; proxy: {}",
         started.elapsed(),
@@ -538,7 +563,7 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
         let out = child.wait_with_output().await.unwrap();
         outputs.add(&format!("apply (kill round {round})"), &out);
     }
-    let runs = apply_until_ok(&fleet, &moto_url(), "off", 2, &mut outputs).await;
+    let runs = apply_until_converged(&fleet, &moto_url(), "off", 2, &mut outputs).await;
     eprintln!(
         "kills: {killed} SIGKILLs survived, {finished} runs ended first; converged in {runs} \
          more run(s); {:?}",
@@ -635,4 +660,241 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
         proxy.stats()
     );
     assert_eq!(proxy.stats().limit_rejections(), 2);
+}
+
+/// An SDK configuration through `endpoint` (the SDK's standard retries, so
+/// a lost response is retried as it would be on AWS).
+async fn config_through(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
+            "testing", "testing", None, None, "faults",
+        ))
+        .load()
+        .await
+}
+
+/// AWS takes no client token on CreateRestApi or CreateUsagePlan: when the
+/// answer to one is lost after the create was carried out, the SDK's retry
+/// makes a second. The apply that met it goes on with the second; the next
+/// one plans the deletion of the other (the REST API without the stage, the
+/// usage plan without the keys), leaves exactly one of each, and after that
+/// a new run makes no mutating call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
+    use crate::aws::{api_keys, converge, observe_and_plan, rest_apis, scope, usage_plans};
+    use apifactory::aws::{AwsTarget, Pace};
+    use apifactory::plan::Change;
+
+    let fleet = Fleet::new(&["acme"]).await;
+    let id = fleet.id("acme").to_owned();
+    let opts = scope(fleet.scope());
+    let d = fleet.desired(&[]);
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            lose_first: vec!["CreateRestApi", "CreateUsagePlan"],
+            ..FaultConfig::with_rate(0.0)
+        },
+    )
+    .await;
+    let through = std::sync::Arc::new(
+        AwsTarget::new(
+            &config_through(proxy.url()).await,
+            Pace::Off,
+            Some(crate::fleet::package()),
+        )
+        .await
+        .unwrap(),
+    );
+    converge(&through, &d, &opts).await;
+    assert_eq!(
+        proxy
+            .stats()
+            .lost_responses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "{}",
+        proxy.stats()
+    );
+    let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+    assert_eq!(
+        rest_apis(&api, &id).await.len(),
+        2,
+        "the lost create made one"
+    );
+    assert_eq!(
+        usage_plans(&api, &id).await.len(),
+        2,
+        "the lost create made one"
+    );
+
+    // The next run plans exactly the two deletions.
+    let target = crate::fleet::target().await;
+    let p = observe_and_plan(&target, &d, &opts).await;
+    let planned: Vec<(String, &Change)> = p
+        .actions
+        .iter()
+        .map(|a| (a.address.kind.to_string(), &a.change))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("usage_plan".to_owned(), &Change::Delete),
+            ("api".to_owned(), &Change::Delete)
+        ],
+        "{p}"
+    );
+    let shown = p.to_string();
+    assert!(
+        shown.contains(&format!(
+            "- api        {} (duplicate ",
+            names::rest_api(&id)
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "- usage_plan {} (duplicate ",
+            names::usage_plan(&id)
+        )),
+        "{shown}"
+    );
+    converge(&target, &d, &opts).await;
+
+    // One of each is left: the REST API with the stage and the domain's
+    // mapping, and the plan bound to it that holds every key.
+    let apis = rest_apis(&api, &id).await;
+    assert_eq!(apis.len(), 1, "{apis:?}");
+    let api_id = apis[0].id().unwrap();
+    let stages = api.get_stages().rest_api_id(api_id).send().await.unwrap();
+    assert_eq!(stages.item().len(), 1);
+    let t = fleet.tenant("acme");
+    let domain = &t.domain.as_ref().unwrap().name;
+    let mappings = api
+        .get_base_path_mappings()
+        .domain_name(domain)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        mappings
+            .items()
+            .iter()
+            .all(|m| m.rest_api_id() == Some(api_id))
+    );
+    let plans = usage_plans(&api, &id).await;
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(
+        plans[0]
+            .api_stages()
+            .iter()
+            .map(|s| (s.api_id(), s.stage()))
+            .collect::<Vec<_>>(),
+        [(Some(api_id), Some(t.stage.as_str()))]
+    );
+    let held: BTreeSet<String> = api
+        .get_usage_plan_keys()
+        .usage_plan_id(plans[0].id().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter_map(|k| k.id().map(str::to_owned))
+        .collect();
+    let keys: BTreeSet<String> = api_keys(&api, &id)
+        .await
+        .iter()
+        .filter_map(|k| k.id().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), t.clients.len());
+    assert_eq!(held, keys);
+
+    // Converged: a new run plans nothing and makes no mutating call.
+    let fresh = crate::fleet::target().await;
+    let (p, _) = converge(&fresh, &d, &opts).await;
+    assert!(p.is_empty(), "{p}");
+    assert_eq!(fresh.pacer.writes(), 0);
+}
+
+/// A lost CreateTable response: the SDK's retry meets the table the first
+/// attempt made (ResourceInUseException), which is the table asked for, so
+/// creating it succeeds and waits for it as usual. An error names the
+/// service's code and message, never the raw HTTP response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_table_response_still_creates_the_table() {
+    use runtime::dynamo::{self, TableOptions};
+
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            lose_first: vec!["CreateTable"],
+            ..FaultConfig::with_rate(0.0)
+        },
+    )
+    .await;
+    let through = aws_sdk_dynamodb::Client::new(&config_through(proxy.url()).await);
+    let table = apifactory_tests::unique_name("lost-create");
+    let collection =
+        runtime::Tenant::load(&apifactory_tests::repo_root().join("tenants/acme.toml"))
+            .unwrap()
+            .collection;
+    let options = TableOptions {
+        deletion_protection: false,
+        point_in_time_recovery: true,
+        tags: vec![("purpose".into(), "test".into())],
+    };
+    dynamo::create_table_with(&through, &table, &collection, &options)
+        .await
+        .expect("the table is there");
+    assert_eq!(
+        proxy
+            .stats()
+            .lost_responses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "{}",
+        proxy.stats()
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let desc = ddb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
+    let pitr = ddb
+        .describe_continuous_backups()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pitr.continuous_backups_description()
+            .and_then(|c| c.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+
+    // A service error, in a line: the operation, the table, the code.
+    let missing = apifactory_tests::unique_name("missing");
+    let err = dynamo::set_point_in_time_recovery(&ddb, &missing, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("UpdateContinuousBackups {missing}: "))
+            && err.contains("NotFoundException"),
+        "{err}"
+    );
+    for raw in ["headers", "Response", "SdkBody", "raw"] {
+        assert!(!err.contains(raw), "{err}");
+    }
+    ddb.delete_table().table_name(&table).send().await.unwrap();
 }

@@ -9,9 +9,13 @@
 //! base path mappings). `apply` makes one idempotent attempt per action: it
 //! finds what an interrupted run made (by name and tags) before creating,
 //! and writes a resource's "done" marker (a hash in a description) last.
+//! REST APIs and usage plans take no client token: a create whose response
+//! was lost leaves two, and observe reports the one not in use as a
+//! duplicate for the plan to delete (`listing`).
 //!
-//! One file per resource kind; `pacer` holds the rate limits, `package`
-//! the reproducible zip, `policy` the IAM documents, `cli` the commands.
+//! One file per resource kind; `listing` the paged API Gateway lists and
+//! the tenant's by tags and name, `pacer` the rate limits, `package` the
+//! reproducible zip, `policy` the IAM documents, `cli` the commands.
 
 pub mod api;
 pub mod api_key;
@@ -19,6 +23,7 @@ pub mod cli;
 pub mod domain;
 pub mod function;
 pub mod keys;
+pub mod listing;
 pub mod logs;
 pub mod pacer;
 pub mod package;
@@ -295,7 +300,7 @@ impl Target for AwsTarget {
         let scope = Scope(tenants.clone());
         // Everything with a list call first, in parallel; the REST APIs
         // found name the stages, plans and mappings read next.
-        let (tables, roles, groups, functions, (apis, all_apis), keys, zones) = tokio::try_join!(
+        let (tables, roles, groups, functions, apis, keys, zones) = tokio::try_join!(
             table::observe(self, &scope),
             role::observe(self, &scope),
             logs::observe(self, &scope),
@@ -305,10 +310,11 @@ impl Target for AwsTarget {
             domain::hosted_zones(self),
         )?;
         let api_ids: BTreeMap<String, String> = apis
+            .found
             .iter()
             .map(|(tenant, (id, _))| (tenant.clone(), id.clone()))
             .collect();
-        self.listed_apis(all_apis);
+        self.listed_apis(apis.all);
         let (stages, plans, domains) = tokio::try_join!(
             stage::observe(self, &api_ids),
             usage_plan::observe(self, &scope, &api_ids),
@@ -320,7 +326,8 @@ impl Target for AwsTarget {
             .chain(roles)
             .chain(groups)
             .chain(functions)
-            .chain(apis.into_values().map(|(_, found)| found))
+            .chain(apis.found.into_values().map(|(_, found)| found))
+            .chain(apis.duplicates)
             .chain(stages)
             .chain(plans)
             .chain(keys)
