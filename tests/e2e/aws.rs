@@ -1,15 +1,16 @@
 //! The AWS target against the moto server of this run: the five tenants
 //! (copies under unique ids, so tests never collide), checked with SDK
 //! reads; a no-op apply counted with moto's request recorder; a one-field
-//! change; a destroy; and an apply killed midway by SIGKILL, then re-run.
+//! change; a destroy; an apply killed midway by SIGKILL, then re-run; and
+//! the functions' cursor secret, made once per tenant and kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apifactory::apply::{Quiet, Report, apply};
-use apifactory::aws::function::{STATEMENT_ID, statement_source};
+use apifactory::aws::function::{ENV_CURSOR_SECRET, STATEMENT_ID, statement_source};
 use apifactory::aws::policy::percent_decode;
 use apifactory::aws::{AwsTarget, Env, TAG_TENANT};
 use apifactory::desired::Desired;
@@ -332,6 +333,11 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
         assert_eq!(
             vars.get("APIFACTORY_OPERATION").map(String::as_str),
             Some(op.as_str())
+        );
+        assert_eq!(
+            vars.get(ENV_CURSOR_SECRET).map(String::len),
+            Some(43),
+            "{name}: a 256-bit cursor secret"
         );
         let policy = lambda
             .get_policy()
@@ -912,4 +918,134 @@ async fn an_apply_killed_midway_converges_on_the_next_run_without_duplicates() {
             .await
             .is_err()
     );
+}
+
+/// Every function of the tenant's with its cursor secret (`None` where it
+/// has none).
+async fn cursor_secrets(t: &Tenant) -> BTreeMap<String, Option<String>> {
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
+    let mut out = BTreeMap::new();
+    for op in &t.functions.operations {
+        let name = names::function(&t.id, *op);
+        let f = lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        let secret = f
+            .environment()
+            .and_then(|e| e.variables())
+            .and_then(|v| v.get(ENV_CURSOR_SECRET))
+            .cloned();
+        out.insert(name, secret);
+    }
+    out
+}
+
+/// The one secret all of the tenant's functions hold.
+async fn the_cursor_secret(t: &Tenant) -> String {
+    let secrets = cursor_secrets(t).await;
+    let distinct: BTreeSet<&Option<String>> = secrets.values().collect();
+    assert_eq!(distinct.len(), 1, "{}: {secrets:?}", t.id);
+    let secret = secrets.into_values().next().flatten().expect("a secret");
+    // 256 random bits, URL-safe base64.
+    assert_eq!(secret.len(), 43, "{}", t.id);
+    secret
+}
+
+/// Converges and checks that neither the plan's text nor its JSON holds
+/// the secret.
+async fn converge_quietly(
+    target: &Arc<AwsTarget>,
+    d: &Desired,
+    opts: &Options,
+    secret: Option<&str>,
+) -> Plan {
+    let (p, _) = converge(target, d, opts).await;
+    if let Some(secret) = secret {
+        assert!(!p.to_string().contains(secret), "{p}");
+        assert!(!serde_json::to_string(&p).unwrap().contains(secret));
+    }
+    p
+}
+
+/// The search cursors' secret: made at the first apply, one per tenant,
+/// the same in every function of it; kept by redeploys of code and of
+/// configuration; put back (the same one) on a function that lost it; and
+/// a no-op apply after all that makes no mutating call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_secret_is_made_once_and_kept_across_redeploys() {
+    let fleet = Fleet::new(&["clinic", "events"]).await;
+    let opts = scope(fleet.scope());
+    let first = converge_quietly(&target().await, &fleet.desired(&[]), &opts, None).await;
+    let clinic = fleet.tenant("clinic");
+    let secret = the_cursor_secret(&clinic).await;
+    assert!(!first.to_string().contains(&secret));
+    assert_ne!(
+        the_cursor_secret(&fleet.tenant("events")).await,
+        secret,
+        "one secret per tenant"
+    );
+
+    // A code change (the collection), then a code and configuration change
+    // (the timeout, which rewrites the environment), each by a new run.
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(fleet.path("clinic")).unwrap();
+        assert!(text.contains(from));
+        std::fs::write(fleet.path("clinic"), text.replace(from, to)).unwrap();
+    };
+    for (from, to) in [
+        ("max_length = 2000", "max_length = 1999"),
+        ("timeout_s = 5", "timeout_s = 6"),
+    ] {
+        edit(from, to);
+        let p = converge_quietly(&target().await, &fleet.desired(&[]), &opts, Some(&secret)).await;
+        let fields: BTreeSet<String> = p
+            .actions
+            .iter()
+            .filter(|a| a.address.kind == Kind::Function)
+            .flat_map(|a| match &a.change {
+                Change::Update { fields } => {
+                    fields.iter().map(|f| f.field.clone()).collect::<Vec<_>>()
+                }
+                other => panic!("{other:?} {}", a.address),
+            })
+            .collect();
+        assert!(fields.contains("code_sha256"), "{p}");
+        assert!(!fields.contains("cursor_secret"), "{p}");
+        assert_eq!(the_cursor_secret(&clinic).await, secret, "after {to}");
+    }
+
+    // A function that lost its secret (deployed before there was one, or
+    // edited by hand) is planned for it and gets the tenant's back.
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
+    let get = names::function(&clinic.id, Operation::Get);
+    lambda
+        .update_function_configuration()
+        .function_name(&get)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .variables("APIFACTORY_TABLE", names::table(&clinic.id))
+                .variables("APIFACTORY_OPERATION", "get")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fresh = target().await;
+    let d = fleet.desired(&[]);
+    let p = observe_and_plan(&fresh, &d, &opts).await;
+    let changes: Vec<String> = p.actions.iter().map(|a| a.address.to_string()).collect();
+    assert_eq!(changes, [format!("function {get}")], "{p}");
+    assert!(
+        p.to_string().contains("(cursor_secret: false -> true)"),
+        "{p}"
+    );
+    converge_quietly(&fresh, &d, &opts, Some(&secret)).await;
+    assert_eq!(the_cursor_secret(&clinic).await, secret);
+
+    // Converged: a new run plans nothing and makes no mutating call.
+    let noop = target_fresh_noop(&fleet, &opts).await;
+    assert_eq!(noop.writes, 0);
 }
