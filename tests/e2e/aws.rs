@@ -174,18 +174,9 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
             .map(|b| b.as_str()),
         Some("PAY_PER_REQUEST")
     );
-    let pitr = ddb
-        .describe_continuous_backups()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        pitr.continuous_backups_description()
-            .and_then(|c| c.point_in_time_recovery_description())
-            .and_then(|p| p.point_in_time_recovery_status())
-            .map(|s| s.as_str()),
-        Some("ENABLED"),
+        crate::fleet::point_in_time_recovery(&ddb, &table).await,
+        Some("ENABLED".into()),
         "{id}"
     );
 

@@ -709,15 +709,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
         .unwrap(),
     );
     converge(&through, &d, &opts).await;
-    assert_eq!(
-        proxy
-            .stats()
-            .lost_responses
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2,
-        "{}",
-        proxy.stats()
-    );
+    assert_eq!(proxy.stats().lost_responses(), 2, "{}", proxy.stats());
     let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
     assert_eq!(
         rest_apis(&api, &id).await.len(),
@@ -849,15 +841,7 @@ async fn a_lost_create_table_response_still_creates_the_table() {
     dynamo::create_table_with(&through, &table, &collection, &options)
         .await
         .expect("the table is there");
-    assert_eq!(
-        proxy
-            .stats()
-            .lost_responses
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1,
-        "{}",
-        proxy.stats()
-    );
+    assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
     let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let desc = ddb
         .describe_table()
@@ -868,18 +852,9 @@ async fn a_lost_create_table_response_still_creates_the_table() {
         .table
         .unwrap();
     assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
-    let pitr = ddb
-        .describe_continuous_backups()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        pitr.continuous_backups_description()
-            .and_then(|c| c.point_in_time_recovery_description())
-            .and_then(|p| p.point_in_time_recovery_status())
-            .map(|s| s.as_str()),
-        Some("ENABLED")
+        crate::fleet::point_in_time_recovery(&ddb, &table).await,
+        Some("ENABLED".into())
     );
 
     // A service error, in a line: the operation, the table, the code.

@@ -54,6 +54,24 @@ pub(crate) async fn target() -> Arc<AwsTarget> {
     )
 }
 
+/// A table's point-in-time recovery status, as DynamoDB spells it.
+pub(crate) async fn point_in_time_recovery(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Option<String> {
+    let backups = ddb
+        .describe_continuous_backups()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    backups
+        .continuous_backups_description()
+        .and_then(|c| c.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned())
+}
+
 /// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
 /// file requires it); moto draws ids from A-Z0-9, so draw until one does.
 pub(crate) async fn hosted_zone(name: &str) -> String {

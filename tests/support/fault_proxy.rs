@@ -153,6 +153,11 @@ impl Stats {
             + Self::get(&self.delayed)
     }
 
+    /// Responses lost after moto carried the request out.
+    pub fn lost_responses(&self) -> u64 {
+        Self::get(&self.lost_responses)
+    }
+
     pub fn limit_rejections(&self) -> u64 {
         Self::get(&self.limit_rejections)
     }

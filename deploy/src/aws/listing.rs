@@ -47,29 +47,23 @@ pub trait Listed {
     fn tags(&self) -> Option<&HashMap<String, String>>;
 }
 
-impl Listed for RestApi {
-    fn id(&self) -> Option<&str> {
-        self.id()
-    }
-    fn name(&self) -> Option<&str> {
-        self.name()
-    }
-    fn tags(&self) -> Option<&HashMap<String, String>> {
-        self.tags()
-    }
+/// REST APIs and usage plans have the same three accessors.
+macro_rules! listed {
+    ($($t:ty),*) => {$(
+        impl Listed for $t {
+            fn id(&self) -> Option<&str> {
+                self.id()
+            }
+            fn name(&self) -> Option<&str> {
+                self.name()
+            }
+            fn tags(&self) -> Option<&HashMap<String, String>> {
+                self.tags()
+            }
+        }
+    )*};
 }
-
-impl Listed for UsagePlan {
-    fn id(&self) -> Option<&str> {
-        self.id()
-    }
-    fn name(&self) -> Option<&str> {
-        self.name()
-    }
-    fn tags(&self) -> Option<&HashMap<String, String>> {
-        self.tags()
-    }
-}
+listed!(RestApi, UsagePlan);
 
 /// Each tenant's items: tagged for the tenant and named `name(tenant)`, in
 /// id order (more than one where a lost create response left a duplicate).
