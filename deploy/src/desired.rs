@@ -105,6 +105,9 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
                 ("timeout_s", json!(t.functions.timeout_s)),
                 ("code_sha256", json!(code_sha256)),
                 ("table", json!(table)),
+                // Search cursors are signed with a per-tenant secret the
+                // target keeps (never in the plan, only whether it is set).
+                ("cursor_secret", json!(true)),
             ]),
         );
     }

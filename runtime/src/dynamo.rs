@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
     DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
@@ -82,15 +83,28 @@ impl DynamoStore {
         &self.table
     }
 
-    fn backend<E>(&self, op: &str, err: E) -> StoreError
+    fn backend<E>(&self, op: &str, err: SdkError<E, HttpResponse>) -> StoreError
     where
-        E: std::error::Error,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        StoreError::Backend(format!(
-            "{op} on table {}: {}",
-            self.table,
-            DisplayErrorContext(&err)
-        ))
+        StoreError::Backend(format!("{op} on table {}: {}", self.table, describe(&err)))
+    }
+
+    /// Whether a conditional write went through (`true`) or its condition
+    /// failed (`false`); any other error is the store's.
+    fn written<T, E>(
+        &self,
+        op: &str,
+        result: Result<T, SdkError<E, HttpResponse>>,
+    ) -> Result<bool, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(self.backend(op, e)),
+        }
     }
 
     fn key_of(&self, id: &str) -> AttributeMap {
@@ -323,15 +337,10 @@ impl Store for DynamoStore {
             .expression_attribute_names("#k", &self.key)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Exists)
-            }
-            Err(e) => Err(self.backend("PutItem", e)),
+        if self.written("PutItem", result)? {
+            Ok(())
+        } else {
+            Err(StoreError::Exists)
         }
     }
 
@@ -350,15 +359,10 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(self.classify_failure(&item.id, expect).await)
-            }
-            Err(e) => Err(self.backend("PutItem", e)),
+        if self.written("PutItem", result)? {
+            Ok(())
+        } else {
+            Err(self.classify_failure(&item.id, expect).await)
         }
     }
 
@@ -377,15 +381,10 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(self.classify_failure(id, expect).await)
-            }
-            Err(e) => Err(self.backend("DeleteItem", e)),
+        if self.written("DeleteItem", result)? {
+            Ok(())
+        } else {
+            Err(self.classify_failure(id, expect).await)
         }
     }
 
@@ -563,6 +562,33 @@ pub fn attribute_type(kind: &Kind) -> Option<ScalarAttributeType> {
     }
 }
 
+/// An SDK error in a line: the service's error code and message where it
+/// sent one, otherwise the chain of causes (a connection that failed, a
+/// timeout) and the HTTP status if there was an answer. Never the raw
+/// response: its headers and body are no one's business in a log.
+pub fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let Some(code) = e.code() {
+        return match e.message() {
+            Some(message) => format!("{code}: {message}"),
+            None => code.to_owned(),
+        };
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if let Some(raw) = e.raw_response() {
+        text.push_str(&format!(" (HTTP {})", raw.status().as_u16()));
+    }
+    text
+}
+
 fn build_error(what: &str, e: impl std::error::Error) -> StoreError {
     StoreError::Backend(format!("building {what}: {e}"))
 }
@@ -638,7 +664,7 @@ pub async fn create_table_with(
                 .map_err(|e| build_error("a tag", e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    client
+    let created = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -648,10 +674,21 @@ pub async fn create_table_with(
         .set_deletion_protection_enabled(options.deletion_protection.then_some(true))
         .set_tags((!tags.is_empty()).then_some(tags))
         .send()
-        .await
-        .map_err(|e| {
-            StoreError::Backend(format!("CreateTable {table}: {}", DisplayErrorContext(&e)))
-        })?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // It exists: most likely made by this very call, whose response was
+        // lost and whose retry met the table the first attempt made. Wait
+        // for it like for a new one (the caller compares its schema on its
+        // next read).
+        Err(e) if e.code() == Some("ResourceInUseException") => {}
+        Err(e) => {
+            return Err(StoreError::Backend(format!(
+                "CreateTable {table}: {}",
+                describe(&e)
+            )));
+        }
+    }
     wait_until_active(client, table).await?;
     if options.point_in_time_recovery {
         set_point_in_time_recovery(client, table, true).await?;
@@ -699,10 +736,7 @@ pub async fn set_point_in_time_recovery(
         .send()
         .await
         .map_err(|e| {
-            StoreError::Backend(format!(
-                "UpdateContinuousBackups {table}: {}",
-                DisplayErrorContext(&e)
-            ))
+            StoreError::Backend(format!("UpdateContinuousBackups {table}: {}", describe(&e)))
         })?;
     Ok(())
 }
@@ -718,9 +752,7 @@ pub async fn set_deletion_protection(
         .deletion_protection_enabled(enabled)
         .send()
         .await
-        .map_err(|e| {
-            StoreError::Backend(format!("UpdateTable {table}: {}", DisplayErrorContext(&e)))
-        })?;
+        .map_err(|e| StoreError::Backend(format!("UpdateTable {table}: {}", describe(&e))))?;
     wait_until_active(client, table).await
 }
 
@@ -738,12 +770,7 @@ pub async fn update_indexes(
         .table_name(table)
         .send()
         .await
-        .map_err(|e| {
-            StoreError::Backend(format!(
-                "DescribeTable {table}: {}",
-                DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(|e| StoreError::Backend(format!("DescribeTable {table}: {}", describe(&e))))?;
     let have: BTreeSet<String> = out
         .table
         .as_ref()
@@ -796,9 +823,7 @@ pub async fn update_indexes(
             .global_secondary_index_updates(update)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::Backend(format!("UpdateTable {table}: {}", DisplayErrorContext(&e)))
-            })?;
+            .map_err(|e| StoreError::Backend(format!("UpdateTable {table}: {}", describe(&e))))?;
         wait_until_active(client, table).await?;
     }
     Ok(count)
@@ -815,12 +840,7 @@ pub async fn wait_until_active(client: &Client, table: &str) -> Result<(), Store
             .table_name(table)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::Backend(format!(
-                    "DescribeTable {table}: {}",
-                    DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| StoreError::Backend(format!("DescribeTable {table}: {}", describe(&e))))?;
         let description = out.table;
         let table_active = description
             .as_ref()

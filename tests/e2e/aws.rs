@@ -1,184 +1,46 @@
 //! The AWS target against the moto server of this run: the five tenants
 //! (copies under unique ids, so tests never collide), checked with SDK
 //! reads; a no-op apply counted with moto's request recorder; a one-field
-//! change; a destroy; and an apply killed midway by SIGKILL, then re-run.
+//! change; a destroy; an apply killed midway by SIGKILL, then re-run; and
+//! the functions' cursor secret, made once per tenant and kept.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apifactory::apply::{Quiet, Report, apply};
-use apifactory::aws::function::{STATEMENT_ID, statement_source};
+use apifactory::aws::function::{ENV_CURSOR_SECRET, STATEMENT_ID, statement_source};
 use apifactory::aws::policy::percent_decode;
-use apifactory::aws::{AwsTarget, Env, Pace, Package, TAG_TENANT};
-use apifactory::desired::{Desired, desired};
+use apifactory::aws::{AwsTarget, Env, TAG_TENANT};
+use apifactory::desired::Desired;
 use apifactory::plan::{Change, Options, Plan, plan};
 use apifactory::resource::Kind;
 use apifactory::target::Target;
-use apifactory_tests::{
-    RecordedRequest, Recording, bin_path, moto_url, repo_root, sdk_config, unique_name,
-};
+use apifactory_tests::{RecordedRequest, Recording, bin_path, moto_url, repo_root, sdk_config};
 use aws_sdk_apigateway::types::RestApi;
 use runtime::{Operation, Tenant, names};
 use serde_json::Value;
 
-/// The debug `bootstrap` carries ~150 MB of debug info; stripped, it still
-/// runs the same code and zips to a size moto takes in a blink. Made once
-/// per test process, next to the binary.
-pub(crate) fn artifact() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let bootstrap = bin_path("bootstrap");
-        let stripped = bootstrap.with_file_name("bootstrap.stripped");
-        let partial =
-            bootstrap.with_file_name(format!("bootstrap.stripped.{}", std::process::id()));
-        let status = Command::new("strip")
-            .arg("-o")
-            .arg(&partial)
-            .arg(&bootstrap)
-            .status()
-            .expect("strip (binutils) runs");
-        assert!(status.success(), "strip {}", bootstrap.display());
-        std::fs::rename(&partial, &stripped).unwrap();
-        stripped
-    })
-}
+use crate::fleet::{Fleet, artifact, package, target};
 
-fn package() -> Package {
-    static PACKAGE: OnceLock<Package> = OnceLock::new();
-    PACKAGE
-        .get_or_init(|| Package::from_artifact(artifact()).expect("the artifact packages"))
-        .clone()
-}
-
-async fn target() -> Arc<AwsTarget> {
-    Arc::new(
-        AwsTarget::new(&sdk_config().await, Pace::Off, Some(package()))
-            .await
-            .expect("the AWS target connects to moto"),
-    )
-}
-
-/// Copies of tenant files under unique ids, with unique domains (and a
-/// hosted zone made in moto where the file names one).
-struct Fleet {
-    dir: tempfile::TempDir,
-    /// The copy's id of each original.
-    ids: BTreeMap<&'static str, String>,
-}
-
-impl Fleet {
-    async fn new(originals: &[&'static str]) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ids = BTreeMap::new();
-        for original in originals {
-            let id = unique_name(original);
-            let path = repo_root().join(format!("tenants/{original}.toml"));
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            let t = Tenant::load(&path).unwrap();
-            if let Some(d) = &t.domain {
-                let (first, rest) = d.name.split_once('.').unwrap();
-                let domain = format!("{first}.{id}.{rest}");
-                text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
-                if let Some(zone) = &d.hosted_zone_id {
-                    let made = hosted_zone(&format!("{id}.{rest}")).await;
-                    text = text.replace(zone, &made);
-                }
-            }
-            std::fs::write(dir.path().join(format!("{id}.toml")), text).unwrap();
-            ids.insert(*original, id);
-        }
-        Fleet { dir, ids }
-    }
-
-    fn id(&self, original: &str) -> &str {
-        &self.ids[original]
-    }
-
-    fn scope(&self) -> BTreeSet<String> {
-        self.ids.values().cloned().collect()
-    }
-
-    fn path(&self, original: &str) -> PathBuf {
-        self.dir.path().join(format!("{}.toml", self.id(original)))
-    }
-
-    fn tenants(&self) -> Vec<Tenant> {
-        runtime::tenant::load_dir(self.dir.path()).unwrap()
-    }
-
-    fn tenant(&self, original: &str) -> Tenant {
-        Tenant::load(&self.path(original)).unwrap()
-    }
-
-    fn source(&self, original: &str) -> String {
-        let text = std::fs::read_to_string(self.path(original)).unwrap();
-        apifactory::tenants::package_source(&text).unwrap()
-    }
-
-    /// The desired state of these copies, leaving out `without`.
-    fn desired(&self, without: &[&str]) -> Desired {
-        let skip: Vec<&str> = without.iter().map(|o| self.id(o)).collect();
-        let tenants: Vec<Tenant> = self
-            .tenants()
-            .into_iter()
-            .filter(|t| !skip.contains(&t.id.as_str()))
-            .collect();
-        let sources = tenants
-            .iter()
-            .map(|t| {
-                let text = std::fs::read_to_string(&t.path).unwrap();
-                (
-                    t.id.clone(),
-                    apifactory::tenants::package_source(&text).unwrap(),
-                )
-            })
-            .collect();
-        desired(&tenants, &sources, &package())
-    }
-}
-
-/// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
-/// file requires it); moto draws ids from A-Z0-9, so draw until one does.
-async fn hosted_zone(name: &str) -> String {
-    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
-    for attempt in 0..500 {
-        let zone = r53
-            .create_hosted_zone()
-            .name(format!("{name}."))
-            .caller_reference(format!("{name}-{attempt}"))
-            .send()
-            .await
-            .unwrap();
-        let id = zone
-            .hosted_zone()
-            .unwrap()
-            .id()
-            .trim_start_matches("/hostedzone/")
-            .to_owned();
-        if id.starts_with('Z') {
-            return id;
-        }
-        r53.delete_hosted_zone().id(&id).send().await.unwrap();
-    }
-    panic!("no hosted zone id starting with Z in 500 tries");
-}
-
-async fn observe_and_plan(target: &AwsTarget, d: &Desired, opts: &Options) -> Plan {
+pub(crate) async fn observe_and_plan(target: &AwsTarget, d: &Desired, opts: &Options) -> Plan {
     let observed = target.observe(&opts.tenants).await.unwrap();
     plan(d, &observed, opts)
 }
 
-async fn converge(target: &Arc<AwsTarget>, d: &Desired, opts: &Options) -> (Plan, Report) {
+pub(crate) async fn converge(
+    target: &Arc<AwsTarget>,
+    d: &Desired,
+    opts: &Options,
+) -> (Plan, Report) {
     let p = observe_and_plan(target, d, opts).await;
     let report = apply(&p, Arc::new(d.clone()), target.clone(), 8, Arc::new(Quiet)).await;
     assert!(report.ok(), "{report}");
     (p, report)
 }
 
-fn scope(ids: BTreeSet<String>) -> Options {
+pub(crate) fn scope(ids: BTreeSet<String>) -> Options {
     Options {
         tenants: ids,
         ..Options::default()
@@ -204,7 +66,7 @@ pub(crate) fn mutating(r: &RecordedRequest) -> bool {
 }
 
 /// The tenant's REST APIs, by tag.
-async fn rest_apis(api: &aws_sdk_apigateway::Client, tenant: &str) -> Vec<RestApi> {
+pub(crate) async fn rest_apis(api: &aws_sdk_apigateway::Client, tenant: &str) -> Vec<RestApi> {
     api.get_rest_apis()
         .limit(500)
         .send()
@@ -217,7 +79,7 @@ async fn rest_apis(api: &aws_sdk_apigateway::Client, tenant: &str) -> Vec<RestAp
         .collect()
 }
 
-async fn usage_plans(
+pub(crate) async fn usage_plans(
     api: &aws_sdk_apigateway::Client,
     tenant: &str,
 ) -> Vec<aws_sdk_apigateway::types::UsagePlan> {
@@ -233,7 +95,7 @@ async fn usage_plans(
         .collect()
 }
 
-async fn api_keys(
+pub(crate) async fn api_keys(
     api: &aws_sdk_apigateway::Client,
     tenant: &str,
 ) -> Vec<aws_sdk_apigateway::types::ApiKey> {
@@ -312,18 +174,9 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
             .map(|b| b.as_str()),
         Some("PAY_PER_REQUEST")
     );
-    let pitr = ddb
-        .describe_continuous_backups()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        pitr.continuous_backups_description()
-            .and_then(|c| c.point_in_time_recovery_description())
-            .and_then(|p| p.point_in_time_recovery_status())
-            .map(|s| s.as_str()),
-        Some("ENABLED"),
+        crate::fleet::point_in_time_recovery(&ddb, &table).await,
+        Some("ENABLED".into()),
         "{id}"
     );
 
@@ -471,6 +324,11 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
         assert_eq!(
             vars.get("APIFACTORY_OPERATION").map(String::as_str),
             Some(op.as_str())
+        );
+        assert_eq!(
+            vars.get(ENV_CURSOR_SECRET).map(String::len),
+            Some(43),
+            "{name}: a 256-bit cursor secret"
         );
         let policy = lambda
             .get_policy()
@@ -653,7 +511,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_tenants_apply_then_a_no_op_a_change_and_a_destroy() {
-    let fleet = Fleet::new(&["acme", "bookshop", "clinic", "events", "fleet"]).await;
+    let fleet = Fleet::new(&crate::fleet::ORIGINALS).await;
     let target = target().await;
     let opts = scope(fleet.scope());
 
@@ -911,7 +769,7 @@ fn apifactory(fleet: &Fleet, args: &[&str], pace: &str) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_killed_midway_converges_on_the_next_run_without_duplicates() {
     let fleet = Fleet::new(&["acme", "clinic"]).await;
-    let tenants = fleet.ids.values().cloned().collect::<Vec<_>>().join(",");
+    let tenants = fleet.list();
     let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
     let acme = fleet.id("acme").to_owned();
     let clinic = fleet.id("clinic").to_owned();
@@ -1051,4 +909,134 @@ async fn an_apply_killed_midway_converges_on_the_next_run_without_duplicates() {
             .await
             .is_err()
     );
+}
+
+/// Every function of the tenant's with its cursor secret (`None` where it
+/// has none).
+async fn cursor_secrets(t: &Tenant) -> BTreeMap<String, Option<String>> {
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
+    let mut out = BTreeMap::new();
+    for op in &t.functions.operations {
+        let name = names::function(&t.id, *op);
+        let f = lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        let secret = f
+            .environment()
+            .and_then(|e| e.variables())
+            .and_then(|v| v.get(ENV_CURSOR_SECRET))
+            .cloned();
+        out.insert(name, secret);
+    }
+    out
+}
+
+/// The one secret all of the tenant's functions hold.
+async fn the_cursor_secret(t: &Tenant) -> String {
+    let secrets = cursor_secrets(t).await;
+    let distinct: BTreeSet<&Option<String>> = secrets.values().collect();
+    assert_eq!(distinct.len(), 1, "{}: {secrets:?}", t.id);
+    let secret = secrets.into_values().next().flatten().expect("a secret");
+    // 256 random bits, URL-safe base64.
+    assert_eq!(secret.len(), 43, "{}", t.id);
+    secret
+}
+
+/// Converges and checks that neither the plan's text nor its JSON holds
+/// the secret.
+async fn converge_quietly(
+    target: &Arc<AwsTarget>,
+    d: &Desired,
+    opts: &Options,
+    secret: Option<&str>,
+) -> Plan {
+    let (p, _) = converge(target, d, opts).await;
+    if let Some(secret) = secret {
+        assert!(!p.to_string().contains(secret), "{p}");
+        assert!(!serde_json::to_string(&p).unwrap().contains(secret));
+    }
+    p
+}
+
+/// The search cursors' secret: made at the first apply, one per tenant,
+/// the same in every function of it; kept by redeploys of code and of
+/// configuration; put back (the same one) on a function that lost it; and
+/// a no-op apply after all that makes no mutating call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_secret_is_made_once_and_kept_across_redeploys() {
+    let fleet = Fleet::new(&["clinic", "events"]).await;
+    let opts = scope(fleet.scope());
+    let first = converge_quietly(&target().await, &fleet.desired(&[]), &opts, None).await;
+    let clinic = fleet.tenant("clinic");
+    let secret = the_cursor_secret(&clinic).await;
+    assert!(!first.to_string().contains(&secret));
+    assert_ne!(
+        the_cursor_secret(&fleet.tenant("events")).await,
+        secret,
+        "one secret per tenant"
+    );
+
+    // A code change (the collection), then a code and configuration change
+    // (the timeout, which rewrites the environment), each by a new run.
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(fleet.path("clinic")).unwrap();
+        assert!(text.contains(from));
+        std::fs::write(fleet.path("clinic"), text.replace(from, to)).unwrap();
+    };
+    for (from, to) in [
+        ("max_length = 2000", "max_length = 1999"),
+        ("timeout_s = 5", "timeout_s = 6"),
+    ] {
+        edit(from, to);
+        let p = converge_quietly(&target().await, &fleet.desired(&[]), &opts, Some(&secret)).await;
+        let fields: BTreeSet<String> = p
+            .actions
+            .iter()
+            .filter(|a| a.address.kind == Kind::Function)
+            .flat_map(|a| match &a.change {
+                Change::Update { fields } => {
+                    fields.iter().map(|f| f.field.clone()).collect::<Vec<_>>()
+                }
+                other => panic!("{other:?} {}", a.address),
+            })
+            .collect();
+        assert!(fields.contains("code_sha256"), "{p}");
+        assert!(!fields.contains("cursor_secret"), "{p}");
+        assert_eq!(the_cursor_secret(&clinic).await, secret, "after {to}");
+    }
+
+    // A function that lost its secret (deployed before there was one, or
+    // edited by hand) is planned for it and gets the tenant's back.
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
+    let get = names::function(&clinic.id, Operation::Get);
+    lambda
+        .update_function_configuration()
+        .function_name(&get)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .variables("APIFACTORY_TABLE", names::table(&clinic.id))
+                .variables("APIFACTORY_OPERATION", "get")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fresh = target().await;
+    let d = fleet.desired(&[]);
+    let p = observe_and_plan(&fresh, &d, &opts).await;
+    let changes: Vec<String> = p.actions.iter().map(|a| a.address.to_string()).collect();
+    assert_eq!(changes, [format!("function {get}")], "{p}");
+    assert!(
+        p.to_string().contains("(cursor_secret: false -> true)"),
+        "{p}"
+    );
+    converge_quietly(&fresh, &d, &opts, Some(&secret)).await;
+    assert_eq!(the_cursor_secret(&clinic).await, secret);
+
+    // Converged: a new run plans nothing and makes no mutating call.
+    let noop = target_fresh_noop(&fleet, &opts).await;
+    assert_eq!(noop.writes, 0);
 }

@@ -5,10 +5,15 @@
 //! these tests share moto with every other test and never reset it.
 //!
 //! - 20% injected faults (500s, throttles in each service's shape, resets
-//!   before moto sees the request, latency): apply converges to exactly a
-//!   clean apply's state. (Lost responses after moto carried a request out
-//!   are off: a lost CreateUsagePlan or CreateRestApi response can leave a
-//!   duplicate, a known gap; `FaultConfig::lose_responses` turns them on.)
+//!   before moto sees the request, responses lost after moto carried the
+//!   request out, latency): re-run until nothing is left to do, apply
+//!   converges to exactly a clean apply's state. A lost CreateUsagePlan or
+//!   CreateRestApi response leaves a duplicate (AWS takes no client token
+//!   for them); the next run deletes it.
+//! - Exactly one lost CreateRestApi and CreateUsagePlan response: the next
+//!   plan deletes the duplicates, keeps the ones in use, and a run after
+//!   that makes no mutating call. A lost CreateTable response: the table
+//!   is created all the same.
 //! - SIGKILL at ten seeded random points, re-run each time: same.
 //! - The pacer at a scale keeps the proxy's enforced CreateDeployment and
 //!   CreateRestApi limits (same scale) from refusing anything.
@@ -18,39 +23,18 @@
 //!   and nowhere else.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use apifactory::aws::TAG_TENANT;
 use apifactory::aws::policy::{POLICY_NAME, percent_decode};
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy, RateLimit};
-use apifactory_tests::{bin_path, moto_url, repo_root, sdk_config, unique_name};
-use runtime::{Tenant, names};
+use apifactory_tests::{moto_url, sdk_config};
+use runtime::names;
 use serde_json::Value;
 
-const ORIGINALS: [&str; 5] = ["acme", "bookshop", "clinic", "events", "fleet"];
-
-/// The debug `bootstrap`, stripped (it zips to a size moto takes in a
-/// blink). Made once per test process under a name of its own.
-fn artifact() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let bootstrap = bin_path("bootstrap");
-        let stripped = bootstrap.with_file_name("bootstrap.faults-stripped");
-        let partial = bootstrap.with_file_name(format!("bootstrap.faults.{}", std::process::id()));
-        let status = std::process::Command::new("strip")
-            .arg("-o")
-            .arg(&partial)
-            .arg(&bootstrap)
-            .status()
-            .expect("strip (binutils) runs");
-        assert!(status.success(), "strip {}", bootstrap.display());
-        std::fs::rename(&partial, &stripped).unwrap();
-        stripped
-    })
-}
+use crate::fleet::{Fleet, ORIGINALS, text};
 
 /// A small stand-in for the bootstrap where the size of the upload does not
 /// matter: moto stores function code and never runs it (no Docker here), so
@@ -60,114 +44,6 @@ fn artifact() -> &'static Path {
 /// keeps the real one, so the proxy relays bodies of megabytes.
 fn small_artifact() -> &'static Path {
     Path::new("/usr/bin/true")
-}
-
-/// Copies of the five tenant files under unique ids, with unique domains
-/// (and a hosted zone made in moto where the file names one).
-struct Fleet {
-    dir: tempfile::TempDir,
-    ids: Vec<String>,
-    /// The `--artifact` to deploy.
-    artifact: &'static Path,
-}
-
-impl Fleet {
-    async fn new(artifact: &'static Path) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ids = Vec::new();
-        for original in ORIGINALS {
-            let id = unique_name(original);
-            let path = repo_root().join(format!("tenants/{original}.toml"));
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            let t = Tenant::load(&path).unwrap();
-            if let Some(d) = &t.domain {
-                let (first, rest) = d.name.split_once('.').unwrap();
-                let domain = format!("{first}.{id}.{rest}");
-                text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
-                if let Some(zone) = &d.hosted_zone_id {
-                    let made = hosted_zone(&format!("{id}.{rest}")).await;
-                    text = text.replace(zone, &made);
-                }
-            }
-            std::fs::write(dir.path().join(format!("{id}.toml")), text).unwrap();
-            ids.push(id);
-        }
-        Fleet { dir, ids, artifact }
-    }
-
-    fn tenants(&self) -> Vec<Tenant> {
-        runtime::tenant::load_dir(self.dir.path()).unwrap()
-    }
-
-    fn list(&self) -> String {
-        self.ids.join(",")
-    }
-
-    /// `apifactory <args> --target aws` on these tenants, through
-    /// `endpoint`, at `pace`.
-    fn command(&self, verb: &str, extra: &[&str], endpoint: &str, pace: &str) -> Command {
-        let mut c = tokio::process::Command::new(bin_path("apifactory"));
-        c.arg(verb)
-            .args(["--target", "aws", "--tenant", &self.list()])
-            .args(extra)
-            .arg("--tenants")
-            .arg(self.dir.path())
-            .arg("--artifact")
-            .arg(self.artifact)
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("APIFACTORY_PACE", pace)
-            .current_dir(repo_root())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        Command(c)
-    }
-}
-
-struct Command(tokio::process::Command);
-
-impl Command {
-    /// Runs to the end (at most 120 s).
-    async fn output(mut self) -> Output {
-        tokio::time::timeout(Duration::from_secs(120), self.0.output())
-            .await
-            .expect("apifactory finishes within 120 s")
-            .expect("apifactory runs")
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
-/// file requires it); moto draws ids from A-Z0-9, so draw until one does.
-async fn hosted_zone(name: &str) -> String {
-    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
-    for attempt in 0..500 {
-        let zone = r53
-            .create_hosted_zone()
-            .name(format!("{name}."))
-            .caller_reference(format!("{name}-{attempt}"))
-            .send()
-            .await
-            .unwrap();
-        let id = zone
-            .hosted_zone()
-            .unwrap()
-            .id()
-            .trim_start_matches("/hostedzone/")
-            .to_owned();
-        if id.starts_with('Z') {
-            return id;
-        }
-        r53.delete_hosted_zone().id(&id).send().await.unwrap();
-    }
-    panic!("no hosted zone id starting with Z in 500 tries");
 }
 
 /// All CLI output of a test, to look for key values in.
@@ -184,9 +60,11 @@ impl Outputs {
     }
 }
 
-/// Re-runs `apply` through `endpoint` until it exits 0, at most `tries`
-/// times; the number of runs it took.
-async fn apply_until_ok(
+/// Re-runs `apply` through `endpoint` until a run exits 0 and leaves
+/// nothing to do (a plan against moto directly is empty: a run that met a
+/// lost create response leaves the duplicate to the next one), at most
+/// `tries` runs; the number of runs it took.
+async fn apply_until_converged(
     fleet: &Fleet,
     endpoint: &str,
     pace: &str,
@@ -196,14 +74,25 @@ async fn apply_until_ok(
     for run in 1..=tries {
         let out = fleet.command("apply", &[], endpoint, pace).output().await;
         outputs.add(&format!("apply #{run}"), &out);
-        if out.status.success() {
+        if !out.status.success() {
+            eprintln!(
+                "apply #{run} failed ({}):\n{}",
+                out.status,
+                text(&out.stderr)
+            );
+            continue;
+        }
+        let plan = fleet
+            .command("plan", &["--json"], &moto_url(), "off")
+            .output()
+            .await;
+        assert!(plan.status.success(), "{}", text(&plan.stderr));
+        outputs.add(&format!("plan after apply #{run}"), &plan);
+        let left: Value = serde_json::from_slice(&plan.stdout).unwrap();
+        if left["actions"] == serde_json::json!([]) {
             return run;
         }
-        eprintln!(
-            "apply #{run} failed ({}):\n{}",
-            out.status,
-            text(&out.stderr)
-        );
+        eprintln!("apply #{run} left work: {}", left["actions"]);
     }
     panic!("apply did not converge in {tries} runs");
 }
@@ -259,7 +148,7 @@ async fn read_world(fleet: &Fleet) -> World {
         values: BTreeMap::new(),
     };
     let mut our_api_ids = BTreeSet::new();
-    for id in &fleet.ids {
+    for id in fleet.ids.values() {
         let ids: Vec<String> = all_apis
             .items()
             .iter()
@@ -600,10 +489,17 @@ fn assert_keys_printed_once(w: &World, outputs: &Outputs, exactly: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
     let started = Instant::now();
-    let fleet = Fleet::new(artifact()).await;
-    let proxy = FaultProxy::start(&moto_url(), FaultConfig::with_rate(0.2)).await;
+    let fleet = Fleet::new(&ORIGINALS).await;
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            lose_responses: true,
+            ..FaultConfig::with_rate(0.2)
+        },
+    )
+    .await;
     let mut outputs = Outputs::default();
-    let runs = apply_until_ok(&fleet, proxy.url(), "off", 6, &mut outputs).await;
+    let runs = apply_until_converged(&fleet, proxy.url(), "off", 6, &mut outputs).await;
     eprintln!(
         "faults: converged in {runs} apply run(s), {:?}; proxy: {}",
         started.elapsed(),
@@ -623,7 +519,7 @@ async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
     let started = Instant::now();
-    let fleet = Fleet::new(small_artifact()).await;
+    let fleet = Fleet::new(&ORIGINALS).await.with_artifact(small_artifact());
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -667,7 +563,7 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
         let out = child.wait_with_output().await.unwrap();
         outputs.add(&format!("apply (kill round {round})"), &out);
     }
-    let runs = apply_until_ok(&fleet, &moto_url(), "off", 2, &mut outputs).await;
+    let runs = apply_until_converged(&fleet, &moto_url(), "off", 2, &mut outputs).await;
     eprintln!(
         "kills: {killed} SIGKILLs survived, {finished} runs ended first; converged in {runs} \
          more run(s); {:?}",
@@ -692,7 +588,7 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
     const FACTOR: f64 = 10.0;
-    let fleet = Fleet::new(small_artifact()).await;
+    let fleet = Fleet::new(&ORIGINALS).await.with_artifact(small_artifact());
     let proxy = FaultProxy::start(
         &moto_url(),
         FaultConfig {
@@ -749,7 +645,7 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
         .load()
         .await;
     let api = aws_sdk_apigateway::Client::new(&config);
-    let api_id = &w.apis[&fleet.ids[0]][0];
+    let api_id = &w.apis[&fleet.all_ids()[0]][0];
     let mut refused = Vec::new();
     for _ in 0..3 {
         if let Err(e) = api.create_deployment().rest_api_id(api_id).send().await {
@@ -764,4 +660,216 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
         proxy.stats()
     );
     assert_eq!(proxy.stats().limit_rejections(), 2);
+}
+
+/// An SDK configuration through `endpoint` (the SDK's standard retries, so
+/// a lost response is retried as it would be on AWS).
+async fn config_through(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
+            "testing", "testing", None, None, "faults",
+        ))
+        .load()
+        .await
+}
+
+/// AWS takes no client token on CreateRestApi or CreateUsagePlan: when the
+/// answer to one is lost after the create was carried out, the SDK's retry
+/// makes a second. The apply that met it goes on with the second; the next
+/// one plans the deletion of the other (the REST API without the stage, the
+/// usage plan without the keys), leaves exactly one of each, and after that
+/// a new run makes no mutating call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
+    use crate::aws::{api_keys, converge, observe_and_plan, rest_apis, scope, usage_plans};
+    use apifactory::aws::{AwsTarget, Pace};
+    use apifactory::plan::Change;
+
+    let fleet = Fleet::new(&["acme"]).await;
+    let id = fleet.id("acme").to_owned();
+    let opts = scope(fleet.scope());
+    let d = fleet.desired(&[]);
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            lose_first: vec!["CreateRestApi", "CreateUsagePlan"],
+            ..FaultConfig::with_rate(0.0)
+        },
+    )
+    .await;
+    let through = std::sync::Arc::new(
+        AwsTarget::new(
+            &config_through(proxy.url()).await,
+            Pace::Off,
+            Some(crate::fleet::package()),
+        )
+        .await
+        .unwrap(),
+    );
+    converge(&through, &d, &opts).await;
+    assert_eq!(proxy.stats().lost_responses(), 2, "{}", proxy.stats());
+    let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+    assert_eq!(
+        rest_apis(&api, &id).await.len(),
+        2,
+        "the lost create made one"
+    );
+    assert_eq!(
+        usage_plans(&api, &id).await.len(),
+        2,
+        "the lost create made one"
+    );
+
+    // The next run plans exactly the two deletions.
+    let target = crate::fleet::target().await;
+    let p = observe_and_plan(&target, &d, &opts).await;
+    let planned: Vec<(String, &Change)> = p
+        .actions
+        .iter()
+        .map(|a| (a.address.kind.to_string(), &a.change))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("usage_plan".to_owned(), &Change::Delete),
+            ("api".to_owned(), &Change::Delete)
+        ],
+        "{p}"
+    );
+    let shown = p.to_string();
+    assert!(
+        shown.contains(&format!(
+            "- api        {} (duplicate ",
+            names::rest_api(&id)
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "- usage_plan {} (duplicate ",
+            names::usage_plan(&id)
+        )),
+        "{shown}"
+    );
+    converge(&target, &d, &opts).await;
+
+    // One of each is left: the REST API with the stage and the domain's
+    // mapping, and the plan bound to it that holds every key.
+    let apis = rest_apis(&api, &id).await;
+    assert_eq!(apis.len(), 1, "{apis:?}");
+    let api_id = apis[0].id().unwrap();
+    let stages = api.get_stages().rest_api_id(api_id).send().await.unwrap();
+    assert_eq!(stages.item().len(), 1);
+    let t = fleet.tenant("acme");
+    let domain = &t.domain.as_ref().unwrap().name;
+    let mappings = api
+        .get_base_path_mappings()
+        .domain_name(domain)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        mappings
+            .items()
+            .iter()
+            .all(|m| m.rest_api_id() == Some(api_id))
+    );
+    let plans = usage_plans(&api, &id).await;
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(
+        plans[0]
+            .api_stages()
+            .iter()
+            .map(|s| (s.api_id(), s.stage()))
+            .collect::<Vec<_>>(),
+        [(Some(api_id), Some(t.stage.as_str()))]
+    );
+    let held: BTreeSet<String> = api
+        .get_usage_plan_keys()
+        .usage_plan_id(plans[0].id().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter_map(|k| k.id().map(str::to_owned))
+        .collect();
+    let keys: BTreeSet<String> = api_keys(&api, &id)
+        .await
+        .iter()
+        .filter_map(|k| k.id().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), t.clients.len());
+    assert_eq!(held, keys);
+
+    // Converged: a new run plans nothing and makes no mutating call.
+    let fresh = crate::fleet::target().await;
+    let (p, _) = converge(&fresh, &d, &opts).await;
+    assert!(p.is_empty(), "{p}");
+    assert_eq!(fresh.pacer.writes(), 0);
+}
+
+/// A lost CreateTable response: the SDK's retry meets the table the first
+/// attempt made (ResourceInUseException), which is the table asked for, so
+/// creating it succeeds and waits for it as usual. An error names the
+/// service's code and message, never the raw HTTP response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_table_response_still_creates_the_table() {
+    use runtime::dynamo::{self, TableOptions};
+
+    let proxy = FaultProxy::start(
+        &moto_url(),
+        FaultConfig {
+            lose_first: vec!["CreateTable"],
+            ..FaultConfig::with_rate(0.0)
+        },
+    )
+    .await;
+    let through = aws_sdk_dynamodb::Client::new(&config_through(proxy.url()).await);
+    let table = apifactory_tests::unique_name("lost-create");
+    let collection =
+        runtime::Tenant::load(&apifactory_tests::repo_root().join("tenants/acme.toml"))
+            .unwrap()
+            .collection;
+    let options = TableOptions {
+        deletion_protection: false,
+        point_in_time_recovery: true,
+        tags: vec![("purpose".into(), "test".into())],
+    };
+    dynamo::create_table_with(&through, &table, &collection, &options)
+        .await
+        .expect("the table is there");
+    assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let desc = ddb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
+    assert_eq!(
+        crate::fleet::point_in_time_recovery(&ddb, &table).await,
+        Some("ENABLED".into())
+    );
+
+    // A service error, in a line: the operation, the table, the code.
+    let missing = apifactory_tests::unique_name("missing");
+    let err = dynamo::set_point_in_time_recovery(&ddb, &missing, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("UpdateContinuousBackups {missing}: "))
+            && err.contains("NotFoundException"),
+        "{err}"
+    );
+    for raw in ["headers", "Response", "SdkBody", "raw"] {
+        assert!(!err.contains(raw), "{err}");
+    }
+    ddb.delete_table().table_name(&table).send().await.unwrap();
 }

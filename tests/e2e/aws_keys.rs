@@ -14,7 +14,8 @@ use apifactory_tests::{Recording, bin_path, moto_url, repo_root, sdk_config, uni
 use runtime::names;
 use serde_json::Value;
 
-use crate::aws::{artifact, mutating};
+use crate::aws::mutating;
+use crate::fleet::artifact;
 
 struct Tenant {
     dir: tempfile::TempDir,

@@ -5,6 +5,7 @@ mod aws_keys;
 mod bootstrap;
 mod cli;
 mod crash;
+mod fleet;
 mod hostile;
 mod keys;
 mod schemathesis;

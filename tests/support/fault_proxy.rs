@@ -57,11 +57,16 @@ pub struct FaultConfig {
     pub max_latency: Duration,
     /// Per-operation rate limits to enforce (none by default).
     pub limits: Vec<RateLimit>,
-    /// Also lose responses after moto carried the request out. Off by
-    /// default: AWS gives CreateUsagePlan and CreateRestApi no client token,
-    /// so a lost create response can leave a duplicate the next apply does
-    /// not yet remove (a known gap of the AWS target).
+    /// Also lose responses after moto carried the request out (the client
+    /// cannot tell whether it happened). Off by default; a create without a
+    /// client token (CreateUsagePlan, CreateRestApi) then leaves a duplicate
+    /// for the next apply to delete, so a test that turns this on must
+    /// re-run apply until nothing is left to do.
     pub lose_responses: bool,
+    /// Operations (as [`operation`] names them) whose first response is
+    /// lost after moto carried the request out, whatever the rate: a fault
+    /// a test can count on.
+    pub lose_first: Vec<&'static str>,
 }
 
 impl FaultConfig {
@@ -77,6 +82,7 @@ impl FaultConfig {
             max_latency: Duration::from_millis(200),
             limits: Vec::new(),
             lose_responses: false,
+            lose_first: Vec::new(),
         }
     }
 }
@@ -185,6 +191,11 @@ impl Stats {
             + Self::get(&self.delayed)
     }
 
+    /// Responses lost after moto carried the request out.
+    pub fn lost_responses(&self) -> u64 {
+        Self::get(&self.lost_responses)
+    }
+
     pub fn limit_rejections(&self) -> u64 {
         Self::get(&self.limit_rejections)
     }
@@ -265,6 +276,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream,
             rng: Mutex::new(SplitMix(config.seed)),
+            lose_first: Mutex::new(config.lose_first.clone()),
             buckets: config
                 .limits
                 .iter()
@@ -298,14 +310,24 @@ impl FaultProxy {
 struct Shared {
     upstream: String,
     config: FaultConfig,
+    /// What is left of `config.lose_first`.
+    lose_first: Mutex<Vec<&'static str>>,
     rng: Mutex<SplitMix>,
     buckets: Vec<Mutex<Bucket>>,
     stats: Arc<Stats>,
 }
 
 impl Shared {
-    /// Draws the fault for one request, if any: an even mix of the five.
-    fn draw(&self) -> Option<(Fault, f64)> {
+    /// Draws the fault for one request, if any: the first response of an
+    /// operation in `lose_first` is lost, otherwise an even mix of the five.
+    fn draw(&self, op: Option<&str>) -> Option<(Fault, f64)> {
+        if let Some(op) = op {
+            let mut once = self.lose_first.lock().unwrap();
+            if let Some(i) = once.iter().position(|o| *o == op) {
+                once.remove(i);
+                return Some((Fault::LostResponse, 0.0));
+            }
+        }
         let mut rng = self.rng.lock().unwrap();
         if rng.unit() >= self.config.rate {
             return None;
@@ -455,8 +477,9 @@ pub fn service(headers: &[(String, String)]) -> Option<String> {
     parts.next().map(str::to_owned)
 }
 
-/// The operation of a request where the proxy enforces limits: API
-/// Gateway's REST API writes, named as AWS names them.
+/// The operation of a request where the proxy enforces limits or loses a
+/// first response: API Gateway's REST API and usage plan writes, and
+/// DynamoDB's CreateTable, named as AWS names them.
 pub fn operation(service: Option<&str>, method: &str, target: &str) -> Option<&'static str> {
     if service != Some("apigateway") {
         return None;
@@ -465,6 +488,7 @@ pub fn operation(service: Option<&str>, method: &str, target: &str) -> Option<&'
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         ("POST", ["restapis"]) => Some("CreateRestApi"),
+        ("POST", ["usageplans"]) => Some("CreateUsagePlan"),
         ("PUT", ["restapis", _]) => Some("PutRestApi"),
         ("DELETE", ["restapis", _]) => Some("DeleteRestApi"),
         ("POST", ["restapis", _, "deployments"]) => Some("CreateDeployment"),
@@ -760,7 +784,7 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let key = format!("{}:{op}", svc.as_deref().unwrap_or("unknown"));
         shared.stats.count(&key, false);
 
-        let answer = match shared.draw() {
+        let answer = match shared.draw(Some(op.as_str())) {
             Some((Fault::Reset, _)) => {
                 shared.stats.resets.fetch_add(1, Ordering::Relaxed);
                 // Dropping both halves closes the socket unanswered.
@@ -1050,6 +1074,10 @@ mod tests {
         assert_eq!(
             operation(Some("apigateway"), "POST", "/restapis/abc/deployments"),
             Some("CreateDeployment")
+        );
+        assert_eq!(
+            operation(Some("apigateway"), "POST", "/usageplans"),
+            Some("CreateUsagePlan")
         );
         assert_eq!(operation(Some("lambda"), "POST", "/restapis"), None);
     }

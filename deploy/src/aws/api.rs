@@ -18,7 +18,7 @@ use aws_sdk_apigateway::types::{
 use runtime::names;
 use serde_json::{Value, json};
 
-use super::{AwsTarget, Family, Found, MARKER, Scope, fail, is};
+use super::{AwsTarget, Family, Found, MARKER, Scope, fail, is, listing};
 use crate::desired::{self, Desired};
 use crate::openapi;
 use crate::plan::{Action, Change};
@@ -29,51 +29,56 @@ pub const APIGW: &[Family] = &[Family::ApiGateway];
 
 /// Every REST API of the account and region.
 async fn list(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
-    let mut all = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        t.pacer.read(APIGW).await;
+    listing::pages(t, "GetRestApis", |position| async move {
         let page = t
             .apigateway
             .get_rest_apis()
-            .set_position(position.take())
+            .set_position(position)
             .limit(500)
             .send()
-            .await
-            .map_err(|e| fail("API Gateway GetRestApis", e))?;
-        let next = page.position().map(str::to_owned);
-        all.extend(page.items.unwrap_or_default());
-        match next {
-            Some(p) if !p.is_empty() => position = Some(p),
-            _ => break,
-        }
-    }
-    Ok(all)
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
 }
 
-/// apifactory's REST API of each tenant: tagged for the tenant, named for
-/// it, the oldest when there are several.
-fn by_tenant(apis: &[RestApi]) -> BTreeMap<String, &RestApi> {
-    let mut chosen: BTreeMap<String, &RestApi> = BTreeMap::new();
-    for api in apis {
-        let Some(tenant) = super::tagged_tenant(api.tags()) else {
-            continue;
-        };
-        if api.name() != Some(names::rest_api(tenant).as_str()) {
-            continue;
-        }
-        let older = |a: &RestApi, b: &RestApi| {
-            (a.created_date().map(|d| d.as_nanos()), a.id())
-                < (b.created_date().map(|d| d.as_nanos()), b.id())
-        };
-        match chosen.get(tenant) {
-            Some(have) if !older(api, have) => {}
-            _ => {
-                chosen.insert(tenant.to_owned(), api);
-            }
-        }
+/// The REST API that stands among a tenant's candidates (tagged and named
+/// for it): the one the tenant's domain maps, else one with a stage, else
+/// the oldest. Reads only where there are several.
+async fn choose<'a>(
+    t: &AwsTarget,
+    tenant: &str,
+    candidates: &[&'a RestApi],
+) -> anyhow::Result<&'a RestApi> {
+    let [first, rest @ ..] = candidates else {
+        anyhow::bail!("no REST API to choose from for tenant {tenant}");
+    };
+    if rest.is_empty() {
+        return Ok(first);
     }
-    chosen
+    let mapped = super::domain::mapped_apis(t, tenant).await?;
+    let mut ranked = Vec::new();
+    for api in candidates {
+        let id = api.id().unwrap_or_default();
+        t.pacer.read(APIGW).await;
+        let stages = t
+            .apigateway
+            .get_stages()
+            .rest_api_id(id)
+            .send()
+            .await
+            .map_err(|e| fail(&format!("GetStages {id}"), e))?;
+        let created = api.created_date().map_or(i128::MAX, |d| d.as_nanos());
+        let rank = (
+            !mapped.contains(id),
+            stages.item().is_empty(),
+            created,
+            id.to_owned(),
+        );
+        ranked.push((rank, *api));
+    }
+    ranked.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(ranked[0].1)
 }
 
 /// The definition hash and collection a description records.
@@ -93,30 +98,45 @@ pub fn marker(hash: &str, collection: &str) -> String {
     format!("{MARKER}{hash} collection={collection}")
 }
 
-/// The REST APIs of the tenants in scope (id and attributes), and the ids
-/// of every tenant's.
-#[allow(clippy::type_complexity)]
-pub async fn observe(
-    t: &AwsTarget,
-    scope: &Scope,
-) -> anyhow::Result<(BTreeMap<String, (String, Found)>, HashMap<String, String>)> {
+/// What observe found of the REST APIs.
+#[derive(Default)]
+pub struct Apis {
+    /// The standing REST API of each tenant in scope: its id and attributes.
+    pub found: BTreeMap<String, (String, Found)>,
+    /// The standing REST API id of every tenant.
+    pub all: HashMap<String, String>,
+    /// The others of tenants in scope, for the plan to delete.
+    pub duplicates: Vec<Found>,
+}
+
+pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
     let apis = list(t).await?;
-    let chosen = by_tenant(&apis);
-    let mut all = HashMap::new();
-    let mut found = BTreeMap::new();
-    for (tenant, api) in chosen {
+    let mut out = Apis::default();
+    for (tenant, candidates) in listing::by_tenant(&apis, names::rest_api) {
+        let api = choose(t, &tenant, &candidates).await?;
         let id = api.id().unwrap_or_default().to_owned();
-        all.insert(tenant.clone(), id.clone());
+        out.all.insert(tenant.clone(), id.clone());
         if !scope.covers(&tenant) {
             continue;
         }
+        let name = names::rest_api(&tenant);
+        for other in candidates
+            .iter()
+            .filter_map(|c| c.id())
+            .filter(|o| *o != id)
+        {
+            out.duplicates.push((
+                Address::new(&tenant, Kind::Api, listing::duplicate_name(&name, other)),
+                attrs([("id", json!(other)), (listing::DUPLICATE_OF, json!(id))]),
+            ));
+        }
         let (hash, collection) = parse_marker(api.description());
-        found.insert(
+        out.found.insert(
             tenant.clone(),
             (
                 id,
                 (
-                    Address::new(&tenant, Kind::Api, names::rest_api(&tenant)),
+                    Address::new(&tenant, Kind::Api, name),
                     attrs([
                         ("definition_sha256", json!(hash)),
                         ("collection", json!(collection)),
@@ -125,32 +145,43 @@ pub async fn observe(
             ),
         );
     }
-    Ok((found, all))
+    Ok(out)
 }
 
 /// The id of the tenant's REST API, found by tags and name.
 pub async fn find(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
     let apis = list(t).await?;
-    Ok(by_tenant(&apis)
-        .get(tenant)
-        .and_then(|a| a.id())
-        .map(str::to_owned))
+    match listing::by_tenant(&apis, names::rest_api).get(tenant) {
+        Some(candidates) => Ok(choose(t, tenant, candidates).await?.id().map(str::to_owned)),
+        None => Ok(None),
+    }
+}
+
+async fn delete(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
+    t.pacer
+        .write(&[Family::ApiGateway, Family::DeleteRestApi])
+        .await;
+    match t.apigateway.delete_rest_api().rest_api_id(id).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is(&e, &["NotFoundException"]) => Ok(()),
+        Err(e) => Err(fail(&format!("DeleteRestApi {id}"), e)),
+    }
 }
 
 pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
     let tenant = action.address.tenant.as_str();
     if action.change == Change::Delete {
+        if let Some((id, _)) = listing::duplicate(&action.attrs) {
+            // A duplicate a lost create response left: no plan of the
+            // tenant may stay bound to it.
+            super::usage_plan::unbind_api(t, tenant, &id).await?;
+            delete(t, &id).await?;
+            return Ok(Applied::default());
+        }
         let Some(id) = t.api_id(tenant).await? else {
             return Ok(Applied::default());
         };
-        t.pacer
-            .write(&[Family::ApiGateway, Family::DeleteRestApi])
-            .await;
-        match t.apigateway.delete_rest_api().rest_api_id(&id).send().await {
-            Ok(_) => {}
-            Err(e) if is(&e, &["NotFoundException"]) => {}
-            Err(e) => return Err(fail(&format!("DeleteRestApi {id}"), e)),
-        }
+        delete(t, &id).await?;
         t.remember_api(tenant, None);
         return Ok(Applied::default());
     }

@@ -19,28 +19,19 @@ use crate::target::{Applied, Secret};
 
 /// Keys whose name starts with this (all when empty), without values.
 pub(crate) async fn list(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
-    let mut all = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        t.pacer.read(APIGW).await;
+    super::listing::pages(t, "GetApiKeys", |position| async move {
         let page = t
             .apigateway
             .get_api_keys()
             .include_values(false)
             .set_name_query(name_query.map(str::to_owned))
-            .set_position(position.take())
+            .set_position(position)
             .limit(500)
             .send()
-            .await
-            .map_err(|e| fail("API Gateway GetApiKeys", e))?;
-        let next = page.position().map(str::to_owned);
-        all.extend(page.items.unwrap_or_default());
-        match next {
-            Some(p) if !p.is_empty() => position = Some(p),
-            _ => break,
-        }
-    }
-    Ok(all)
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
 }
 
 fn attributes(key: &ApiKey) -> crate::resource::Attrs {

@@ -2,9 +2,11 @@
 //! certificate, a base path mapping to the stage, and a Route 53 alias
 //! record when the tenant file names a hosted zone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_apigateway::types::{DomainName, EndpointConfiguration, EndpointType, SecurityPolicy};
+use aws_sdk_apigateway::types::{
+    BasePathMapping, DomainName, EndpointConfiguration, EndpointType, SecurityPolicy,
+};
 use aws_sdk_route53::types::{
     AliasTarget, Change as DnsChange, ChangeAction, ChangeBatch, HostedZone, ResourceRecordSet,
     RrType,
@@ -12,7 +14,7 @@ use aws_sdk_route53::types::{
 use serde_json::{Value, json};
 
 use super::api::{APIGW, replace};
-use super::{AwsTarget, Family, Found, Scope, each, fail, is};
+use super::{AwsTarget, Family, Found, Scope, each, fail, is, listing};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
@@ -55,26 +57,53 @@ fn zone(z: &HostedZone) -> (String, String) {
 }
 
 async fn list(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
-    let mut all = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        t.pacer.read(APIGW).await;
+    listing::pages(t, "GetDomainNames", |position| async move {
         let page = t
             .apigateway
             .get_domain_names()
-            .set_position(position.take())
+            .set_position(position)
             .limit(500)
             .send()
-            .await
-            .map_err(|e| fail("API Gateway GetDomainNames", e))?;
-        let next = page.position().map(str::to_owned);
-        all.extend(page.items.unwrap_or_default());
-        match next {
-            Some(p) if !p.is_empty() => position = Some(p),
-            _ => break,
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// The domain's base path mappings.
+async fn mappings(t: &AwsTarget, name: &str) -> anyhow::Result<Vec<BasePathMapping>> {
+    t.pacer.read(APIGW).await;
+    let found = t
+        .apigateway
+        .get_base_path_mappings()
+        .domain_name(name)
+        .limit(500)
+        .send()
+        .await;
+    match found {
+        Ok(m) => Ok(m.items().to_vec()),
+        // moto 5.2.5 answers 500 (an HTML page) for a domain with no
+        // mapping yet, where AWS answers an empty list; an apply
+        // interrupted between the domain and its mapping meets it.
+        // Planning a create is safe: apply reads on conflict.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 500) => Ok(Vec::new()),
+        Err(e) => Err(fail(&format!("GetBasePathMappings {name}"), e)),
+    }
+}
+
+/// The REST API ids the tenant's domains map a base path to.
+pub async fn mapped_apis(t: &AwsTarget, tenant: &str) -> anyhow::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for d in list(t).await? {
+        if super::tagged_tenant(d.tags()) != Some(tenant) {
+            continue;
+        }
+        let name = d.domain_name().unwrap_or_default();
+        for m in mappings(t, name).await? {
+            ids.extend(m.rest_api_id().map(str::to_owned));
         }
     }
-    Ok(all)
+    Ok(ids)
 }
 
 pub async fn observe(
@@ -98,25 +127,7 @@ pub async fn observe(
         async move {
             let name = d.domain_name().unwrap_or_default().to_owned();
             let api = api_ids.get(&tenant);
-            t.pacer.read(APIGW).await;
-            let found = t
-                .apigateway
-                .get_base_path_mappings()
-                .domain_name(&name)
-                .limit(500)
-                .send()
-                .await;
-            let items = match found {
-                Ok(m) => m.items().to_vec(),
-                // moto 5.2.5 answers 500 (an HTML page) for a domain with no
-                // mapping yet, where AWS answers an empty list; an apply
-                // interrupted between the domain and its mapping meets it.
-                // Planning a create is safe: apply reads on conflict.
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 500) => {
-                    Vec::new()
-                }
-                Err(e) => return Err(fail(&format!("GetBasePathMappings {name}"), e)),
-            };
+            let items = mappings(&t, &name).await?;
             let mapping = items
                 .iter()
                 .find(|m| api.is_some() && m.rest_api_id() == api.map(String::as_str));

@@ -1,9 +1,13 @@
 //! One Lambda function per operation, all from the tenant's one zip:
 //! `provided.al2023`, handler `bootstrap`, the artifact's architecture,
-//! memory and timeout from the tenant file, `APIFACTORY_TABLE` and
-//! `APIFACTORY_OPERATION` in the environment. Code is uploaded only when the
-//! zip's SHA-256 differs from `CodeSha256`, and every change waits for the
-//! previous update of the function to finish.
+//! memory and timeout from the tenant file, `APIFACTORY_TABLE`,
+//! `APIFACTORY_OPERATION` and the tenant's `APIFACTORY_CURSOR_SECRET` in the
+//! environment. The secret is made (256 random bits) when none of the
+//! tenant's functions holds one yet, read back from them ever after, and
+//! never enters the plan: observe reports only whether a function has it.
+//! Code is uploaded only when the zip's SHA-256 differs from `CodeSha256`,
+//! and every change waits for the previous update of the function to
+//! finish.
 //!
 //! Also the permission that lets this tenant's REST API (and no other)
 //! invoke the function: read first, added only when missing.
@@ -29,6 +33,9 @@ const LAMBDA: &[Family] = &[Family::Lambda];
 const GET_FUNCTION: &[Family] = &[Family::LambdaGetFunction];
 pub const ENV_TABLE: &str = "APIFACTORY_TABLE";
 pub const ENV_OPERATION: &str = "APIFACTORY_OPERATION";
+/// The secret the functions sign search cursors with: one per tenant, made
+/// at its first apply and read back from the functions ever after.
+pub const ENV_CURSOR_SECRET: &str = "APIFACTORY_CURSOR_SECRET";
 /// The permission's statement id on every function.
 pub const STATEMENT_ID: &str = "apifactory-apigateway";
 
@@ -41,8 +48,14 @@ pub fn parse_name(name: &str) -> Option<(&str, Operation)> {
     })
 }
 
-pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+/// The functions of the tenants in scope, and the cursor secret of every
+/// tenant that has one.
+pub async fn observe(
+    t: &AwsTarget,
+    scope: &Scope,
+) -> anyhow::Result<(Vec<Found>, HashMap<String, String>)> {
     let mut found = Vec::new();
+    let mut secrets = HashMap::new();
     let mut marker: Option<String> = None;
     loop {
         t.pacer.read(LAMBDA).await;
@@ -67,6 +80,12 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             let Some(table) = var(ENV_TABLE) else {
                 continue;
             };
+            let secret = var(ENV_CURSOR_SECRET).filter(|s| !s.is_empty());
+            if let Some(secret) = &secret {
+                secrets
+                    .entry(tenant.to_owned())
+                    .or_insert_with(|| secret.clone());
+            }
             if !scope.covers(tenant) {
                 continue;
             }
@@ -78,6 +97,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
                     ("timeout_s", json!(f.timeout())),
                     ("code_sha256", json!(f.code_sha256())),
                     ("table", json!(table)),
+                    ("cursor_secret", json!(secret.is_some())),
                 ]),
             ));
         }
@@ -86,7 +106,36 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             _ => break,
         }
     }
-    Ok(found)
+    Ok((found, secrets))
+}
+
+/// The cursor secret one of the tenant's functions holds, read function by
+/// function (for a target that has not observed).
+pub async fn read_cursor_secret(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
+    for op in Operation::ALL {
+        let name = names::function(tenant, op);
+        t.pacer.read(GET_FUNCTION).await;
+        let config = match t
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if is(&e, &["ResourceNotFoundException"]) => continue,
+            Err(e) => return Err(fail(&format!("Lambda GetFunctionConfiguration {name}"), e)),
+        };
+        let secret = config
+            .environment()
+            .and_then(|e| e.variables())
+            .and_then(|v| v.get(ENV_CURSOR_SECRET))
+            .filter(|s| !s.is_empty());
+        if let Some(secret) = secret {
+            return Ok(Some(secret.clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn architecture(a: Arch) -> Architecture {
@@ -96,7 +145,9 @@ fn architecture(a: Arch) -> Architecture {
     }
 }
 
-fn environment(action: &Action) -> Environment {
+/// The function's environment, with the tenant's cursor secret (never in
+/// the plan: the target holds it).
+async fn environment(t: &AwsTarget, action: &Action) -> anyhow::Result<Environment> {
     let text = |k: &str| {
         action
             .attrs
@@ -105,10 +156,12 @@ fn environment(action: &Action) -> Environment {
             .unwrap_or_default()
             .to_owned()
     };
-    Environment::builder()
+    let secret = t.cursor_secret(&action.address.tenant).await?;
+    Ok(Environment::builder()
         .variables(ENV_TABLE, text("table"))
         .variables(ENV_OPERATION, text("operation"))
-        .build()
+        .variables(ENV_CURSOR_SECRET, secret)
+        .build())
 }
 
 fn number(action: &Action, k: &str) -> Option<i32> {
@@ -169,6 +222,7 @@ async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Re
     let bytes = zip(t, action, desired)?;
     let arch = architecture(t.package()?.architecture);
     let role = t.env.role_arn(&names::role(tenant));
+    let environment = environment(t, action).await?;
     // A role made seconds ago may not be assumable yet (IAM is eventually
     // consistent): Lambda says so, and a retry a little later succeeds.
     let mut pause = Duration::from_secs(2);
@@ -190,7 +244,7 @@ async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Re
             )
             .set_memory_size(number(action, "memory_mb"))
             .set_timeout(number(action, "timeout_s"))
-            .environment(environment(action))
+            .environment(environment.clone())
             .description(format!("apifactory: tenant {tenant}"))
             .set_tags(Some(super::tags(tenant)))
             .publish(false)
@@ -241,9 +295,15 @@ async fn update(
             .map_err(|e| fail(&format!("Lambda UpdateFunctionCode {name}"), e))?;
         ready(t, name).await?;
     }
-    if ["memory_mb", "timeout_s", "table", "operation"]
-        .iter()
-        .any(|f| changed(f))
+    if [
+        "memory_mb",
+        "timeout_s",
+        "table",
+        "operation",
+        "cursor_secret",
+    ]
+    .iter()
+    .any(|f| changed(f))
     {
         t.pacer.write(LAMBDA).await;
         t.lambda
@@ -254,7 +314,7 @@ async fn update(
             .role(t.env.role_arn(&names::role(tenant)))
             .set_memory_size(number(action, "memory_mb"))
             .set_timeout(number(action, "timeout_s"))
-            .environment(environment(action))
+            .environment(environment(t, action).await?)
             .send()
             .await
             .map_err(|e| fail(&format!("Lambda UpdateFunctionConfiguration {name}"), e))?;

@@ -9,9 +9,13 @@
 //! base path mappings). `apply` makes one idempotent attempt per action: it
 //! finds what an interrupted run made (by name and tags) before creating,
 //! and writes a resource's "done" marker (a hash in a description) last.
+//! REST APIs and usage plans take no client token: a create whose response
+//! was lost leaves two, and observe reports the one not in use as a
+//! duplicate for the plan to delete (`listing`).
 //!
-//! One file per resource kind; `pacer` holds the rate limits, `package`
-//! the reproducible zip, `policy` the IAM documents, `cli` the commands.
+//! One file per resource kind; `listing` the paged API Gateway lists and
+//! the tenant's by tags and name, `pacer` the rate limits, `package` the
+//! reproducible zip, `policy` the IAM documents, `cli` the commands.
 
 pub mod api;
 pub mod api_key;
@@ -19,6 +23,7 @@ pub mod cli;
 pub mod domain;
 pub mod function;
 pub mod keys;
+pub mod listing;
 pub mod logs;
 pub mod pacer;
 pub mod package;
@@ -30,7 +35,7 @@ pub mod usage_plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -186,6 +191,11 @@ pub struct Inner {
     /// here has none), creates and deletes keep the map current. `None`
     /// until the first observe.
     api_ids: Mutex<Option<HashMap<String, String>>>,
+    /// Each tenant's cursor secret, as observe read it from the functions
+    /// or as this target made it; `cursor_secrets_listed` once an observe
+    /// has listed every function (a tenant missing then has none yet).
+    cursor_secrets: Mutex<HashMap<String, String>>,
+    cursor_secrets_listed: AtomicBool,
     /// The account's API Gateway CloudWatch role is set (checked once).
     logging_role: tokio::sync::OnceCell<()>,
     /// The endpoint does not implement UpdateMethod (moto).
@@ -242,6 +252,8 @@ impl AwsTarget {
                 pacer,
                 package,
                 api_ids: Mutex::new(None),
+                cursor_secrets: Mutex::new(HashMap::new()),
+                cursor_secrets_listed: AtomicBool::new(false),
                 logging_role: tokio::sync::OnceCell::new(),
                 update_method_missing: AtomicBool::new(false),
             }),
@@ -277,6 +289,39 @@ impl AwsTarget {
         known.as_ref().map(|ids| ids.get(tenant).cloned())
     }
 
+    fn listed_cursor_secrets(&self, secrets: HashMap<String, String>) {
+        if let Ok(mut known) = self.cursor_secrets.lock() {
+            for (tenant, secret) in secrets {
+                known.entry(tenant).or_insert(secret);
+            }
+            self.cursor_secrets_listed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The secret the tenant's functions sign search cursors with: the one
+    /// they already hold (as observe read it, or read now), else a new
+    /// random 256-bit one, made once and kept for all its functions.
+    pub async fn cursor_secret(&self, tenant: &str) -> anyhow::Result<String> {
+        let known = |s: &Self| s.cursor_secrets.lock().ok()?.get(tenant).cloned();
+        if let Some(secret) = known(self) {
+            return Ok(secret);
+        }
+        let found = if self.cursor_secrets_listed.load(Ordering::Relaxed) {
+            None
+        } else {
+            function::read_cursor_secret(self, tenant).await?
+        };
+        let secret = match found {
+            Some(s) => s,
+            None => crate::local::state::new_key_value()?,
+        };
+        let mut map = self
+            .cursor_secrets
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the cursor secrets' lock is poisoned"))?;
+        Ok(map.entry(tenant.to_owned()).or_insert(secret).clone())
+    }
+
     /// The tenant's REST API id: as listed by observe and kept current by
     /// this target's own creates and deletes, or found by name and tags.
     pub async fn api_id(&self, tenant: &str) -> anyhow::Result<Option<String>> {
@@ -295,7 +340,7 @@ impl Target for AwsTarget {
         let scope = Scope(tenants.clone());
         // Everything with a list call first, in parallel; the REST APIs
         // found name the stages, plans and mappings read next.
-        let (tables, roles, groups, functions, (apis, all_apis), keys, zones) = tokio::try_join!(
+        let (tables, roles, groups, functions, apis, keys, zones) = tokio::try_join!(
             table::observe(self, &scope),
             role::observe(self, &scope),
             logs::observe(self, &scope),
@@ -305,10 +350,12 @@ impl Target for AwsTarget {
             domain::hosted_zones(self),
         )?;
         let api_ids: BTreeMap<String, String> = apis
+            .found
             .iter()
             .map(|(tenant, (id, _))| (tenant.clone(), id.clone()))
             .collect();
-        self.listed_apis(all_apis);
+        self.listed_apis(apis.all);
+        self.listed_cursor_secrets(functions.1);
         let (stages, plans, domains) = tokio::try_join!(
             stage::observe(self, &api_ids),
             usage_plan::observe(self, &scope, &api_ids),
@@ -319,8 +366,9 @@ impl Target for AwsTarget {
             .into_iter()
             .chain(roles)
             .chain(groups)
-            .chain(functions)
-            .chain(apis.into_values().map(|(_, found)| found))
+            .chain(functions.0)
+            .chain(apis.found.into_values().map(|(_, found)| found))
+            .chain(apis.duplicates)
             .chain(stages)
             .chain(plans)
             .chain(keys)

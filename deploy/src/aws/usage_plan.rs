@@ -12,61 +12,87 @@ use runtime::names;
 use serde_json::{Value, json};
 
 use super::api::APIGW;
-use super::{AwsTarget, Family, Found, Scope, fail, is, number};
+use super::{AwsTarget, Family, Found, Scope, fail, is, listing, number};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
 async fn list(t: &AwsTarget) -> anyhow::Result<Vec<UsagePlan>> {
-    let mut all = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        t.pacer.read(APIGW).await;
+    listing::pages(t, "GetUsagePlans", |position| async move {
         let page = t
             .apigateway
             .get_usage_plans()
-            .set_position(position.take())
+            .set_position(position)
             .limit(500)
             .send()
-            .await
-            .map_err(|e| fail("API Gateway GetUsagePlans", e))?;
-        let next = page.position().map(str::to_owned);
-        all.extend(page.items.unwrap_or_default());
-        match next {
-            Some(p) if !p.is_empty() => position = Some(p),
-            _ => break,
-        }
-    }
-    Ok(all)
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
 }
 
-/// Each tenant's plan: tagged for it and named for it (the lowest id when
-/// there are several).
-fn by_tenant(plans: &[UsagePlan]) -> BTreeMap<String, &UsagePlan> {
-    let mut chosen: BTreeMap<String, &UsagePlan> = BTreeMap::new();
-    for plan in plans {
-        let Some(tenant) = super::tagged_tenant(plan.tags()) else {
-            continue;
-        };
-        if plan.name() != Some(names::usage_plan(tenant).as_str()) {
-            continue;
-        }
-        match chosen.get(tenant) {
-            Some(have) if have.id() <= plan.id() => {}
-            _ => {
-                chosen.insert(tenant.to_owned(), plan);
-            }
-        }
+/// The ids of the keys in a plan.
+async fn key_ids(t: &AwsTarget, plan: &str) -> anyhow::Result<Vec<String>> {
+    let keys = listing::pages(
+        t,
+        &format!("GetUsagePlanKeys {plan}"),
+        |position| async move {
+            let page = t
+                .apigateway
+                .get_usage_plan_keys()
+                .usage_plan_id(plan)
+                .set_position(position)
+                .limit(500)
+                .send()
+                .await;
+            page.map(|p| (p.items.unwrap_or_default(), p.position))
+        },
+    )
+    .await?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| k.id().map(str::to_owned))
+        .collect())
+}
+
+/// The plan that stands among a tenant's candidates (tagged and named for
+/// it): the one holding the most keys, else one bound to the tenant's API,
+/// else the lowest id (usage plans carry no creation date). Reads only
+/// where there are several.
+async fn choose<'a>(
+    t: &AwsTarget,
+    api: Option<&str>,
+    candidates: &[&'a UsagePlan],
+) -> anyhow::Result<&'a UsagePlan> {
+    let [first, rest @ ..] = candidates else {
+        anyhow::bail!("no usage plan to choose from");
+    };
+    if rest.is_empty() {
+        return Ok(first);
     }
-    chosen
+    let mut ranked = Vec::new();
+    for plan in candidates {
+        let id = plan.id().unwrap_or_default();
+        let keys = key_ids(t, id).await?.len();
+        let bound = api.is_some() && plan.api_stages().iter().any(|s| s.api_id() == api);
+        ranked.push(((std::cmp::Reverse(keys), !bound, id.to_owned()), *plan));
+    }
+    ranked.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(ranked[0].1)
 }
 
 pub async fn find(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
     let plans = list(t).await?;
-    Ok(by_tenant(&plans)
-        .get(tenant)
-        .and_then(|p| p.id())
-        .map(str::to_owned))
+    let Some(candidates) = listing::by_tenant(&plans, names::usage_plan).remove(tenant) else {
+        return Ok(None);
+    };
+    let api = if candidates.len() > 1 {
+        t.api_id(tenant).await?
+    } else {
+        None
+    };
+    let plan = choose(t, api.as_deref(), &candidates).await?;
+    Ok(plan.id().map(str::to_owned))
 }
 
 pub async fn observe(
@@ -75,33 +101,133 @@ pub async fn observe(
     api_ids: &BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<Found>> {
     let plans = list(t).await?;
-    Ok(by_tenant(&plans)
-        .into_iter()
-        .filter(|(tenant, _)| scope.covers(tenant))
-        .map(|(tenant, plan)| {
-            let api = api_ids.get(&tenant);
-            let stage = plan
-                .api_stages()
-                .iter()
-                .find(|s| api.is_some() && s.api_id() == api.map(String::as_str))
-                .and_then(|s| s.stage());
-            let throttle = plan.throttle();
-            let quota = plan.quota();
-            (
-                Address::new(&tenant, Kind::UsagePlan, names::usage_plan(&tenant)),
-                attrs([
-                    ("rate", json!(throttle.map(|t| t.rate_limit()))),
-                    ("burst", json!(throttle.map(|t| t.burst_limit()))),
-                    ("quota_limit", json!(quota.map(|q| q.limit()))),
-                    (
-                        "quota_period",
-                        json!(quota.and_then(|q| q.period()).map(|p| p.as_str())),
-                    ),
-                    ("stage", json!(stage)),
-                ]),
+    let mut found = Vec::new();
+    for (tenant, candidates) in listing::by_tenant(&plans, names::usage_plan) {
+        if !scope.covers(&tenant) {
+            continue;
+        }
+        let api = api_ids.get(&tenant).map(String::as_str);
+        let plan = choose(t, api, &candidates).await?;
+        let id = plan.id().unwrap_or_default();
+        let name = names::usage_plan(&tenant);
+        for other in candidates
+            .iter()
+            .filter_map(|c| c.id())
+            .filter(|o| *o != id)
+        {
+            found.push((
+                Address::new(
+                    &tenant,
+                    Kind::UsagePlan,
+                    listing::duplicate_name(&name, other),
+                ),
+                attrs([("id", json!(other)), (listing::DUPLICATE_OF, json!(id))]),
+            ));
+        }
+        let stage = plan
+            .api_stages()
+            .iter()
+            .find(|s| api.is_some() && s.api_id() == api)
+            .and_then(|s| s.stage());
+        let throttle = plan.throttle();
+        let quota = plan.quota();
+        found.push((
+            Address::new(&tenant, Kind::UsagePlan, name),
+            attrs([
+                ("rate", json!(throttle.map(|t| t.rate_limit()))),
+                ("burst", json!(throttle.map(|t| t.burst_limit()))),
+                ("quota_limit", json!(quota.map(|q| q.limit()))),
+                (
+                    "quota_period",
+                    json!(quota.and_then(|q| q.period()).map(|p| p.as_str())),
+                ),
+                ("stage", json!(stage)),
+            ]),
+        ));
+    }
+    Ok(found)
+}
+
+/// Takes a REST API out of every plan of the tenant bound to it (a REST
+/// API in a usage plan cannot be deleted).
+pub async fn unbind_api(t: &AwsTarget, tenant: &str, api: &str) -> anyhow::Result<()> {
+    let plans = list(t).await?;
+    for plan in listing::by_tenant(&plans, names::usage_plan)
+        .remove(tenant)
+        .unwrap_or_default()
+    {
+        let unbind: Vec<PatchOperation> = plan
+            .api_stages()
+            .iter()
+            .filter(|s| s.api_id() == Some(api))
+            .map(|s| {
+                op(
+                    Op::Remove,
+                    "/apiStages",
+                    Some(format!("{api}:{}", s.stage().unwrap_or_default())),
+                )
+            })
+            .collect();
+        update(t, plan.id().unwrap_or_default(), unbind).await?;
+    }
+    Ok(())
+}
+
+/// One UpdateUsagePlan with these operations, none when there are none.
+async fn update(t: &AwsTarget, id: &str, patch: Vec<PatchOperation>) -> anyhow::Result<()> {
+    if patch.is_empty() {
+        return Ok(());
+    }
+    t.pacer
+        .write(&[Family::ApiGateway, Family::UpdateUsagePlan])
+        .await;
+    t.apigateway
+        .update_usage_plan()
+        .usage_plan_id(id)
+        .set_patch_operations(Some(patch))
+        .send()
+        .await
+        .map_err(|e| fail(&format!("UpdateUsagePlan {id}"), e))?;
+    Ok(())
+}
+
+/// Unbinds the plan from its stages (a bound plan cannot be deleted), then
+/// deletes it.
+async fn delete(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
+    t.pacer.read(APIGW).await;
+    let plan = match t.apigateway.get_usage_plan().usage_plan_id(id).send().await {
+        Ok(p) => p,
+        Err(e) if is(&e, &["NotFoundException"]) => return Ok(()),
+        Err(e) => return Err(fail(&format!("GetUsagePlan {id}"), e)),
+    };
+    let unbind: Vec<PatchOperation> = plan
+        .api_stages()
+        .iter()
+        .map(|s| {
+            op(
+                Op::Remove,
+                "/apiStages",
+                Some(format!(
+                    "{}:{}",
+                    s.api_id().unwrap_or_default(),
+                    s.stage().unwrap_or_default()
+                )),
             )
         })
-        .collect())
+        .collect();
+    update(t, id, unbind).await?;
+    t.pacer.write(APIGW).await;
+    match t
+        .apigateway
+        .delete_usage_plan()
+        .usage_plan_id(id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is(&e, &["NotFoundException"]) => Ok(()),
+        Err(e) => Err(fail(&format!("DeleteUsagePlan {id}"), e)),
+    }
 }
 
 fn op(op: Op, path: &str, value: Option<String>) -> PatchOperation {
@@ -118,56 +244,18 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let get = |k: &str| action.attrs.get(k).cloned().unwrap_or(Value::Null);
 
     if action.change == Change::Delete {
-        let Some(id) = find(t, tenant).await? else {
+        if let Some((id, standing)) = listing::duplicate(&action.attrs) {
+            // A duplicate a lost create response left: any key it holds
+            // moves to the plan that stands first, so no client loses its
+            // plan.
+            for key in key_ids(t, &id).await? {
+                super::api_key::attach(t, &standing, &key).await?;
+            }
+            delete(t, &id).await?;
             return Ok(Applied::default());
-        };
-        // A plan still bound to stages cannot be deleted: unbind first.
-        t.pacer.read(APIGW).await;
-        let plan = t
-            .apigateway
-            .get_usage_plan()
-            .usage_plan_id(&id)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("GetUsagePlan {id}"), e))?;
-        let unbind: Vec<PatchOperation> = plan
-            .api_stages()
-            .iter()
-            .map(|s| {
-                op(
-                    Op::Remove,
-                    "/apiStages",
-                    Some(format!(
-                        "{}:{}",
-                        s.api_id().unwrap_or_default(),
-                        s.stage().unwrap_or_default()
-                    )),
-                )
-            })
-            .collect();
-        if !unbind.is_empty() {
-            t.pacer
-                .write(&[Family::ApiGateway, Family::UpdateUsagePlan])
-                .await;
-            t.apigateway
-                .update_usage_plan()
-                .usage_plan_id(&id)
-                .set_patch_operations(Some(unbind))
-                .send()
-                .await
-                .map_err(|e| fail(&format!("UpdateUsagePlan {id}"), e))?;
         }
-        t.pacer.write(APIGW).await;
-        match t
-            .apigateway
-            .delete_usage_plan()
-            .usage_plan_id(&id)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is(&e, &["NotFoundException"]) => {}
-            Err(e) => return Err(fail(&format!("DeleteUsagePlan {id}"), e)),
+        if let Some(id) = find(t, tenant).await? {
+            delete(t, &id).await?;
         }
         return Ok(Applied::default());
     }
@@ -272,18 +360,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     if !bound {
         patch.push(op(Op::Add, "/apiStages", Some(format!("{api}:{stage}"))));
     }
-    if !patch.is_empty() {
-        t.pacer
-            .write(&[Family::ApiGateway, Family::UpdateUsagePlan])
-            .await;
-        t.apigateway
-            .update_usage_plan()
-            .usage_plan_id(&id)
-            .set_patch_operations(Some(patch))
-            .send()
-            .await
-            .map_err(|e| fail(&format!("UpdateUsagePlan {id}"), e))?;
-    }
+    update(t, &id, patch).await?;
     if matches!(action.change, Change::Create) {
         super::api_key::attach_all(t, tenant, &id).await?;
     }

@@ -1,0 +1,240 @@
+//! What the AWS end-to-end tests share: copies of the repository's tenant
+//! files under unique ids (so tests share moto and never collide), the
+//! function artifact, an AWS target on moto, and the CLI run on a fleet.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use apifactory::aws::{AwsTarget, Pace, Package};
+use apifactory::desired::{Desired, desired};
+use apifactory_tests::{bin_path, repo_root, sdk_config, unique_name};
+use runtime::Tenant;
+
+/// The repository's five tenants.
+pub(crate) const ORIGINALS: [&str; 5] = ["acme", "bookshop", "clinic", "events", "fleet"];
+
+/// The debug `bootstrap` carries ~150 MB of debug info; stripped, it still
+/// runs the same code and zips to a size moto takes in a blink. Made once
+/// per test process, next to the binary.
+pub(crate) fn artifact() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let bootstrap = bin_path("bootstrap");
+        let stripped = bootstrap.with_file_name("bootstrap.stripped");
+        let partial =
+            bootstrap.with_file_name(format!("bootstrap.stripped.{}", std::process::id()));
+        let status = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&partial)
+            .arg(&bootstrap)
+            .status()
+            .expect("strip (binutils) runs");
+        assert!(status.success(), "strip {}", bootstrap.display());
+        std::fs::rename(&partial, &stripped).unwrap();
+        stripped
+    })
+}
+
+pub(crate) fn package() -> Package {
+    static PACKAGE: OnceLock<Package> = OnceLock::new();
+    PACKAGE
+        .get_or_init(|| Package::from_artifact(artifact()).expect("the artifact packages"))
+        .clone()
+}
+
+/// An AWS target on moto, unpaced, with the stripped bootstrap.
+pub(crate) async fn target() -> Arc<AwsTarget> {
+    Arc::new(
+        AwsTarget::new(&sdk_config().await, Pace::Off, Some(package()))
+            .await
+            .expect("the AWS target connects to moto"),
+    )
+}
+
+/// A table's point-in-time recovery status, as DynamoDB spells it.
+pub(crate) async fn point_in_time_recovery(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Option<String> {
+    let backups = ddb
+        .describe_continuous_backups()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    backups
+        .continuous_backups_description()
+        .and_then(|c| c.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned())
+}
+
+/// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
+/// file requires it); moto draws ids from A-Z0-9, so draw until one does.
+pub(crate) async fn hosted_zone(name: &str) -> String {
+    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
+    for attempt in 0..500 {
+        let zone = r53
+            .create_hosted_zone()
+            .name(format!("{name}."))
+            .caller_reference(format!("{name}-{attempt}"))
+            .send()
+            .await
+            .unwrap();
+        let id = zone
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_owned();
+        if id.starts_with('Z') {
+            return id;
+        }
+        r53.delete_hosted_zone().id(&id).send().await.unwrap();
+    }
+    panic!("no hosted zone id starting with Z in 500 tries");
+}
+
+/// Copies of tenant files under unique ids, with unique domains (and a
+/// hosted zone made in moto where the file names one).
+pub(crate) struct Fleet {
+    pub dir: tempfile::TempDir,
+    /// The copy's id of each original.
+    pub ids: BTreeMap<&'static str, String>,
+    /// The `--artifact` the CLI deploys.
+    pub artifact: &'static Path,
+}
+
+impl Fleet {
+    pub async fn new(originals: &[&'static str]) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = BTreeMap::new();
+        for original in originals {
+            let id = unique_name(original);
+            let path = repo_root().join(format!("tenants/{original}.toml"));
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            let t = Tenant::load(&path).unwrap();
+            if let Some(d) = &t.domain {
+                let (first, rest) = d.name.split_once('.').unwrap();
+                let domain = format!("{first}.{id}.{rest}");
+                text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
+                if let Some(zone) = &d.hosted_zone_id {
+                    let made = hosted_zone(&format!("{id}.{rest}")).await;
+                    text = text.replace(zone, &made);
+                }
+            }
+            std::fs::write(dir.path().join(format!("{id}.toml")), text).unwrap();
+            ids.insert(*original, id);
+        }
+        Fleet {
+            dir,
+            ids,
+            artifact: artifact(),
+        }
+    }
+
+    /// The CLI deploys this artifact instead of the stripped bootstrap.
+    pub fn with_artifact(mut self, artifact: &'static Path) -> Fleet {
+        self.artifact = artifact;
+        self
+    }
+
+    pub fn id(&self, original: &str) -> &str {
+        &self.ids[original]
+    }
+
+    /// The copies' ids, in the originals' order.
+    pub fn all_ids(&self) -> Vec<String> {
+        self.ids.values().cloned().collect()
+    }
+
+    /// The copies' ids as `--tenant` takes them.
+    pub fn list(&self) -> String {
+        self.all_ids().join(",")
+    }
+
+    pub fn scope(&self) -> BTreeSet<String> {
+        self.ids.values().cloned().collect()
+    }
+
+    pub fn path(&self, original: &str) -> PathBuf {
+        self.dir.path().join(format!("{}.toml", self.id(original)))
+    }
+
+    pub fn tenants(&self) -> Vec<Tenant> {
+        runtime::tenant::load_dir(self.dir.path()).unwrap()
+    }
+
+    pub fn tenant(&self, original: &str) -> Tenant {
+        Tenant::load(&self.path(original)).unwrap()
+    }
+
+    pub fn source(&self, original: &str) -> String {
+        let text = std::fs::read_to_string(self.path(original)).unwrap();
+        apifactory::tenants::package_source(&text).unwrap()
+    }
+
+    /// The desired state of these copies, leaving out `without`.
+    pub fn desired(&self, without: &[&str]) -> Desired {
+        let skip: Vec<&str> = without.iter().map(|o| self.id(o)).collect();
+        let tenants: Vec<Tenant> = self
+            .tenants()
+            .into_iter()
+            .filter(|t| !skip.contains(&t.id.as_str()))
+            .collect();
+        let sources = tenants
+            .iter()
+            .map(|t| {
+                let text = std::fs::read_to_string(&t.path).unwrap();
+                (
+                    t.id.clone(),
+                    apifactory::tenants::package_source(&text).unwrap(),
+                )
+            })
+            .collect();
+        desired(&tenants, &sources, &package())
+    }
+
+    /// `apifactory <verb> --target aws` on these tenants, through
+    /// `endpoint`, at `pace`.
+    pub fn command(&self, verb: &str, extra: &[&str], endpoint: &str, pace: &str) -> Command {
+        let mut c = tokio::process::Command::new(bin_path("apifactory"));
+        c.arg(verb)
+            .args(["--target", "aws", "--tenant", &self.list()])
+            .args(extra)
+            .arg("--tenants")
+            .arg(self.dir.path())
+            .arg("--artifact")
+            .arg(self.artifact)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("APIFACTORY_PACE", pace)
+            .current_dir(repo_root())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        Command(c)
+    }
+}
+
+pub(crate) struct Command(pub tokio::process::Command);
+
+impl Command {
+    /// Runs to the end (at most 120 s).
+    pub async fn output(mut self) -> Output {
+        tokio::time::timeout(Duration::from_secs(120), self.0.output())
+            .await
+            .expect("apifactory finishes within 120 s")
+            .expect("apifactory runs")
+    }
+}
+
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
