@@ -361,11 +361,12 @@ def fleet_section(fleet, w):
         f"the published limits (`FAMILIES` in fleet.rs), not taken from the factory's code."
     )
     w("")
+    functions = sum(p["operations"].get("lambda:CreateFunction", {}).get("calls", 0) for p in phases)
     w(
         f"The artifact is `{fleet.get('artifact')}` ({fleet.get('artifact_bytes', 0):,} bytes), a Rust "
         f"`provided.al2023` function, not the release `bootstrap`: moto keeps every uploaded zip in memory "
         f"(about 17 MB of moto per function with the release bootstrap's zip, measured on 10 tenants, so about "
-        f"8 GB for this fleet), and neither the calls nor the pacing depend on the zip. The code change is "
+        f"{17 * functions / 1024:.0f} GB for this fleet's {functions} functions), and neither the calls nor the pacing depend on the zip. The code change is "
         f"that executable with bytes appended (`target/bench/bootstrap-changed`), so every function's zip and "
         f"`CodeSha256` differ. Only the calls are emulated: moto answers in milliseconds what AWS answers in "
         f"tens to hundreds (and CloudFront-backed domain creation takes longer), so the wall times are the "
@@ -503,6 +504,16 @@ def fleet_section(fleet, w):
             f"the updates start, held by Lambda's 15 rps ({lam:.1f} s): {noop['wall_s']:.1f} + {lam:.1f} = "
             f"{noop['wall_s'] + lam:.1f} s, beside {code['wall_s']:.1f} s measured. The Lambda family carries a `GetPolicy` per function besides each "
             f"`UpdateFunctionCode`, twice the N x functions / 15 s that FACTS.md counts for a code-only redeploy."
+        )
+        w("")
+    if first and first.get("own_count"):
+        w(
+            f"The CLI's own count for the first apply, from its pacer: \"{first['own_count']}\" (the apply only; "
+            f"`observe` reads before it). The proxy counted {first['mutating']:,} mutating calls and "
+            f"{first['reads']:,} reads in the whole run. Mutating calls the proxy saw beyond the pacer's count "
+            f"went out without a token of their own; when this section was written, those were the 100 `UpdateContinuousBackups` (point-in-time "
+            f"recovery, made inside the runtime crate's `create_table_with` under the one token taken for "
+            f"`CreateTable`)."
         )
         w("")
     w(
