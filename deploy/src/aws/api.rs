@@ -61,13 +61,13 @@ async fn choose<'a>(
     for api in candidates {
         let id = api.id().unwrap_or_default();
         t.pacer.read(APIGW).await;
-        let stages = t
-            .apigateway
-            .get_stages()
-            .rest_api_id(id)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("GetStages {id}"), e))?;
+        let stages = match t.apigateway.get_stages().rest_api_id(id).send().await {
+            Ok(stages) => stages,
+            // Deleted since it was listed (another run removing the same
+            // duplicate): it no longer stands in the way.
+            Err(e) if is(&e, &["NotFoundException"]) => continue,
+            Err(e) => return Err(fail(&format!("GetStages {id}"), e)),
+        };
         let created = api.created_date().map_or(i128::MAX, |d| d.as_nanos());
         let rank = (
             !mapped.contains(id),
@@ -78,7 +78,7 @@ async fn choose<'a>(
         ranked.push((rank, *api));
     }
     ranked.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(ranked[0].1)
+    Ok(ranked.first().map_or(*first, |(_, api)| *api))
 }
 
 /// The definition hash and collection a description records.
