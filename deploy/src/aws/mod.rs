@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use runtime::names;
 
 use crate::desired::Desired;
@@ -405,12 +405,22 @@ impl Scope {
 }
 
 /// An SDK error, short: the service's error code and message when there is
-/// one, the whole chain of causes otherwise (connection failures, ...).
+/// one, the chain of causes otherwise (connection failures, an answer that
+/// is not the service's), never the raw HTTP response.
 pub fn fail<E: std::error::Error + ProvideErrorMetadata>(what: &str, e: E) -> anyhow::Error {
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => anyhow::anyhow!("{what}: {code}: {message}"),
         (Some(code), None) => anyhow::anyhow!("{what}: {code}"),
-        _ => anyhow::anyhow!("{what}: {}", DisplayErrorContext(&e)),
+        _ => {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            anyhow::anyhow!("{what}: {text}")
+        }
     }
 }
 

@@ -167,7 +167,8 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     match (&existing, &deployment) {
         (None, Some(deployment)) => {
             t.pacer.write(APIGW).await;
-            t.apigateway
+            let created = t
+                .apigateway
                 .create_stage()
                 .rest_api_id(&api)
                 .stage_name(name)
@@ -175,8 +176,17 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 .description(&stamp)
                 .set_tags(Some(super::tags(tenant)))
                 .send()
-                .await
-                .map_err(|e| fail(&format!("CreateStage {name} of {api}"), e))?;
+                .await;
+            match created {
+                Ok(_) => {}
+                // A retry of a create whose response was lost: the stage
+                // is there, so bring it to this deployment instead.
+                Err(e) if is(&e, &["ConflictException"]) => {
+                    patch.push(replace("/deploymentId", deployment)?);
+                    patch.push(replace("/description", &stamp)?);
+                }
+                Err(e) => return Err(fail(&format!("CreateStage {name} of {api}"), e)),
+            }
         }
         (Some(_), Some(deployment)) => {
             patch.push(replace("/deploymentId", deployment)?);
