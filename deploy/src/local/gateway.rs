@@ -110,6 +110,8 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     account: DefaultDirectRateLimiter,
     logs: logs::Logs,
+    /// Mixed into every tenant's cursor-signing key.
+    cursor_secret: Vec<u8>,
 }
 
 /// What is served, as of one generation of the state. Swapped whole.
@@ -324,8 +326,10 @@ impl Gateway {
         let account = key_limiter(rate, burst);
         let logs =
             logs::Logs::start().map_err(|e| anyhow::anyhow!("cannot start the log writer: {e}"))?;
+        let cursor_secret = state.cursor_secret().await?;
         let gateway = Gateway {
             inner: Arc::new(Inner {
+                cursor_secret,
                 state,
                 live: RwLock::new(Arc::new(Live::default())),
                 reloading: tokio::sync::Mutex::new(()),
@@ -421,7 +425,10 @@ impl Gateway {
             let api = match old {
                 Some(old) if old.definition == definition => Arc::clone(&old.api),
                 _ => match self.inner.state.database().table(&deployed.tenant).await {
-                    Ok(table) => Arc::new(Api::new(Arc::new(deployed.tenant.clone()), table)),
+                    Ok(table) => Arc::new(
+                        Api::new(Arc::new(deployed.tenant.clone()), table)
+                            .cursor_secret(&self.inner.cursor_secret),
+                    ),
                     Err(e) => {
                         tracing::warn!(tenant = %id, error = %e, "cannot prepare the tenant's table; will retry");
                         complete = false;

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (name, value) VALUES ('generation', 0);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// The local target's data directory, opened.
@@ -140,6 +144,30 @@ impl LocalState {
     /// The log file of a tenant.
     pub fn log_path(&self, tenant: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{tenant}.log"))
+    }
+
+    /// The secret that signs search cursors on this data directory: 256
+    /// random bits made the first time it is asked for, kept in the
+    /// database (as the AWS target keeps its in the functions'
+    /// environment), so cursors survive a restart and cannot be forged.
+    pub async fn cursor_secret(&self) -> anyhow::Result<Vec<u8>> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let secret = self
+            .db
+            .write(move |c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO secrets (name, value) VALUES ('cursor', ?1)",
+                    [&fresh[..]],
+                )
+                .map_err(sql)?;
+                c.query_row("SELECT value FROM secrets WHERE name = 'cursor'", [], |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })
+                .map_err(sql)
+            })
+            .await?;
+        Ok(secret)
     }
 
     /// Bumped by every change to deployed state or keys.
