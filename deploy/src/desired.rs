@@ -13,6 +13,11 @@ use sha2::{Digest, Sha256};
 use crate::openapi;
 use crate::resource::{Address, Attrs, Kind, ORIGIN, ORIGIN_FILE, attrs};
 
+/// Every function's Lambda runtime and handler: the one `bootstrap`
+/// executable on the OS-only runtime.
+pub const FUNCTION_RUNTIME: &str = "provided.al2023";
+pub const FUNCTION_HANDLER: &str = "bootstrap";
+
 /// Everything that should exist, by address, and the tenants it came from.
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
@@ -101,6 +106,9 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
             names::function(id, *op),
             attrs([
                 ("operation", json!(op.as_str())),
+                ("runtime", json!(FUNCTION_RUNTIME)),
+                ("handler", json!(FUNCTION_HANDLER)),
+                ("role", json!(names::role(id))),
                 ("memory_mb", json!(t.functions.memory_mb)),
                 ("timeout_s", json!(t.functions.timeout_s)),
                 ("code_sha256", json!(code_sha256)),

@@ -1009,12 +1009,14 @@ async fn the_cursor_secret_is_made_once_and_kept_across_redeploys() {
     }
 
     // A function that lost its secret (deployed before there was one, or
-    // edited by hand) is planned for it and gets the tenant's back.
+    // edited by hand, here with its handler too) is planned for it and
+    // gets the tenant's back, and its handler.
     let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
     let get = names::function(&clinic.id, Operation::Get);
     lambda
         .update_function_configuration()
         .function_name(&get)
+        .handler("drifted")
         .environment(
             aws_sdk_lambda::types::Environment::builder()
                 .variables("APIFACTORY_TABLE", names::table(&clinic.id))
@@ -1030,11 +1032,19 @@ async fn the_cursor_secret_is_made_once_and_kept_across_redeploys() {
     let changes: Vec<String> = p.actions.iter().map(|a| a.address.to_string()).collect();
     assert_eq!(changes, [format!("function {get}")], "{p}");
     assert!(
-        p.to_string().contains("(cursor_secret: false -> true)"),
+        p.to_string()
+            .contains("(cursor_secret: false -> true, handler: drifted -> bootstrap)"),
         "{p}"
     );
     converge_quietly(&fresh, &d, &opts, Some(&secret)).await;
     assert_eq!(the_cursor_secret(&clinic).await, secret);
+    let config = lambda
+        .get_function_configuration()
+        .function_name(&get)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.handler(), Some("bootstrap"));
 
     // Converged: a new run plans nothing and makes no mutating call.
     let noop = target_fresh_noop(&fleet, &opts).await;

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::package::Architecture as Arch;
 use super::{AwsTarget, Family, Found, Scope, fail, is, wait_for};
-use crate::desired::Desired;
+use crate::desired::{Desired, FUNCTION_HANDLER, FUNCTION_RUNTIME};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
@@ -93,6 +93,10 @@ pub async fn observe(
                 Address::new(tenant, Kind::Function, name),
                 attrs([
                     ("operation", json!(var(ENV_OPERATION))),
+                    ("runtime", json!(f.runtime().map(|r| r.as_str()))),
+                    ("handler", json!(f.handler())),
+                    // The role's name: the ARN's last path segment.
+                    ("role", json!(f.role().and_then(|r| r.rsplit('/').next()))),
                     ("memory_mb", json!(f.memory_size())),
                     ("timeout_s", json!(f.timeout())),
                     ("code_sha256", json!(f.code_sha256())),
@@ -233,8 +237,8 @@ async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Re
             .lambda
             .create_function()
             .function_name(name)
-            .runtime(Runtime::Providedal2023)
-            .handler("bootstrap")
+            .runtime(Runtime::from(FUNCTION_RUNTIME))
+            .handler(FUNCTION_HANDLER)
             .role(&role)
             .architectures(arch.clone())
             .code(
@@ -296,6 +300,9 @@ async fn update(
         ready(t, name).await?;
     }
     if [
+        "runtime",
+        "handler",
+        "role",
         "memory_mb",
         "timeout_s",
         "table",
@@ -309,8 +316,8 @@ async fn update(
         t.lambda
             .update_function_configuration()
             .function_name(name)
-            .runtime(Runtime::Providedal2023)
-            .handler("bootstrap")
+            .runtime(Runtime::from(FUNCTION_RUNTIME))
+            .handler(FUNCTION_HANDLER)
             .role(t.env.role_arn(&names::role(tenant)))
             .set_memory_size(number(action, "memory_mb"))
             .set_timeout(number(action, "timeout_s"))
