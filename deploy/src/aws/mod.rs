@@ -338,29 +338,41 @@ pub type Found = (Address, Attrs);
 impl Target for AwsTarget {
     async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
         let scope = Scope(tenants.clone());
-        // Everything with a list call first, in parallel; the REST APIs
-        // found name the stages, plans and mappings read next.
-        let (tables, roles, groups, functions, apis, keys, zones) = tokio::try_join!(
-            table::observe(self, &scope),
-            role::observe(self, &scope),
-            logs::observe(self, &scope),
-            function::observe(self, &scope),
-            api::observe(self, &scope),
-            api_key::observe(self, &scope),
-            domain::hosted_zones(self),
+        // Two strands at once, since their calls fall in different pacer
+        // families (a no-change redeploy of 100 tenants is held by
+        // DynamoDB's three reads per table on one strand and API Gateway's
+        // reads on the other: side by side rather than one after the
+        // other). The REST APIs found name the stages, plans and mappings
+        // read next.
+        let rest = async {
+            let (apis, zones) =
+                tokio::try_join!(api::observe(self, &scope), domain::hosted_zones(self))?;
+            let api_ids: BTreeMap<String, String> = apis
+                .found
+                .iter()
+                .map(|(tenant, (id, _))| (tenant.clone(), id.clone()))
+                .collect();
+            self.listed_apis(apis.all.clone());
+            let (stages, plans, domains) = tokio::try_join!(
+                stage::observe(self, &api_ids),
+                usage_plan::observe(self, &scope, &api_ids),
+                domain::observe(self, &scope, &api_ids, &zones),
+            )?;
+            anyhow::Ok((apis, stages, plans, domains))
+        };
+        let ((tables, roles, groups, functions, keys), (apis, stages, plans, domains)) = tokio::try_join!(
+            async {
+                tokio::try_join!(
+                    table::observe(self, &scope),
+                    role::observe(self, &scope),
+                    logs::observe(self, &scope),
+                    function::observe(self, &scope),
+                    api_key::observe(self, &scope),
+                )
+            },
+            rest,
         )?;
-        let api_ids: BTreeMap<String, String> = apis
-            .found
-            .iter()
-            .map(|(tenant, (id, _))| (tenant.clone(), id.clone()))
-            .collect();
-        self.listed_apis(apis.all);
         self.listed_cursor_secrets(functions.1);
-        let (stages, plans, domains) = tokio::try_join!(
-            stage::observe(self, &api_ids),
-            usage_plan::observe(self, &scope, &api_ids),
-            domain::observe(self, &scope, &api_ids, &zones),
-        )?;
         let mut resources = BTreeMap::new();
         let all = tables
             .into_iter()
