@@ -140,14 +140,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
     let table = names::table(id);
 
     // Table: key, one GSI per indexed field, PITR, deletion protection.
-    let desc = ddb
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let desc = crate::fleet::describe_table(&ddb, &table).await;
     let key: Vec<(&str, &str)> = desc
         .key_schema()
         .iter()
@@ -738,15 +731,11 @@ async fn check_gone(t: &Tenant, zone: &str) {
         "the alias record remains"
     );
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let table = ddb
-        .describe_table()
-        .table_name(names::table(id))
-        .send()
-        .await
-        .expect("the table stays");
+    let table = crate::fleet::describe_table(&ddb, &names::table(id)).await;
     assert_eq!(
-        table.table.unwrap().deletion_protection_enabled(),
-        Some(true)
+        table.deletion_protection_enabled(),
+        Some(true),
+        "the table stays"
     );
 }
 

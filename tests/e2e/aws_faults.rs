@@ -845,14 +845,7 @@ async fn a_lost_create_table_response_still_creates_the_table() {
         .expect("the table is there");
     assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
     let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let desc = ddb
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let desc = crate::fleet::describe_table(&ddb, &table).await;
     assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
     assert_eq!(
         crate::fleet::point_in_time_recovery(&ddb, &table).await,

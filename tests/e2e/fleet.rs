@@ -54,6 +54,20 @@ pub(crate) async fn target() -> Arc<AwsTarget> {
     )
 }
 
+/// A table's description; it must exist.
+pub(crate) async fn describe_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> aws_sdk_dynamodb::types::TableDescription {
+    ddb.describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeTable {table}: {e:?}"))
+        .table
+        .unwrap_or_else(|| panic!("DescribeTable {table}: no description"))
+}
+
 /// A table's point-in-time recovery status, as DynamoDB spells it.
 pub(crate) async fn point_in_time_recovery(
     ddb: &aws_sdk_dynamodb::Client,
