@@ -37,7 +37,11 @@ pub enum Family {
     LambdaGetFunction,
     Iam,
     Logs,
+    /// Every DynamoDB control-plane call (DescribeTable, ListTables, ...).
     DynamoDbControl,
+    /// The DynamoDB control-plane writes (CreateTable, UpdateTable,
+    /// DeleteTable, UpdateContinuousBackups, tagging).
+    DynamoDbTableWrite,
     Route53,
     Sts,
 }
@@ -67,7 +71,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 16] = [
+pub const LIMITS: [(Family, Limit, &str); 17] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -130,8 +134,13 @@ pub const LIMITS: [(Family, Limit, &str); 16] = [
     ),
     (
         Family::DynamoDbControl,
+        per_second(2_500, 2_500),
+        "DynamoDB control plane: 2,500 requests per second (developer guide, \"Best practices for managing the control plane\")",
+    ),
+    (
+        Family::DynamoDbTableWrite,
         per_second(10, 10),
-        "DynamoDB control plane: conservative",
+        "DynamoDB table writes: conservative (at most 500 table operations in flight, 250 with indexes)",
     ),
     (
         Family::Route53,

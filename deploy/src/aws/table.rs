@@ -16,6 +16,9 @@ use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
 const CONTROL: &[Family] = &[Family::DynamoDbControl];
+/// Writes take a token of the control plane's rate and of the (slower)
+/// table-write bucket.
+const TABLE_WRITE: &[Family] = &[Family::DynamoDbControl, Family::DynamoDbTableWrite];
 
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
     let prefix = format!("{}-", names::PREFIX);
@@ -161,9 +164,9 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                     action.address.tenant
                 );
             }
-            t.pacer.write(CONTROL).await;
+            t.pacer.write(TABLE_WRITE).await;
             dynamo::set_deletion_protection(&t.dynamodb, name, false).await?;
-            t.pacer.write(CONTROL).await;
+            t.pacer.write(TABLE_WRITE).await;
             match t.dynamodb.delete_table().table_name(name).send().await {
                 Ok(_) => {}
                 Err(e) if is(&e, &["ResourceNotFoundException"]) => {}
@@ -185,7 +188,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
             };
             let Some(existing) = existing else {
-                t.pacer.write(CONTROL).await;
+                t.pacer.write(TABLE_WRITE).await;
                 let options = TableOptions {
                     deletion_protection: on("deletion_protection"),
                     point_in_time_recovery: on("point_in_time_recovery"),
@@ -207,16 +210,16 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 );
             }
             if changed(action, "indexes") {
-                t.pacer.write(CONTROL).await;
+                t.pacer.write(TABLE_WRITE).await;
                 dynamo::update_indexes(&t.dynamodb, name, &tenant.collection).await?;
             }
             if existing.deletion_protection_enabled() != Some(on("deletion_protection")) {
-                t.pacer.write(CONTROL).await;
+                t.pacer.write(TABLE_WRITE).await;
                 dynamo::set_deletion_protection(&t.dynamodb, name, on("deletion_protection"))
                     .await?;
             }
             if changed(action, "point_in_time_recovery") {
-                t.pacer.write(CONTROL).await;
+                t.pacer.write(TABLE_WRITE).await;
                 dynamo::set_point_in_time_recovery(&t.dynamodb, name, on("point_in_time_recovery"))
                     .await?;
             }

@@ -57,7 +57,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// publishes them (FACTS.md), told from the request by the proxy: the
 /// benchmark's own reading of the limits, independent of where the factory
 /// calls its pacer. The limits themselves come from `LIMITS`.
-const FAMILIES: [(Family, &str, &[&str]); 16] = [
+const FAMILIES: [(Family, &str, &[&str]); 17] = [
     (Family::ApiGateway, "apigateway:*", &[]),
     (
         Family::CreateRestApi,
@@ -84,6 +84,11 @@ const FAMILIES: [(Family, &str, &[&str]); 16] = [
     (Family::Iam, "iam:*", &[]),
     (Family::Logs, "logs:*", &[]),
     (Family::DynamoDbControl, "dynamodb:*", &[]),
+    (
+        Family::DynamoDbTableWrite,
+        "dynamodb:CreateTable|dynamodb:UpdateTable|dynamodb:DeleteTable|dynamodb:UpdateContinuousBackups|dynamodb:TagResource|dynamodb:UntagResource",
+        &[],
+    ),
     (Family::Route53, "route53:*", &[]),
     (Family::Sts, "sts:*", &[]),
 ];
