@@ -31,6 +31,7 @@ use crate::target::Applied;
 
 const LAMBDA: &[Family] = &[Family::Lambda];
 const GET_FUNCTION: &[Family] = &[Family::LambdaGetFunction];
+const GET_POLICY: &[Family] = &[Family::LambdaGetPolicy];
 pub const ENV_TABLE: &str = "APIFACTORY_TABLE";
 pub const ENV_OPERATION: &str = "APIFACTORY_OPERATION";
 /// The secret the functions sign search cursors with: one per tenant, made
@@ -378,7 +379,7 @@ pub async fn ready(t: &AwsTarget, name: &str) -> anyhow::Result<Current> {
 /// not an error everywhere, so idempotence must not rely on one.
 pub async fn ensure_permission(t: &AwsTarget, function: &str, api_id: &str) -> anyhow::Result<()> {
     let source = t.env.execute_api_arn(api_id);
-    t.pacer.read(LAMBDA).await;
+    t.pacer.read(GET_POLICY).await;
     let policy = match t.lambda.get_policy().function_name(function).send().await {
         Ok(p) => p.policy.unwrap_or_default(),
         Err(e) if is(&e, &["ResourceNotFoundException"]) => String::new(),

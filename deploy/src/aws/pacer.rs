@@ -31,10 +31,12 @@ pub enum Family {
     /// CreateApiKey, DeleteApiKey.
     ApiKeyWrite,
     GetResources,
-    /// Every Lambda control-plane call but GetFunction.
+    /// Every Lambda control-plane call but GetFunction and GetPolicy.
     Lambda,
     /// GetFunction (how apply waits for a function's update to finish).
     LambdaGetFunction,
+    /// GetPolicy (how apply checks a function's invoke permission).
+    LambdaGetPolicy,
     Iam,
     Logs,
     /// Every DynamoDB control-plane call (DescribeTable, ListTables, ...).
@@ -71,7 +73,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 17] = [
+pub const LIMITS: [(Family, Limit, &str); 18] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -119,12 +121,17 @@ pub const LIMITS: [(Family, Limit, &str); 17] = [
     (
         Family::Lambda,
         per_second(15, 15),
-        "Lambda control plane: 15 rps, not raisable",
+        "Lambda control plane (but GetFunction and GetPolicy): 15 rps, not raisable",
     ),
     (
         Family::LambdaGetFunction,
         per_second(100, 100),
         "Lambda GetFunction: 100 rps",
+    ),
+    (
+        Family::LambdaGetPolicy,
+        per_second(15, 15),
+        "Lambda GetPolicy: 15 rps, apart from the other control-plane calls",
     ),
     (Family::Iam, per_second(10, 10), "IAM: conservative"),
     (

@@ -57,7 +57,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// publishes them (FACTS.md), told from the request by the proxy: the
 /// benchmark's own reading of the limits, independent of where the factory
 /// calls its pacer. The limits themselves come from `LIMITS`.
-const FAMILIES: [(Family, &str, &[&str]); 17] = [
+const FAMILIES: [(Family, &str, &[&str]); 18] = [
     (Family::ApiGateway, "apigateway:*", &[]),
     (
         Family::CreateRestApi,
@@ -79,8 +79,9 @@ const FAMILIES: [(Family, &str, &[&str]); 17] = [
         &[],
     ),
     (Family::GetResources, "apigateway:GetResources", &[]),
-    (Family::Lambda, "lambda:*", &["GetFunction"]),
+    (Family::Lambda, "lambda:*", &["GetFunction", "GetPolicy"]),
     (Family::LambdaGetFunction, "lambda:GetFunction", &[]),
+    (Family::LambdaGetPolicy, "lambda:GetPolicy", &[]),
     (Family::Iam, "iam:*", &[]),
     (Family::Logs, "logs:*", &[]),
     (Family::DynamoDbControl, "dynamodb:*", &[]),
