@@ -489,10 +489,9 @@ def fleet_section(fleet, w):
             f"No-change apply: {noop['wall_s']:.1f} s against {noop['paced_bound_s']:.1f} s "
             f"({noop['ratio']:.2f}x). `observe` reads on two strands at once: the tables, roles, log groups, "
             f"functions and keys on one, the REST APIs and then their stages, usage plans and base path mappings "
-            f"on the other. The first is held by the three DynamoDB reads per tenant (DescribeTable, "
-            f"DescribeContinuousBackups, ListTagsOfResource, at the pacer's conservative 10 rps: {ddb:.1f} s), "
-            f"the second by API Gateway's 10 rps ({apigw:.1f} s for all its reads); side by side, the slower "
-            f"sets the time (an earlier version ran them one after the other: {ddb + apigw:.1f} s)."
+            f"on the other. API Gateway's 10 rps for every management call holds it ({apigw:.1f} s for its "
+            f"reads); the three DynamoDB reads per tenant (DescribeTable, DescribeContinuousBackups, "
+            f"ListTagsOfResource) go at the control plane's documented 2,500 rps ({ddb:.1f} s)."
         )
         w("")
     if code and noop and code.get("ratio") is not None:
@@ -502,8 +501,9 @@ def fleet_section(fleet, w):
             f"({code['ratio']:.2f}x). The plan waits for the whole `observe` (the no-change apply's "
             f"{noop['wall_s']:.1f} s{'' if code['pace'] == noop['pace'] else ', at its own K'}), and only then do "
             f"the updates start, held by Lambda's 15 rps ({lam:.1f} s): {noop['wall_s']:.1f} + {lam:.1f} = "
-            f"{noop['wall_s'] + lam:.1f} s, beside {code['wall_s']:.1f} s measured. The Lambda family carries a `GetPolicy` per function besides each "
-            f"`UpdateFunctionCode`, twice the N x functions / 15 s that FACTS.md counts for a code-only redeploy."
+            f"{noop['wall_s'] + lam:.1f} s, beside {code['wall_s']:.1f} s measured: the N x functions / 15 s that "
+            f"FACTS.md counts for a code-only redeploy, after the reads. The `GetPolicy` of each function's "
+            f"permission check has a 15 rps quota of its own and runs beside the updates."
         )
         w("")
     if first and first.get("own_count"):
