@@ -73,6 +73,36 @@ async fn find(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Option<
     Ok(keys.into_iter().next())
 }
 
+/// Creates a key with a fresh value (256 random bits): its id and value.
+pub(crate) async fn create(
+    t: &AwsTarget,
+    name: &str,
+    description: &str,
+    enabled: bool,
+    tags: Option<std::collections::HashMap<String, String>>,
+) -> anyhow::Result<(String, String)> {
+    let value = new_key_value()?;
+    t.pacer
+        .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+        .await;
+    let created = t
+        .apigateway
+        .create_api_key()
+        .name(name)
+        .description(description)
+        .enabled(enabled)
+        .value(&value)
+        .set_tags(tags)
+        .send()
+        .await
+        .map_err(|e| fail(&format!("CreateApiKey {name}"), e))?;
+    let id = created
+        .id()
+        .ok_or_else(|| anyhow::anyhow!("CreateApiKey {name} returned no id"))?
+        .to_owned();
+    Ok((id, value))
+}
+
 /// Attaches a key to a plan; already attached is fine.
 pub(crate) async fn attach(t: &AwsTarget, plan: &str, key: &str) -> anyhow::Result<()> {
     t.pacer.write(APIGW).await;
@@ -187,29 +217,11 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             (id, value)
         }
         None => {
-            let value = new_key_value()?;
             let mut tags = super::tags(tenant);
             tags.insert(TAG_CLIENT.to_owned(), client.clone());
             tags.insert(TAG_ORIGIN.to_owned(), ORIGIN_FILE.to_owned());
-            t.pacer
-                .write(&[Family::ApiGateway, Family::ApiKeyWrite])
-                .await;
-            let created = t
-                .apigateway
-                .create_api_key()
-                .name(name)
-                .description(super::keys::description(tenant, &client))
-                .enabled(false)
-                .value(&value)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| fail(&format!("CreateApiKey {name}"), e))?;
-            let id = created
-                .id()
-                .ok_or_else(|| anyhow::anyhow!("CreateApiKey {name} returned no id"))?
-                .to_owned();
-            (id, value)
+            let description = super::keys::description(tenant, &client);
+            create(t, name, &description, false, Some(tags)).await?
         }
     };
     let plan = super::usage_plan::find(t, tenant)

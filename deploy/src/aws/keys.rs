@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use super::api::APIGW;
 use super::{AwsTarget, Family, TAG_CLIENT, TAG_ORIGIN, fail, is, tagged_tenant};
 use crate::keys::{KeyInfo, KeyStore, Rotation, rfc3339};
-use crate::local::state::{new_key_id, new_key_value};
+use crate::local::state::new_key_id;
 use crate::resource::ORIGIN_FILE;
 use crate::target::Secret;
 
@@ -198,28 +198,12 @@ impl KeyStore for AwsTarget {
         }
         let plan = usage_plan(self, tenant).await?;
         let name = format!("{}-{}", names::api_key(tenant, client), new_key_id()?);
-        let value = new_key_value()?;
         let mut tags = super::tags(tenant);
         tags.insert(TAG_CLIENT.to_owned(), client.to_owned());
         tags.insert(TAG_ORIGIN.to_owned(), ORIGIN_CLI.to_owned());
-        self.pacer
-            .write(&[Family::ApiGateway, Family::ApiKeyWrite])
-            .await;
-        let created = self
-            .apigateway
-            .create_api_key()
-            .name(&name)
-            .description(description(tenant, client))
-            .enabled(true)
-            .value(&value)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| fail(&format!("CreateApiKey {name}"), e))?;
-        let id = created
-            .id()
-            .ok_or_else(|| anyhow::anyhow!("CreateApiKey {name} returned no id"))?
-            .to_owned();
+        let description = description(tenant, client);
+        let (id, value) =
+            super::api_key::create(self, &name, &description, true, Some(tags)).await?;
         if let Err(e) = super::api_key::attach(self, &plan, &id).await {
             // A key on no usage plan works nowhere: do not leave it behind.
             let _ = delete(self, &id).await;
@@ -302,25 +286,11 @@ impl KeyStore for AwsTarget {
                 }
             ))
         };
-        let value = new_key_value()?;
-        self.pacer
-            .write(&[Family::ApiGateway, Family::ApiKeyWrite])
-            .await;
-        let created = self
-            .apigateway
-            .create_api_key()
-            .name(&name)
-            .description(base.split(ROTATED).next().unwrap_or(&base))
-            .enabled(false)
-            .value(&value)
-            .set_tags(old.tags().cloned())
-            .send()
-            .await
-            .map_err(|e| interrupted(fail(&format!("CreateApiKey {name}"), e)))?;
-        let id = created
-            .id()
-            .ok_or_else(|| interrupted(anyhow::anyhow!("CreateApiKey {name} returned no id")))?
-            .to_owned();
+        let description = base.split(ROTATED).next().unwrap_or(&base).to_owned();
+        let (id, value) =
+            super::api_key::create(self, &name, &description, false, old.tags().cloned())
+                .await
+                .map_err(interrupted)?;
         super::api_key::attach(self, &plan, &id)
             .await
             .map_err(interrupted)?;
