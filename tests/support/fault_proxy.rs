@@ -1027,7 +1027,9 @@ fn reframe(raw: &[u8], keep: bool) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+/// The body of a chunked HTTP/1.1 message (chunk extensions ignored), or
+/// `None` when it is malformed.
+pub fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n")?;

@@ -174,7 +174,7 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
         .get("transfer-encoding")
         .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
     {
-        body = dechunk(&body)?;
+        body = fault_proxy::dechunk(&body)?;
     } else if let Some(len) = headers.get("content-length").and_then(|l| l.parse().ok()) {
         body.truncate(len);
     }
@@ -183,21 +183,6 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
         headers,
         body,
     })
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
 }
 
 /// One request moto's recorder saw.
