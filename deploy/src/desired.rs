@@ -189,10 +189,12 @@ fn index_type(kind: &FieldKind) -> &'static str {
     }
 }
 
-/// The hash of the tenant's API definition, independent of the account and
-/// region it is deployed to: it changes exactly when the API does.
+/// The hash of the tenant's API definition (the document API Gateway
+/// imports), independent of the partition, account and region it is
+/// deployed to: it changes exactly when the API does.
 pub fn api_definition_sha256(t: &Tenant) -> String {
-    let doc = openapi::render(t, &openapi::Integration::aws("{region}", "{account}"))
+    let anywhere = openapi::Integration::new("{partition}", "{region}", "{account}");
+    let doc = openapi::render(t, &anywhere, openapi::Document::Import)
         .unwrap_or_else(|e| format!("unrenderable: {e}"));
     hex(&Sha256::digest(doc.as_bytes()))
 }

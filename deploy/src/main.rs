@@ -302,7 +302,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let path = cli.tenants.join(format!("{tenant}.toml"));
             let t = runtime::Tenant::load(&path)?;
-            let doc = openapi::render(&t, &openapi::Integration::aws(&region, &account))?;
+            let env = apifactory::aws::Env::new(&region, &account);
+            let integration = openapi::Integration::new(&env.partition, &region, &account);
+            let doc = openapi::render(&t, &integration, openapi::Document::Client)?;
             print(&format!("{doc}\n"))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1,13 +1,17 @@
 //! A tenant's API as an OpenAPI 3 document, rendered from a handlebars
-//! template (`templates/openapi.json.hbs`): the definition the AWS target
-//! imports into API Gateway, the contract the local gateway is tested
-//! against, and what `apifactory openapi <tenant>` prints.
+//! template (`templates/openapi.json.hbs`) in two flavours ([`Document`]):
+//! the client document (what `apifactory openapi <tenant>` prints, the
+//! contract the local gateway is tested against) and the import document
+//! (the definition the AWS target puts into API Gateway).
 //!
 //! Every method requires an API key and integrates `aws_proxy` with its
 //! operation's function. The template holds the document's shape; the
 //! schemas, parameters and responses are built here from the tenant's
 //! fields, so a field rule can never be documented one way and enforced
-//! another.
+//! another. The import document is the client one with what API Gateway's
+//! importer does not support taken out ([`importable`]): imported with
+//! `failOnWarnings`, anything left that it would ignore fails the apply
+//! instead of being deployed as something other than the document says.
 
 use handlebars::Handlebars;
 use runtime::field::{Field, Format, Kind, StringRules};
@@ -17,40 +21,73 @@ use serde_json::{Map, Value, json};
 
 const TEMPLATE: &str = include_str!("../templates/openapi.json.hbs");
 
-/// Where the methods integrate: the account and region of the functions.
+/// Which of a tenant's two documents to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// For the API's clients: every rule of every field in OpenAPI 3.0's
+    /// own words (`nullable`, `readOnly`, `additionalProperties`, integer
+    /// formats, parameter constraints), and the URLs it is served at.
+    Client,
+    /// What API Gateway imports: only what its importer supports, and the
+    /// REST API's own name as `info.title`, since a PutRestApi in overwrite
+    /// mode renames the API after the title (PutRestApi, API Gateway API
+    /// reference): with the name as the title, an apply stopped right
+    /// after the put leaves the API under the name observe looks for.
+    Import,
+}
+
+/// Where the methods integrate: the partition, account and region of the
+/// functions.
 pub struct Integration {
+    pub partition: String,
     pub region: String,
     pub account: String,
 }
 
 impl Integration {
-    pub fn aws(region: &str, account: &str) -> Self {
+    pub fn new(partition: &str, region: &str, account: &str) -> Self {
         Integration {
+            partition: partition.to_owned(),
             region: region.to_owned(),
             account: account.to_owned(),
         }
     }
 
-    /// The API Gateway integration URI that invokes a function.
+    /// The API Gateway integration URI that invokes a function. Both ARNs
+    /// are in the deploy region's partition (`aws-cn` in China,
+    /// `aws-us-gov` in GovCloud: "Identify AWS resources with Amazon
+    /// Resource Names", IAM user guide); one naming another partition is
+    /// an integration API Gateway cannot invoke.
     pub fn uri(&self, function: &str) -> String {
         format!(
-            "arn:aws:apigateway:{r}:lambda:path/2015-03-31/functions/arn:aws:lambda:{r}:{a}:function:{function}/invocations",
+            "arn:{p}:apigateway:{r}:lambda:path/2015-03-31/functions/arn:{p}:lambda:{r}:{a}:function:{function}/invocations",
+            p = self.partition,
             r = self.region,
             a = self.account
         )
     }
+
+    /// The domain of the partition's endpoints (China's are under
+    /// `amazonaws.com.cn`).
+    fn dns_suffix(&self) -> &'static str {
+        if self.partition == "aws-cn" {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        }
+    }
 }
 
-/// Renders the document: pretty-printed JSON, the same bytes for the same
-/// tenant and integration (so its hash can decide whether a new deployment
-/// is needed).
-pub fn render(t: &Tenant, integration: &Integration) -> anyhow::Result<String> {
+/// Renders a document: pretty-printed JSON, the same bytes for the same
+/// tenant and integration (so the import document's hash can decide
+/// whether a new deployment is needed).
+pub fn render(t: &Tenant, integration: &Integration, document: Document) -> anyhow::Result<String> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
     hb.register_helper("json", Box::new(json_helper));
     hb.register_template_string("openapi", TEMPLATE)?;
-    let rendered = hb.render("openapi", &context(t, integration))?;
+    let rendered = hb.render("openapi", &context(t, integration, document))?;
     // Parse back: the template must produce valid JSON, and re-serialising
     // gives one canonical form.
     let doc: Value = serde_json::from_str(&rendered)
@@ -73,7 +110,7 @@ fn json_helper(
     Ok(())
 }
 
-fn context(t: &Tenant, integration: &Integration) -> Value {
+fn context(t: &Tenant, integration: &Integration, document: Document) -> Value {
     let c = &t.collection;
     let coll_path = format!("/{}", c.name);
     let item_path = format!("/{}/{{id}}", c.name);
@@ -83,9 +120,11 @@ fn context(t: &Tenant, integration: &Integration) -> Value {
                   parameters: Value,
                   body: Option<Value>,
                   responses: Value| {
+        // Unique, as OpenAPI requires: search and get are both GETs.
+        let action = if op == Operation::Search { "search" } else { verb };
         json!({
             "method": verb,
-            "operation_id": format!("{}{}", verb, capitalise(&c.name)),
+            "operation_id": format!("{action}{}", capitalise(&c.name)),
             "summary": summary,
             "parameters": parameters,
             "request_body": body,
@@ -205,23 +244,126 @@ fn context(t: &Tenant, integration: &Integration) -> Value {
         } else {
             format!("/{}", d.base_path)
         };
-        servers.push(format!("https://{}{base}", d.name));
+        servers.push(json!({ "url": format!("https://{}{base}", d.name) }));
     }
-    servers.push(format!(
-        "https://{{restApiId}}.execute-api.{}.amazonaws.com/{}",
-        integration.region, t.stage
-    ));
+    servers.push(json!({
+        "url": format!(
+            "https://{{restApiId}}.execute-api.{}.{}/{}",
+            integration.region,
+            integration.dns_suffix(),
+            t.stage
+        ),
+        "variables": { "restApiId": { "default": "restApiId", "description": "The REST API's id, as `apifactory plan` shows it." } },
+    }));
 
-    json!({
+    let description = t.description.clone().unwrap_or_else(|| {
+        format!(
+            "{} API of {}, served by apifactory.",
+            c.name, t.display_name
+        )
+    });
+    let mut context = json!({
         "title": t.display_name,
-        "description": t.description.clone().unwrap_or_else(|| format!("{} API of {}, served by apifactory.", c.name, t.display_name)),
+        "description": description,
         "version": t.stage,
         "servers": servers,
+        "root_security": true,
         "collection": c.name,
         "paths": paths,
         "timeout_ms": (t.functions.timeout_s * 1000).min(29_000),
         "schemas": schemas(t),
-    })
+    });
+    if document == Document::Import {
+        for_import(&mut context, &names::rest_api(&t.id));
+    }
+    context
+}
+
+/// Turns a client document's context into the import document's.
+///
+/// What API Gateway's importer does not support, from "Amazon API Gateway
+/// important notes for REST APIs" (API Gateway developer guide): models
+/// are JSON Schema draft 4, without `additionalProperties`, `anyOf`,
+/// `oneOf`, `discriminator`, `example`, `exclusiveMinimum`, `readOnly`,
+/// and without the `int32`, `int64` and `decimal` formats; input
+/// parameters keep only `name`, `in`, `required`, `type` and
+/// `description`; security at the document's root is not used. Import
+/// warnings ("Errors and warnings during import", same guide) roll the
+/// whole put back when `failOnWarnings` is set, which is how the AWS target
+/// imports. Servers are left out: the importer reads a path in a server URL
+/// as a base path, and the URLs are API Gateway's to give.
+fn for_import(context: &mut Value, rest_api_name: &str) {
+    context["title"] = json!(rest_api_name);
+    context["servers"] = json!([]);
+    context["root_security"] = json!(false);
+    if let Some(schemas) = context["schemas"].as_object_mut() {
+        for schema in schemas.values_mut() {
+            importable(schema);
+        }
+    }
+    for path in context["paths"].as_array_mut().into_iter().flatten() {
+        for method in path["methods"].as_array_mut().into_iter().flatten() {
+            for p in method["parameters"].as_array_mut().into_iter().flatten() {
+                let kept = ["name", "in", "required", "description"]
+                    .into_iter()
+                    .filter_map(|k| p.get(k).map(|v| (k.to_owned(), v.clone())));
+                let mut simple: Map<String, Value> = kept.collect();
+                if let Some(ty) = p["schema"].get("type") {
+                    simple.insert("schema".into(), json!({ "type": ty }));
+                }
+                *p = Value::Object(simple);
+            }
+        }
+    }
+}
+
+/// The keywords a model may not carry (see [`for_import`]); `nullable` is
+/// OpenAPI's, not JSON Schema draft 4's, so it goes too.
+const NOT_IN_MODELS: &[&str] = &[
+    "additionalProperties",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "discriminator",
+    "example",
+    "exclusiveMinimum",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+];
+
+/// A schema as a model API Gateway imports, walked through its
+/// `properties` and `items` (a property may be named like a keyword).
+/// A `nullable` schema loses its `type` (and gains `null` among its `enum`
+/// values): draft 4 applies a type's rules only to values of that type, so
+/// null passes and the rest is still checked.
+fn importable(schema: &mut Value) {
+    let Some(s) = schema.as_object_mut() else {
+        return;
+    };
+    for k in NOT_IN_MODELS {
+        s.remove(*k);
+    }
+    if s.get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| ["int32", "int64", "decimal"].contains(&f))
+    {
+        s.remove("format");
+    }
+    if s.remove("nullable") == Some(Value::Bool(true)) {
+        s.remove("type");
+        if let Some(values) = s.get_mut("enum").and_then(Value::as_array_mut) {
+            values.push(Value::Null);
+        }
+    }
+    if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
+        for p in props.values_mut() {
+            importable(p);
+        }
+    }
+    if let Some(items) = s.get_mut("items") {
+        importable(items);
+    }
 }
 
 fn capitalise(s: &str) -> String {
@@ -531,9 +673,46 @@ mod tests {
         Tenant::load(&path).unwrap()
     }
 
+    fn render_doc(t: &Tenant, document: Document) -> Value {
+        let i = Integration::new("aws", "eu-west-1", "111122223333");
+        serde_json::from_str(&render(t, &i, document).unwrap()).unwrap()
+    }
+
     fn doc(id: &str) -> Value {
-        let text = render(&tenant(id), &Integration::aws("eu-west-1", "111122223333")).unwrap();
-        serde_json::from_str(&text).unwrap()
+        render_doc(&tenant(id), Document::Client)
+    }
+
+    fn import_doc(id: &str) -> Value {
+        render_doc(&tenant(id), Document::Import)
+    }
+
+    /// Every schema object of a document that is a model or in one:
+    /// `components.schemas` walked through `properties` and `items`.
+    fn model_schemas(d: &Value) -> Vec<(String, &Value)> {
+        fn walk<'a>(at: String, s: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+            out.push((at.clone(), s));
+            for (name, p) in s["properties"].as_object().into_iter().flatten() {
+                walk(format!("{at}.{name}"), p, out);
+            }
+            if let Some(items) = s.get("items") {
+                walk(format!("{at}[]"), items, out);
+            }
+        }
+        let mut out = Vec::new();
+        for (name, s) in d["components"]["schemas"].as_object().unwrap() {
+            walk(name.clone(), s, &mut out);
+        }
+        out
+    }
+
+    fn operations(d: &Value) -> Vec<(String, &Value)> {
+        let mut out = Vec::new();
+        for (path, methods) in d["paths"].as_object().unwrap() {
+            for (verb, op) in methods.as_object().unwrap() {
+                out.push((format!("{verb} {path}"), op));
+            }
+        }
+        out
     }
 
     #[test]
@@ -628,12 +807,14 @@ mod tests {
     #[test]
     fn the_same_tenant_renders_the_same_bytes() {
         let t = tenant("events");
-        let i = Integration::aws("us-east-1", "123456789012");
-        let a = render(&t, &i).unwrap();
-        assert_eq!(a, render(&t, &i).unwrap());
-        let mut changed = t.clone();
-        changed.functions.timeout_s = 9;
-        assert_ne!(a, render(&changed, &i).unwrap());
+        let i = Integration::new("aws", "us-east-1", "123456789012");
+        for document in [Document::Client, Document::Import] {
+            let a = render(&t, &i, document).unwrap();
+            assert_eq!(a, render(&t, &i, document).unwrap());
+            let mut changed = t.clone();
+            changed.functions.timeout_s = 9;
+            assert_ne!(a, render(&changed, &i, document).unwrap());
+        }
     }
 
     #[test]
@@ -642,5 +823,112 @@ mod tests {
             let d = doc(id);
             assert!(d["paths"].as_object().unwrap().len() == 2, "{id}");
         }
+    }
+
+    #[test]
+    fn every_operation_id_is_unique_in_both_documents() {
+        for id in ["acme", "bookshop", "clinic", "events", "fleet"] {
+            for d in [doc(id), import_doc(id)] {
+                let ids: Vec<&str> = operations(&d)
+                    .iter()
+                    .map(|(_, op)| op["operationId"].as_str().unwrap())
+                    .collect();
+                let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+                assert_eq!(unique.len(), ids.len(), "{id}: {ids:?}");
+            }
+        }
+        let d = doc("acme");
+        assert_eq!(d["paths"]["/accounts"]["get"]["operationId"], "searchAccounts");
+        assert_eq!(d["paths"]["/accounts/{id}"]["get"]["operationId"], "getAccounts");
+    }
+
+    #[test]
+    fn the_import_document_carries_only_what_the_importer_supports() {
+        for id in ["acme", "bookshop", "clinic", "events", "fleet"] {
+            let d = import_doc(id);
+            assert_eq!(d["info"]["title"], format!("apifactory-{id}"), "{id}");
+            assert!(d.get("servers").is_none(), "{id}");
+            assert!(d.get("security").is_none(), "{id}: root security is not used");
+            for (at, s) in model_schemas(&d) {
+                for k in NOT_IN_MODELS.iter().chain(&["nullable"]) {
+                    assert!(s.get(*k).is_none(), "{id}: {at} has {k}");
+                }
+                let format = s.get("format").and_then(Value::as_str);
+                assert!(
+                    !matches!(format, Some("int32" | "int64" | "decimal")),
+                    "{id}: {at} has format {format:?}"
+                );
+            }
+            for (op, o) in operations(&d) {
+                assert_eq!(o["security"], json!([{ "api_key": [] }]), "{id}: {op}");
+                for p in o["parameters"].as_array().unwrap() {
+                    let keys: Vec<&str> = p.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+                    assert!(
+                        keys.iter().all(|k| ["name", "in", "required", "description", "schema"].contains(k)),
+                        "{id}: {op}: {keys:?}"
+                    );
+                    let schema: Vec<&String> = p["schema"].as_object().unwrap().keys().collect();
+                    assert_eq!(schema, ["type"], "{id}: {op}: {p}");
+                }
+            }
+        }
+        // The client document keeps what the import leaves out.
+        let client = doc("acme");
+        assert_eq!(client["info"]["title"], "Acme APIs");
+        assert_eq!(client["security"], json!([{ "api_key": [] }]));
+        let patch = &client["components"]["schemas"]["Patch"]["properties"];
+        assert_eq!(patch["plan"]["nullable"], true);
+        assert_eq!(client["components"]["schemas"]["Item"]["additionalProperties"], false);
+        let import = import_doc("acme");
+        let patch = &import["components"]["schemas"]["Patch"]["properties"];
+        // null passes a draft-4 schema without a type, the enum still holds.
+        assert!(patch["plan"].get("type").is_none(), "{}", patch["plan"]);
+        assert_eq!(patch["plan"]["enum"], json!(["free", "pro", "enterprise", null]));
+        assert_eq!(patch["name"]["type"], "string", "required without default: not nullable");
+        assert_eq!(
+            import["paths"]["/accounts/{id}"]["delete"]["x-amazon-apigateway-integration"],
+            client["paths"]["/accounts/{id}"]["delete"]["x-amazon-apigateway-integration"]
+        );
+    }
+
+    #[test]
+    fn a_property_named_like_a_keyword_is_kept() {
+        let mut schema = json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "readOnly": { "type": "boolean", "readOnly": true },
+                "format": { "type": "integer", "format": "int64", "nullable": true }
+            }
+        });
+        importable(&mut schema);
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": { "readOnly": { "type": "boolean" }, "format": {} }
+            })
+        );
+    }
+
+    #[test]
+    fn integrations_and_urls_follow_the_partition() {
+        let t = tenant("clinic");
+        let china = Integration::new("aws-cn", "cn-north-1", "111122223333");
+        let d: Value = serde_json::from_str(&render(&t, &china, Document::Client).unwrap()).unwrap();
+        let uri = d["paths"]["/appointments/{id}"]["get"]["x-amazon-apigateway-integration"]["uri"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            uri,
+            "arn:aws-cn:apigateway:cn-north-1:lambda:path/2015-03-31/functions/arn:aws-cn:lambda:cn-north-1:111122223333:function:apifactory-clinic-get/invocations"
+        );
+        let url = d["servers"].as_array().unwrap().last().unwrap()["url"].as_str().unwrap();
+        assert!(url.ends_with(".execute-api.cn-north-1.amazonaws.com.cn/prod"), "{url}");
+        let gov = Integration::new("aws-us-gov", "us-gov-west-1", "111122223333");
+        assert!(
+            gov.uri("f")
+                .starts_with("arn:aws-us-gov:apigateway:us-gov-west-1:lambda:path/2015-03-31/functions/arn:aws-us-gov:lambda:us-gov-west-1:")
+        );
     }
 }

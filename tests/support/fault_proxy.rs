@@ -67,6 +67,23 @@ pub struct FaultConfig {
     /// lost after moto carried the request out, whatever the rate: a fault
     /// a test can count on.
     pub lose_first: Vec<&'static str>,
+    /// Operations (as [`operation_name`] names them) whose first call is
+    /// answered 400 `BadRequestException` without reaching moto: a run
+    /// that stops exactly there, as one killed between the call before
+    /// and this one would, for a test that must stop between two calls.
+    pub refuse_first: Vec<&'static str>,
+    /// PutRestApi with `mode=overwrite` renames the API to the document's
+    /// `info.title` ("PutRestApi", API Gateway API reference: overwrite
+    /// replaces the API with the definition, its title the API's name),
+    /// which moto does not do. See [`put_rest_api_renames`].
+    pub put_rest_api_renames: bool,
+    /// API Gateway's OpenAPI importer on PutRestApi and ImportRestApi: a
+    /// model using a keyword it does not support is a warning, the import
+    /// rolled back with a `BadRequestException` under `failonwarnings=true`
+    /// ("Amazon API Gateway important notes for REST APIs"; "Errors and
+    /// warnings during import", API Gateway developer guide). moto takes
+    /// any document. See [`import_warnings`].
+    pub import_warnings: bool,
 }
 
 impl FaultConfig {
@@ -83,6 +100,9 @@ impl FaultConfig {
             limits: Vec::new(),
             lose_responses: false,
             lose_first: Vec::new(),
+            refuse_first: Vec::new(),
+            put_rest_api_renames: false,
+            import_warnings: false,
         }
     }
 }
@@ -277,6 +297,7 @@ impl FaultProxy {
             upstream,
             rng: Mutex::new(SplitMix(config.seed)),
             lose_first: Mutex::new(config.lose_first.clone()),
+            refuse_first: Mutex::new(config.refuse_first.clone()),
             buckets: config
                 .limits
                 .iter()
@@ -312,6 +333,8 @@ struct Shared {
     config: FaultConfig,
     /// What is left of `config.lose_first`.
     lose_first: Mutex<Vec<&'static str>>,
+    /// What is left of `config.refuse_first`.
+    refuse_first: Mutex<Vec<&'static str>>,
     rng: Mutex<SplitMix>,
     buckets: Vec<Mutex<Bucket>>,
     stats: Arc<Stats>,
@@ -784,6 +807,23 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let key = format!("{}:{op}", svc.as_deref().unwrap_or("unknown"));
         shared.stats.count(&key, false);
 
+        if let Some(refusal) = refused_first(shared, svc.as_deref(), &op) {
+            write.write_all(&reframe(&refusal, keep)?).await?;
+            if !keep {
+                return Ok(());
+            }
+            continue;
+        }
+        if shared.config.import_warnings
+            && let Some(refusal) = import_warnings(&op, &request.target, &request.body)
+        {
+            write.write_all(&reframe(&refusal, keep)?).await?;
+            if !keep {
+                return Ok(());
+            }
+            continue;
+        }
+
         let answer = match shared.draw(Some(op.as_str())) {
             Some((Fault::Reset, _)) => {
                 shared.stats.resets.fetch_add(1, Ordering::Relaxed);
@@ -793,7 +833,7 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             Some((Fault::LostResponse, _)) => {
                 shared.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
                 shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                let _ = forward(&shared.upstream, &request).await;
+                let _ = carry_out(shared, &op, &request).await;
                 return Ok(());
             }
             Some((Fault::ServerError, _)) => {
@@ -818,7 +858,7 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     throttling_response(svc.as_deref())
                 } else {
                     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                    forward(&shared.upstream, &request).await?
+                    carry_out(shared, &op, &request).await?
                 }
             }
         };
@@ -827,6 +867,229 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Sends the request to moto and adds what AWS does on top of it that moto
+/// does not (each behaviour behind its switch).
+async fn carry_out(shared: &Shared, op: &str, r: &Request) -> std::io::Result<Vec<u8>> {
+    let mut answer = forward(&shared.upstream, r).await?;
+    if shared.config.put_rest_api_renames && op == "PutRestApi" {
+        answer = put_rest_api_renames(&shared.upstream, r, answer).await?;
+    }
+    if shared.config.import_warnings && matches!(op, "PutRestApi" | "ImportRestApi") {
+        answer = with_import_warnings(r, answer);
+    }
+    Ok(answer)
+}
+
+/// An import that went through despite warnings (no `failonwarnings`)
+/// lists them in the answer's `warnings`, as AWS's RestApi does.
+fn with_import_warnings(r: &Request, answer: Vec<u8>) -> Vec<u8> {
+    let Some(document) = serde_json::from_slice::<serde_json::Value>(&r.body).ok() else {
+        return answer;
+    };
+    let warnings = openapi_import_warnings(&document);
+    match json_answer(&answer) {
+        Some((status, mut api)) if (200..300).contains(&status) && !warnings.is_empty() => {
+            api["warnings"] = serde_json::json!(warnings);
+            json_response(status, "OK", &[], &api)
+        }
+        _ => answer,
+    }
+}
+
+/// An API Gateway answer with a JSON body.
+fn json_response(
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> Vec<u8> {
+    let body = body.to_string();
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "x-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    out.into_bytes()
+}
+
+/// The 400 a `refuse_first` operation gets on its first call.
+fn refused_first(shared: &Shared, service: Option<&str>, op: &str) -> Option<Vec<u8>> {
+    let mut once = shared.refuse_first.lock().unwrap();
+    let i = once.iter().position(|o| *o == op)?;
+    once.remove(i);
+    eprintln!("fault proxy: {op} refused once (refuse_first)");
+    Some(error_response(
+        service,
+        400,
+        "BadRequestException",
+        "Refused by the fault proxy (refuse_first)",
+    ))
+}
+
+/// A query parameter of a request target, its name compared without case
+/// (the SDK sends `failonwarnings`, the docs write `failOnWarnings`).
+fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = target.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// The status and JSON body of an answer, when it is JSON.
+fn json_answer(raw: &[u8]) -> Option<(u16, serde_json::Value)> {
+    let framed = reframe(raw, false).ok()?;
+    let end = framed.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let status = std::str::from_utf8(&framed[..end])
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, serde_json::from_slice(&framed[end..]).ok()?))
+}
+
+/// A PutRestApi in overwrite mode, as AWS carries it out: the API is
+/// renamed to the document's `info.title` (moto keeps the old name), and
+/// the answer, the API after the put, shows the new name.
+async fn put_rest_api_renames(
+    upstream: &str,
+    r: &Request,
+    answer: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    let overwrite = query_param(&r.target, "mode") == Some("overwrite");
+    let title = serde_json::from_slice::<serde_json::Value>(&r.body)
+        .ok()
+        .and_then(|d| d["info"]["title"].as_str().map(str::to_owned));
+    let ok = json_answer(&answer).is_some_and(|(status, _)| (200..300).contains(&status));
+    let (true, Some(title), true) = (overwrite, title, ok) else {
+        return Ok(answer);
+    };
+    let path = r.target.split('?').next().unwrap_or(&r.target);
+    let patch = serde_json::json!({
+        "patchOperations": [{ "op": "replace", "path": "/name", "value": title }]
+    });
+    let rename = Request {
+        method: "PATCH".into(),
+        target: path.to_owned(),
+        headers: r
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+            .cloned()
+            .chain([("Content-Type".to_owned(), "application/json".to_owned())])
+            .collect(),
+        body: patch.to_string().into_bytes(),
+    };
+    let renamed = forward(upstream, &rename).await?;
+    // The rename's answer is the API as it now stands: the put's own.
+    match json_answer(&renamed) {
+        Some((status, _)) if (200..300).contains(&status) => Ok(renamed),
+        _ => Ok(answer),
+    }
+}
+
+/// The keywords API Gateway's models do not support ("Amazon API Gateway
+/// important notes for REST APIs": models are JSON Schema draft 4, without
+/// `additionalProperties`, `anyOf`, `oneOf`, `discriminator`, `example`,
+/// `exclusiveMinimum`, `readOnly`; `nullable` is OpenAPI's own, not draft
+/// 4's).
+const UNSUPPORTED_IN_MODELS: &[&str] = &[
+    "additionalProperties",
+    "anyOf",
+    "oneOf",
+    "discriminator",
+    "example",
+    "exclusiveMinimum",
+    "readOnly",
+    "nullable",
+];
+
+/// The import warnings API Gateway gives for an OpenAPI document: one per
+/// model (a schema of `components.schemas`) that uses an unsupported
+/// keyword or number format (`int32`, `int64`, `decimal`), in the words
+/// its importer uses ("Invalid model specified: Validation Result:
+/// warnings : [], errors : [Invalid model schema specified]", as quoted in
+/// awslabs/aws-apigateway-importer issues 75 and 213).
+pub fn openapi_import_warnings(document: &serde_json::Value) -> Vec<String> {
+    fn unsupported(schema: &serde_json::Value, found: &mut Vec<String>) {
+        let Some(s) = schema.as_object() else {
+            return;
+        };
+        for k in UNSUPPORTED_IN_MODELS {
+            if s.contains_key(*k) && !found.iter().any(|f| f == k) {
+                found.push((*k).to_owned());
+            }
+        }
+        if let Some(f) = s.get("format").and_then(|f| f.as_str())
+            && ["int32", "int64", "decimal"].contains(&f)
+        {
+            let label = format!("format {f}");
+            if !found.contains(&label) {
+                found.push(label);
+            }
+        }
+        for p in s
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .into_iter()
+            .flat_map(|p| p.values())
+        {
+            unsupported(p, found);
+        }
+        if let Some(items) = s.get("items") {
+            unsupported(items, found);
+        }
+    }
+    let mut warnings = Vec::new();
+    let schemas = document["components"]["schemas"].as_object();
+    for (name, schema) in schemas.into_iter().flatten() {
+        let mut found = Vec::new();
+        unsupported(schema, &mut found);
+        if !found.is_empty() {
+            let quoted: Vec<String> = found.iter().map(|k| format!("\"{k}\"")).collect();
+            warnings.push(format!(
+                "Unable to create model for '{name}': Invalid model specified: Validation \
+                 Result: warnings : [], errors : [Invalid model schema specified. \
+                 Unsupported keyword(s): [{}]]",
+                quoted.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
+/// The importer's refusal of a PutRestApi or ImportRestApi with
+/// `failonwarnings=true` whose document draws warnings: a
+/// `BadRequestException` listing them, nothing changed. Without the flag
+/// the put goes through, its answer listing them
+/// ([`with_import_warnings`]).
+fn import_warnings(op: &str, target: &str, body: &[u8]) -> Option<Vec<u8>> {
+    if !matches!(op, "PutRestApi" | "ImportRestApi") {
+        return None;
+    }
+    if !query_param(target, "failonwarnings").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    let document: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let warnings = openapi_import_warnings(&document);
+    if warnings.is_empty() {
+        return None;
+    }
+    eprintln!("fault proxy: {op} refused with {} import warning(s)", warnings.len());
+    let message = format!("Warnings found during import:\n\t{}", warnings.join("\n\t"));
+    Some(json_response(
+        400,
+        "Bad Request",
+        &[("x-amzn-ErrorType", "BadRequestException")],
+        &serde_json::json!({ "message": message }),
+    ))
 }
 
 /// Reads up to and including the blank line that ends a head; `None` when
@@ -1244,6 +1507,41 @@ mod tests {
         assert!(b.take(t0 + Duration::from_millis(40)));
         assert!(!b.take(t0 + Duration::from_millis(50)));
         assert!(b.take(t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn the_importer_model_warns_per_model_on_unsupported_keywords() {
+        let doc = serde_json::json!({
+            "components": { "schemas": {
+                "Clean": { "type": "object", "properties": {
+                    "readOnly": { "type": "string", "format": "email" }
+                } },
+                "Patch": { "type": "object", "additionalProperties": false, "properties": {
+                    "n": { "type": "integer", "format": "int64" },
+                    "tags": { "type": "array", "items": { "type": "string", "nullable": true } }
+                } }
+            } }
+        });
+        assert_eq!(
+            openapi_import_warnings(&doc),
+            [
+                "Unable to create model for 'Patch': Invalid model specified: Validation Result: \
+                 warnings : [], errors : [Invalid model schema specified. Unsupported keyword(s): \
+                 [\"additionalProperties\", \"format int64\", \"nullable\"]]"
+            ]
+        );
+        assert!(openapi_import_warnings(&serde_json::json!({})).is_empty());
+        let put = "/restapis/a1?failonwarnings=true&mode=overwrite";
+        assert_eq!(query_param(put, "failOnWarnings"), Some("true"));
+        assert_eq!(query_param(put, "mode"), Some("overwrite"));
+        assert_eq!(query_param("/restapis/a1", "mode"), None);
+        let body = doc.to_string();
+        let refusal = import_warnings("PutRestApi", put, body.as_bytes()).unwrap();
+        let (status, answer) = json_answer(&refusal).unwrap();
+        assert_eq!(status, 400);
+        assert!(answer["message"].as_str().unwrap().starts_with("Warnings found during import:"));
+        assert!(import_warnings("PutRestApi", "/restapis/a1?mode=overwrite", body.as_bytes()).is_none());
+        assert!(import_warnings("GetRestApi", put, body.as_bytes()).is_none());
     }
 
     #[test]

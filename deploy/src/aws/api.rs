@@ -1,11 +1,18 @@
 //! The tenant's REST API, put from its rendered OpenAPI document.
 //!
-//! REST API names are not unique, so the API is found by its tags (and
-//! name) before one is created. Applying it: create if missing, put the
-//! definition (mode overwrite), make sure every method requires an API key,
-//! let the API invoke the tenant's functions, then record the definition's
-//! hash in the API's description: the marker observe reads, written last,
-//! so an interrupted apply shows the old hash and is redone.
+//! REST API names are not unique, so the API is found by its tags before
+//! one is created. Applying it: create if missing, put the import document
+//! (mode overwrite, failing on warnings), make sure every method requires
+//! an API key, let the API invoke the tenant's functions, then record the
+//! definition's hash in the API's description: the marker observe reads,
+//! written last, so an interrupted apply shows the old hash and is redone.
+//!
+//! A put in overwrite mode renames the API after the document's
+//! `info.title` (PutRestApi, API Gateway API reference). The import
+//! document's title is the API's own name, so no put renames it; and an
+//! API found under another name (renamed by hand, or by a put of an older
+//! apifactory stopped before it put the name back) is still the tenant's,
+//! by its tags, and planned for an update that puts the name back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -26,6 +33,28 @@ use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
 pub const APIGW: &[Family] = &[Family::ApiGateway];
+
+/// Where the tenant's methods integrate: its functions, in the deploy
+/// partition, region and account.
+pub fn integration(env: &super::Env) -> openapi::Integration {
+    openapi::Integration::new(&env.partition, &env.region, &env.account)
+}
+
+/// Each tenant's REST APIs: tagged for the tenant, whatever their name (a
+/// put may have renamed one), in id order (more than one where a lost
+/// create response left a duplicate).
+fn by_tenant(apis: &[RestApi]) -> BTreeMap<String, Vec<&RestApi>> {
+    let mut found: BTreeMap<String, Vec<&RestApi>> = BTreeMap::new();
+    for api in apis.iter().filter(|a| a.id().is_some()) {
+        if let Some(tenant) = super::tagged_tenant(api.tags()) {
+            found.entry(tenant.to_owned()).or_default().push(api);
+        }
+    }
+    for candidates in found.values_mut() {
+        candidates.sort_by_key(|a| a.id());
+    }
+    found
+}
 
 /// Every REST API of the account and region.
 async fn list(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
@@ -112,7 +141,7 @@ pub struct Apis {
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
     let apis = list(t).await?;
     let mut out = Apis::default();
-    for (tenant, candidates) in listing::by_tenant(&apis, names::rest_api) {
+    for (tenant, candidates) in by_tenant(&apis) {
         let api = choose(t, &tenant, &candidates).await?;
         let id = api.id().unwrap_or_default().to_owned();
         out.all.insert(tenant.clone(), id.clone());
@@ -130,7 +159,12 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
                 attrs([("id", json!(other)), (listing::DUPLICATE_OF, json!(id))]),
             ));
         }
-        let (hash, collection) = parse_marker(api.description());
+        let (mut hash, collection) = parse_marker(api.description());
+        if api.name() != Some(name.as_str()) {
+            // Not under its name: the update that puts the definition puts
+            // the name back.
+            hash = None;
+        }
         out.found.insert(
             tenant.clone(),
             (
@@ -151,7 +185,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
 /// The id of the tenant's REST API, found by tags and name.
 pub async fn find(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
     let apis = list(t).await?;
-    match listing::by_tenant(&apis, names::rest_api).get(tenant) {
+    match by_tenant(&apis).get(tenant) {
         Some(candidates) => Ok(choose(t, tenant, candidates).await?.id().map(str::to_owned)),
         None => Ok(None),
     }
@@ -230,23 +264,17 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
         }
     };
 
-    let doc = openapi::render(
-        spec,
-        &openapi::Integration::aws(&t.env.region, &t.env.account),
-    )?;
+    let doc = openapi::render(spec, &integration(&t.env), openapi::Document::Import)?;
     t.pacer
         .write(&[Family::ApiGateway, Family::PutRestApi])
         .await;
-    let put = t
-        .apigateway
-        .put_rest_api()
-        .rest_api_id(&id)
-        .mode(PutMode::Overwrite)
-        .fail_on_warnings(false)
-        .body(Blob::new(doc.into_bytes()))
+    let put = put_definition(&t.apigateway, &id, doc)
         .send()
         .await
         .map_err(|e| fail(&format!("PutRestApi {name} ({id})"), e))?;
+    for line in warning_lines(tenant, &name, put.warnings()) {
+        eprintln!("{line}");
+    }
 
     require_api_keys(t, &id).await?;
 
@@ -270,6 +298,33 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
         .await
         .map_err(|e| fail(&format!("UpdateRestApi {name} ({id})"), e))?;
     Ok(Applied::default())
+}
+
+/// The put of the import document: overwrite, and fail on warnings, so a
+/// definition API Gateway would import only in part (a warning) is rolled
+/// back and the apply fails with the warnings in the error ("Errors and
+/// warnings during import", API Gateway developer guide) instead of
+/// deploying something other than the document.
+fn put_definition(
+    client: &aws_sdk_apigateway::Client,
+    id: &str,
+    doc: String,
+) -> aws_sdk_apigateway::operation::put_rest_api::builders::PutRestApiFluentBuilder {
+    client
+        .put_rest_api()
+        .rest_api_id(id)
+        .mode(PutMode::Overwrite)
+        .fail_on_warnings(true)
+        .body(Blob::new(doc.into_bytes()))
+}
+
+/// The apply output's lines for warnings a put still answered (none is
+/// expected with `failOnWarnings`, but one must never pass unseen).
+fn warning_lines(tenant: &str, name: &str, warnings: &[String]) -> Vec<String> {
+    warnings
+        .iter()
+        .map(|w| format!("{tenant}: warning: API Gateway imported {name} with: {w}"))
+        .collect()
 }
 
 pub fn replace(path: &str, value: &str) -> anyhow::Result<PatchOperation> {
@@ -415,6 +470,64 @@ async fn resources(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api(id: &str, name: &str, tenant: Option<&str>) -> RestApi {
+        RestApi::builder()
+            .id(id)
+            .name(name)
+            .set_tags(tenant.map(super::super::tags))
+            .build()
+    }
+
+    #[test]
+    fn a_tenants_apis_are_found_by_their_tags_whatever_their_name() {
+        let apis = [
+            api("b2", "apifactory-acme", Some("acme")),
+            api("a1", "Acme APIs", Some("acme")),
+            api("c3", "apifactory-acme", None),
+            api("e5", "apifactory-clinic", Some("clinic")),
+        ];
+        let by = by_tenant(&apis);
+        let found: BTreeMap<&str, Vec<&str>> = by
+            .iter()
+            .map(|(t, apis)| (t.as_str(), apis.iter().filter_map(|a| a.id()).collect()))
+            .collect();
+        assert_eq!(
+            found,
+            BTreeMap::from([("acme", vec!["a1", "b2"]), ("clinic", vec!["e5"])])
+        );
+    }
+
+    #[test]
+    fn the_definition_is_put_failing_on_warnings() {
+        let config = aws_sdk_apigateway::Config::builder()
+            .behavior_version(aws_sdk_apigateway::config::BehaviorVersion::latest())
+            .build();
+        let client = aws_sdk_apigateway::Client::from_conf(config);
+        let put = put_definition(&client, "a1", "{}".into());
+        assert_eq!(put.get_fail_on_warnings(), &Some(true));
+        assert_eq!(put.get_mode(), &Some(PutMode::Overwrite));
+        assert_eq!(
+            warning_lines("acme", "apifactory-acme", &["Unable to create model".into()]),
+            ["acme: warning: API Gateway imported apifactory-acme with: Unable to create model"]
+        );
+    }
+
+    #[test]
+    fn integrations_name_the_deploy_partition() {
+        let uri = |region: &str| {
+            integration(&super::super::Env::new(region, "111122223333")).uri("apifactory-acme-get")
+        };
+        assert_eq!(
+            uri("cn-north-1"),
+            "arn:aws-cn:apigateway:cn-north-1:lambda:path/2015-03-31/functions/arn:aws-cn:lambda:cn-north-1:111122223333:function:apifactory-acme-get/invocations"
+        );
+        assert_eq!(
+            uri("us-gov-west-1"),
+            "arn:aws-us-gov:apigateway:us-gov-west-1:lambda:path/2015-03-31/functions/arn:aws-us-gov:lambda:us-gov-west-1:111122223333:function:apifactory-acme-get/invocations"
+        );
+        assert!(uri("eu-west-1").starts_with("arn:aws:apigateway:eu-west-1:"));
+    }
 
     #[test]
     fn the_marker_reads_back() {
