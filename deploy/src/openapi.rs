@@ -121,7 +121,11 @@ fn context(t: &Tenant, integration: &Integration, document: Document) -> Value {
                   body: Option<Value>,
                   responses: Value| {
         // Unique, as OpenAPI requires: search and get are both GETs.
-        let action = if op == Operation::Search { "search" } else { verb };
+        let action = if op == Operation::Search {
+            "search"
+        } else {
+            verb
+        };
         json!({
             "method": verb,
             "operation_id": format!("{action}{}", capitalise(&c.name)),
@@ -838,8 +842,14 @@ mod tests {
             }
         }
         let d = doc("acme");
-        assert_eq!(d["paths"]["/accounts"]["get"]["operationId"], "searchAccounts");
-        assert_eq!(d["paths"]["/accounts/{id}"]["get"]["operationId"], "getAccounts");
+        assert_eq!(
+            d["paths"]["/accounts"]["get"]["operationId"],
+            "searchAccounts"
+        );
+        assert_eq!(
+            d["paths"]["/accounts/{id}"]["get"]["operationId"],
+            "getAccounts"
+        );
     }
 
     #[test]
@@ -848,7 +858,10 @@ mod tests {
             let d = import_doc(id);
             assert_eq!(d["info"]["title"], format!("apifactory-{id}"), "{id}");
             assert!(d.get("servers").is_none(), "{id}");
-            assert!(d.get("security").is_none(), "{id}: root security is not used");
+            assert!(
+                d.get("security").is_none(),
+                "{id}: root security is not used"
+            );
             for (at, s) in model_schemas(&d) {
                 for k in NOT_IN_MODELS.iter().chain(&["nullable"]) {
                     assert!(s.get(*k).is_none(), "{id}: {at} has {k}");
@@ -862,9 +875,12 @@ mod tests {
             for (op, o) in operations(&d) {
                 assert_eq!(o["security"], json!([{ "api_key": [] }]), "{id}: {op}");
                 for p in o["parameters"].as_array().unwrap() {
-                    let keys: Vec<&str> = p.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+                    let keys: Vec<&str> =
+                        p.as_object().unwrap().keys().map(|k| k.as_str()).collect();
                     assert!(
-                        keys.iter().all(|k| ["name", "in", "required", "description", "schema"].contains(k)),
+                        keys.iter().all(
+                            |k| ["name", "in", "required", "description", "schema"].contains(k)
+                        ),
                         "{id}: {op}: {keys:?}"
                     );
                     let schema: Vec<&String> = p["schema"].as_object().unwrap().keys().collect();
@@ -878,13 +894,22 @@ mod tests {
         assert_eq!(client["security"], json!([{ "api_key": [] }]));
         let patch = &client["components"]["schemas"]["Patch"]["properties"];
         assert_eq!(patch["plan"]["nullable"], true);
-        assert_eq!(client["components"]["schemas"]["Item"]["additionalProperties"], false);
+        assert_eq!(
+            client["components"]["schemas"]["Item"]["additionalProperties"],
+            false
+        );
         let import = import_doc("acme");
         let patch = &import["components"]["schemas"]["Patch"]["properties"];
         // null passes a draft-4 schema without a type, the enum still holds.
         assert!(patch["plan"].get("type").is_none(), "{}", patch["plan"]);
-        assert_eq!(patch["plan"]["enum"], json!(["free", "pro", "enterprise", null]));
-        assert_eq!(patch["name"]["type"], "string", "required without default: not nullable");
+        assert_eq!(
+            patch["plan"]["enum"],
+            json!(["free", "pro", "enterprise", null])
+        );
+        assert_eq!(
+            patch["name"]["type"], "string",
+            "required without default: not nullable"
+        );
         assert_eq!(
             import["paths"]["/accounts/{id}"]["delete"]["x-amazon-apigateway-integration"],
             client["paths"]["/accounts/{id}"]["delete"]["x-amazon-apigateway-integration"]
@@ -915,7 +940,8 @@ mod tests {
     fn integrations_and_urls_follow_the_partition() {
         let t = tenant("clinic");
         let china = Integration::new("aws-cn", "cn-north-1", "111122223333");
-        let d: Value = serde_json::from_str(&render(&t, &china, Document::Client).unwrap()).unwrap();
+        let d: Value =
+            serde_json::from_str(&render(&t, &china, Document::Client).unwrap()).unwrap();
         let uri = d["paths"]["/appointments/{id}"]["get"]["x-amazon-apigateway-integration"]["uri"]
             .as_str()
             .unwrap();
@@ -923,8 +949,13 @@ mod tests {
             uri,
             "arn:aws-cn:apigateway:cn-north-1:lambda:path/2015-03-31/functions/arn:aws-cn:lambda:cn-north-1:111122223333:function:apifactory-clinic-get/invocations"
         );
-        let url = d["servers"].as_array().unwrap().last().unwrap()["url"].as_str().unwrap();
-        assert!(url.ends_with(".execute-api.cn-north-1.amazonaws.com.cn/prod"), "{url}");
+        let url = d["servers"].as_array().unwrap().last().unwrap()["url"]
+            .as_str()
+            .unwrap();
+        assert!(
+            url.ends_with(".execute-api.cn-north-1.amazonaws.com.cn/prod"),
+            "{url}"
+        );
         let gov = Integration::new("aws-us-gov", "us-gov-west-1", "111122223333");
         assert!(
             gov.uri("f")

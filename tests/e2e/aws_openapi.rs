@@ -168,7 +168,12 @@ async fn the_importer_takes_every_import_document_and_refuses_nullable() {
         let done = put(render(&t, Document::Import), true)
             .await
             .unwrap_or_else(|e| panic!("{}: {:?}", t.id, e.message()));
-        assert!(done.warnings().is_empty(), "{}: {:?}", t.id, done.warnings());
+        assert!(
+            done.warnings().is_empty(),
+            "{}: {:?}",
+            t.id,
+            done.warnings()
+        );
         // The title is the API's name: the put leaves it as it was.
         assert_eq!(done.name(), Some(names::rest_api(&t.id).as_str()));
     }
@@ -192,9 +197,9 @@ async fn the_importer_takes_every_import_document_and_refuses_nullable() {
         .await
         .expect_err("nullable is a warning");
     assert!(
-        err.message().is_some_and(|m| m.contains(
-            "Unable to create model for 'Page'"
-        ) && m.contains("\"nullable\"")),
+        err.message().is_some_and(
+            |m| m.contains("Unable to create model for 'Page'") && m.contains("\"nullable\"")
+        ),
         "{err:?}"
     );
     // Without failOnWarnings the put goes through and lists them.
@@ -202,7 +207,12 @@ async fn the_importer_takes_every_import_document_and_refuses_nullable() {
     assert_eq!(done.warnings().len(), 1, "{:?}", done.warnings());
 
     let direct = aws_sdk_apigateway::Client::new(&sdk_config().await);
-    direct.delete_rest_api().rest_api_id(id).send().await.unwrap();
+    direct
+        .delete_rest_api()
+        .rest_api_id(id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The REST API's action stops right after its PutRestApi (the proxy

@@ -1082,7 +1082,10 @@ fn import_warnings(op: &str, target: &str, body: &[u8]) -> Option<Vec<u8>> {
     if warnings.is_empty() {
         return None;
     }
-    eprintln!("fault proxy: {op} refused with {} import warning(s)", warnings.len());
+    eprintln!(
+        "fault proxy: {op} refused with {} import warning(s)",
+        warnings.len()
+    );
     let message = format!("Warnings found during import:\n\t{}", warnings.join("\n\t"));
     Some(json_response(
         400,
@@ -1539,8 +1542,15 @@ mod tests {
         let refusal = import_warnings("PutRestApi", put, body.as_bytes()).unwrap();
         let (status, answer) = json_answer(&refusal).unwrap();
         assert_eq!(status, 400);
-        assert!(answer["message"].as_str().unwrap().starts_with("Warnings found during import:"));
-        assert!(import_warnings("PutRestApi", "/restapis/a1?mode=overwrite", body.as_bytes()).is_none());
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Warnings found during import:")
+        );
+        assert!(
+            import_warnings("PutRestApi", "/restapis/a1?mode=overwrite", body.as_bytes()).is_none()
+        );
         assert!(import_warnings("GetRestApi", put, body.as_bytes()).is_none());
     }
 

@@ -508,7 +508,11 @@ mod tests {
         assert_eq!(put.get_fail_on_warnings(), &Some(true));
         assert_eq!(put.get_mode(), &Some(PutMode::Overwrite));
         assert_eq!(
-            warning_lines("acme", "apifactory-acme", &["Unable to create model".into()]),
+            warning_lines(
+                "acme",
+                "apifactory-acme",
+                &["Unable to create model".into()]
+            ),
             ["acme: warning: API Gateway imported apifactory-acme with: Unable to create model"]
         );
     }
