@@ -65,7 +65,7 @@ fn failed_with(out: &Output, lines: &[String]) {
 /// then fails at the alias record with NoSuchHostedZone.
 #[tokio::test]
 async fn the_shipped_bookshop_on_a_fresh_account_fails_plan_at_its_lines_and_apply_writes_nothing()
- {
+{
     let fleet = Fleet::verbatim(&["bookshop"]);
     let file = fleet.path("bookshop").display().to_string();
     let account = account().await;
@@ -84,9 +84,15 @@ async fn the_shipped_bookshop_on_a_fresh_account_fails_plan_at_its_lines_and_app
              account {account}"
         ),
     ];
-    let plan = fleet.command("plan", &[], proxy.url(), "off").output().await;
+    let plan = fleet
+        .command("plan", &[], proxy.url(), "off")
+        .output()
+        .await;
     failed_with(&plan, &expected);
-    let apply = fleet.command("apply", &[], proxy.url(), "off").output().await;
+    let apply = fleet
+        .command("apply", &[], proxy.url(), "off")
+        .output()
+        .await;
     failed_with(&apply, &expected);
 
     assert_eq!(writes(&proxy), BTreeMap::new(), "no mutating call");
@@ -147,9 +153,15 @@ async fn a_certificate_elsewhere_or_too_narrow_and_a_private_zone_each_fail_plan
             events.name
         ),
     ];
-    let plan = fleet.command("plan", &[], proxy.url(), "off").output().await;
+    let plan = fleet
+        .command("plan", &[], proxy.url(), "off")
+        .output()
+        .await;
     failed_with(&plan, &expected);
-    let apply = fleet.command("apply", &[], proxy.url(), "off").output().await;
+    let apply = fleet
+        .command("apply", &[], proxy.url(), "off")
+        .output()
+        .await;
     failed_with(&apply, &expected);
     assert_eq!(writes(&proxy), BTreeMap::new(), "no mutating call");
 }
@@ -167,7 +179,10 @@ async fn a_good_setup_passes_and_each_reference_is_read_once() {
     fleet.edit("fleet", &haulier.certificate_arn, &shared);
 
     let proxy = proxy().await;
-    let plan = fleet.command("plan", &[], proxy.url(), "off").output().await;
+    let plan = fleet
+        .command("plan", &[], proxy.url(), "off")
+        .output()
+        .await;
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let out = text(&plan.stdout);
     assert!(

@@ -109,7 +109,12 @@ pub async fn read(t: &AwsTarget, tenants: &[Tenant]) -> anyhow::Result<Found> {
 
 async fn certificate(t: &AwsTarget, arn: &str) -> anyhow::Result<Option<Certificate>> {
     t.pacer.read(ACM_DESCRIBE).await;
-    let described = t.acm.describe_certificate().certificate_arn(arn).send().await;
+    let described = t
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await;
     let detail = match described {
         Ok(d) => d.certificate,
         Err(e) if is(&e, &["ResourceNotFoundException", "InvalidArnException"]) => None,
@@ -125,7 +130,10 @@ async fn certificate(t: &AwsTarget, arn: &str) -> anyhow::Result<Option<Certific
             .into_iter()
             .collect();
         Certificate {
-            status: c.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            status: c
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
             names,
         }
     }))
@@ -367,7 +375,10 @@ mod tests {
             )]
             .into(),
         };
-        assert_eq!(messages(&problems(&env(), &[t], &found)), Vec::<String>::new());
+        assert_eq!(
+            messages(&problems(&env(), &[t], &found)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
