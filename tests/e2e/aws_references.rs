@@ -25,16 +25,17 @@ async fn proxy() -> FaultProxy {
     FaultProxy::start(&moto_url(), FaultConfig::with_rate(0.0)).await
 }
 
-/// The mutating calls the proxy saw, by operation.
+/// The mutating calls the proxy saw, by `service:Operation`.
 fn writes(proxy: &FaultProxy) -> BTreeMap<String, OperationCount> {
     proxy
         .stats()
         .operations()
         .into_iter()
-        .filter(|(op, _)| is_mutating(op))
+        .filter(|(key, _)| is_mutating(key.split_once(':').map_or(key.as_str(), |(_, op)| op)))
         .collect()
 }
 
+/// The calls of one `service:Operation`.
 fn calls(proxy: &FaultProxy, operation: &str) -> u64 {
     proxy
         .stats()
@@ -98,8 +99,8 @@ async fn the_shipped_bookshop_on_a_fresh_account_fails_plan_at_its_lines_and_app
     assert_eq!(writes(&proxy), BTreeMap::new(), "no mutating call");
     // The zone was read, once per run; the certificate of another account
     // was not (the deploy account's ACM cannot describe it).
-    assert_eq!(calls(&proxy, "GetHostedZone"), 2);
-    assert_eq!(calls(&proxy, "DescribeCertificate"), 0);
+    assert_eq!(calls(&proxy, "route53:GetHostedZone"), 2);
+    assert_eq!(calls(&proxy, "acm:DescribeCertificate"), 0);
 }
 
 /// A certificate in another region, one that does not cover the domain,
@@ -190,8 +191,8 @@ async fn a_good_setup_passes_and_each_reference_is_read_once() {
             .any(|l| l.trim_start().starts_with("+ domain") && l.ends_with(&bookshop.name)),
         "{out}"
     );
-    assert_eq!(calls(&proxy, "DescribeCertificate"), 1);
-    assert_eq!(calls(&proxy, "GetHostedZone"), 1);
+    assert_eq!(calls(&proxy, "acm:DescribeCertificate"), 1);
+    assert_eq!(calls(&proxy, "route53:GetHostedZone"), 1);
     assert_eq!(writes(&proxy), BTreeMap::new(), "plan reads only");
 }
 
