@@ -332,6 +332,20 @@ impl Tenant {
         Tenant::parse_with(path, text, false)
     }
 
+    /// An error about one of this tenant's keys found after loading (a
+    /// target found that what the key names does not exist or does not
+    /// fit), pinned to the key's line and column in the file as it is now.
+    pub fn key_error(
+        &self,
+        key: &str,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> TenantError {
+        // Unreadable now: the error still names the file and key.
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        Source::new(&self.path, &text).key(key, expected, found)
+    }
+
     fn parse_with(path: &Path, text: &str, whole_file: bool) -> Result<Tenant, TenantErrors> {
         let src = Source::new(path, text);
         let raw: raw::File = toml::from_str(text).map_err(|e| serde_error(&src, &e))?;

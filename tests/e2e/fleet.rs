@@ -89,15 +89,29 @@ pub(crate) async fn point_in_time_recovery(
 /// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
 /// file requires it); moto draws ids from A-Z0-9, so draw until one does.
 pub(crate) async fn hosted_zone(name: &str) -> String {
+    zone(name, false).await
+}
+
+/// A hosted zone, public or private, whose id starts with `Z`.
+pub(crate) async fn zone(name: &str, private: bool) -> String {
+    use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
     let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
     for attempt in 0..500 {
-        let zone = r53
+        let mut create = r53
             .create_hosted_zone()
             .name(format!("{name}."))
-            .caller_reference(format!("{name}-{attempt}"))
-            .send()
-            .await
-            .unwrap();
+            .caller_reference(format!("{name}-{private}-{attempt}"));
+        if private {
+            create = create
+                .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
+                .vpc(
+                    Vpc::builder()
+                        .vpc_id("vpc-0123456789abcdef0")
+                        .vpc_region(VpcRegion::UsEast1)
+                        .build(),
+                );
+        }
+        let zone = create.send().await.unwrap();
         let id = zone
             .hosted_zone()
             .unwrap()
@@ -112,8 +126,30 @@ pub(crate) async fn hosted_zone(name: &str) -> String {
     panic!("no hosted zone id starting with Z in 500 tries");
 }
 
-/// Copies of tenant files under unique ids, with unique domains (and a
-/// hosted zone made in moto where the file names one).
+/// An ISSUED ACM certificate for `domain` (and `more` names) in `region`
+/// of moto's account (tests/run starts moto with
+/// MOTO_ACM_VALIDATION_WAIT=0, so a requested certificate reads as ISSUED).
+pub(crate) async fn certificate(region: &str, domain: &str, more: &[&str]) -> String {
+    let config = aws_sdk_acm::config::Builder::from(&sdk_config().await)
+        .region(aws_sdk_acm::config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_acm::Client::from_conf(config)
+        .request_certificate()
+        .domain_name(domain)
+        .set_subject_alternative_names(
+            (!more.is_empty()).then(|| more.iter().map(|m| m.to_string()).collect()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .expect("RequestCertificate names the certificate")
+        .to_owned()
+}
+
+/// Copies of tenant files under unique ids, with unique domains, each with
+/// a certificate for it in moto (and a hosted zone where the file names
+/// one).
 pub(crate) struct Fleet {
     pub dir: tempfile::TempDir,
     /// The copy's id of each original.
@@ -135,6 +171,8 @@ impl Fleet {
                 let (first, rest) = d.name.split_once('.').unwrap();
                 let domain = format!("{first}.{id}.{rest}");
                 text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
+                let made = certificate("us-east-1", &domain, &[]).await;
+                text = text.replace(&d.certificate_arn, &made);
                 if let Some(zone) = &d.hosted_zone_id {
                     let made = hosted_zone(&format!("{id}.{rest}")).await;
                     text = text.replace(zone, &made);
@@ -148,6 +186,32 @@ impl Fleet {
             ids,
             artifact: artifact(),
         }
+    }
+
+    /// Copies of tenant files as they ship, only under unique ids: what a
+    /// new user deploys to a fresh account.
+    pub fn verbatim(originals: &[&'static str]) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = BTreeMap::new();
+        for original in originals {
+            let id = unique_name(original);
+            let path = repo_root().join(format!("tenants/{original}.toml"));
+            std::fs::copy(&path, dir.path().join(format!("{id}.toml"))).unwrap();
+            ids.insert(*original, id);
+        }
+        Fleet {
+            dir,
+            ids,
+            artifact: artifact(),
+        }
+    }
+
+    /// Replaces text in a copy's file.
+    pub fn edit(&self, original: &str, from: &str, to: &str) {
+        let path = self.path(original);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{} holds {from:?}", path.display());
+        std::fs::write(&path, text.replace(from, to)).unwrap();
     }
 
     /// The CLI deploys this artifact instead of the stripped bootstrap.

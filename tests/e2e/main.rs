@@ -3,6 +3,7 @@ mod aws;
 mod aws_faults;
 mod aws_keys;
 mod aws_openapi;
+mod aws_references;
 mod bootstrap;
 mod cli;
 mod crash;

@@ -138,7 +138,15 @@ async fn prepare(
         None => Desired::default(),
     };
     let target = target(args, package).await?;
-    let observed = target.observe(&opts.tenants).await?;
+    // What the files point to (certificates, hosted zones) is read beside
+    // what exists: both only read, and a problem ends the run before the
+    // first write, with every file's problems at once.
+    let (checked, observed) = tokio::join!(
+        super::references::check(&target, &tenants),
+        target.observe(&opts.tenants)
+    );
+    checked?;
+    let observed = observed?;
     eprintln!(
         "observed {} resource(s) of {} tenant(s) in {} with {} read(s)",
         observed.resources.len(),

@@ -40,7 +40,14 @@ pub async fn hosted_zones(t: &AwsTarget) -> anyhow::Result<Vec<(String, String)>
             .send()
             .await
             .map_err(|e| fail("Route 53 ListHostedZones", e))?;
-        zones.extend(page.hosted_zones().iter().map(zone));
+        // ListHostedZones lists private zones too; an alias record in one
+        // answers only inside its VPCs, so it is never the domain's record.
+        zones.extend(
+            page.hosted_zones()
+                .iter()
+                .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
+                .map(zone),
+        );
         match (page.is_truncated(), page.next_marker()) {
             (true, Some(m)) => marker = Some(m.to_owned()),
             _ => break,

@@ -1,5 +1,5 @@
 //! The AWS target: every tenant's stack on API Gateway, Lambda, DynamoDB,
-//! IAM, CloudWatch Logs and Route 53. The only code that imports the
+//! IAM, CloudWatch Logs and Route 53 (and ACM, read only). The only code that imports the
 //! control-plane SDK crates.
 //!
 //! `observe` reads with list calls wherever AWS has one (REST APIs, usage
@@ -15,7 +15,8 @@
 //!
 //! One file per resource kind; `listing` the paged API Gateway lists and
 //! the tenant's by tags and name, `pacer` the rate limits, `package` the
-//! reproducible zip, `policy` the IAM documents, `cli` the commands.
+//! reproducible zip, `policy` the IAM documents, `references` what tenant
+//! files point to (checked before the first write), `cli` the commands.
 
 pub mod api;
 pub mod api_key;
@@ -28,6 +29,7 @@ pub mod logs;
 pub mod pacer;
 pub mod package;
 pub mod policy;
+pub mod references;
 pub mod role;
 pub mod stage;
 pub mod table;
@@ -184,6 +186,8 @@ pub struct Inner {
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub route53: aws_sdk_route53::Client,
+    /// Reads only: the certificates tenant files name.
+    pub acm: aws_sdk_acm::Client,
     pub pacer: Arc<Pacer>,
     /// The function code; a target that only plans may have none.
     pub package: Option<Package>,
@@ -249,6 +253,7 @@ impl AwsTarget {
                 iam: aws_sdk_iam::Client::new(config),
                 logs: aws_sdk_cloudwatchlogs::Client::new(config),
                 route53: aws_sdk_route53::Client::new(config),
+                acm: aws_sdk_acm::Client::new(config),
                 pacer,
                 package,
                 api_ids: Mutex::new(None),

@@ -46,6 +46,11 @@ pub enum Family {
     DynamoDbTableWrite,
     Route53,
     Sts,
+    /// ACM DescribeCertificate (how plan checks a domain's certificate).
+    AcmDescribeCertificate,
+    /// Route 53 GetHostedZone (how plan checks a domain's hosted zone); it
+    /// also takes a token of the account's `Route53` bucket.
+    Route53GetHostedZone,
 }
 
 /// A token bucket: `burst` tokens, one more every `every`.
@@ -73,7 +78,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 18] = [
+pub const LIMITS: [(Family, Limit, &str); 20] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -155,6 +160,16 @@ pub const LIMITS: [(Family, Limit, &str); 18] = [
         "Route 53 API: 5 rps per account",
     ),
     (Family::Sts, per_second(10, 10), "STS: conservative"),
+    (
+        Family::AcmDescribeCertificate,
+        per_second(10, 10),
+        "ACM DescribeCertificate: 10 requests per second (ACM user guide, \"Quotas\", API rate quotas)",
+    ),
+    (
+        Family::Route53GetHostedZone,
+        per_second(10, 50),
+        "Route 53 GetHostedZone: the per-operation default, refill 10 per second, bucket 50 (\"Throttling for Amazon Route 53 API requests\")",
+    ),
 ];
 
 /// The limit of a family, from [`LIMITS`].
@@ -310,6 +325,8 @@ mod tests {
             limit(Family::LambdaGetFunction).every,
             Duration::from_millis(10)
         );
+        assert_eq!(limit(Family::AcmDescribeCertificate), per_second(10, 10));
+        assert_eq!(limit(Family::Route53GetHostedZone), per_second(10, 50));
         for (_, l, source) in LIMITS {
             assert!(l.burst >= 1 && !source.is_empty());
         }

@@ -7,8 +7,9 @@
 //!       [--project 600] [--moto-pid PID] [--concurrency C] [--phases plan,apply,noop,code]
 //!
 //! Writes N copies of the templates into DIR/tenants (ids `<stem>-<i>`,
-//! domains under `<stem>-<i>.` so they never clash, one Route 53 zone made
-//! in moto for the files that name one), then runs, against the same moto
+//! domains under `<stem>-<i>.` so they never clash, each with its own ACM
+//! certificate in moto, one Route 53 zone made in moto for the files that
+//! name one), then runs, against the same moto
 //! server, each phase as a user would with `APIFACTORY_PACE=K`:
 //!
 //! - `plan` on a fresh server;
@@ -57,7 +58,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// publishes them (FACTS.md), told from the request by the proxy: the
 /// benchmark's own reading of the limits, independent of where the factory
 /// calls its pacer. The limits themselves come from `LIMITS`.
-const FAMILIES: [(Family, &str, &[&str]); 18] = [
+const FAMILIES: [(Family, &str, &[&str]); 20] = [
     (Family::ApiGateway, "apigateway:*", &[]),
     (
         Family::CreateRestApi,
@@ -92,6 +93,12 @@ const FAMILIES: [(Family, &str, &[&str]); 18] = [
     ),
     (Family::Route53, "route53:*", &[]),
     (Family::Sts, "sts:*", &[]),
+    (
+        Family::AcmDescribeCertificate,
+        "acm:DescribeCertificate",
+        &[],
+    ),
+    (Family::Route53GetHostedZone, "route53:GetHostedZone", &[]),
 ];
 
 fn fail(msg: &str) -> ! {
@@ -181,6 +188,37 @@ async fn hosted_zone(moto: &str, name: &str) -> String {
     fail("no hosted zone id starting with Z in 500 tries")
 }
 
+/// An ACM certificate for `domain` in moto's us-east-1 (ISSUED as soon as
+/// it is read: the benchmark starts moto with MOTO_ACM_VALIDATION_WAIT=0),
+/// since plan checks that a domain's certificate exists and covers it.
+async fn certificate(moto: &str, domain: &str) -> String {
+    let host = moto.trim_start_matches("http://").trim_end_matches('/');
+    let body = format!(r#"{{"DomainName":"{domain}"}}"#);
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .unwrap_or_else(|e| fail(&format!("moto at {moto}: {e}")));
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nAuthorization: AWS4-HMAC-SHA256 \
+         Credential=testing/20260101/us-east-1/acm/aws4_request, SignedHeaders=host, \
+         Signature=00\r\nX-Amz-Target: CertificateManager.RequestCertificate\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let answer = String::from_utf8_lossy(&raw).into_owned();
+    answer
+        .split(r#""CertificateArn": ""#)
+        .nth(1)
+        .or_else(|| answer.split(r#""CertificateArn":""#).nth(1))
+        .and_then(|s| s.split('"').next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| fail(&format!("RequestCertificate answered: {answer}")))
+}
+
 /// Writes `n` copies of the templates into `dir`: template `i mod t`, id
 /// `<stem>-<i>`, its domain moved under `<stem>-<i>.`. Returns the ids.
 async fn generate(moto: &str, templates: &Path, dir: &Path, n: usize) -> Vec<String> {
@@ -207,6 +245,8 @@ async fn generate(moto: &str, templates: &Path, dir: &Path, n: usize) -> Vec<Str
             let (first, rest) = d.name.split_once('.').unwrap_or((&d.name, ""));
             let domain = format!("{first}.{id}.{rest}");
             text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
+            let made = certificate(moto, &domain).await;
+            text = text.replace(&d.certificate_arn, &made);
             if let Some(zone) = &d.hosted_zone_id {
                 let made = match zones.get(rest) {
                     Some(z) => z.clone(),
