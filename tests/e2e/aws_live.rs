@@ -1,0 +1,65 @@
+//! `tests/aws-live`, the smoke test a user runs against a real AWS account,
+//! run here against this run's moto (behind the realism proxy when it is
+//! built), so the script is never untested code: every step runs but the
+//! HTTP calls, which moto cannot serve.
+
+use std::process::Command;
+
+use apifactory_tests::{bin_path, moto_url, repo_root};
+
+/// The script's closing line: "N passed, N failed, N skipped".
+fn tally(stdout: &str) -> Option<(u32, u32, u32)> {
+    let last = stdout.lines().last()?;
+    let mut n = last
+        .split(", ")
+        .zip(["passed", "failed", "skipped"])
+        .map(|(part, word)| part.strip_suffix(word)?.trim().parse().ok());
+    Some((n.next()??, n.next()??, n.next()??))
+}
+
+#[test]
+fn the_aws_live_smoke_test_passes_against_moto() {
+    let cli = bin_path("apifactory");
+    let out = Command::new("bash")
+        .arg(repo_root().join("tests/aws-live"))
+        .arg("--moto")
+        .arg(moto_url())
+        .env("APIFACTORY_BIN", &cli)
+        .env("APIFACTORY_ARTIFACT", crate::fleet::artifact())
+        .env_remove("APIFACTORY_PACE")
+        .current_dir(repo_root())
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(out.status.success(), "{}\n{all}", out.status);
+    let (passed, failed, skipped) =
+        tally(&stdout).unwrap_or_else(|| panic!("no closing tally line\n{all}"));
+    assert_eq!(failed, 0, "{all}");
+    // validate, apply, 3 keys, 2 URLs, 2 usage plans, 2 key sets, 2
+    // destroys, nothing left: 14 at the least.
+    assert!(passed >= 14, "{passed} passed\n{all}");
+    // The HTTP calls, and only they, are skipped, and say why.
+    let no_http = stdout
+        .lines()
+        .filter(|l| l.ends_with("skipped (moto cannot serve execute-api requests)"))
+        .count();
+    assert_eq!(no_http, 9, "{all}");
+    let stage_todo = u32::from(stdout.contains("this apifactory has no API total"));
+    assert_eq!(skipped, 9 + 2 * stage_todo, "{all}");
+    // Whenever the realism proxy is built, the script runs through it.
+    if cli.with_file_name("fault-proxy").is_file() {
+        assert!(stdout.contains("realism layer: on"), "{all}");
+    }
+}
+
+#[test]
+fn the_tally_is_read_from_the_last_line() {
+    assert_eq!(
+        tally("ok x\n12 passed, 0 failed, 9 skipped"),
+        Some((12, 0, 9))
+    );
+    assert_eq!(tally("12 passed, 10 failed, 0 skipped\n"), Some((12, 10, 0)));
+    assert_eq!(tally("12 passed, 0 failed\nmore"), None);
+}
