@@ -1,7 +1,8 @@
 //! `tests/aws-live`, the smoke test a user runs against a real AWS account,
 //! run here against this run's moto (behind the realism proxy when it is
 //! built), so the script is never untested code: every step runs but the
-//! HTTP calls, which moto cannot serve.
+//! HTTP calls, which moto cannot serve; those run through the local target
+//! instead.
 
 use std::process::Command;
 
@@ -37,16 +38,19 @@ fn the_aws_live_smoke_test_passes_against_moto() {
     let (passed, failed, skipped) =
         tally(&stdout).unwrap_or_else(|| panic!("no closing tally line\n{all}"));
     assert_eq!(failed, 0, "{all}");
-    // 23 checks: validate, apply, the keys, per tenant its URL, per-key
-    // throttle, keys on the plan and stage throttle, 9 HTTP calls, 2
-    // destroys, nothing left.
-    assert_eq!(passed + skipped, 23, "{all}");
+    // 32 checks: validate, apply, the keys, per tenant its URL, per-key
+    // throttle, keys on the plan and stage throttle, 9 HTTP calls, the
+    // same 9 through the local target, 2 destroys, nothing left.
+    assert_eq!(passed + skipped, 32, "{all}");
     // The HTTP calls, and only they, are skipped, and say why.
     let no_http = stdout
         .lines()
         .filter(|l| l.ends_with("skipped (moto cannot serve execute-api requests)"))
         .count();
     assert_eq!(no_http, 9, "{all}");
+    // The code of those calls runs all the same, through `apifactory up`.
+    let local = stdout.lines().filter(|l| l.starts_with("ok      local ")).count();
+    assert_eq!(local, 9, "{all}");
     let stage_todo = u32::from(stdout.contains("this apifactory has no API total"));
     assert_eq!(skipped, 9 + 2 * stage_todo, "{all}");
     // Whenever the realism proxy is built, the script runs through it.
