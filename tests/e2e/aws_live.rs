@@ -49,7 +49,10 @@ fn the_aws_live_smoke_test_passes_against_moto() {
         .count();
     assert_eq!(no_http, 9, "{all}");
     // The code of those calls runs all the same, through `apifactory up`.
-    let local = stdout.lines().filter(|l| l.starts_with("ok      local ")).count();
+    let local = stdout
+        .lines()
+        .filter(|l| l.starts_with("ok      local "))
+        .count();
     assert_eq!(local, 9, "{all}");
     let stage_todo = u32::from(stdout.contains("this apifactory has no API total"));
     assert_eq!(skipped, 9 + 2 * stage_todo, "{all}");
@@ -65,6 +68,9 @@ fn the_tally_is_read_from_the_last_line() {
         tally("ok x\n12 passed, 0 failed, 9 skipped"),
         Some((12, 0, 9))
     );
-    assert_eq!(tally("12 passed, 10 failed, 0 skipped\n"), Some((12, 10, 0)));
+    assert_eq!(
+        tally("12 passed, 10 failed, 0 skipped\n"),
+        Some((12, 10, 0))
+    );
     assert_eq!(tally("12 passed, 0 failed\nmore"), None);
 }
