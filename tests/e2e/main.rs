@@ -4,6 +4,7 @@ mod aws_faults;
 mod aws_keys;
 mod aws_openapi;
 mod aws_references;
+mod aws_live;
 mod bootstrap;
 mod cli;
 mod crash;
