@@ -302,14 +302,38 @@ async fn apply_wait_waits_for_the_backfill_and_finishes_in_one_run() {
     apply_on_moto(&fleet).await;
     index_practitioner(&fleet);
     let proxy = proxy(FaultConfig {
-        gsi_backfill: Some(Duration::from_secs(4)),
+        gsi_backfill: Some(Duration::from_secs(3600)),
         ..FaultConfig::with_rate(0.0)
     })
     .await;
-    let out = fleet
+    let child = fleet
         .command("apply", &["--wait"], proxy.url(), "off")
-        .output()
-        .await;
+        .0
+        .spawn()
+        .unwrap();
+    // The backfill ends once apply has made the index and polled it
+    // while it backfills (a guard against a hang, not a timing).
+    let calls = |op: &str| proxy.stats().operations().get(op).map_or(0, |c| c.calls);
+    let guard = std::time::Instant::now() + Duration::from_secs(300);
+    let mut described_at_update = None;
+    loop {
+        assert!(
+            std::time::Instant::now() < guard,
+            "apply --wait never polled the backfilling index"
+        );
+        if described_at_update.is_none() && calls("dynamodb:UpdateTable") > 0 {
+            described_at_update = Some(calls("dynamodb:DescribeTable"));
+        }
+        if described_at_update.is_some_and(|d| calls("dynamodb:DescribeTable") >= d + 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.end_backfills();
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("apply --wait ends once the index is ACTIVE")
+        .unwrap();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
     let table = names::table(fleet.id("clinic"));

@@ -447,15 +447,17 @@ async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> any
                 GlobalSecondaryIndexUpdate::builder().delete(delete).build(),
             )
         } else if let Some((index, field)) = want.iter().find(|(n, _)| !have.contains(n)) {
-            let t = dynamo::attribute_type(&field.kind).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "field {:?} of type {} cannot be indexed",
-                    field.name,
-                    field.kind.name()
-                )
-            })?;
+            // Every key attribute of the table and of its indexes, the new
+            // one's included: AWS merges them with the table's, but an
+            // emulator (moto) replaces the table's with what is sent.
+            let mut definitions = vec![definition(&collection.key, ScalarAttributeType::S)?];
+            for (name, f) in &want {
+                if have.contains(name) || name == index {
+                    definitions.push(definition(&f.name, key_type(f)?)?);
+                }
+            }
             (
-                Some(definition(&field.name, t)?),
+                Some(definitions),
                 GlobalSecondaryIndexUpdate::builder()
                     .create(create_index(index, &field.name)?)
                     .build(),
@@ -467,12 +469,22 @@ async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> any
         t.dynamodb
             .update_table()
             .table_name(name)
-            .set_attribute_definitions(update.0.map(|d| vec![d]))
+            .set_attribute_definitions(update.0)
             .global_secondary_index_updates(update.1)
             .send()
             .await
             .map_err(|e| fail(&format!("UpdateTable {name}"), e))?;
     }
+}
+
+fn key_type(field: &runtime::field::Field) -> anyhow::Result<ScalarAttributeType> {
+    dynamo::attribute_type(&field.kind).ok_or_else(|| {
+        anyhow::anyhow!(
+            "field {:?} of type {} cannot be indexed",
+            field.name,
+            field.kind.name()
+        )
+    })
 }
 
 fn definition(field: &str, t: ScalarAttributeType) -> anyhow::Result<AttributeDefinition> {
