@@ -112,6 +112,12 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Wait for new indexes to finish backfilling (AWS: hours on a large
+        /// table), then move the functions to them in this same apply;
+        /// without it, the next apply does. The local target's indexes are
+        /// ready at once.
+        #[arg(long)]
+        wait: bool,
     },
     /// Remove a tenant's resources in reverse order; its table (and data)
     /// stays unless --delete-data.
@@ -335,6 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scope,
             concurrency,
             json,
+            wait,
         } => {
             if target.target == TargetName::Aws {
                 let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
@@ -343,6 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &opts,
                     json,
                     concurrency,
+                    wait,
                     &target.aws,
                 )
                 .await;

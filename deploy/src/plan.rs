@@ -58,6 +58,29 @@ pub struct Action {
     pub attrs: Attrs,
 }
 
+/// The observed attribute of a table that lists its indexed fields whose
+/// index is not ACTIVE yet. A target that reports it builds a new index in
+/// the background (DynamoDB backfills it from the table's items, for hours
+/// on a large table, and a Query on it fails until then); a target that
+/// does not (local) has every index the moment it is made.
+pub const BACKFILLING: &str = "backfilling";
+
+/// A tenant whose table is still getting a new index: its function updates
+/// wait (the functions keep serving with their current configuration,
+/// whose searches do not use the new index) until every index is ACTIVE.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Waiting {
+    pub tenant: String,
+    pub table: String,
+    /// Indexed fields whose index exists and is being backfilled.
+    pub backfilling: Vec<String>,
+    /// Indexed fields whose index this plan's table change creates (one
+    /// per UpdateTable, each backfilled in turn).
+    pub to_create: Vec<String>,
+    /// The function updates held back.
+    pub held: Vec<Address>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
     /// Creates and updates in dependency order, then deletes in reverse.
@@ -66,6 +89,9 @@ pub struct Plan {
     pub orphans: Vec<Address>,
     /// Resources a delete would need --delete-data for.
     pub kept: Vec<Address>,
+    /// Tenants waiting for a new index (`apply --wait` waits for them, or
+    /// a later apply moves their functions).
+    pub waiting: Vec<Waiting>,
 }
 
 impl Plan {
@@ -168,6 +194,8 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         });
     }
 
+    let waiting = hold_for_indexes(desired, observed, &in_scope, &mut upserts);
+
     upserts.sort_by(|a, b| order(&a.address).cmp(&order(&b.address)));
     deletes.sort_by(|a, b| order(&b.address).cmp(&order(&a.address)));
     upserts.extend(deletes);
@@ -175,7 +203,76 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         actions: upserts,
         orphans,
         kept,
+        waiting,
     }
+}
+
+/// Takes the function updates of each tenant whose table lacks a desired
+/// index, or has one still backfilling, out of `upserts`: a function that
+/// searched through an index that is not ACTIVE would fail every such
+/// search. New functions still go out (there is no older configuration to
+/// keep serving with).
+fn hold_for_indexes(
+    desired: &Desired,
+    observed: &Observed,
+    in_scope: &dyn Fn(&str) -> bool,
+    upserts: &mut Vec<Action>,
+) -> Vec<Waiting> {
+    let fields = |v: Option<&Value>| -> BTreeSet<String> {
+        v.and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut waiting = Vec::new();
+    for (address, want) in &desired.resources {
+        if address.kind != Kind::Table || !in_scope(&address.tenant) {
+            continue;
+        }
+        let Some(have) = observed.resources.get(address) else {
+            // A new table comes with its indexes.
+            continue;
+        };
+        let Some(building) = have.get(BACKFILLING) else {
+            continue;
+        };
+        let mut wanted = fields(want.get("indexes"));
+        // The key is the table's own, never a secondary index.
+        if let Some(Value::String(key)) = want.get("key") {
+            wanted.remove(key);
+        }
+        let present = fields(have.get("indexes"));
+        let backfilling: Vec<String> = building
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|f| wanted.contains(*f))
+            .map(str::to_owned)
+            .collect();
+        let to_create: Vec<String> = wanted.difference(&present).cloned().collect();
+        if backfilling.is_empty() && to_create.is_empty() {
+            continue;
+        }
+        let is_held = |a: &Action| {
+            a.address.tenant == address.tenant
+                && a.address.kind == Kind::Function
+                && matches!(a.change, Change::Update { .. })
+        };
+        let held = upserts
+            .iter()
+            .filter(|a| is_held(a))
+            .map(|a| a.address.clone())
+            .collect();
+        upserts.retain(|a| !is_held(a));
+        waiting.push(Waiting {
+            tenant: address.tenant.clone(),
+            table: address.name.clone(),
+            backfilling,
+            to_create,
+            held,
+        });
+    }
+    waiting
 }
 
 fn order(a: &Address) -> (&str, Kind, &str) {
@@ -225,6 +322,39 @@ impl fmt::Display for Plan {
                 writeln!(f, "{line}  ({detail})")?;
             }
         }
+        if !self.waiting.is_empty() {
+            writeln!(
+                f,
+                "waiting for indexes (the functions keep their current configuration until every index is ACTIVE; apply --wait waits, or a later apply moves them):"
+            )?;
+            for w in &self.waiting {
+                writeln!(f, "{} (table {})", w.tenant, w.table)?;
+                for field in &w.backfilling {
+                    writeln!(
+                        f,
+                        "  ~ {:<10} {} (backfilling)",
+                        "index",
+                        runtime::names::index(field)
+                    )?;
+                }
+                for field in &w.to_create {
+                    writeln!(
+                        f,
+                        "  + {:<10} {} (created by this apply, then backfilling)",
+                        "index",
+                        runtime::names::index(field)
+                    )?;
+                }
+                for a in &w.held {
+                    writeln!(
+                        f,
+                        "  = {:<10} {} (update held back)",
+                        a.kind.as_str(),
+                        a.name
+                    )?;
+                }
+            }
+        }
         if !self.orphans.is_empty() {
             writeln!(
                 f,
@@ -252,12 +382,25 @@ impl fmt::Display for Plan {
                 )?;
             }
         }
+        let held: usize = self.waiting.iter().map(|w| w.held.len()).sum();
+        let indexes: usize = self
+            .waiting
+            .iter()
+            .map(|w| w.backfilling.len() + w.to_create.len())
+            .sum();
+        let waiting = if self.waiting.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Waiting for {indexes} index(es); {held} function update(s) held back until they are ACTIVE."
+            )
+        };
         if self.actions.is_empty() {
-            write!(f, "No changes.")
+            write!(f, "No changes.{waiting}")
         } else {
             write!(
                 f,
-                "Plan: {} to create, {} to change, {} to delete.",
+                "Plan: {} to create, {} to change, {} to delete.{waiting}",
                 self.count(|c| matches!(c, Change::Create)),
                 self.count(|c| matches!(c, Change::Update { .. })),
                 self.count(|c| matches!(c, Change::Delete))
@@ -558,5 +701,90 @@ mod tests {
                 .contains("1 tenant(s) applied, 1 failed."),
             "{report}"
         );
+    }
+
+    /// Adding an indexed field to a live tenant: on a target that builds
+    /// indexes in the background, its function updates wait for the index;
+    /// on one that does not (memory, local), nothing changes.
+    #[tokio::test]
+    async fn function_updates_wait_for_a_new_index_to_be_active() {
+        let target = Arc::new(MemoryTarget::default());
+        converge(
+            &desired_from(&[("events", file("events"))]),
+            &target,
+            &Options::default(),
+        )
+        .await;
+        let indexed = file("events").replace(
+            "title     = { type = \"string\", required = true, max_length = 200 }",
+            "title     = { type = \"string\", required = true, max_length = 200, index = true }",
+        );
+        assert_ne!(indexed, file("events"));
+        let d = desired_from(&[("events", indexed)]);
+        let table = Address::new("events", Kind::Table, "apifactory-events");
+        let kinds = |p: &Plan| -> Vec<Kind> { p.actions.iter().map(|a| a.address.kind).collect() };
+
+        // Indexes made at once (no `backfilling` reported): table and
+        // functions change in the same plan, as before.
+        let now = replan(&d, &target, &Options::default()).await;
+        assert!(now.waiting.is_empty(), "{now}");
+        assert!(kinds(&now).contains(&Kind::Table), "{now}");
+        assert!(kinds(&now).contains(&Kind::Function), "{now}");
+
+        // A target that backfills: the index is still to be created.
+        let mut observed = target.observe(&BTreeSet::new()).await.unwrap();
+        let have = observed.resources.get_mut(&table).unwrap();
+        have.insert(BACKFILLING.into(), json!([]));
+        let p = plan(&d, &observed, &Options::default());
+        assert!(kinds(&p).contains(&Kind::Table), "{p}");
+        assert!(!kinds(&p).contains(&Kind::Function), "{p}");
+        assert_eq!(p.waiting.len(), 1, "{p}");
+        let w = &p.waiting[0];
+        assert_eq!(w.to_create, ["title"]);
+        assert!(w.backfilling.is_empty());
+        assert_eq!(w.held.len(), d.tenants["events"].functions.operations.len());
+        assert!(w.held.iter().all(|a| a.kind == Kind::Function));
+        let shown = p.to_string();
+        assert!(
+            shown.contains("  + index      by_title (created by this apply, then backfilling)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("  = function   apifactory-events-search (update held back)"),
+            "{shown}"
+        );
+
+        // Applied (the table gets the index, the role, API and stage
+        // change; the functions do not), and backfilling: nothing to do
+        // but wait.
+        let report = apply(&p, Arc::new(d.clone()), target.clone(), 1, Arc::new(Quiet)).await;
+        assert!(report.ok(), "{report}");
+        let mut observed = target.observe(&BTreeSet::new()).await.unwrap();
+        let have = observed.resources.get_mut(&table).unwrap();
+        assert_eq!(have["indexes"]["title"], json!("S"));
+        have.insert(BACKFILLING.into(), json!(["title"]));
+        let p = plan(&d, &observed, &Options::default());
+        assert!(p.is_empty(), "{p}");
+        assert_eq!(p.waiting[0].backfilling, ["title"]);
+        assert!(p.waiting[0].to_create.is_empty());
+        let shown = p.to_string();
+        assert!(
+            shown.contains("  ~ index      by_title (backfilling)"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("No changes. Waiting for 1 index(es); 5 function update(s) held back until they are ACTIVE."), "{shown}");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["waiting"][0]["backfilling"], json!(["title"]));
+        assert_eq!(json["waiting"][0]["held"][0]["kind"], json!("function"));
+
+        // ACTIVE: the functions move.
+        observed
+            .resources
+            .get_mut(&table)
+            .unwrap()
+            .insert(BACKFILLING.into(), json!([]));
+        let p = plan(&d, &observed, &Options::default());
+        assert!(p.waiting.is_empty(), "{p}");
+        assert_eq!(kinds(&p), vec![Kind::Function; 5], "{p}");
     }
 }

@@ -19,10 +19,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
-    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
-    IndexStatus, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, Tag,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus, Tag,
 };
 use serde_json::{Map, Number, Value};
 
@@ -754,79 +753,6 @@ pub async fn set_deletion_protection(
         .await
         .map_err(|e| StoreError::Backend(format!("UpdateTable {table}: {}", describe(&e))))?;
     wait_until_active(client, table).await
-}
-
-/// Brings the table's global secondary indexes in line with the
-/// collection's indexed fields: DynamoDB takes one index creation or
-/// deletion per UpdateTable, so each waits for the table to be ACTIVE
-/// again. Returns how many indexes changed.
-pub async fn update_indexes(
-    client: &Client,
-    table: &str,
-    collection: &Collection,
-) -> Result<usize, StoreError> {
-    let out = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| StoreError::Backend(format!("DescribeTable {table}: {}", describe(&e))))?;
-    let have: BTreeSet<String> = out
-        .table
-        .as_ref()
-        .map(|t| t.global_secondary_indexes())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|i| i.index_name.clone())
-        .collect();
-    let want: BTreeMap<String, &crate::field::Field> = collection
-        .indexed()
-        .filter(|f| f.name != collection.key)
-        .map(|f| (names::index(&f.name), f))
-        .collect();
-    let mut updates = Vec::new();
-    for name in have.iter().filter(|n| !want.contains_key(*n)) {
-        updates.push((
-            None,
-            GlobalSecondaryIndexUpdate::builder()
-                .delete(
-                    DeleteGlobalSecondaryIndexAction::builder()
-                        .index_name(name)
-                        .build()
-                        .map_err(|e| build_error("an index deletion", e))?,
-                )
-                .build(),
-        ));
-    }
-    for (name, field) in want.iter().filter(|(n, _)| !have.contains(*n)) {
-        let gsi = global_index(&field.name)?;
-        updates.push((
-            Some(attribute_definition(&field.name, index_type(field)?)?),
-            GlobalSecondaryIndexUpdate::builder()
-                .create(
-                    CreateGlobalSecondaryIndexAction::builder()
-                        .index_name(name)
-                        .set_key_schema(Some(gsi.key_schema().to_vec()))
-                        .set_projection(gsi.projection().cloned())
-                        .build()
-                        .map_err(|e| build_error("an index creation", e))?,
-                )
-                .build(),
-        ));
-    }
-    let count = updates.len();
-    for (definition, update) in updates {
-        client
-            .update_table()
-            .table_name(table)
-            .set_attribute_definitions(definition.map(|d| vec![d]))
-            .global_secondary_index_updates(update)
-            .send()
-            .await
-            .map_err(|e| StoreError::Backend(format!("UpdateTable {table}: {}", describe(&e))))?;
-        wait_until_active(client, table).await?;
-    }
-    Ok(count)
 }
 
 /// Polls DescribeTable until the table and all its global secondary indexes

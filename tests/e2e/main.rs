@@ -1,5 +1,6 @@
 //! End-to-end tests of the whole system, compiled into one test binary.
 mod aws;
+mod aws_dynamo;
 mod aws_faults;
 mod aws_keys;
 mod aws_openapi;

@@ -21,6 +21,11 @@
 //! `APIFACTORY_PACE` scales the AWS target's pacer, answering the throttling
 //! shape when a bucket is empty.
 //!
+//! It can also model DynamoDB behaviours of real AWS that moto lacks,
+//! each switched on in [`FaultConfig`] with its source: the window after
+//! CreateTable in which point-in-time recovery cannot be turned on
+//! (`pitr_window`), and a new index's backfill (`gsi_backfill`).
+//!
 //! Services are told apart by the request: `X-Amz-Target` names the
 //! JSON-protocol ones (DynamoDB, Logs), the credential scope of the
 //! `Authorization` header (`/<region>/<service>/aws4_request`) the rest.
@@ -84,6 +89,25 @@ pub struct FaultConfig {
     /// warnings during import", API Gateway developer guide). moto takes
     /// any document. See [`import_warnings`].
     pub import_warnings: bool,
+    /// DynamoDB's point-in-time recovery window: for this long after a
+    /// table's CreateTable, UpdateContinuousBackups on it answers
+    /// `ContinuousBackupsUnavailableException` (400, "Backups are being
+    /// enabled for the table"), which is not throttling. Sources:
+    /// API_UpdateContinuousBackups (errors); terraform-provider-aws PR 4063,
+    /// which retries it. Off when `None`.
+    pub pitr_window: Option<Duration>,
+    /// DynamoDB's GSI backfilling: for this long after an UpdateTable that
+    /// creates an index, DescribeTable reports the index `IndexStatus:
+    /// CREATING`, `Backfilling: true`; a Query through it is a
+    /// ValidationException; and another index creation or deletion on the
+    /// table (or two in one UpdateTable) is `LimitExceededException`
+    /// ("Subscriber limit exceeded: Only 1 online index can be created or
+    /// deleted simultaneously per table"). Sources: UpdateTable and
+    /// "Managing global secondary indexes" (one index per UpdateTable;
+    /// IndexStatus, Backfilling); aws-cli issue 4845; the LimitExceeded
+    /// text as AWS sends it (architect/architect issue 334). Off when
+    /// `None`.
+    pub gsi_backfill: Option<Duration>,
 }
 
 impl FaultConfig {
@@ -103,6 +127,8 @@ impl FaultConfig {
             refuse_first: Vec::new(),
             put_rest_api_renames: false,
             import_warnings: false,
+            pitr_window: None,
+            gsi_backfill: None,
         }
     }
 }
@@ -138,6 +164,28 @@ impl RateLimit {
             operation: "CreateRestApi",
             every: Duration::from_secs(3).div_f64(factor),
             burst: 1,
+            except: &[],
+        }
+    }
+
+    /// API Gateway's UpdateAccount (the account's CloudWatch role), 1 every
+    /// 20 s (FACTS.md, API Gateway quotas), `factor` times faster.
+    pub fn update_account(factor: f64) -> RateLimit {
+        RateLimit {
+            operation: "apigateway:UpdateAccount",
+            every: Duration::from_secs(20).div_f64(factor),
+            burst: 1,
+            except: &[],
+        }
+    }
+
+    /// DynamoDB's ListTagsOfResource, 10 per second per account (FACTS.md,
+    /// DynamoDB quotas), `factor` times faster.
+    pub fn list_tags_of_resource(factor: f64) -> RateLimit {
+        RateLimit {
+            operation: "dynamodb:ListTagsOfResource",
+            every: Duration::from_millis(100).div_f64(factor),
+            burst: 10,
             except: &[],
         }
     }
@@ -267,6 +315,8 @@ pub struct FaultProxy {
     url: String,
     stats: Arc<Stats>,
     task: JoinHandle<()>,
+    /// What the DynamoDB model remembers, for [`FaultProxy::end_backfills`].
+    dynamo: Arc<Shared>,
 }
 
 impl Drop for FaultProxy {
@@ -303,9 +353,11 @@ impl FaultProxy {
                 .iter()
                 .map(|l| Mutex::new(Bucket::new(l.clone())))
                 .collect(),
+            dynamo: Mutex::new(DynamoModel::default()),
             config,
             stats: stats.clone(),
         });
+        let dynamo = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = shared.clone();
@@ -315,7 +367,22 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { url, stats, task }
+        FaultProxy {
+            url,
+            stats,
+            task,
+            dynamo,
+        }
+    }
+
+    /// Ends every backfill the DynamoDB model is running now, as the end
+    /// of a long one would: a test need not sleep through it.
+    pub fn end_backfills(&self) {
+        let now = Instant::now();
+        let mut model = self.dynamo.dynamo.lock().unwrap();
+        for until in model.backfilling.values_mut() {
+            *until = (*until).min(now);
+        }
     }
 
     /// The URL to give the SDK (`AWS_ENDPOINT_URL`).
@@ -337,6 +404,8 @@ struct Shared {
     refuse_first: Mutex<Vec<&'static str>>,
     rng: Mutex<SplitMix>,
     buckets: Vec<Mutex<Bucket>>,
+    /// What the DynamoDB model (`pitr_window`, `gsi_backfill`) remembers.
+    dynamo: Mutex<DynamoModel>,
     stats: Arc<Stats>,
 }
 
@@ -397,6 +466,189 @@ impl Shared {
         }
         false
     }
+}
+
+/// What the DynamoDB model of AWS behaviours moto lacks remembers (see
+/// `FaultConfig::pitr_window` and `FaultConfig::gsi_backfill`).
+#[derive(Debug, Default)]
+struct DynamoModel {
+    /// When each table's CreateTable went through the proxy.
+    created: BTreeMap<String, Instant>,
+    /// Until when each (table, index) made by UpdateTable backfills.
+    backfilling: BTreeMap<(String, String), Instant>,
+}
+
+impl DynamoModel {
+    fn backfilling(&self, table: &str, index: &str, now: Instant) -> bool {
+        self.backfilling
+            .get(&(table.to_owned(), index.to_owned()))
+            .is_some_and(|until| now < *until)
+    }
+}
+
+/// The index creations and deletions an UpdateTable request asks for:
+/// (index name, whether it is a creation).
+fn index_updates(request: &serde_json::Value) -> Vec<(String, bool)> {
+    request["GlobalSecondaryIndexUpdates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            let (action, create) = match (u.get("Create"), u.get("Delete")) {
+                (Some(c), _) => (c, true),
+                (_, Some(d)) => (d, false),
+                _ => return None,
+            };
+            Some((action["IndexName"].as_str()?.to_owned(), create))
+        })
+        .collect()
+}
+
+impl Shared {
+    /// The answer AWS would give in place of moto's, when the DynamoDB
+    /// model refuses the request; remembers what later answers depend on.
+    fn dynamo_refuses(&self, service: Option<&str>, op: &str, body: &[u8]) -> Option<Vec<u8>> {
+        let (pitr, backfill) = (self.config.pitr_window, self.config.gsi_backfill);
+        if service != Some("dynamodb") || (pitr.is_none() && backfill.is_none()) {
+            return None;
+        }
+        let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let table = request["TableName"].as_str()?.to_owned();
+        let now = Instant::now();
+        let mut model = self.dynamo.lock().unwrap();
+        let refuse = |code: &str, message: &str| {
+            eprintln!("fault proxy: {op} on {table} answered {code} (AWS model)");
+            Some(error_response(Some("dynamodb"), 400, code, message))
+        };
+        match op {
+            "CreateTable" if pitr.is_some() => {
+                model.created.insert(table, now);
+                None
+            }
+            "UpdateContinuousBackups" => {
+                let made = *model.created.get(&table)?;
+                if now < made + pitr? {
+                    return refuse(
+                        "ContinuousBackupsUnavailableException",
+                        "Backups are being enabled for the table",
+                    );
+                }
+                None
+            }
+            "UpdateTable" => {
+                backfill?;
+                let updates = index_updates(&request);
+                let busy = model
+                    .backfilling
+                    .iter()
+                    .any(|((t, _), until)| *t == table && now < *until);
+                if updates.len() > 1 || (!updates.is_empty() && busy) {
+                    return refuse(
+                        "LimitExceededException",
+                        "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table",
+                    );
+                }
+                None
+            }
+            "Query" | "Scan" => {
+                backfill?;
+                let index = request["IndexName"].as_str()?;
+                if model.backfilling(&table, index, now) {
+                    return refuse(
+                        "ValidationException",
+                        &format!("Cannot read from backfilling global secondary index: {index}"),
+                    );
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// moto's answer as AWS would give it under the DynamoDB model: an
+    /// index an UpdateTable just made starts backfilling, and DescribeTable
+    /// shows it CREATING until its time is up.
+    fn dynamo_answer(
+        &self,
+        service: Option<&str>,
+        op: &str,
+        body: &[u8],
+        answer: Vec<u8>,
+    ) -> Vec<u8> {
+        let Some(backfill) = self.config.gsi_backfill else {
+            return answer;
+        };
+        if service != Some("dynamodb") || !matches!(op, "UpdateTable" | "DescribeTable") {
+            return answer;
+        }
+        let Some(request) = serde_json::from_slice::<serde_json::Value>(body).ok() else {
+            return answer;
+        };
+        let Some(table) = request["TableName"].as_str() else {
+            return answer;
+        };
+        let now = Instant::now();
+        let mut model = self.dynamo.lock().unwrap();
+        if op == "UpdateTable" {
+            if answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200") {
+                for (index, create) in index_updates(&request) {
+                    if create {
+                        model
+                            .backfilling
+                            .insert((table.to_owned(), index), now + backfill);
+                    }
+                }
+            }
+            return answer;
+        }
+        let model = &*model;
+        rewrite_json(&answer, |described| {
+            let mut changed = false;
+            let indexes = described["Table"]["GlobalSecondaryIndexes"].as_array_mut();
+            for gsi in indexes.into_iter().flatten() {
+                let Some(index) = gsi["IndexName"].as_str() else {
+                    continue;
+                };
+                if model.backfilling(table, index, now) {
+                    gsi["IndexStatus"] = "CREATING".into();
+                    gsi["Backfilling"] = true.into();
+                    changed = true;
+                }
+            }
+            changed
+        })
+        .unwrap_or(answer)
+    }
+}
+
+/// An answer with its JSON body changed by `edit` (which says whether it
+/// changed anything), sent with a fresh `Content-Length` and without the
+/// body's checksum header; `None` when it is not JSON or nothing changed.
+fn rewrite_json(raw: &[u8], edit: impl FnOnce(&mut serde_json::Value) -> bool) -> Option<Vec<u8>> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let (start, headers) = parse_head(&raw[..end]).ok()?;
+    let rest = &raw[end..];
+    let body = if is_chunked(&headers) {
+        dechunk(rest)?
+    } else if let Some(len) = header(&headers, "content-length").and_then(|l| l.parse().ok()) {
+        rest.get(..len)?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    if !edit(&mut value) {
+        return None;
+    }
+    let body = serde_json::to_vec(&value).ok()?;
+    let mut out = format!("{}\r\n", start.join(" ")).into_bytes();
+    for (k, v) in &headers {
+        if !hop_by_hop(k) && !k.eq_ignore_ascii_case("x-amz-crc32") {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    Some(out)
 }
 
 /// SplitMix64: small, seeded, good enough to draw faults.
@@ -856,9 +1108,14 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                         .limit_rejections
                         .fetch_add(1, Ordering::Relaxed);
                     throttling_response(svc.as_deref())
+                } else if let Some(answer) =
+                    shared.dynamo_refuses(svc.as_deref(), &op, &request.body)
+                {
+                    answer
                 } else {
                     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                    carry_out(shared, &op, &request).await?
+                    let answer = carry_out(shared, &op, &request).await?;
+                    shared.dynamo_answer(svc.as_deref(), &op, &request.body, answer)
                 }
             }
         };
@@ -1562,5 +1819,154 @@ mod tests {
             (0..5).map(|_| b.next()).collect::<Vec<_>>()
         );
         assert!((0..1000).all(|_| (0.0..1.0).contains(&a.unit())));
+    }
+
+    fn modelled(config: FaultConfig) -> Shared {
+        Shared {
+            upstream: String::new(),
+            rng: Mutex::new(SplitMix(1)),
+            lose_first: Mutex::new(Vec::new()),
+            buckets: Vec::new(),
+            dynamo: Mutex::new(DynamoModel::default()),
+            config,
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    fn status_and_body(raw: &[u8]) -> (String, String) {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_owned(), body.to_owned())
+    }
+
+    #[test]
+    fn the_pitr_window_refuses_backups_after_create_table_only() {
+        let proxy = modelled(FaultConfig {
+            pitr_window: Some(Duration::from_secs(3600)),
+            ..FaultConfig::with_rate(0.0)
+        });
+        let ddb = Some("dynamodb");
+        let t = br#"{"TableName":"t1"}"#;
+        // A table the proxy did not see made: no window.
+        assert!(
+            proxy
+                .dynamo_refuses(ddb, "UpdateContinuousBackups", t)
+                .is_none()
+        );
+        assert!(proxy.dynamo_refuses(ddb, "CreateTable", t).is_none());
+        let answer = proxy
+            .dynamo_refuses(ddb, "UpdateContinuousBackups", t)
+            .expect("refused inside the window");
+        let (status, body) = status_and_body(&answer);
+        assert!(status.contains(" 400 "), "{status}");
+        assert!(
+            body.contains("#ContinuousBackupsUnavailableException")
+                && body.contains("Backups are being enabled for the table"),
+            "{body}"
+        );
+        let other = br#"{"TableName":"t2"}"#;
+        assert!(
+            proxy
+                .dynamo_refuses(ddb, "UpdateContinuousBackups", other)
+                .is_none()
+        );
+        // Off by default.
+        let off = modelled(FaultConfig::with_rate(0.0));
+        assert!(off.dynamo_refuses(ddb, "CreateTable", t).is_none());
+        assert!(
+            off.dynamo_refuses(ddb, "UpdateContinuousBackups", t)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_new_index_backfills_and_holds_off_another() {
+        let proxy = modelled(FaultConfig {
+            gsi_backfill: Some(Duration::from_secs(3600)),
+            ..FaultConfig::with_rate(0.0)
+        });
+        let ddb = Some("dynamodb");
+        let create = |index: &str| {
+            format!(
+                r#"{{"TableName":"t","GlobalSecondaryIndexUpdates":[{{"Create":{{"IndexName":"{index}"}}}}]}}"#
+            )
+        };
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec();
+        assert!(
+            proxy
+                .dynamo_refuses(ddb, "UpdateTable", create("by_a").as_bytes())
+                .is_none()
+        );
+        proxy.dynamo_answer(ddb, "UpdateTable", create("by_a").as_bytes(), ok);
+
+        let described = br#"{"Table":{"TableName":"t","GlobalSecondaryIndexes":[{"IndexName":"by_a","IndexStatus":"ACTIVE"},{"IndexName":"by_b","IndexStatus":"ACTIVE"}]}}"#;
+        let raw = [
+            format!(
+                "HTTP/1.1 200 OK\r\nx-amz-crc32: 1\r\nContent-Length: {}\r\n\r\n",
+                described.len()
+            )
+            .as_bytes(),
+            described,
+        ]
+        .concat();
+        let answer = proxy.dynamo_answer(ddb, "DescribeTable", br#"{"TableName":"t"}"#, raw);
+        let (_, body) = status_and_body(&answer);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let gsis = &v["Table"]["GlobalSecondaryIndexes"];
+        assert_eq!(gsis[0]["IndexStatus"], "CREATING");
+        assert_eq!(gsis[0]["Backfilling"], true);
+        assert_eq!(gsis[1]["IndexStatus"], "ACTIVE");
+        assert!(!String::from_utf8_lossy(&answer).contains("x-amz-crc32"));
+
+        let refused = |op: &str, body: &str| {
+            let answer = proxy
+                .dynamo_refuses(ddb, op, body.as_bytes())
+                .unwrap_or_else(|| panic!("{op} {body} goes through"));
+            status_and_body(&answer).1
+        };
+        let query = refused("Query", r#"{"TableName":"t","IndexName":"by_a"}"#);
+        assert!(
+            query.contains("#ValidationException")
+                && query.contains("Cannot read from backfilling global secondary index: by_a"),
+            "{query}"
+        );
+        assert!(
+            proxy
+                .dynamo_refuses(ddb, "Query", br#"{"TableName":"t","IndexName":"by_b"}"#)
+                .is_none()
+        );
+        let second = refused("UpdateTable", &create("by_c"));
+        assert!(
+            second.contains("#LimitExceededException")
+                && second.contains(
+                    "Only 1 online index can be created or deleted simultaneously per table"
+                ),
+            "{second}"
+        );
+        // Settings only (no index): allowed while an index backfills.
+        assert!(
+            proxy
+                .dynamo_refuses(
+                    ddb,
+                    "UpdateTable",
+                    br#"{"TableName":"t","DeletionProtectionEnabled":true}"#
+                )
+                .is_none()
+        );
+        // Two in one call: refused on any table.
+        let two = r#"{"TableName":"u","GlobalSecondaryIndexUpdates":[{"Create":{"IndexName":"x"}},{"Delete":{"IndexName":"y"}}]}"#;
+        assert!(refused("UpdateTable", two).contains("LimitExceededException"));
+    }
+
+    #[test]
+    fn update_account_and_list_tags_limits_cover_their_operations() {
+        let account = RateLimit::update_account(1.0);
+        assert!(account.covers(Some("apigateway"), "UpdateAccount"));
+        assert!(!account.covers(Some("apigateway"), "GetAccount"));
+        assert_eq!((account.every, account.burst), (Duration::from_secs(20), 1));
+        let tags = RateLimit::list_tags_of_resource(1.0);
+        assert!(tags.covers(Some("dynamodb"), "ListTagsOfResource"));
+        assert!(!tags.covers(Some("dynamodb"), "DescribeTable"));
+        assert_eq!((tags.every, tags.burst), (Duration::from_millis(100), 10));
     }
 }

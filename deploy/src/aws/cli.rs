@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use super::{AwsTarget, Connect, Pace, Package};
 use crate::apply::{Lines, Progress, Report, apply as run_plan};
 use crate::desired::{Desired, desired};
-use crate::plan::{Action, Change, Options, Plan, plan as make_plan};
+use crate::plan::{Action, Change, Options, Plan, Waiting, plan as make_plan};
 use crate::target::Target;
 
 /// How to reach AWS and what to deploy, the way AWS tools take it.
@@ -180,16 +180,38 @@ pub async fn plan(
 }
 
 /// `apifactory apply --target aws`: every tenant (or those named) in
-/// parallel; one tenant's failure does not stop the others.
+/// parallel; one tenant's failure does not stop the others. With `wait`,
+/// a tenant waiting for a new index to backfill is waited for (a progress
+/// line per poll), then planned and applied again, until its functions
+/// have moved to the new indexes.
 pub async fn apply(
     dir: &Path,
     opts: &Options,
     json: bool,
     concurrency: usize,
+    wait: bool,
     args: &AwsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (d, target, p) = prepare(dir, opts, args, |_| true).await?;
-    let code = execute(d, target.clone(), p, json, concurrency).await?;
+    let (d, target, mut p) = prepare(dir, opts, args, |_| true).await?;
+    // One round per index at most: DynamoDB creates them one at a time
+    // (20 per table at most), and each round creates the next.
+    let mut rounds = 0;
+    let ok = loop {
+        let waiting = p.waiting.clone();
+        let ok = execute(d.clone(), target.clone(), p, json, concurrency).await?;
+        rounds += 1;
+        if !wait || !ok || waiting.is_empty() || rounds > 21 {
+            break ok;
+        }
+        wait_for_indexes(&target, &waiting).await?;
+        let observed = target.observe(&opts.tenants).await?;
+        p = make_plan(&d, &observed, opts);
+    };
+    let code = if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     // API Gateway has no key expiry: rotated keys whose grace period has
     // ended stop working here (no mutating call when none has).
     let expired = super::keys::expire_in(&target, &opts.tenants).await?;
@@ -225,16 +247,53 @@ pub async fn destroy(
     };
     // The tenant's file may still be there: plan as if it were gone.
     let (d, target, p) = prepare(dir, &opts, args, |t| t.id != tenant).await?;
-    execute(d, target, p, json, 1).await
+    Ok(if execute(d, target, p, json, 1).await? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
+/// Polls each waiting tenant's table until every index on it is ACTIVE,
+/// with a line on stderr per poll saying what it waits for.
+async fn wait_for_indexes(target: &AwsTarget, waiting: &[Waiting]) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    for w in waiting {
+        let mut pause = std::time::Duration::from_secs(1);
+        loop {
+            let building = super::table::indexes_not_active(target, &w.table).await?;
+            if building.is_empty() {
+                eprintln!(
+                    "{}: every index of table {} is ACTIVE ({} s)",
+                    w.tenant,
+                    w.table,
+                    start.elapsed().as_secs()
+                );
+                break;
+            }
+            eprintln!(
+                "{}: waiting for index {} of table {} to backfill ({} s so far)",
+                w.tenant,
+                building.join(", "),
+                w.table,
+                start.elapsed().as_secs()
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(15));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the plan, applies it and prints the report; whether every
+/// tenant's part went through.
 async fn execute(
     d: Desired,
     target: AwsTarget,
     p: Plan,
     json: bool,
     concurrency: usize,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<bool> {
     if !json {
         print(&format!("{p}\n"))?;
     }
@@ -257,11 +316,7 @@ async fn execute(
         print(&format!("\n{report}\n"))?;
         print_secrets(&report)?;
     }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report.ok())
 }
 
 fn print_secrets(report: &Report) -> anyhow::Result<()> {

@@ -30,6 +30,8 @@ pub enum Family {
     UpdateUsagePlan,
     /// CreateApiKey, DeleteApiKey.
     ApiKeyWrite,
+    /// UpdateAccount (the account's CloudWatch role for access logs).
+    UpdateAccount,
     GetResources,
     /// Every Lambda control-plane call but GetFunction and GetPolicy.
     Lambda,
@@ -44,6 +46,8 @@ pub enum Family {
     /// The DynamoDB control-plane writes (CreateTable, UpdateTable,
     /// DeleteTable, UpdateContinuousBackups, tagging).
     DynamoDbTableWrite,
+    /// ListTagsOfResource, far below the rest of the control plane.
+    DynamoDbListTags,
     Route53,
     Sts,
     /// ACM DescribeCertificate (how plan checks a domain's certificate).
@@ -116,6 +120,11 @@ pub const LIMITS: [(Family, Limit, &str); 20] = [
         "CreateApiKey/DeleteApiKey: 5 rps",
     ),
     (
+        Family::UpdateAccount,
+        one_every(20),
+        "UpdateAccount: 1 every 20 s (API Gateway quotas, \"API Gateway throttling quotas for configuring and running a REST API\")",
+    ),
+    (
         Family::GetResources,
         Limit {
             every: Duration::from_millis(400),
@@ -153,6 +162,11 @@ pub const LIMITS: [(Family, Limit, &str); 20] = [
         Family::DynamoDbTableWrite,
         per_second(10, 10),
         "DynamoDB table writes: conservative (at most 500 table operations in flight, 250 with indexes)",
+    ),
+    (
+        Family::DynamoDbListTags,
+        per_second(10, 10),
+        "DynamoDB ListTagsOfResource: 10 rps per account (API_ListTagsOfResource, \"Service, account, and table quotas\")",
     ),
     (
         Family::Route53,
@@ -327,6 +341,9 @@ mod tests {
         );
         assert_eq!(limit(Family::AcmDescribeCertificate), per_second(10, 10));
         assert_eq!(limit(Family::Route53GetHostedZone), per_second(10, 50));
+        assert_eq!(limit(Family::UpdateAccount).every, Duration::from_secs(20));
+        assert_eq!(limit(Family::UpdateAccount).burst, 1);
+        assert_eq!(limit(Family::DynamoDbListTags), per_second(10, 10));
         for (_, l, source) in LIMITS {
             assert!(l.burst >= 1 && !source.is_empty());
         }
@@ -362,5 +379,28 @@ mod tests {
         off.read(&[Family::DeleteRestApi]).await;
         off.read(&[Family::DeleteRestApi]).await;
         assert_eq!(off.reads(), 2);
+    }
+
+    /// The call sites take the families with AWS's own quotas for these
+    /// two operations: the logging role's UpdateAccount, one call every
+    /// 20 s (it was retried every 0.1 to 5 s), and ListTagsOfResource, 10
+    /// per second (it was paced at the control plane's 2,500).
+    #[tokio::test]
+    async fn update_account_and_list_tags_are_paced_at_their_own_quotas() {
+        let pacer = Pacer::new(Pace::Scaled(1.0));
+        let bucket = |f: Family| &pacer.buckets.iter().find(|(g, _)| *g == f).unwrap().1;
+        pacer.write(super::super::stage::UPDATE_ACCOUNT).await;
+        assert!(
+            bucket(Family::UpdateAccount).check().is_err(),
+            "a second UpdateAccount must wait 20 s"
+        );
+        for _ in 0..10 {
+            pacer.read(super::super::table::LIST_TAGS).await;
+        }
+        assert!(
+            bucket(Family::DynamoDbListTags).check().is_err(),
+            "an 11th ListTagsOfResource must wait"
+        );
+        assert!(bucket(Family::DynamoDbControl).check().is_ok());
     }
 }

@@ -21,6 +21,10 @@ use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
+/// UpdateAccount has a quota of its own (one call every 20 s), on top of
+/// API Gateway's overall one.
+pub const UPDATE_ACCOUNT: &[Family] = &[Family::ApiGateway, Family::UpdateAccount];
+
 /// One JSON line per request in the access log.
 pub const ACCESS_LOG_FORMAT: &str = concat!(
     r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","#,
@@ -308,11 +312,13 @@ async fn ensure_logging_role(t: &AwsTarget) -> anyhow::Result<()> {
                 .map_err(|e| fail(&format!("IAM PutRolePolicy {LOGGING_ROLE}"), e))?;
             let arn = t.env.role_arn(LOGGING_ROLE);
             // A new role takes a few seconds to be assumable everywhere.
+            // Each try takes an UpdateAccount token (one every 20 s): the
+            // wait covers a few tries at that pace.
             super::wait_for(
                 "the API Gateway account's CloudWatch role",
-                Duration::from_secs(90),
+                Duration::from_secs(120),
                 || async {
-                    t.pacer.write(APIGW).await;
+                    t.pacer.write(UPDATE_ACCOUNT).await;
                     match t
                         .apigateway
                         .update_account()

@@ -1,24 +1,61 @@
 //! A tenant's DynamoDB table: on-demand, the key and one GSI per indexed
-//! field (through `runtime::dynamo`, the same code the store's tests use),
-//! point-in-time recovery and deletion protection on.
+//! field (created through `runtime::dynamo`, the same code the store's
+//! tests use), point-in-time recovery and deletion protection on.
+//!
+//! Two things real DynamoDB does that an emulator does not:
+//!
+//! - Point-in-time recovery cannot be turned on for a while after
+//!   CreateTable: UpdateContinuousBackups answers
+//!   `ContinuousBackupsUnavailableException` ("Backups are being enabled for
+//!   the table", API_UpdateContinuousBackups), for minutes, and the SDK does
+//!   not retry it (it is not throttling). terraform-provider-aws retries it
+//!   the same way (PR 4063). Past the bound, the table stays without it and
+//!   the next apply's plan turns it on.
+//! - A GSI added to a live table is backfilled from its items (IndexStatus
+//!   CREATING, Backfilling true) for up to hours, and a Query on it fails
+//!   until it is ACTIVE; only one index can be created or deleted at a time
+//!   (LimitExceededException "Only 1 online index can be created or deleted
+//!   simultaneously per table"; UpdateTable docs: one per call). So apply
+//!   starts the next index and returns; observe reports what is still
+//!   backfilling ([`BACKFILLING`]) and the plan holds the tenant's function
+//!   updates until every index is ACTIVE.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{KeyType, PointInTimeRecoveryStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, CreateGlobalSecondaryIndexAction, DeleteGlobalSecondaryIndexAction,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Projection, ProjectionType,
+    ScalarAttributeType, TableDescription, TableStatus,
+};
 use runtime::dynamo::{self, TableOptions};
 use runtime::names;
+use runtime::tenant::Collection;
 use serde_json::{Value, json};
 
 use super::{AwsTarget, Family, Found, Scope, each, fail, is};
 use crate::desired::Desired;
-use crate::plan::{Action, Change};
+use crate::plan::{Action, BACKFILLING, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
 const CONTROL: &[Family] = &[Family::DynamoDbControl];
+/// ListTagsOfResource has a quota of its own, far below the control
+/// plane's.
+pub const LIST_TAGS: &[Family] = &[Family::DynamoDbControl, Family::DynamoDbListTags];
 /// Writes take a token of the control plane's rate and of the (slower)
 /// table-write bucket.
 const TABLE_WRITE: &[Family] = &[Family::DynamoDbControl, Family::DynamoDbTableWrite];
+
+/// How long a new table's apply keeps retrying UpdateContinuousBackups
+/// while AWS answers ContinuousBackupsUnavailableException;
+/// `APIFACTORY_PITR_WAIT` (seconds) overrides it.
+const PITR_WAIT: Duration = Duration::from_secs(300);
+
+/// How long an index deletion or a table update may keep the table from
+/// being ACTIVE before apply gives up.
+const TABLE_WAIT: Duration = Duration::from_secs(600);
 
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
     let prefix = format!("{}-", names::PREFIX);
@@ -67,7 +104,7 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
         return Ok(None);
     };
     let arn = desc.table_arn().unwrap_or_default().to_owned();
-    t.pacer.read(CONTROL).await;
+    t.pacer.read(LIST_TAGS).await;
     let tags = t
         .dynamodb
         .list_tags_of_resource()
@@ -110,20 +147,29 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
     };
     let key = hash_of(desc.key_schema()).unwrap_or_default();
     let mut indexes = BTreeMap::new();
+    let mut backfilling = Vec::new();
     for gsi in desc.global_secondary_indexes() {
         let Some(field) = hash_of(gsi.key_schema()) else {
             continue;
         };
-        if gsi.index_name() == Some(names::index(&field).as_str()) {
-            let t = types.get(field.as_str()).copied().unwrap_or("?");
-            indexes.insert(field, json!(t));
+        if gsi.index_name() != Some(names::index(&field).as_str()) {
+            continue;
         }
+        match gsi.index_status() {
+            // On its way out: not there for the plan.
+            Some(IndexStatus::Deleting) => continue,
+            None | Some(IndexStatus::Active) => {}
+            Some(_) => backfilling.push(field.clone()),
+        }
+        let t = types.get(field.as_str()).copied().unwrap_or("?");
+        indexes.insert(field, json!(t));
     }
     Ok(Some((
         Address::new(tenant, Kind::Table, name),
         attrs([
             ("key", json!(key)),
             ("indexes", json!(indexes)),
+            (BACKFILLING, json!(backfilling)),
             ("point_in_time_recovery", json!(pitr)),
             (
                 "deletion_protection",
@@ -145,7 +191,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 Err(e) if is(&e, &["ResourceNotFoundException"]) => return Ok(Applied::default()),
                 Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
             };
-            t.pacer.read(CONTROL).await;
+            t.pacer.read(LIST_TAGS).await;
             let tags = t
                 .dynamodb
                 .list_tags_of_resource()
@@ -191,10 +237,14 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 t.pacer.write(TABLE_WRITE).await;
                 let options = TableOptions {
                     deletion_protection: on("deletion_protection"),
-                    point_in_time_recovery: on("point_in_time_recovery"),
+                    // Turned on below, paced and through AWS's window.
+                    point_in_time_recovery: false,
                     tags: super::tags(&tenant.id).into_iter().collect(),
                 };
                 dynamo::create_table_with(&t.dynamodb, name, &tenant.collection, &options).await?;
+                if on("point_in_time_recovery") {
+                    point_in_time_recovery(t, &action.address.tenant, name, true).await?;
+                }
                 return Ok(Applied::default());
             };
             let key = existing
@@ -209,23 +259,260 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                     tenant.collection.key
                 );
             }
-            if changed(action, "indexes") {
-                t.pacer.write(TABLE_WRITE).await;
-                dynamo::update_indexes(&t.dynamodb, name, &tenant.collection).await?;
-            }
+            // Settings first: an index being backfilled keeps the table
+            // busy for as long as it takes, and these need not wait for it.
             if existing.deletion_protection_enabled() != Some(on("deletion_protection")) {
                 t.pacer.write(TABLE_WRITE).await;
-                dynamo::set_deletion_protection(&t.dynamodb, name, on("deletion_protection"))
-                    .await?;
+                t.dynamodb
+                    .update_table()
+                    .table_name(name)
+                    .deletion_protection_enabled(on("deletion_protection"))
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("UpdateTable {name}"), e))?;
+                wait_for_table(t, name).await?;
             }
             if changed(action, "point_in_time_recovery") {
-                t.pacer.write(TABLE_WRITE).await;
-                dynamo::set_point_in_time_recovery(&t.dynamodb, name, on("point_in_time_recovery"))
-                    .await?;
+                point_in_time_recovery(
+                    t,
+                    &action.address.tenant,
+                    name,
+                    on("point_in_time_recovery"),
+                )
+                .await?;
+            }
+            if changed(action, "indexes") {
+                step_indexes(t, name, &tenant.collection).await?;
             }
             Ok(Applied::default())
         }
     }
+}
+
+/// Turns point-in-time recovery on or off, retrying through the window
+/// after CreateTable in which AWS answers
+/// ContinuousBackupsUnavailableException, each try paced. When the window
+/// outlasts the bound, the tenant's apply goes on without it (the table
+/// and its data are there; recovery points are not yet): the next plan
+/// sees it off and turns it on, and this says so.
+async fn point_in_time_recovery(
+    t: &AwsTarget,
+    tenant: &str,
+    name: &str,
+    enabled: bool,
+) -> anyhow::Result<()> {
+    let bound = pitr_wait();
+    let start = tokio::time::Instant::now();
+    let mut pause = Duration::from_secs(1);
+    let spec = PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(enabled)
+        .build()
+        .map_err(|e| anyhow::anyhow!("a point-in-time recovery specification: {e}"))?;
+    loop {
+        t.pacer.write(TABLE_WRITE).await;
+        match t
+            .dynamodb
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(spec.clone())
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if is(&e, &["ContinuousBackupsUnavailableException"]) => {
+                if start.elapsed() + pause > bound {
+                    eprintln!(
+                        "{tenant}: table {name}: point-in-time recovery is not available yet \
+                         (ContinuousBackupsUnavailableException for {} s after the table was made); \
+                         the table is in place without it, and the next apply turns it on",
+                        start.elapsed().as_secs()
+                    );
+                    return Ok(());
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(20));
+            }
+            Err(e) => return Err(fail(&format!("UpdateContinuousBackups {name}"), e)),
+        }
+    }
+}
+
+fn pitr_wait() -> Duration {
+    std::env::var("APIFACTORY_PITR_WAIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(PITR_WAIT)
+}
+
+/// The table's description, paced.
+async fn describe_table(t: &AwsTarget, name: &str) -> anyhow::Result<TableDescription> {
+    t.pacer.read(CONTROL).await;
+    t.dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| fail(&format!("DescribeTable {name}"), e))?
+        .table
+        .ok_or_else(|| anyhow::anyhow!("DescribeTable {name}: no description"))
+}
+
+/// Waits for the table itself to be ACTIVE, not for its indexes (one may
+/// be backfilling for hours).
+async fn wait_for_table(t: &AwsTarget, name: &str) -> anyhow::Result<()> {
+    super::wait_for(&format!("table {name} ACTIVE"), TABLE_WAIT, || async {
+        let desc = describe_table(t, name).await?;
+        Ok((desc.table_status() == Some(&TableStatus::Active)).then_some(()))
+    })
+    .await
+}
+
+/// The names of the table's indexes that are not ACTIVE yet (creating or
+/// backfilling), as DescribeTable says now.
+pub async fn indexes_not_active(t: &AwsTarget, name: &str) -> anyhow::Result<Vec<String>> {
+    let desc = describe_table(t, name).await?;
+    let mut names = not_active(&desc);
+    if desc.table_status() != Some(&TableStatus::Active) {
+        names.push(format!(
+            "(table {})",
+            desc.table_status().map(|s| s.as_str()).unwrap_or("?")
+        ));
+    }
+    Ok(names)
+}
+
+/// The names of the indexes that are not ACTIVE yet (creating or
+/// backfilling).
+fn not_active(desc: &TableDescription) -> Vec<String> {
+    desc.global_secondary_indexes()
+        .iter()
+        .filter(|i| {
+            !matches!(
+                i.index_status(),
+                None | Some(IndexStatus::Active) | Some(IndexStatus::Deleting)
+            )
+        })
+        .filter_map(|i| i.index_name().map(str::to_owned))
+        .collect()
+}
+
+/// Moves the table's GSIs toward the collection's indexed fields as far as
+/// DynamoDB allows without waiting for a backfill: deletes the unwanted
+/// ones (one per UpdateTable, each awaited: a deletion is short), then
+/// creates the next missing one and returns while it backfills. Nothing
+/// is started while an index is being created (AWS refuses a second one).
+/// A later apply (or `apply --wait`, which waits and applies again)
+/// continues.
+async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> anyhow::Result<()> {
+    let want: BTreeMap<String, &runtime::field::Field> = collection
+        .indexed()
+        .filter(|f| f.name != collection.key)
+        .map(|f| (names::index(&f.name), f))
+        .collect();
+    let deadline = tokio::time::Instant::now() + TABLE_WAIT;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let desc = describe_table(t, name).await?;
+        let statuses: BTreeMap<String, Option<IndexStatus>> = desc
+            .global_secondary_indexes()
+            .iter()
+            .filter_map(|i| Some((i.index_name()?.to_owned(), i.index_status().cloned())))
+            .collect();
+        let deleting = statuses
+            .values()
+            .any(|s| s.as_ref() == Some(&IndexStatus::Deleting));
+        if deleting || desc.table_status() != Some(&TableStatus::Active) {
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "table {name}: still busy after {} s (an index being deleted)",
+                    TABLE_WAIT.as_secs()
+                );
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        if !not_active(&desc).is_empty() {
+            return Ok(());
+        }
+        let have: BTreeSet<&String> = statuses.keys().collect();
+        let update = if let Some(gone) = have.iter().find(|n| !want.contains_key(n.as_str())) {
+            let delete = DeleteGlobalSecondaryIndexAction::builder()
+                .index_name(gone.as_str())
+                .build()
+                .map_err(|e| anyhow::anyhow!("an index deletion: {e}"))?;
+            (
+                None,
+                GlobalSecondaryIndexUpdate::builder().delete(delete).build(),
+            )
+        } else if let Some((index, field)) = want.iter().find(|(n, _)| !have.contains(n)) {
+            // Every key attribute of the table and of its indexes, the new
+            // one's included: AWS merges them with the table's, but an
+            // emulator (moto) replaces the table's with what is sent.
+            let mut definitions = vec![definition(&collection.key, ScalarAttributeType::S)?];
+            for (name, f) in &want {
+                if have.contains(name) || name == index {
+                    definitions.push(definition(&f.name, key_type(f)?)?);
+                }
+            }
+            (
+                Some(definitions),
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(create_index(index, &field.name)?)
+                    .build(),
+            )
+        } else {
+            return Ok(());
+        };
+        t.pacer.write(TABLE_WRITE).await;
+        t.dynamodb
+            .update_table()
+            .table_name(name)
+            .set_attribute_definitions(update.0)
+            .global_secondary_index_updates(update.1)
+            .send()
+            .await
+            .map_err(|e| fail(&format!("UpdateTable {name}"), e))?;
+    }
+}
+
+fn key_type(field: &runtime::field::Field) -> anyhow::Result<ScalarAttributeType> {
+    dynamo::attribute_type(&field.kind).ok_or_else(|| {
+        anyhow::anyhow!(
+            "field {:?} of type {} cannot be indexed",
+            field.name,
+            field.kind.name()
+        )
+    })
+}
+
+fn definition(field: &str, t: ScalarAttributeType) -> anyhow::Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(field)
+        .attribute_type(t)
+        .build()
+        .map_err(|e| anyhow::anyhow!("an attribute definition: {e}"))
+}
+
+/// `by_<field>`, keyed on the field, every attribute projected (as
+/// `runtime::dynamo` creates them with a table).
+fn create_index(index: &str, field: &str) -> anyhow::Result<CreateGlobalSecondaryIndexAction> {
+    let key = KeySchemaElement::builder()
+        .attribute_name(field)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| anyhow::anyhow!("a key schema: {e}"))?;
+    CreateGlobalSecondaryIndexAction::builder()
+        .index_name(index)
+        .key_schema(key)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| anyhow::anyhow!("an index creation: {e}"))
 }
 
 /// Whether an update names this field (creates set everything).

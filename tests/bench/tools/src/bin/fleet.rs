@@ -58,7 +58,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// publishes them (FACTS.md), told from the request by the proxy: the
 /// benchmark's own reading of the limits, independent of where the factory
 /// calls its pacer. The limits themselves come from `LIMITS`.
-const FAMILIES: [(Family, &str, &[&str]); 20] = [
+const FAMILIES: [(Family, &str, &[&str]); 22] = [
     (Family::ApiGateway, "apigateway:*", &[]),
     (
         Family::CreateRestApi,
@@ -79,6 +79,7 @@ const FAMILIES: [(Family, &str, &[&str]); 20] = [
         "apigateway:CreateApiKey|apigateway:DeleteApiKey",
         &[],
     ),
+    (Family::UpdateAccount, "apigateway:UpdateAccount", &[]),
     (Family::GetResources, "apigateway:GetResources", &[]),
     (Family::Lambda, "lambda:*", &["GetFunction", "GetPolicy"]),
     (Family::LambdaGetFunction, "lambda:GetFunction", &[]),
@@ -91,6 +92,7 @@ const FAMILIES: [(Family, &str, &[&str]); 20] = [
         "dynamodb:CreateTable|dynamodb:UpdateTable|dynamodb:DeleteTable|dynamodb:UpdateContinuousBackups|dynamodb:TagResource|dynamodb:UntagResource",
         &[],
     ),
+    (Family::DynamoDbListTags, "dynamodb:ListTagsOfResource", &[]),
     (Family::Route53, "route53:*", &[]),
     (Family::Sts, "sts:*", &[]),
     (
