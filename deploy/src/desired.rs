@@ -128,13 +128,17 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
             ("collection", json!(t.collection.name)),
         ]),
     );
+    // The stage's default method throttling is one bucket for all callers
+    // together ("Throttle requests to your REST APIs"), so it carries the
+    // tenant's API-wide total, never the per-key rate; null means none.
+    let api = t.usage_plan.api;
     put(
         Kind::Stage,
         t.stage.clone(),
         attrs([
             ("deployment", json!(definition)),
-            ("rate", json!(t.usage_plan.rate)),
-            ("burst", json!(t.usage_plan.burst)),
+            ("rate", json!(api.map(|a| a.rate))),
+            ("burst", json!(api.map(|a| a.burst))),
         ]),
     );
     let (limit, period) = match t.usage_plan.quota {
@@ -252,6 +256,35 @@ mod tests {
         assert_eq!(count("clinic", Kind::Domain), 0);
         let table = &d.resources[&Address::new("acme", Kind::Table, "apifactory-acme")];
         assert_eq!(table["indexes"], json!({"email": "S", "plan": "S"}));
+    }
+
+    #[test]
+    fn the_stage_throttles_at_the_api_wide_total_only() {
+        let (tenants, sources) = load(&["acme", "fleet"]);
+        let d = desired(&tenants, &sources, &FixedCode);
+        let limits = |tenant: &str, kind: Kind, name: &str| {
+            let a = &d.resources[&Address::new(tenant, kind, name)];
+            (a["rate"].clone(), a["burst"].clone())
+        };
+        // acme sets no total: the stage has no throttling of its own, and
+        // the usage plan keeps the per-key limits.
+        assert_eq!(
+            limits("acme", Kind::Stage, "prod"),
+            (Value::Null, Value::Null)
+        );
+        assert_eq!(
+            limits("acme", Kind::UsagePlan, "apifactory-acme"),
+            (json!(50.0), json!(100))
+        );
+        // fleet sets one: the stage carries it, the usage plan is unchanged.
+        assert_eq!(
+            limits("fleet", Kind::Stage, "live"),
+            (json!(300.0), json!(600))
+        );
+        assert_eq!(
+            limits("fleet", Kind::UsagePlan, "apifactory-fleet"),
+            (json!(100.0), json!(200))
+        );
     }
 
     #[test]

@@ -137,6 +137,17 @@ pub struct UsagePlan {
     /// The bucket's size.
     pub burst: u32,
     pub quota: Option<Quota>,
+    /// One bucket for every caller of the API together (`api_rate` and
+    /// `api_burst`): the stage's default method throttling on AWS. `None`
+    /// leaves the API limited only per key and by the account.
+    pub api: Option<Throttle>,
+}
+
+/// A token bucket: `rate` requests per second refill it, `burst` is its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +284,8 @@ mod raw {
     pub struct UsagePlanSection {
         pub rate: f64,
         pub burst: u32,
+        pub api_rate: Option<f64>,
+        pub api_burst: Option<u32>,
         pub quota: Option<QuotaSection>,
     }
 
@@ -503,6 +516,8 @@ impl Tenant {
         let u = raw.usage_plan.unwrap_or(raw::UsagePlanSection {
             rate: 1.0,
             burst: 1,
+            api_rate: None,
+            api_burst: None,
             quota: None,
         });
         if !(u.rate.is_finite() && u.rate > 0.0 && u.rate <= 10_000.0) {
@@ -519,6 +534,7 @@ impl Tenant {
                 u.burst.to_string(),
             );
         }
+        let api = api_throttle(&mut r, &u);
         let quota = u.quota.map(|q| Quota {
             limit: q.limit,
             period: q.period,
@@ -629,12 +645,77 @@ impl Tenant {
                 rate: u.rate,
                 burst: u.burst,
                 quota,
+                api,
             },
             domain,
             logs: Logs { retention_days },
             clients,
         })
     }
+}
+
+/// The optional API-wide bucket. AWS would take a stage limit below one
+/// key's rate, but then no key could ever reach its own rate, so the file
+/// says which number to lower instead.
+fn api_throttle(r: &mut Report<'_>, u: &raw::UsagePlanSection) -> Option<Throttle> {
+    let (rate, burst) = match (u.api_rate, u.api_burst) {
+        (None, None) => return None,
+        (Some(rate), Some(burst)) => (rate, burst),
+        (Some(_), None) => {
+            r.key(
+                "usage_plan.api_rate",
+                "`api_rate` together with `api_burst` (the API-wide bucket needs both)",
+                "`api_rate` alone".into(),
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            r.key(
+                "usage_plan.api_burst",
+                "`api_burst` together with `api_rate` (the API-wide bucket needs both)",
+                "`api_burst` alone".into(),
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+        r.key(
+            "usage_plan.api_rate",
+            "requests per second above 0 and at most 10000 (the account limit)",
+            rate.to_string(),
+        );
+        ok = false;
+    } else if rate < u.rate {
+        r.key(
+            "usage_plan.api_rate",
+            &format!(
+                "at least `usage_plan.rate` ({}): every caller shares the API-wide bucket, so a key could never reach its own rate",
+                u.rate
+            ),
+            rate.to_string(),
+        );
+        ok = false;
+    }
+    if burst == 0 || burst > 5_000 {
+        r.key(
+            "usage_plan.api_burst",
+            "a bucket size from 1 to 5000 (the account limit)",
+            burst.to_string(),
+        );
+        ok = false;
+    } else if burst < u.burst {
+        r.key(
+            "usage_plan.api_burst",
+            &format!(
+                "at least `usage_plan.burst` ({}): every caller shares the API-wide bucket, so a key could never use its own burst",
+                u.burst
+            ),
+            burst.to_string(),
+        );
+        ok = false;
+    }
+    ok.then_some(Throttle { rate, burst })
 }
 
 /// A tenant file's text, or why it cannot be read.

@@ -18,6 +18,7 @@ use apifactory::plan::{Change, Options, Plan, plan};
 use apifactory::resource::Kind;
 use apifactory::target::Target;
 use apifactory_tests::{RecordedRequest, Recording, bin_path, moto_url, repo_root, sdk_config};
+use aws_sdk_apigateway::operation::get_stage::GetStageOutput;
 use aws_sdk_apigateway::types::RestApi;
 use runtime::{Operation, Tenant, names};
 use serde_json::Value;
@@ -377,9 +378,14 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
         .await
         .unwrap();
     assert_eq!(stage.deployment_id(), deployments.items()[0].id());
-    let setting = &stage.method_settings().unwrap()["*/*"];
-    assert_eq!(setting.throttling_rate_limit(), t.usage_plan.rate);
-    assert_eq!(setting.throttling_burst_limit(), t.usage_plan.burst as i32);
+    // Stage throttling is one bucket for all callers together: it is the
+    // tenant's API-wide total, and absent without one (never the per-key
+    // rate, which would hold the whole API to one client's rate).
+    assert_eq!(
+        stage_throttling(&stage),
+        t.usage_plan.api.map(|a| (a.rate, a.burst as i32)),
+        "{id}"
+    );
     let access = stage.access_log_settings().unwrap();
     assert_eq!(
         access.destination_arn(),
@@ -603,11 +609,14 @@ async fn five_tenants_apply_then_a_no_op_a_change_and_a_destroy() {
         })
         .collect();
     seen.sort();
-    // The functions' package holds no usage plan: no code changes.
-    let mut expected: Vec<String> = vec!["~ stage prod rate".into()];
-    expected.push(format!("~ usage_plan {} rate", names::usage_plan(&acme)));
-    expected.sort();
-    assert_eq!(seen, expected, "{changed}");
+    // Only the usage plan: the per-key rate is not the stage's (acme sets
+    // no API-wide total). The functions' package holds no usage plan: no
+    // code changes.
+    assert_eq!(
+        seen,
+        [format!("~ usage_plan {} rate", names::usage_plan(&acme))],
+        "{changed}"
+    );
     assert!(
         changed.to_string().contains(&format!(
             "~ usage_plan {}  (rate: 50.0 -> 60.0)",
@@ -649,6 +658,109 @@ async fn five_tenants_apply_then_a_no_op_a_change_and_a_destroy() {
         [Kind::Table]
     );
     check_gone(&t, &zone).await;
+}
+
+/// The stage's default (`*/*`) throttling, when it has one (-1 is
+/// disabled).
+fn stage_throttling(stage: &GetStageOutput) -> Option<(f64, i32)> {
+    let s = stage.method_settings()?.get("*/*")?;
+    (s.throttling_rate_limit() >= 0.0 && s.throttling_burst_limit() >= 0)
+        .then(|| (s.throttling_rate_limit(), s.throttling_burst_limit()))
+}
+
+/// acme (rate 50, burst 100, no API-wide total) as the earlier behaviour
+/// left it, its stage throttled at the per-key rate: the next apply removes
+/// that (and a no-op stays a no-op). Then a total set in the file reaches
+/// the stage alone; the usage plan stays per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stage_throttling_is_the_api_wide_total_never_the_per_key_rate() {
+    let fleet = Fleet::new(&["acme"]).await;
+    let target = target().await;
+    let acme = fleet.id("acme").to_owned();
+    let only = scope([acme.clone()].into());
+    converge(&target, &fleet.desired(&[]), &only).await;
+
+    let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
+    let api_id = rest_apis(&api, &acme).await[0].id().unwrap().to_owned();
+    let stage = async || {
+        api.get_stage()
+            .rest_api_id(&api_id)
+            .stage_name("prod")
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(stage_throttling(&stage().await), None);
+    let op = |path: &str, value: &str| {
+        aws_sdk_apigateway::types::PatchOperation::builder()
+            .op(aws_sdk_apigateway::types::Op::Replace)
+            .path(path)
+            .value(value)
+            .build()
+    };
+    api.update_stage()
+        .rest_api_id(&api_id)
+        .stage_name("prod")
+        .patch_operations(op("/*/*/throttling/rateLimit", "50"))
+        .patch_operations(op("/*/*/throttling/burstLimit", "100"))
+        .send()
+        .await
+        .unwrap();
+    let fields = |p: &Plan| -> Vec<String> {
+        p.actions
+            .iter()
+            .map(|a| match &a.change {
+                Change::Update { fields } => format!(
+                    "~ {} {}",
+                    a.address,
+                    fields
+                        .iter()
+                        .map(|f| format!("{}:{}->{}", f.field, f.from, f.to))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                other => format!("{other:?} {}", a.address),
+            })
+            .collect()
+    };
+    let d = fleet.desired(&[]);
+    let removal = observe_and_plan(&target, &d, &only).await;
+    assert_eq!(
+        fields(&removal),
+        ["~ stage prod burst:100->null,rate:50.0->null"],
+        "{removal}"
+    );
+    converge(&target, &d, &only).await;
+    assert_eq!(stage_throttling(&stage().await), None);
+    assert!(observe_and_plan(&target, &d, &only).await.is_empty());
+
+    std::fs::write(
+        fleet.path("acme"),
+        std::fs::read_to_string(fleet.path("acme"))
+            .unwrap()
+            .replace(
+                "burst = 100\n",
+                "burst = 100\napi_rate = 200\napi_burst = 400\n",
+            ),
+    )
+    .unwrap();
+    let d = fleet.desired(&[]);
+    let total = observe_and_plan(&target, &d, &only).await;
+    assert_eq!(
+        fields(&total),
+        ["~ stage prod burst:null->400,rate:null->200.0"],
+        "{total}"
+    );
+    converge(&target, &d, &only).await;
+    assert_eq!(stage_throttling(&stage().await), Some((200.0, 400)));
+    assert!(observe_and_plan(&target, &d, &only).await.is_empty());
+    assert_eq!(
+        usage_plans(&api, &acme).await[0]
+            .throttle()
+            .map(|t| (t.rate_limit(), t.burst_limit())),
+        Some((50.0, 100)),
+        "the usage plan stays per key"
+    );
 }
 
 struct NoOp {

@@ -1,7 +1,17 @@
 //! The deployment and stage: a new deployment only when the API definition
 //! changed (its hash is in the deployment's and the stage's description),
-//! default method throttling from the usage plan's rate and burst, and an
-//! access log to the tenant's log group.
+//! default method throttling (`*/*`) from the tenant's API-wide total when
+//! it sets one, and an access log to the tenant's log group.
+//!
+//! Stage throttling is one bucket for every caller of the stage together,
+//! unlike a usage plan's, which is per key ("Throttle requests to your REST
+//! APIs for better throughput", API Gateway developer guide). A tenant
+//! without an API-wide total gets no stage throttling at all; a stage that
+//! has some from an earlier apply has both limits set to -1 ("throttling
+//! disabled", the default Terraform's `aws_api_gateway_method_settings`
+//! documents and patches the same way) rather than the whole `*/*` setting
+//! removed, which would also drop any logging or metrics settings made
+//! there by hand.
 //!
 //! The stage is created and then patched (CreateStage takes no method
 //! settings), and a deployment never names the stage (that would reset an
@@ -72,17 +82,51 @@ pub async fn observe(
     Ok(found.into_iter().flatten().collect())
 }
 
-fn default_setting(s: &Stage) -> Option<&aws_sdk_apigateway::types::MethodSetting> {
-    s.method_settings()?.get("*/*")
+/// What disables a method setting's throttling.
+const UNTHROTTLED: &str = "-1";
+
+/// The stage's default throttling (the `*/*` method setting), when it has
+/// one. Negative values mean disabled; both at 0 is how the SDK reads a
+/// setting whose throttling fields are absent.
+fn throttling(s: &Stage) -> Option<(f64, i32)> {
+    let m = s.method_settings()?.get("*/*")?;
+    let (rate, burst) = (m.throttling_rate_limit(), m.throttling_burst_limit());
+    let off = rate < 0.0 || burst < 0 || (rate == 0.0 && burst == 0);
+    (!off).then_some((rate, burst))
 }
 
 fn stage_attrs(s: &Stage) -> crate::resource::Attrs {
-    let setting = default_setting(s);
+    let throttle = throttling(s);
     attrs([
         ("deployment", json!(parse_marker(s.description()).0)),
-        ("rate", json!(setting.map(|m| m.throttling_rate_limit()))),
-        ("burst", json!(setting.map(|m| m.throttling_burst_limit()))),
+        ("rate", json!(throttle.map(|(rate, _)| rate))),
+        ("burst", json!(throttle.map(|(_, burst)| burst))),
     ])
+}
+
+/// The patch that brings the stage's default throttling to `want` (the
+/// tenant's API-wide total, or none), empty when it is there already.
+fn throttling_patch(
+    have: Option<(f64, i32)>,
+    want: Option<(f64, i64)>,
+) -> anyhow::Result<Vec<PatchOperation>> {
+    let mut patch = Vec::new();
+    match want {
+        Some((rate, burst)) => {
+            if have.map(|(r, _)| r) != Some(rate) {
+                patch.push(replace("/*/*/throttling/rateLimit", &number(rate))?);
+            }
+            if have.map(|(_, b)| i64::from(b)) != Some(burst) {
+                patch.push(replace("/*/*/throttling/burstLimit", &burst.to_string())?);
+            }
+        }
+        None if have.is_some() => {
+            patch.push(replace("/*/*/throttling/rateLimit", UNTHROTTLED)?);
+            patch.push(replace("/*/*/throttling/burstLimit", UNTHROTTLED)?);
+        }
+        None => {}
+    }
+    Ok(patch)
 }
 
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
@@ -198,19 +242,15 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         }
         _ => {}
     }
-    let rate = action.attrs.get("rate").and_then(Value::as_f64);
-    let burst = action.attrs.get("burst").and_then(Value::as_i64);
-    let setting = existing.as_ref().and_then(default_setting);
-    if let Some(rate) = rate
-        && setting.map(|s| s.throttling_rate_limit()) != Some(rate)
-    {
-        patch.push(replace("/*/*/throttling/rateLimit", &number(rate))?);
-    }
-    if let Some(burst) = burst
-        && setting.map(|s| i64::from(s.throttling_burst_limit())) != Some(burst)
-    {
-        patch.push(replace("/*/*/throttling/burstLimit", &burst.to_string())?);
-    }
+    let want = action
+        .attrs
+        .get("rate")
+        .and_then(Value::as_f64)
+        .zip(action.attrs.get("burst").and_then(Value::as_i64));
+    patch.extend(throttling_patch(
+        existing.as_ref().and_then(throttling),
+        want,
+    )?);
     let logs = existing.as_ref().and_then(|s| s.access_log_settings());
     if logs.and_then(|l| l.destination_arn()) != Some(destination.as_str()) {
         patch.push(replace("/accessLogSettings/destinationArn", &destination)?);
@@ -342,4 +382,84 @@ async fn ensure_logging_role(t: &AwsTarget) -> anyhow::Result<()> {
         })
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_apigateway::types::MethodSetting;
+
+    use super::*;
+
+    fn stage(setting: Option<(f64, i32)>) -> Stage {
+        let settings = setting.map(|(rate, burst)| {
+            HashMap::from([(
+                "*/*".to_owned(),
+                MethodSetting::builder()
+                    .throttling_rate_limit(rate)
+                    .throttling_burst_limit(burst)
+                    .build(),
+            )])
+        });
+        Stage::builder().set_method_settings(settings).build()
+    }
+
+    fn ops(patch: &[PatchOperation]) -> Vec<(String, String)> {
+        patch
+            .iter()
+            .map(|p| {
+                (
+                    p.path().unwrap_or_default().to_owned(),
+                    p.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stage_reads_as_throttled_only_with_positive_limits() {
+        let attrs = |s: &Stage| {
+            (
+                stage_attrs(s)["rate"].clone(),
+                stage_attrs(s)["burst"].clone(),
+            )
+        };
+        assert_eq!(attrs(&stage(None)), (Value::Null, Value::Null));
+        assert_eq!(attrs(&stage(Some((-1.0, -1)))), (Value::Null, Value::Null));
+        assert_eq!(attrs(&stage(Some((0.0, 0)))), (Value::Null, Value::Null));
+        assert_eq!(attrs(&stage(Some((50.0, 100)))), (json!(50.0), json!(100)));
+    }
+
+    #[test]
+    fn throttling_is_set_from_the_total_and_disabled_without_one() {
+        // A stage the earlier behaviour throttled at the per-key rate, and a
+        // tenant without a total: both limits go to -1 (disabled).
+        assert_eq!(
+            ops(&throttling_patch(Some((50.0, 100)), None).unwrap()),
+            [
+                ("/*/*/throttling/rateLimit".to_owned(), "-1".to_owned()),
+                ("/*/*/throttling/burstLimit".to_owned(), "-1".to_owned()),
+            ]
+        );
+        // Nothing to do: no total and no throttling, or the total in place.
+        assert!(throttling_patch(None, None).unwrap().is_empty());
+        assert!(
+            throttling_patch(Some((300.0, 600)), Some((300.0, 600)))
+                .unwrap()
+                .is_empty()
+        );
+        // A total is set whole on a fresh stage, and only what differs later.
+        assert_eq!(
+            ops(&throttling_patch(None, Some((300.0, 600))).unwrap()),
+            [
+                ("/*/*/throttling/rateLimit".to_owned(), "300".to_owned()),
+                ("/*/*/throttling/burstLimit".to_owned(), "600".to_owned()),
+            ]
+        );
+        assert_eq!(
+            ops(&throttling_patch(Some((300.0, 600)), Some((300.0, 700))).unwrap()),
+            [("/*/*/throttling/burstLimit".to_owned(), "700".to_owned())]
+        );
+    }
 }

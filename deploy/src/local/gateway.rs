@@ -15,8 +15,10 @@
 //! 2. **API key** (`x-api-key`): looked up by its SHA-256; missing,
 //!    unknown, disabled, expired or another tenant's is 403 `Forbidden`.
 //! 3. **Throttling**: a token bucket per key (the usage plan's rate and
-//!    burst), then the account's (10,000 rps, burst 5,000); 429
-//!    `Too Many Requests`. Buckets outlive reloads.
+//!    burst), then the tenant's API-wide one when it sets `api_rate` (the
+//!    stage's default method throttling, shared by every caller), then the
+//!    account's (10,000 rps, burst 5,000); 429 `Too Many Requests`.
+//!    Buckets outlive reloads.
 //! 4. **Quota**: counted per key and period (UTC boundaries). The count is
 //!    leased from the database in blocks reserved *before* they are
 //!    served, so no request is let through that is not already counted
@@ -142,6 +144,9 @@ struct TenantRt {
     rate: f64,
     burst: u32,
     quota: Option<Quota>,
+    /// The stage's bucket, shared by every key of the tenant, and the rate
+    /// and burst it was built with.
+    api_bucket: Option<((f64, u32), Arc<DefaultDirectRateLimiter>)>,
     /// The custom domain, lowercase.
     domain: Option<String>,
     /// The custom domain's base path ("" for the root).
@@ -153,8 +158,12 @@ struct TenantRt {
 }
 
 impl TenantRt {
+    /// `previous` is the tenant as served before a reload: its API-wide
+    /// bucket is kept when the limits did not change, so a reload does not
+    /// refill it.
     fn new(
         deployed: &DeployedTenant,
+        previous: Option<&TenantRt>,
         definition: String,
         api: Arc<Api<SqliteTable>>,
         log: Arc<Path>,
@@ -178,6 +187,17 @@ impl TenantRt {
             rate: deployed.rate,
             burst: deployed.burst,
             quota: deployed.quota,
+            api_bucket: deployed.api.map(|limits| {
+                let kept = previous
+                    .and_then(|p| p.api_bucket.as_ref())
+                    .filter(|(old, _)| *old == limits)
+                    .map(|(_, limiter)| Arc::clone(limiter));
+                let (rate, burst) = limits;
+                (
+                    limits,
+                    kept.unwrap_or_else(|| Arc::new(key_limiter(rate, burst))),
+                )
+            }),
             domain: deployed.domain.as_ref().map(|(name, _)| {
                 let name = route::lowercase(name);
                 name.strip_suffix('.').unwrap_or(&name).to_owned()
@@ -440,7 +460,13 @@ impl Gateway {
                 },
             };
             let log = self.inner.state.log_path(&id).into();
-            let rt = Arc::new(TenantRt::new(&deployed, definition, api, log));
+            let rt = Arc::new(TenantRt::new(
+                &deployed,
+                old.map(Arc::as_ref),
+                definition,
+                api,
+                log,
+            ));
             tenants.insert(id, rt);
         }
         // Deterministic if two tenants claim one domain: the first by id.
@@ -620,8 +646,14 @@ impl Gateway {
             key.touched.store(true, Ordering::Relaxed);
         }
 
-        // Throttling: the key's bucket, then the account's.
-        if key.limiter.check().is_err() || self.inner.account.check().is_err() {
+        // Throttling in API Gateway's order: the key's bucket, the API's
+        // (all keys together), then the account's.
+        if key.limiter.check().is_err()
+            || t.api_bucket
+                .as_ref()
+                .is_some_and(|(_, b)| b.check().is_err())
+            || self.inner.account.check().is_err()
+        {
             return exchange.fail(GatewayError::TooManyRequests);
         }
 

@@ -102,6 +102,9 @@ pub struct DeployedTenant {
     pub rate: f64,
     pub burst: u32,
     pub quota: Option<Quota>,
+    /// The stage's throttle, one bucket for every caller of the API: the
+    /// tenant's API-wide rate and burst, when it sets them.
+    pub api: Option<(f64, u32)>,
     /// Custom domain and base path ("" for the root).
     pub domain: Option<(String, String)>,
 }
@@ -593,7 +596,12 @@ fn deployed_tenant(id: &str, resources: &[Row]) -> Option<DeployedTenant> {
     let source = of(Kind::Function).find_map(|(.., payload)| payload.clone())?;
     let tenant = Tenant::parse_package(Path::new(&format!("{id}.toml")), &source).ok()?;
     of(Kind::Api).next()?;
-    let (_, stage, ..) = of(Kind::Stage).next()?;
+    let (_, stage, stage_attrs, _) = of(Kind::Stage).next()?;
+    let api = stage_attrs
+        .get("rate")
+        .and_then(Value::as_f64)
+        .zip(stage_attrs.get("burst").and_then(Value::as_u64))
+        .map(|(rate, burst)| (rate, u32::try_from(burst).unwrap_or(u32::MAX)));
     let (_, _, plan, _) = of(Kind::UsagePlan).next()?;
     let operations = of(Kind::Function)
         .filter_map(|(_, _, a, _)| a.get("operation")?.as_str().and_then(Operation::parse))
@@ -633,6 +641,7 @@ fn deployed_tenant(id: &str, resources: &[Row]) -> Option<DeployedTenant> {
             .and_then(Value::as_u64)
             .map_or(tenant.usage_plan.burst, |b| b as u32),
         quota,
+        api,
         domain,
         tenant,
     })

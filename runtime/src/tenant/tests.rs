@@ -136,3 +136,80 @@ fn nothing_a_user_types_panics() {
         let _ = Tenant::parse(Path::new("t.toml"), text);
     }
 }
+
+fn with_usage_plan(lines: &str) -> String {
+    format!(
+        "[tenant]\ndisplay_name = \"M\"\n[collection]\nname = \"items\"\n[collection.fields]\nx = {{ type = \"string\" }}\n[usage_plan]\n{lines}"
+    )
+}
+
+#[test]
+fn an_api_wide_total_is_optional_and_kept_apart_from_the_per_key_rate() {
+    let parse = |lines: &str| Tenant::parse(Path::new("t.toml"), &with_usage_plan(lines));
+    let t = parse("rate = 10\nburst = 20\n").unwrap();
+    assert_eq!(t.usage_plan.api, None);
+    let t = parse("rate = 10\nburst = 20\napi_rate = 25.5\napi_burst = 50\n").unwrap();
+    assert_eq!(
+        (t.usage_plan.rate, t.usage_plan.burst),
+        (10.0, 20),
+        "the per-key rate is untouched"
+    );
+    assert_eq!(
+        t.usage_plan.api,
+        Some(Throttle {
+            rate: 25.5,
+            burst: 50
+        })
+    );
+    // Equal to the per-key limits is allowed: one client at full speed.
+    assert!(parse("rate = 10\nburst = 20\napi_rate = 10\napi_burst = 20\n").is_ok());
+    // The shipped fleet tenant shows the setting.
+    let fleet = Tenant::load(&repo().join("tenants/fleet.toml")).unwrap();
+    assert_eq!(
+        fleet.usage_plan.api,
+        Some(Throttle {
+            rate: 300.0,
+            burst: 600
+        })
+    );
+}
+
+#[test]
+fn an_api_wide_total_needs_both_numbers_within_the_account_and_above_one_key() {
+    let problems = |lines: &str| -> Vec<(String, usize, String)> {
+        Tenant::parse(Path::new("t.toml"), &with_usage_plan(lines))
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.key, e.line, e.found))
+            .collect()
+    };
+    let one = |key: &str, line: usize, found: &str| vec![(key.to_owned(), line, found.to_owned())];
+    assert_eq!(
+        problems("rate = 10\nburst = 20\napi_rate = 30\n"),
+        one("usage_plan.api_rate", 10, "`api_rate` alone")
+    );
+    assert_eq!(
+        problems("rate = 10\nburst = 20\napi_burst = 30\n"),
+        one("usage_plan.api_burst", 10, "`api_burst` alone")
+    );
+    assert_eq!(
+        problems("rate = 10\nburst = 20\napi_rate = 5\napi_burst = 30\n"),
+        one("usage_plan.api_rate", 10, "5")
+    );
+    assert_eq!(
+        problems("rate = 10\nburst = 20\napi_rate = 30\napi_burst = 19\n"),
+        one("usage_plan.api_burst", 11, "19")
+    );
+    assert_eq!(
+        problems("rate = 10\nburst = 20\napi_rate = 10001\napi_burst = 5001\n"),
+        [
+            ("usage_plan.api_rate".to_owned(), 10, "10001".to_owned()),
+            ("usage_plan.api_burst".to_owned(), 11, "5001".to_owned()),
+        ]
+    );
+    assert_eq!(
+        problems("rate = 10\nburst = 20\napi_rate = nan\napi_burst = 30\n"),
+        one("usage_plan.api_rate", 10, "NaN")
+    );
+}

@@ -926,6 +926,7 @@ async fn events_carry_what_api_gateway_sends() {
     ));
     let t = Arc::new(TenantRt::new(
         deployed,
+        None,
         String::new(),
         api,
         state.log_path("acme").into(),
@@ -1213,5 +1214,82 @@ async fn search_cursors_are_signed_with_the_data_directorys_secret() {
     )
     .await;
     assert_eq!(r.status, 400, "{r:?}");
+    server.stop().await;
+}
+
+/// The three layers in API Gateway's order: each key's own bucket, the
+/// tenant's API-wide bucket when it sets one (every key together), then the
+/// account's. Refill is one token every 1,000 s, so only the bursts count
+/// and nothing depends on timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_wide_total_throttles_all_keys_together_and_only_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let state = LocalState::open(dir.path()).await.unwrap();
+    let per_key = small_tenant("test", 0.001, 5, None);
+    let with_total = |display: &str, burst: u32| {
+        per_key
+            .replace(
+                "burst = 5\n",
+                &format!("burst = 5\napi_rate = 0.001\napi_burst = {burst}\n"),
+            )
+            .replace(
+                "display_name = \"Small\"",
+                &format!("display_name = \"{display}\""),
+            )
+    };
+    let total = write_tenant(files.path(), "total", &with_total("Small", 6));
+    let open = write_tenant(files.path(), "open", &per_key);
+    let secrets = deploy(&state, &[total.clone(), open]).await;
+    let gateway = Gateway::new(state.clone()).await.unwrap();
+    let server = start(&gateway).await;
+    let a = server.addr;
+    let get = |tenant: &'static str, k: &Secret| {
+        let k = k.value.clone();
+        let host = format!("{tenant}.localhost");
+        async move { send(a, "GET", &host, "/test/notes", Some(&k), None).await }
+    };
+    let statuses = async |tenant: &'static str, client: &str, n: usize| {
+        let k = key(&secrets, tenant, client);
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            seen.push(get(tenant, k).await.status);
+        }
+        seen
+    };
+
+    // Without a total, each key has its own 5 and both are served in full:
+    // 10 requests, more than any one bucket holds.
+    assert_eq!(statuses("open", "one", 5).await, [200; 5]);
+    assert_eq!(statuses("open", "two", 5).await, [200; 5]);
+    // The per-key layer still holds each key to its own burst.
+    get("open", key(&secrets, "open", "one"))
+        .await
+        .assert_gateway(429, "Too Many Requests", "TooManyRequestsException");
+
+    // With a total of 6, the second key is refused once the API's bucket is
+    // empty, though its own bucket still has 4. (The key's bucket is
+    // checked first, so a key over its own limit never drains the API's.)
+    assert_eq!(statuses("total", "one", 5).await, [200; 5]);
+    assert_eq!(statuses("total", "two", 1).await, [200]);
+    get("total", key(&secrets, "total", "two"))
+        .await
+        .assert_gateway(429, "Too Many Requests", "TooManyRequestsException");
+
+    // A redeploy that changes something else keeps the API's bucket (it is
+    // not refilled by a reload)...
+    std::fs::write(&total, with_total("Small again", 6)).unwrap();
+    deploy(&state, std::slice::from_ref(&total)).await;
+    gateway.reload().await.unwrap();
+    assert_eq!(
+        statuses("total", "two", 1).await,
+        [429],
+        "a reload refilled the API's bucket"
+    );
+    // ...and one that removes the total removes the layer.
+    std::fs::write(&total, &per_key).unwrap();
+    deploy(&state, std::slice::from_ref(&total)).await;
+    gateway.reload().await.unwrap();
+    assert_eq!(statuses("total", "two", 2).await, [200, 200]);
     server.stop().await;
 }
