@@ -1826,6 +1826,7 @@ mod tests {
             upstream: String::new(),
             rng: Mutex::new(SplitMix(1)),
             lose_first: Mutex::new(Vec::new()),
+            refuse_first: Mutex::new(Vec::new()),
             buckets: Vec::new(),
             dynamo: Mutex::new(DynamoModel::default()),
             config,
