@@ -7,6 +7,17 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// The most bytes (UTF-8) of a string DynamoDB takes as a partition key,
+/// the table's or an index's ("Service, account, and table quotas in
+/// Amazon DynamoDB", attributes: partition key value 1 to 2,048 bytes).
+/// An indexed field's value is an index key, so it is held to the same
+/// rule on both stores, and the local target answers as AWS does.
+pub const MAX_KEY_BYTES: usize = 2048;
+/// The most indexed fields of one collection: one DynamoDB global
+/// secondary index each, and a table has at most 20 ("Service, account,
+/// and table quotas in Amazon DynamoDB", secondary indexes).
+pub const MAX_INDEXES: usize = 20;
+
 /// One field of a collection, as declared in `[collection.fields]`.
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -126,6 +137,11 @@ impl Field {
     /// Checks one non-null value against this field's type and rules.
     /// The error is a sentence for a client or a tenant author.
     pub fn check(&self, value: &Value) -> Result<(), String> {
+        if let Value::String(s) = value
+            && self.is_string_key()
+        {
+            check_key(s)?;
+        }
         match (&self.kind, value) {
             (Kind::String(rules), Value::String(s)) => rules.check(s),
             (Kind::Integer { min, max }, Value::Number(n)) => {
@@ -148,6 +164,7 @@ impl Field {
                 let Some(x) = n.as_f64().filter(|x| x.is_finite()) else {
                     return Err(format!("must be a finite number, found {n}"));
                 };
+                check_storable(n)?;
                 if let Some(min) = min
                     && x < *min
                 {
@@ -191,6 +208,9 @@ impl Field {
     /// this field compares with. For a string list the filter means
     /// "contains", so the value is one string.
     pub fn parse_filter(&self, raw: &str) -> Result<Value, String> {
+        if self.is_string_key() {
+            check_key(raw)?;
+        }
         let value = match &self.kind {
             Kind::String(_) | Kind::Timestamp | Kind::StringList { .. } => {
                 Value::String(raw.to_owned())
@@ -204,8 +224,8 @@ impl Field {
                 .ok()
                 .filter(|x| x.is_finite())
                 .and_then(serde_json::Number::from_f64)
-                .map(Value::Number)
-                .ok_or_else(|| format!("must be a number, found {raw:?}"))?,
+                .ok_or_else(|| format!("must be a number, found {raw:?}"))
+                .and_then(|n| check_storable(&n).map(|()| Value::Number(n)))?,
             Kind::Boolean => match raw {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
@@ -214,6 +234,84 @@ impl Field {
         };
         Ok(value)
     }
+}
+
+impl Field {
+    /// Whether this field's string values are index keys (an indexed
+    /// string or timestamp), which DynamoDB refuses empty or over
+    /// [`MAX_KEY_BYTES`].
+    pub fn is_string_key(&self) -> bool {
+        self.index && matches!(self.kind, Kind::String(_) | Kind::Timestamp)
+    }
+}
+
+/// The rules DynamoDB holds a string key value to ("Service, account, and
+/// table quotas in Amazon DynamoDB": a partition key value is 1 to 2,048
+/// bytes; PutItem and Query answer `ValidationException` otherwise).
+pub fn check_key(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty (the field is indexed)".to_owned());
+    }
+    if s.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "must be at most {MAX_KEY_BYTES} bytes long in UTF-8 (the field is indexed), found {}",
+            s.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Why DynamoDB cannot store a number written as `text` (a JSON number),
+/// if it cannot: "Supported data types and naming rules in Amazon
+/// DynamoDB", Number: up to 38 digits of precision, positive and negative
+/// magnitudes from 1E-130 to 9.9999999999999999999999999999999999999E+125,
+/// or zero. Anything else is a `ValidationException` on any attribute,
+/// key or not.
+pub fn storable_number(text: &str) -> Result<(), &'static str> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], &unsigned[i + 1..]),
+        None => (unsigned, "0"),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err("not a decimal number");
+    }
+    let Some(first) = digits.iter().position(|b| *b != b'0') else {
+        return Ok(()); // zero, whatever its exponent
+    };
+    let last = digits.iter().rposition(|b| *b != b'0').unwrap_or(first);
+    if last - first + 1 > 38 {
+        return Err("more than 38 significant digits");
+    }
+    // A huge written exponent saturates: it is out of range either way.
+    let exponent = exponent
+        .parse::<i64>()
+        .unwrap_or(if exponent.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+    // The exponent of the first significant digit (d.ddd x 10^e).
+    let magnitude = exponent.saturating_add(int.len() as i64 - 1 - first as i64);
+    if magnitude > 125 {
+        Err("too large")
+    } else if magnitude < -130 {
+        Err("too close to zero")
+    } else {
+        Ok(())
+    }
+}
+
+/// A client's number held to [`storable_number`], on both stores alike.
+fn check_storable(n: &serde_json::Number) -> Result<(), String> {
+    let text = n.to_string();
+    storable_number(&text).map_err(|why| {
+        format!(
+            "must be 0 or from 1E-130 to 9.9999999999999999999999999999999999999E+125 in magnitude with at most 38 significant digits, found {text} ({why})"
+        )
+    })
 }
 
 impl StringRules {
@@ -399,6 +497,93 @@ mod tests {
         assert_eq!(n.parse_filter("2.5").unwrap(), json!(2.5));
         assert!(n.parse_filter("NaN").is_err());
         assert!(i.parse_filter("x").is_err());
+    }
+
+    #[test]
+    fn numbers_are_held_to_what_dynamodb_stores() {
+        for ok in [
+            "0",
+            "-0.0",
+            "0e999",
+            "1E-130",
+            "-1e-130",
+            "9.9999999999999999999999999999999999999E+125",
+            "-9.9999999999999999999999999999999999999E+125",
+            "12345678901234567890123456789012345678",
+            "1000000000000000000000000000000000000000000",
+            "0.000123",
+            "9223372036854775807",
+        ] {
+            assert_eq!(storable_number(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("1e126", "too large"),
+            ("10E+125", "too large"),
+            ("-1.5e300", "too large"),
+            ("9.9e-131", "too close to zero"),
+            ("0.00001e-126", "too close to zero"),
+            ("5e-324", "too close to zero"),
+            (
+                "123456789012345678901234567890123456789",
+                "more than 38 significant digits",
+            ),
+            ("1e99999999999999999999999", "too large"),
+            ("1e-99999999999999999999999", "too close to zero"),
+            ("", "not a decimal number"),
+            ("1x", "not a decimal number"),
+        ] {
+            assert_eq!(storable_number(bad), Err(why), "{bad}");
+        }
+        let n = field(Kind::Number {
+            min: None,
+            max: None,
+        });
+        assert!(n.check(&json!(1e125)).is_ok());
+        let e = n.check(&json!(1e200)).unwrap_err();
+        assert!(e.ends_with("found 1e+200 (too large)"), "{e}");
+        assert!(
+            n.check(&json!(1e-131))
+                .unwrap_err()
+                .contains("too close to zero")
+        );
+        assert!(
+            n.parse_filter("1e-200")
+                .unwrap_err()
+                .contains("too close to zero")
+        );
+        assert_eq!(n.parse_filter("1e-130").unwrap(), json!(1e-130));
+    }
+
+    #[test]
+    fn indexed_strings_are_keys_dynamodb_accepts() {
+        let mut f = field(Kind::String(StringRules::default()));
+        assert!(f.check(&json!("")).is_ok(), "not indexed: empty is a value");
+        assert!(f.parse_filter("").is_ok());
+        f.index = true;
+        assert_eq!(
+            f.check(&json!("")).unwrap_err(),
+            "must not be empty (the field is indexed)"
+        );
+        assert!(f.parse_filter("").is_err());
+        assert!(f.check(&json!("x".repeat(MAX_KEY_BYTES))).is_ok());
+        assert_eq!(
+            f.check(&json!("x".repeat(MAX_KEY_BYTES + 1))).unwrap_err(),
+            "must be at most 2048 bytes long in UTF-8 (the field is indexed), found 2049"
+        );
+        // Bytes, not characters: 513 four-byte characters are 2,052 bytes.
+        assert!(f.check(&json!("\u{1F600}".repeat(512))).is_ok());
+        assert!(f.check(&json!("\u{1F600}".repeat(513))).is_err());
+        assert!(f.parse_filter(&"\u{1F600}".repeat(513)).is_err());
+        let mut ts = field(Kind::Timestamp);
+        ts.index = true;
+        assert!(ts.parse_filter("").unwrap_err().contains("indexed"));
+        let mut i = field(Kind::Integer {
+            min: None,
+            max: None,
+        });
+        i.index = true;
+        assert!(!i.is_string_key());
+        assert!(i.parse_filter("").unwrap_err().contains("integer"));
     }
 
     #[test]

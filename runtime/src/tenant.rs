@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::field::{Auto, Field, Format, Kind, Pattern, StringRules};
+use crate::field::{Auto, Field, Format, Kind, MAX_INDEXES, MAX_KEY_BYTES, Pattern, StringRules};
 use crate::names;
 use crate::tenant_error::{Source, TenantError, TenantErrors};
 
@@ -463,6 +463,21 @@ impl Tenant {
             src.key_offset(&format!("collection.fields.{}", f.name))
                 .unwrap_or(usize::MAX)
         });
+        // One DynamoDB global secondary index per indexed field.
+        if let Some(extra) = fields.iter().filter(|f| f.index).nth(MAX_INDEXES) {
+            let count = fields.iter().filter(|f| f.index).count();
+            r.key(
+                &format!("collection.fields.{}.index", extra.name),
+                &format!(
+                    "at most {MAX_INDEXES} indexed fields (DynamoDB allows {MAX_INDEXES} global secondary indexes per table)"
+                ),
+                format!(
+                    "an index on `{}`, indexed field {} of {count}",
+                    extra.name,
+                    MAX_INDEXES + 1
+                ),
+            );
+        }
         if fields.is_empty() && r.errors.is_empty() {
             r.key(
                 "collection.fields",
@@ -800,7 +815,45 @@ fn field(name: String, s: raw::FieldSection, path: &str) -> Result<Field, Proble
         Some(Ok(p)) => Some(p),
         None => None,
     };
-    if let (Some(min), Some(max)) = (s.min_length, s.max_length)
+    // An indexed string is an index key, which DynamoDB refuses empty or
+    // over 2,048 bytes: a file may not allow either (1 is implied as the
+    // least length), and the API refuses both on every store.
+    let string_key = s.index == Some(true) && s.kind == K::String;
+    let min_length = match s.min_length {
+        Some(0) if string_key => {
+            bad(
+                "min_length",
+                "a min_length of at least 1 on an indexed field (an index key cannot be empty), or none (1 is implied)".into(),
+                "0".into(),
+            );
+            Some(1)
+        }
+        None if string_key => Some(1),
+        other => other,
+    };
+    if string_key
+        && let Some(max) = s.max_length
+        && max as usize > MAX_KEY_BYTES
+    {
+        bad(
+            "max_length",
+            format!(
+                "a max_length of at most {MAX_KEY_BYTES} on an indexed field (an index key is at most {MAX_KEY_BYTES} bytes)"
+            ),
+            max.to_string(),
+        );
+    }
+    if string_key
+        && let Some(allowed) = &s.allowed
+        && allowed.iter().any(String::is_empty)
+    {
+        bad(
+            "enum",
+            "no empty string in the enum of an indexed field (an index key cannot be empty)".into(),
+            "\"\"".into(),
+        );
+    }
+    if let (Some(min), Some(max)) = (min_length, s.max_length)
         && min > max
     {
         bad(
@@ -815,7 +868,7 @@ fn field(name: String, s: raw::FieldSection, path: &str) -> Result<Field, Proble
         bad("enum", "at least one value".into(), "an empty list".into());
     }
     let rules = StringRules {
-        min_length: s.min_length,
+        min_length,
         max_length: s.max_length,
         pattern,
         allowed: s.allowed.clone(),

@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod fleet;
 mod hostile;
+mod key_values;
 mod keys;
 mod schemathesis;
 mod store_conformance;

@@ -108,6 +108,10 @@ pub struct FaultConfig {
     /// text as AWS sends it (architect/architect issue 334). Off when
     /// `None`.
     pub gsi_backfill: Option<Duration>,
+    /// Refuse, as DynamoDB does and moto does not, key values DynamoDB
+    /// cannot index and numbers it cannot store, with its
+    /// `ValidationException` (see [`dynamodb_key_values`]). Off by default.
+    pub dynamodb_key_values: bool,
 }
 
 impl FaultConfig {
@@ -129,6 +133,7 @@ impl FaultConfig {
             import_warnings: false,
             pitr_window: None,
             gsi_backfill: None,
+            dynamodb_key_values: false,
         }
     }
 }
@@ -356,6 +361,7 @@ impl FaultProxy {
             dynamo: Mutex::new(DynamoModel::default()),
             config,
             stats: stats.clone(),
+            table_keys: Mutex::new(BTreeMap::new()),
         });
         let dynamo = shared.clone();
         let task = tokio::spawn(async move {
@@ -407,6 +413,9 @@ struct Shared {
     /// What the DynamoDB model (`pitr_window`, `gsi_backfill`) remembers.
     dynamo: Mutex<DynamoModel>,
     stats: Arc<Stats>,
+    /// Key schemas of the DynamoDB tables seen, by table name, for
+    /// `dynamodb_key_values`.
+    table_keys: Mutex<BTreeMap<String, TableKeys>>,
 }
 
 impl Shared {
@@ -1112,6 +1121,8 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     shared.dynamo_refuses(svc.as_deref(), &op, &request.body)
                 {
                     answer
+                } else if let Some(refusal) = dynamodb_key_values(shared, &request, &op).await {
+                    refusal
                 } else {
                     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                     let answer = carry_out(shared, &op, &request).await?;
@@ -1350,6 +1361,332 @@ fn import_warnings(op: &str, target: &str, body: &[u8]) -> Option<Vec<u8>> {
         &[("x-amzn-ErrorType", "BadRequestException")],
         &serde_json::json!({ "message": message }),
     ))
+}
+
+/// The key attributes of one DynamoDB table: its partition key and each
+/// global secondary index's partition key, as DescribeTable gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableKeys {
+    pub hash: String,
+    /// (index name, its partition key attribute).
+    pub indexes: Vec<(String, String)>,
+}
+
+impl TableKeys {
+    /// From a DescribeTable answer's body.
+    fn from_description(body: &serde_json::Value) -> Option<TableKeys> {
+        let table = body.get("Table")?;
+        let hash_of = |schema: &serde_json::Value| -> Option<String> {
+            schema.as_array()?.iter().find_map(|k| {
+                (k.get("KeyType")?.as_str()? == "HASH")
+                    .then(|| k.get("AttributeName")?.as_str().map(str::to_owned))?
+            })
+        };
+        Some(TableKeys {
+            hash: hash_of(table.get("KeySchema")?)?,
+            indexes: table
+                .get("GlobalSecondaryIndexes")
+                .and_then(|g| g.as_array())
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|i| {
+                            Some((
+                                i.get("IndexName")?.as_str()?.to_owned(),
+                                hash_of(i.get("KeySchema")?)?,
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// With `dynamodb_key_values` on, DynamoDB's answer to a data-plane call
+/// that moto would carry out but AWS refuses, or `None` to forward it.
+/// Key schemas come from DescribeTable on moto (with the caller's
+/// credentials, so the same account and region), kept until a
+/// CreateTable, UpdateTable or DeleteTable of the table passes.
+async fn dynamodb_key_values(shared: &Shared, r: &Request, op: &str) -> Option<Vec<u8>> {
+    if !shared.config.dynamodb_key_values || service(&r.headers).as_deref() != Some("dynamodb") {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    let table = body.get("TableName")?.as_str()?.to_owned();
+    if matches!(op, "CreateTable" | "UpdateTable" | "DeleteTable") {
+        shared.table_keys.lock().unwrap().remove(&table);
+        return None;
+    }
+    if !matches!(
+        op,
+        "PutItem" | "UpdateItem" | "GetItem" | "DeleteItem" | "Query" | "Scan"
+    ) {
+        return None;
+    }
+    let known = shared.table_keys.lock().unwrap().get(&table).cloned();
+    let keys = match known {
+        Some(k) => k,
+        None => {
+            let describe = Request {
+                method: "POST".to_owned(),
+                target: r.target.clone(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        if k.eq_ignore_ascii_case("x-amz-target") {
+                            (k.clone(), "DynamoDB_20120810.DescribeTable".to_owned())
+                        } else {
+                            (k.clone(), v.clone())
+                        }
+                    })
+                    .collect(),
+                body: serde_json::json!({ "TableName": table })
+                    .to_string()
+                    .into_bytes(),
+            };
+            let raw = forward(&shared.upstream, &describe).await.ok()?;
+            let answer = reframe(&raw, false).ok()?;
+            let end = answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+            let description = serde_json::from_slice(&answer[end..]).ok()?;
+            // An unknown table: moto gives the error DynamoDB would.
+            let keys = TableKeys::from_description(&description)?;
+            shared
+                .table_keys
+                .lock()
+                .unwrap()
+                .insert(table, keys.clone());
+            keys
+        }
+    };
+    let message = dynamodb_refusal(op, &body, &keys)?;
+    Some(error_response(
+        Some("dynamodb"),
+        400,
+        "ValidationException",
+        &message.replace('"', "\\\""),
+    ))
+}
+
+/// DynamoDB's largest partition key value, table or index ("Service,
+/// account, and table quotas in Amazon DynamoDB": 1 to 2,048 bytes).
+const DYNAMODB_MAX_HASH_KEY: usize = 2048;
+
+/// Why DynamoDB refuses a request moto accepts, in AWS's words, or `None`.
+///
+/// - A number outside DynamoDB's range, in any attribute or expression
+///   value ("Supported data types and naming rules in Amazon DynamoDB",
+///   Number: 38 digits of precision, magnitude 1E-130 to
+///   9.9999999999999999999999999999999999999E+125, or zero).
+/// - An empty string as a key attribute value of the table or of a global
+///   secondary index (the May 2020 change allowed empty strings in non-key
+///   attributes only; API_PutItem: "key attributes ... cannot be empty";
+///   the index message as AWS returns it in danishi/dynamodb-csv issue 41,
+///   architect/dynalite issue 184, for PutItem and Query alike).
+/// - A key string over 2,048 bytes (the quota above; the table's message
+///   from amazon-archives/dynamodb-janusgraph-storage-backend issue 296,
+///   the index's from wellcomecollection/platform issue 2285).
+pub fn dynamodb_refusal(op: &str, body: &serde_json::Value, keys: &TableKeys) -> Option<String> {
+    use serde_json::Value;
+    let values = body
+        .get("ExpressionAttributeValues")
+        .and_then(Value::as_object);
+    if let Some(values) = values {
+        for (name, v) in values {
+            if let Some(why) = bad_number_in(v) {
+                return Some(format!(
+                    "ExpressionAttributeValues contains invalid value: {why} for key {name}"
+                ));
+            }
+        }
+    }
+    for part in ["Item", "Key"] {
+        if let Some(why) = body.get(part).and_then(bad_number_in) {
+            return Some(why.to_owned());
+        }
+    }
+    let string = |v: Option<&Value>| v?.get("S")?.as_str().map(str::to_owned);
+    let table_key = |value: Option<String>| -> Option<String> {
+        let value = value?;
+        if value.is_empty() {
+            Some(format!(
+                "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: {}",
+                keys.hash
+            ))
+        } else if value.len() > DYNAMODB_MAX_HASH_KEY {
+            Some("One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes".to_owned())
+        } else {
+            None
+        }
+    };
+    let index_empty = |index: &str, attr: &str| {
+        format!(
+            "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty string value. IndexName: {index}, IndexKey: {attr}"
+        )
+    };
+    let names = body
+        .get("ExpressionAttributeNames")
+        .and_then(Value::as_object);
+    let resolve = |path: &str| -> String {
+        let path = path.trim();
+        names
+            .and_then(|n| n.get(path))
+            .and_then(Value::as_str)
+            .unwrap_or(path)
+            .to_owned()
+    };
+    let placeholder = |v: &str| string(values.and_then(|m| m.get(v.trim())));
+    match op {
+        "PutItem" => {
+            let item = body.get("Item")?;
+            if let Some(why) = table_key(string(item.get(&keys.hash))) {
+                return Some(why);
+            }
+            for (index, attr) in &keys.indexes {
+                let Some(value) = string(item.get(attr)) else {
+                    continue;
+                };
+                if value.is_empty() {
+                    return Some(index_empty(index, attr));
+                }
+                if value.len() > DYNAMODB_MAX_HASH_KEY {
+                    return Some(format!(
+                        "One or more parameter values were invalid: Size limit exceeded for Index Key {attr} Actual Size: {} bytes Max Size: 2048 bytes IndexName: {index}",
+                        value.len()
+                    ));
+                }
+            }
+            None
+        }
+        "GetItem" | "DeleteItem" => table_key(string(body.get("Key")?.get(&keys.hash))),
+        "UpdateItem" => {
+            if let Some(why) = table_key(string(body.get("Key")?.get(&keys.hash))) {
+                return Some(why);
+            }
+            let update = body.get("UpdateExpression").and_then(Value::as_str)?;
+            for (path, value) in set_clauses(update) {
+                let attr = resolve(path);
+                if let Some((index, _)) = keys.indexes.iter().find(|(_, a)| *a == attr)
+                    && placeholder(value).is_some_and(|v| v.is_empty())
+                {
+                    return Some(format!(
+                        "One or more parameter values are not valid. The update expression attempted to update a secondary index key to a value that is not supported. The AttributeValue for a key attribute cannot contain an empty string value. IndexName: {index}, IndexKey: {attr}"
+                    ));
+                }
+            }
+            None
+        }
+        "Query" => {
+            let condition = body.get("KeyConditionExpression").and_then(Value::as_str)?;
+            let index = body.get("IndexName").and_then(Value::as_str);
+            let hash = match index {
+                Some(index) => &keys.indexes.iter().find(|(i, _)| i == index)?.1,
+                None => &keys.hash,
+            };
+            for part in split_and(condition) {
+                let Some((path, value)) = part.split_once('=') else {
+                    continue;
+                };
+                if resolve(path) != *hash {
+                    continue;
+                }
+                let value = placeholder(value)?;
+                return match index {
+                    Some(index) if value.is_empty() => Some(index_empty(index, hash)),
+                    Some(_) if value.len() > DYNAMODB_MAX_HASH_KEY => Some("One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes".to_owned()),
+                    Some(_) => None,
+                    None => table_key(Some(value)),
+                };
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The parts of a key condition joined by `AND`.
+fn split_and(expression: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = expression;
+    while let Some(i) = rest.to_ascii_uppercase().find(" AND ") {
+        parts.push(&rest[..i]);
+        rest = &rest[i + 5..];
+    }
+    parts.push(rest);
+    parts
+}
+
+/// The `path = value` assignments of an update expression's SET clause.
+fn set_clauses(expression: &str) -> Vec<(&str, &str)> {
+    let upper = expression.to_ascii_uppercase();
+    let Some(start) = upper.find("SET ") else {
+        return Vec::new();
+    };
+    let body = &expression[start + 4..];
+    let end = [" REMOVE ", " ADD ", " DELETE "]
+        .iter()
+        .filter_map(|k| body.to_ascii_uppercase().find(k))
+        .min()
+        .unwrap_or(body.len());
+    body[..end]
+        .split(',')
+        .filter_map(|a| a.split_once('='))
+        .collect()
+}
+
+/// DynamoDB's refusal of the first number in an attribute value (nested
+/// lists, maps and number sets included) it cannot store, in its words.
+fn bad_number_in(value: &serde_json::Value) -> Option<&'static str> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => map.iter().find_map(|(k, v)| match (k.as_str(), v) {
+            ("N", Value::String(n)) => dynamodb_number_refusal(n),
+            ("NS", Value::Array(ns)) => ns
+                .iter()
+                .filter_map(Value::as_str)
+                .find_map(dynamodb_number_refusal),
+            _ => bad_number_in(v),
+        }),
+        Value::Array(items) => items.iter().find_map(bad_number_in),
+        _ => None,
+    }
+}
+
+/// DynamoDB's message for a number text it cannot store, if any (the
+/// messages DynamoDB returns for PutItem; the range from "Supported data
+/// types and naming rules in Amazon DynamoDB", Number).
+pub fn dynamodb_number_refusal(text: &str) -> Option<&'static str> {
+    let unsigned = text.trim_start_matches(['-', '+']);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], &unsigned[i + 1..]),
+        None => (unsigned, "0"),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    let first = digits.iter().position(|d| *d != b'0')?;
+    let last = digits.iter().rposition(|d| *d != b'0').unwrap_or(first);
+    if last - first + 1 > 38 {
+        return Some("Attempting to store more than 38 significant digits in a Number");
+    }
+    let exponent = exponent
+        .parse::<i64>()
+        .unwrap_or(if exponent.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+    let magnitude = exponent.saturating_add(int.len() as i64 - 1 - first as i64);
+    if magnitude > 125 {
+        Some(
+            "Number overflow. Attempting to store a number with magnitude larger than supported range",
+        )
+    } else if magnitude < -130 {
+        Some(
+            "Number underflow. Attempting to store a number with magnitude smaller than supported range",
+        )
+    } else {
+        None
+    }
 }
 
 /// Reads up to and including the blank line that ends a head; `None` when
@@ -1812,6 +2149,98 @@ mod tests {
     }
 
     #[test]
+    fn dynamodb_refuses_what_it_cannot_index_or_store() {
+        use serde_json::json;
+        let keys = TableKeys {
+            hash: "id".into(),
+            indexes: vec![("by_venue".into(), "venue".into())],
+        };
+        let put = |item: serde_json::Value| {
+            dynamodb_refusal("PutItem", &json!({"TableName": "t", "Item": item}), &keys)
+        };
+        assert_eq!(
+            put(json!({"id": {"S": "a"}, "venue": {"S": "v"}, "memo": {"S": ""}})),
+            None
+        );
+        assert_eq!(put(json!({"id": {"S": "a"}})), None, "a sparse index");
+        assert_eq!(
+            put(json!({"id": {"S": "a"}, "venue": {"S": ""}})).unwrap(),
+            "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty string value. IndexName: by_venue, IndexKey: venue"
+        );
+        assert_eq!(
+            put(json!({"id": {"S": "a"}, "venue": {"S": "v".repeat(2049)}})).unwrap(),
+            "One or more parameter values were invalid: Size limit exceeded for Index Key venue Actual Size: 2049 bytes Max Size: 2048 bytes IndexName: by_venue"
+        );
+        assert!(put(json!({"id": {"S": "a"}, "venue": {"S": "v".repeat(2048)}})).is_none());
+        assert!(put(json!({"id": {"S": ""}})).unwrap().ends_with("Key: id"));
+        assert!(
+            put(json!({"id": {"S": "a"}, "l": {"L": [{"M": {"n": {"N": "1e126"}}}]}}))
+                .unwrap()
+                .starts_with("Number overflow")
+        );
+        assert!(
+            put(json!({"id": {"S": "a"}, "n": {"NS": ["1", "1e-131"]}}))
+                .unwrap()
+                .starts_with("Number underflow")
+        );
+        assert!(put(json!({"id": {"S": "a"}, "n": {"N": "9.9999999999999999999999999999999999999E+125"}})).is_none());
+
+        let query = |value: &str| {
+            dynamodb_refusal(
+                "Query",
+                &json!({
+                    "TableName": "t", "IndexName": "by_venue",
+                    "KeyConditionExpression": "#n0 = :v0",
+                    "FilterExpression": "#n1 = :v1",
+                    "ExpressionAttributeNames": {"#n0": "venue", "#n1": "memo"},
+                    "ExpressionAttributeValues": {":v0": {"S": value}, ":v1": {"S": ""}},
+                }),
+                &keys,
+            )
+        };
+        assert_eq!(query("v"), None, "an empty string in a filter is fine");
+        assert!(
+            query("")
+                .unwrap()
+                .contains("IndexName: by_venue, IndexKey: venue")
+        );
+        assert!(
+            query(&"v".repeat(2049))
+                .unwrap()
+                .contains("Size of hashkey")
+        );
+        let scan = json!({"TableName": "t", "ExpressionAttributeValues": {":v0": {"N": "1e-200"}}});
+        assert_eq!(
+            dynamodb_refusal("Scan", &scan, &keys).unwrap(),
+            "ExpressionAttributeValues contains invalid value: Number underflow. Attempting to store a number with magnitude smaller than supported range for key :v0"
+        );
+        for op in ["GetItem", "DeleteItem"] {
+            let empty = json!({"TableName": "t", "Key": {"id": {"S": ""}}});
+            assert!(
+                dynamodb_refusal(op, &empty, &keys)
+                    .unwrap()
+                    .ends_with("Key: id")
+            );
+        }
+        let update = json!({
+            "TableName": "t", "Key": {"id": {"S": "a"}},
+            "UpdateExpression": "SET memo = :m, #v = :e REMOVE x",
+            "ExpressionAttributeNames": {"#v": "venue"},
+            "ExpressionAttributeValues": {":m": {"S": ""}, ":e": {"S": ""}},
+        });
+        assert!(
+            dynamodb_refusal("UpdateItem", &update, &keys)
+                .unwrap()
+                .contains("update expression")
+        );
+        assert_eq!(
+            dynamodb_number_refusal("123456789012345678901234567890123456789"),
+            Some("Attempting to store more than 38 significant digits in a Number")
+        );
+        assert_eq!(dynamodb_number_refusal("0"), None);
+    }
+
+    #[test]
     fn the_generator_is_seeded() {
         let (mut a, mut b) = (SplitMix(42), SplitMix(42));
         assert_eq!(
@@ -1827,6 +2256,7 @@ mod tests {
             rng: Mutex::new(SplitMix(1)),
             lose_first: Mutex::new(Vec::new()),
             refuse_first: Mutex::new(Vec::new()),
+            table_keys: Mutex::new(BTreeMap::new()),
             buckets: Vec::new(),
             dynamo: Mutex::new(DynamoModel::default()),
             config,

@@ -770,3 +770,114 @@ fn items_render_as_the_key_then_their_fields_in_order() {
     assert_eq!(page["items"][0]["make"], "Volvo");
     assert_eq!(page["next"], Value::Null);
 }
+
+/// Values DynamoDB refuses as an index key (empty, over 2,048 bytes) or
+/// as a number (outside its range) are 400s with an `errors` entry, in
+/// writes and in searches, on every store: DynamoDB would answer
+/// `ValidationException`, a 500 to the client.
+#[tokio::test]
+async fn values_dynamodb_refuses_are_400s() {
+    let text = "[tenant]\ndisplay_name = \"Gigs\"\n[collection]\nname = \"gigs\"\n[collection.fields]\n\
+                venue = { type = \"string\", index = true }\n\
+                note = { type = \"string\", max_length = 1000, index = true }\n\
+                price = { type = \"number\" }\n\
+                seats = { type = \"integer\", index = true }\n\
+                memo = { type = \"string\" }\n\
+                [usage_plan]\nrate = 1\nburst = 1\n";
+    let tenant = Tenant::parse(Path::new("tenants/gigs.toml"), text).unwrap();
+    let api = Api::new(Arc::new(tenant), MemStore::default());
+    let long = "x".repeat(2049);
+    let wide = "\u{1F600}".repeat(600); // 600 characters, 2,400 bytes
+    for (body, field, message) in [
+        (
+            json!({"venue": ""}),
+            "venue",
+            "must not be empty (the field is indexed)",
+        ),
+        (
+            json!({"venue": long}),
+            "venue",
+            "must be at most 2048 bytes long in UTF-8 (the field is indexed), found 2049",
+        ),
+        (
+            json!({"venue": "v", "note": wide}),
+            "note",
+            "must be at most 2048 bytes long in UTF-8 (the field is indexed), found 2400",
+        ),
+        (
+            json!({"venue": "v", "price": 1e200}),
+            "price",
+            "must be 0 or from 1E-130 to 9.9999999999999999999999999999999999999E+125 in magnitude with at most 38 significant digits, found 1e+200 (too large)",
+        ),
+        (
+            json!({"venue": "v", "price": -1e-131}),
+            "price",
+            "must be 0 or from 1E-130 to 9.9999999999999999999999999999999999999E+125 in magnitude with at most 38 significant digits, found -1e-131 (too close to zero)",
+        ),
+    ] {
+        let r = call(&api, "POST", "/gigs", Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(
+            r.body["errors"],
+            json!([{"field": field, "message": message}]),
+            "{body}"
+        );
+        assert_eq!(r.headers[CONTENT_TYPE], "application/problem+json");
+    }
+    // The same values in an update are refused alike.
+    let created = call(
+        &api,
+        "POST",
+        "/gigs",
+        Some(json!({"venue": "v", "memo": ""})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &api,
+        "PATCH",
+        &format!("/gigs/{id}"),
+        Some(json!({"venue": ""})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["errors"][0]["field"], "venue");
+    let r = call(
+        &api,
+        "PUT",
+        &format!("/gigs/{id}"),
+        Some(json!({"venue": "v", "price": 1e-300})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["errors"][0]["field"], "price");
+
+    // Searches: an empty or oversized indexed value, an unstorable number.
+    for (query, field) in [
+        ("venue=", "venue"),
+        (&*format!("venue={long}"), "venue"),
+        ("note=", "note"),
+        ("price=1e-200", "price"),
+    ] {
+        let r = call(&api, "GET", &format!("/gigs?{query}"), None).await;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["field"], field, "{query}");
+    }
+    // What DynamoDB takes still works: an empty string where it is not a
+    // key, the largest key, the extreme numbers.
+    let r = call(&api, "GET", "/gigs?memo=", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let edge = json!({"venue": "y".repeat(2048), "price": 9.99e125});
+    let r = call(&api, "POST", "/gigs", Some(edge)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = call(
+        &api,
+        "POST",
+        "/gigs",
+        Some(json!({"venue": "z", "price": 1e-130})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}

@@ -213,3 +213,88 @@ fn an_api_wide_total_needs_both_numbers_within_the_account_and_above_one_key() {
         one("usage_plan.api_rate", 10, "NaN")
     );
 }
+
+fn with_fields(fields: &str) -> Result<Tenant, TenantErrors> {
+    Tenant::parse(
+        Path::new("tenants/t.toml"),
+        &format!(
+            "[tenant]\ndisplay_name = \"T\"\n[collection]\nname = \"items\"\n[collection.fields]\n{fields}[usage_plan]\nrate = 1\nburst = 1\n"
+        ),
+    )
+}
+
+/// DynamoDB refuses an empty index key and one over 2,048 bytes: an
+/// indexed string implies `min_length = 1`, and a file may not allow
+/// either.
+#[test]
+fn indexed_strings_cannot_allow_what_dynamodb_cannot_index() {
+    let t =
+        with_fields("venue = { type = \"string\", index = true }\nnote = { type = \"string\" }\n")
+            .unwrap();
+    let rules = |name: &str| match &t.collection.field(name).unwrap().kind {
+        Kind::String(r) => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rules("venue").min_length, Some(1), "implied");
+    assert_eq!(rules("note").min_length, None, "not indexed");
+
+    for (fields, key, found) in [
+        (
+            "venue = { type = \"string\", min_length = 0, index = true }\n",
+            "collection.fields.venue.min_length",
+            "0",
+        ),
+        (
+            "venue = { type = \"string\", max_length = 2049, index = true }\n",
+            "collection.fields.venue.max_length",
+            "2049",
+        ),
+        (
+            "venue = { type = \"string\", enum = [\"a\", \"\"], index = true }\n",
+            "collection.fields.venue.enum",
+            "\"\"",
+        ),
+        (
+            "venue = { type = \"string\", default = \"\", index = true }\n",
+            "collection.fields.venue.default",
+            "\"\"",
+        ),
+        (
+            "venue = { type = \"string\", max_length = 0, index = true }\n",
+            "collection.fields.venue.min_length",
+            "1",
+        ),
+    ] {
+        let errors = with_fields(fields).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{fields}: {errors}");
+        assert_eq!(errors.0[0].key, key, "{errors}");
+        assert_eq!(errors.0[0].found, found, "{errors}");
+        assert_eq!(errors.0[0].line, 6, "{errors}");
+    }
+    assert!(
+        with_fields("venue = { type = \"string\", max_length = 2048, index = true }\n").is_ok()
+    );
+    assert!(
+        with_fields("note = { type = \"string\", min_length = 0, max_length = 9999 }\n").is_ok()
+    );
+}
+
+/// A table has at most 20 global secondary indexes: the 21st indexed
+/// field is the error, wherever the others are.
+#[test]
+fn at_most_twenty_indexed_fields() {
+    let fields = |n: usize| {
+        (0..n)
+            .map(|i| format!("f{i:02} = {{ type = \"integer\", index = true }}\nplain{i} = {{ type = \"integer\" }}\n"))
+            .collect::<String>()
+    };
+    let t = with_fields(&fields(20)).unwrap();
+    assert_eq!(t.collection.indexed().count(), 20);
+    let errors = with_fields(&fields(22)).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let e = &errors.0[0];
+    assert_eq!(e.key, "collection.fields.f20.index");
+    assert_eq!(e.line, 6 + 40, "{e}");
+    assert_eq!(e.found, "an index on `f20`, indexed field 21 of 22");
+    assert!(e.expected.starts_with("at most 20 indexed fields"), "{e}");
+}

@@ -749,6 +749,83 @@ async fn bursts_are_throttled_and_quotas_survive_restarts() {
     server.stop().await;
 }
 
+/// Between Lambda's 6 MB and API Gateway's 10 MB, a body passes the
+/// gateway's own limit and Lambda refuses the event: 413 as AWS relays it.
+/// The event counts, not only the body: a body that JSON escaping makes
+/// six times longer is refused at a sixth of the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_lambdas_payload_limit_are_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let state = LocalState::open(dir.path()).await.unwrap();
+    let small = write_tenant(
+        files.path(),
+        "small",
+        &small_tenant("prod", 100.0, 100, None),
+    );
+    let secrets = deploy(&state, &[small]).await;
+    let one = key(&secrets, "small", "one").value.clone();
+    let gateway = Gateway::new(state.clone()).await.unwrap();
+    let server = start(&gateway).await;
+    let a = server.addr;
+    let post = |body: String| {
+        let one = one.clone();
+        async move {
+            send(
+                a,
+                "POST",
+                "small.localhost",
+                "/prod/notes",
+                Some(&one),
+                Some(&body),
+            )
+            .await
+        }
+    };
+
+    let seven_mb = format!(r#"{{"text":"{}"}}"#, "x".repeat(7 * 1024 * 1024));
+    let r = post(seven_mb).await;
+    r.assert_gateway(413, "Request Too Long", "BadRequestException");
+    assert_eq!(r.body, r#"{"message": "Request Too Long"}"#);
+
+    // 1.1 MB of control characters: each is six bytes in the event.
+    let escaped = format!(r#"{{"text":"{}"}}"#, "\u{1}".repeat(1_100_000));
+    post(escaped)
+        .await
+        .assert_gateway(413, "Request Too Long", "BadRequestException");
+
+    // Just under the limit the function runs and answers for itself
+    // (the item is over DynamoDB's 400 KB).
+    let under = format!(r#"{{"text":"{}"}}"#, "x".repeat(6_200_000));
+    let r = post(under).await;
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    server.stop().await;
+
+    let lines = std::fs::read_to_string(state.log_path("small")).unwrap();
+    let starts = lines
+        .lines()
+        .filter(|l| l.contains("START RequestId"))
+        .count();
+    assert_eq!(
+        starts, 1,
+        "only the last request invoked the function: {lines}"
+    );
+}
+
+#[test]
+fn only_large_events_are_measured() {
+    let mut ev = ApiGatewayProxyRequest::default();
+    ev.body = Some("x".repeat(900_000));
+    assert!(!event_too_large(&ev));
+    ev.body = Some("\u{1}".repeat(1_048_576));
+    assert!(event_too_large(&ev), "six bytes each once escaped");
+    ev.body = Some("x".repeat(MAX_INVOCATION_PAYLOAD - 10_000));
+    assert!(!event_too_large(&ev));
+    ev.body = Some("x".repeat(MAX_INVOCATION_PAYLOAD));
+    assert!(event_too_large(&ev));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_are_exact_under_concurrency_and_leased_in_blocks() {
     let dir = tempfile::tempdir().unwrap();
