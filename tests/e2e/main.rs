@@ -2,6 +2,7 @@
 mod aws;
 mod aws_faults;
 mod aws_keys;
+mod aws_realism;
 mod bootstrap;
 mod cli;
 mod crash;

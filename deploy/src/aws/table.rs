@@ -195,6 +195,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                     tags: super::tags(&tenant.id).into_iter().collect(),
                 };
                 dynamo::create_table_with(&t.dynamodb, name, &tenant.collection, &options).await?;
+                t.made(super::listing::Made::Table(name.clone()));
                 return Ok(Applied::default());
             };
             let key = existing
