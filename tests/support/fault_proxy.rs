@@ -1185,9 +1185,10 @@ struct World {
     created: HashMap<(Listing, String), Instant>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct FunctionClock {
-    created: Instant,
+    /// `None` for a function made before the proxy started.
+    created: Option<Instant>,
     updated: Option<Instant>,
 }
 
@@ -1261,7 +1262,10 @@ impl Shared {
     fn function_busy(&self, world: &World, name: &str, now: Instant) -> Option<&'static str> {
         let clock = world.functions.get(name)?;
         let r = &self.config.realism;
-        if Self::window_open(clock.created, r.function_pending, now) {
+        if clock
+            .created
+            .is_some_and(|c| Self::window_open(c, r.function_pending, now))
+        {
             return Some("Pending");
         }
         clock
@@ -1360,7 +1364,7 @@ impl Shared {
                     world.functions.insert(
                         name.to_owned(),
                         FunctionClock {
-                            created: now,
+                            created: Some(now),
                             updated: None,
                         },
                     );
@@ -1368,14 +1372,7 @@ impl Shared {
             }
             (Some("lambda"), "UpdateFunctionCode" | "UpdateFunctionConfiguration") => {
                 if let Some(name) = lambda_function_name(&request.target) {
-                    world
-                        .functions
-                        .entry(name)
-                        .or_insert(FunctionClock {
-                            created: now - Duration::from_secs(3600),
-                            updated: None,
-                        })
-                        .updated = Some(now);
+                    world.functions.entry(name).or_default().updated = Some(now);
                 }
             }
             (Some("lambda"), "DeleteFunction") => {
@@ -1805,6 +1802,83 @@ mod tests {
         assert!(b.take(t0 + Duration::from_millis(40)));
         assert!(!b.take(t0 + Duration::from_millis(50)));
         assert!(b.take(t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn a_lagging_role_list_leaves_out_whole_members() {
+        let body = "<ListRolesResponse><ListRolesResult><IsTruncated>false</IsTruncated><Roles>\
+             <member><RoleName>old</RoleName><Tags><member><Key>k</Key></member></Tags></member>\
+             <member><RoleName>new</RoleName><Tags><member><Key>k</Key></member></Tags></member>\
+             </Roles></ListRolesResult></ListRolesResponse>";
+        let out = lag_xml_members(body, "Roles", "RoleName", |n| n == "new").unwrap();
+        assert_eq!(
+            out,
+            "<ListRolesResponse><ListRolesResult><IsTruncated>false</IsTruncated><Roles>\
+             <member><RoleName>old</RoleName><Tags><member><Key>k</Key></member></Tags></member>\
+             </Roles></ListRolesResult></ListRolesResponse>"
+        );
+        assert_eq!(lag_xml_members(body, "Roles", "RoleName", |_| false), None);
+    }
+
+    #[test]
+    fn requests_name_their_function_and_role() {
+        assert_eq!(
+            lambda_function_name("/2015-03-31/functions/apifactory-a-get/code").as_deref(),
+            Some("apifactory-a-get")
+        );
+        assert_eq!(
+            lambda_function_name(
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af1/configuration"
+            )
+            .as_deref(),
+            Some("f1")
+        );
+        assert_eq!(lambda_function_name("/2015-03-31/functions"), None);
+        assert_eq!(
+            form_value(b"Action=CreateRole&RoleName=a-b%2Bc&Path=%2F", "RoleName").as_deref(),
+            Some("a-b+c")
+        );
+        assert_eq!(form_value(b"Action=CreateRole", "RoleName"), None);
+    }
+
+    #[test]
+    fn a_lagging_json_list_leaves_out_recent_items() {
+        let shared = Shared {
+            upstream: String::new(),
+            config: FaultConfig {
+                realism: Realism::all(),
+                ..FaultConfig::with_rate(0.0)
+            },
+            lose_first: Mutex::new(Vec::new()),
+            rng: Mutex::new(SplitMix(1)),
+            buckets: Vec::new(),
+            stats: Arc::new(Stats::default()),
+            world: Mutex::new(World::default()),
+        };
+        let old = Instant::now();
+        let now = old + Duration::from_secs(60);
+        let mut world = World::default();
+        world
+            .created
+            .insert((Listing::Functions, "new".into()), now);
+        world.created.insert((Listing::Functions, "old".into()), old);
+        world.created.insert((Listing::Tables, "t-new".into()), now);
+        let body = br#"{"Functions":[{"FunctionName":"old"},{"FunctionName":"new"}]}"#;
+        let out = shared
+            .lag_list(&world, Some("lambda"), "ListFunctions", body, now)
+            .unwrap();
+        assert_eq!(out, br#"{"Functions":[{"FunctionName":"old"}]}"#);
+        let tables = br#"{"TableNames":["t-new","t-old"]}"#;
+        let out = shared
+            .lag_list(&world, Some("dynamodb"), "ListTables", tables, now)
+            .unwrap();
+        assert_eq!(out, br#"{"TableNames":["t-old"]}"#);
+        // Nothing recent: moto's answer goes through as it is.
+        let later = now + Duration::from_secs(10);
+        assert!(shared
+            .lag_list(&world, Some("lambda"), "ListFunctions", body, later)
+            .is_none());
+        assert_eq!(shared.stats.lagged_lists(), 2);
     }
 
     #[test]
