@@ -95,11 +95,23 @@ mod tests {
 
     #[test]
     fn the_command_line_parses() {
-        let (up, c) = parse(&args(&["--upstream", "http://127.0.0.1:5000", "--realistic"])).unwrap();
+        let (up, c) = parse(&args(&[
+            "--upstream",
+            "http://127.0.0.1:5000",
+            "--realistic",
+        ]))
+        .unwrap();
         assert_eq!(up, "http://127.0.0.1:5000");
         assert!(c.realism.list_lag.is_some() && c.rate == 0.0);
-        let (_, c) = parse(&args(&["--rate", "0.5", "--upstream", "http://h:1", "--seed", "7"]))
-            .unwrap();
+        let (_, c) = parse(&args(&[
+            "--rate",
+            "0.5",
+            "--upstream",
+            "http://h:1",
+            "--seed",
+            "7",
+        ]))
+        .unwrap();
         assert_eq!((c.rate, c.seed), (0.5, 7));
         assert!(c.realism.list_lag.is_none());
         assert!(parse(&args(&["--realistic"])).is_err());

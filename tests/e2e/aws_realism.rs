@@ -145,7 +145,10 @@ async fn the_realism_layer_answers_as_aws_does() {
         .send()
         .await
         .unwrap();
-    let state = f.configuration().and_then(|c| c.state()).map(|s| s.as_str());
+    let state = f
+        .configuration()
+        .and_then(|c| c.state())
+        .map(|s| s.as_str());
     assert_eq!(state, Some("Pending"));
     let conflict = lambda
         .update_function_configuration()
@@ -339,9 +342,13 @@ async fn an_update_that_meets_another_in_progress_waits_and_goes_again() {
     )
     .await;
     let through = Arc::new(
-        AwsTarget::new(&sdk_config_at(proxy.url()).await, Pace::Off, Some(package()))
-            .await
-            .unwrap(),
+        AwsTarget::new(
+            &sdk_config_at(proxy.url()).await,
+            Pace::Off,
+            Some(package()),
+        )
+        .await
+        .unwrap(),
     );
     let d = fleet.desired(&[]);
     let (p, _) = converge(&through, &d, &opts).await;
@@ -351,7 +358,11 @@ async fn an_update_that_meets_another_in_progress_waits_and_goes_again() {
     );
     assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
     assert!(proxy.stats().realism_refusals() >= 1, "{}", proxy.stats());
-    assert!(observe_and_plan(&*target().await, &d, &opts).await.is_empty());
+    assert!(
+        observe_and_plan(&*target().await, &d, &opts)
+            .await
+            .is_empty()
+    );
 }
 
 /// A function whose role was deleted and whose configuration drifted to

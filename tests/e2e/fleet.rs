@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use apifactory::aws::{AwsTarget, Pace, Package};
 use apifactory::desired::{Desired, desired};
-use apifactory_tests::{bin_path, realistic_endpoint, repo_root, sdk_config, sdk_config_at, unique_name};
+use apifactory_tests::{
+    bin_path, realistic_endpoint, repo_root, sdk_config, sdk_config_at, unique_name,
+};
 use runtime::Tenant;
 
 /// The repository's five tenants.
@@ -58,8 +60,8 @@ pub(crate) async fn target() -> Arc<AwsTarget> {
             Pace::Off,
             Some(package()),
         )
-            .await
-            .expect("the AWS target connects to moto"),
+        .await
+        .expect("the AWS target connects to moto"),
     )
 }
 

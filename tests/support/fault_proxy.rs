@@ -1209,17 +1209,20 @@ impl Listing {
     /// The list an operation is, and where its items sit in the JSON
     /// answer: the array's key and the item field that names each one
     /// (`None`: the items are the names).
-    fn of(service: Option<&str>, op: &str) -> Option<(Listing, &'static str, Option<&'static str>)> {
+    fn of(
+        service: Option<&str>,
+        op: &str,
+    ) -> Option<(Listing, &'static str, Option<&'static str>)> {
         Some(match (service?, op) {
             ("apigateway", "GetRestApis") => (Listing::RestApis, "item", Some("id")),
             ("apigateway", "GetUsagePlans") => (Listing::UsagePlans, "item", Some("id")),
             ("apigateway", "GetApiKeys") => (Listing::ApiKeys, "item", Some("id")),
-            ("apigateway", "GetDomainNames") => {
-                (Listing::DomainNames, "item", Some("domainName"))
-            }
+            ("apigateway", "GetDomainNames") => (Listing::DomainNames, "item", Some("domainName")),
             ("lambda", "ListFunctions") => (Listing::Functions, "Functions", Some("FunctionName")),
             ("dynamodb", "ListTables") => (Listing::Tables, "TableNames", None),
-            ("logs", "DescribeLogGroups") => (Listing::LogGroups, "logGroups", Some("logGroupName")),
+            ("logs", "DescribeLogGroups") => {
+                (Listing::LogGroups, "logGroups", Some("logGroupName"))
+            }
             ("iam", "ListRoles") => (Listing::Roles, "", Some("RoleName")),
             _ => return None,
         })
@@ -1240,7 +1243,9 @@ fn created_item(
     };
     let from_answer = |key: &str| answer.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     Some(match (service?, op) {
-        ("apigateway", "CreateRestApi" | "ImportRestApi") => (Listing::RestApis, from_answer("id")?),
+        ("apigateway", "CreateRestApi" | "ImportRestApi") => {
+            (Listing::RestApis, from_answer("id")?)
+        }
         ("apigateway", "CreateUsagePlan") => (Listing::UsagePlans, from_answer("id")?),
         ("apigateway", "CreateApiKey") => (Listing::ApiKeys, from_answer("id")?),
         ("apigateway", "CreateDomainName") => (Listing::DomainNames, from_answer("domainName")?),
@@ -1276,7 +1281,12 @@ impl Shared {
 
     /// The answer AWS would give instead of moto's, if any: a role Lambda
     /// cannot assume yet, or an update while another is in progress.
-    fn realism_refuses(&self, service: Option<&str>, op: &str, request: &Request) -> Option<Vec<u8>> {
+    fn realism_refuses(
+        &self,
+        service: Option<&str>,
+        op: &str,
+        request: &Request,
+    ) -> Option<Vec<u8>> {
         if service != Some("lambda") {
             return None;
         }
@@ -1343,7 +1353,12 @@ impl Shared {
         let now = Instant::now();
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let mut world = self.world.lock().unwrap();
-        if let Some(item) = created_item(service, op, request, json.as_ref().unwrap_or(&serde_json::Value::Null)) {
+        if let Some(item) = created_item(
+            service,
+            op,
+            request,
+            json.as_ref().unwrap_or(&serde_json::Value::Null),
+        ) {
             if item.0 == Listing::Roles {
                 world.roles.insert(item.1.clone(), now);
             }
@@ -1392,7 +1407,9 @@ impl Shared {
                 | "GetFunctionConfiguration",
             ) => json.and_then(|mut j| {
                 let name = lambda_function_name(&request.target).or_else(|| {
-                    j.get("FunctionName").and_then(|n| n.as_str()).map(str::to_owned)
+                    j.get("FunctionName")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_owned)
                 })?;
                 let busy = self.function_busy(&world, &name, now)?;
                 let config = if op == "GetFunction" {
@@ -1403,7 +1420,10 @@ impl Shared {
                 let config = config.as_object_mut()?;
                 if busy == "Pending" {
                     config.insert("State".into(), "Pending".into());
-                    config.insert("StateReason".into(), "The function is being created.".into());
+                    config.insert(
+                        "StateReason".into(),
+                        "The function is being created.".into(),
+                    );
                     config.insert("StateReasonCode".into(), "Creating".into());
                     config.insert("LastUpdateStatus".into(), "InProgress".into());
                 } else {
@@ -1468,7 +1488,12 @@ impl Shared {
 
 /// The query-protocol list `body` without the top-level `<member>`s of
 /// `<{list}>` whose `<{field}>` is `hidden`; `None` when none is.
-fn lag_xml_members(body: &str, list: &str, field: &str, hidden: impl Fn(&str) -> bool) -> Option<String> {
+fn lag_xml_members(
+    body: &str,
+    list: &str,
+    field: &str,
+    hidden: impl Fn(&str) -> bool,
+) -> Option<String> {
     let open = format!("<{list}>");
     let from = body.find(&open)? + open.len();
     let mut spans = Vec::new();
@@ -1861,7 +1886,9 @@ mod tests {
         world
             .created
             .insert((Listing::Functions, "new".into()), now);
-        world.created.insert((Listing::Functions, "old".into()), old);
+        world
+            .created
+            .insert((Listing::Functions, "old".into()), old);
         world.created.insert((Listing::Tables, "t-new".into()), now);
         let body = br#"{"Functions":[{"FunctionName":"old"},{"FunctionName":"new"}]}"#;
         let out = shared
@@ -1875,9 +1902,11 @@ mod tests {
         assert_eq!(out, br#"{"TableNames":["t-old"]}"#);
         // Nothing recent: moto's answer goes through as it is.
         let later = now + Duration::from_secs(10);
-        assert!(shared
-            .lag_list(&world, Some("lambda"), "ListFunctions", body, later)
-            .is_none());
+        assert!(
+            shared
+                .lag_list(&world, Some("lambda"), "ListFunctions", body, later)
+                .is_none()
+        );
         assert_eq!(shared.stats.lagged_lists(), 2);
     }
 

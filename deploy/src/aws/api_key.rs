@@ -232,7 +232,10 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         return match t.apigateway.delete_api_key().api_key(&id).send().await {
             Ok(_) => Ok(Applied::default()),
             Err(e) if is(&e, &["NotFoundException"]) => Ok(Applied::default()),
-            Err(e) => Err(fail(&format!("DeleteApiKey {id} (a duplicate of {name})"), e)),
+            Err(e) => Err(fail(
+                &format!("DeleteApiKey {id} (a duplicate of {name})"),
+                e,
+            )),
         };
     }
     let existing = find(t, tenant, name).await?;

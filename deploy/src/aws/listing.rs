@@ -190,7 +190,8 @@ async fn list_round(t: &AwsTarget, made: &Made) -> anyhow::Result<BTreeSet<Made>
             ids(all.into_iter().map(|p| p.id).collect(), Made::UsagePlan)
         }
         Made::ApiKey(_) => {
-            let all = super::api_key::list(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
+            let all =
+                super::api_key::list(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
             ids(all.into_iter().map(|k| k.id).collect(), Made::ApiKey)
         }
         Made::DomainName(_) => {

@@ -306,7 +306,13 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         wait_for(
             &format!("usage plan {id} to show in GetUsagePlans"),
             Duration::from_secs(120),
-            || async { Ok(list(t).await?.iter().any(|p| p.id() == Some(id.as_str())).then_some(())) },
+            || async {
+                Ok(list(t)
+                    .await?
+                    .iter()
+                    .any(|p| p.id() == Some(id.as_str()))
+                    .then_some(()))
+            },
         )
         .await?;
         // Keys that outlived an earlier plan of this tenant join the new one.
