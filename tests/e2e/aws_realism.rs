@@ -249,7 +249,8 @@ async fn the_realism_layer_answers_as_aws_does() {
     assert!(!tables_listed().await);
     eventually("the REST API to be listed", apis_listed).await;
     eventually("the table to be listed", tables_listed).await;
-    assert!(proxy.stats().realism_refusals() >= 4, "{}", proxy.stats());
+    // The role once, the function while Pending, then while InProgress.
+    assert!(proxy.stats().realism_refusals() >= 3, "{}", proxy.stats());
     assert!(proxy.stats().lagged_lists() >= 4, "{}", proxy.stats());
 
     // Tidy moto (shared by every test of the run).
