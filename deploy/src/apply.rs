@@ -131,6 +131,11 @@ pub async fn apply<T: Target>(
         }
     }
     report.tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    // What was created must be visible to the next run's observe before
+    // this run counts as done.
+    if let Err(e) = target.settle().await {
+        eprintln!("warning: {e:#}; a run started now may not see all of it yet");
+    }
     report
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::Desired;
-use crate::resource::{Address, Attrs, Kind, ORIGIN, ORIGIN_FILE};
+use crate::resource::{Address, Attrs, DUPLICATE_OF, Kind, ORIGIN, ORIGIN_FILE};
 
 /// What exists on a target, as far as apifactory owns it. Only resources
 /// that carry apifactory's tags (or live in its local state) appear here.
@@ -167,7 +167,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
             kept.push(address.clone());
             continue;
         }
-        if address.kind == Kind::ApiKey && !opts.prune {
+        if address.kind == Kind::ApiKey && !opts.prune && !have.contains_key(DUPLICATE_OF) {
             // A client removed from the file: its key stops working, and
             // is deleted only with --prune.
             if have.get("enabled") != Some(&Value::Bool(false)) {

@@ -100,3 +100,9 @@ pub fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Attrs {
 /// `apifactory keys` are not.
 pub const ORIGIN: &str = "origin";
 pub const ORIGIN_FILE: &str = "file";
+
+/// Attribute of a resource that a target found twice (a create repeated
+/// because its answer was lost, or because a list did not show the first
+/// yet): the id of the one that stands. A duplicate is deleted, never
+/// merely disabled.
+pub const DUPLICATE_OF: &str = "duplicate_of";

@@ -42,6 +42,14 @@ pub trait Target: Send + Sync + 'static {
         action: &Action,
         desired: &Desired,
     ) -> impl Future<Output = anyhow::Result<Applied>> + Send;
+
+    /// Returns once what this target's applies created is visible to the
+    /// reads the next observe makes (AWS's list calls are eventually
+    /// consistent), so that a run right after this one does not create it
+    /// twice. Side-effect free; at once where there is nothing to wait for.
+    fn settle(&self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A target in memory: apply a plan to it, observe again, and the next plan

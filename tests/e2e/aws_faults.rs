@@ -1,7 +1,8 @@
 //! The AWS target under faults, crashes and the published rate limits, and
 //! what it leaves on AWS: the real `apifactory` binary talks to moto through
-//! the fault-injecting proxy (`apifactory_tests::fault_proxy`); every check
-//! reads moto directly. Tenants are copies of the five under unique ids, so
+//! the fault-injecting proxy (`apifactory_tests::fault_proxy`), itself in
+//! front of the realism layer (`apifactory_tests::realistic_endpoint`);
+//! every check reads moto directly. Tenants are copies of the five under unique ids, so
 //! these tests share moto with every other test and never reset it.
 //!
 //! - 20% injected faults (500s, throttles in each service's shape, resets
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use apifactory::aws::TAG_TENANT;
 use apifactory::aws::policy::{POLICY_NAME, percent_decode};
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy, RateLimit};
-use apifactory_tests::{moto_url, sdk_config};
+use apifactory_tests::{realistic_endpoint, sdk_config};
 use runtime::names;
 use serde_json::Value;
 
@@ -83,7 +84,7 @@ async fn apply_until_converged(
             continue;
         }
         let plan = fleet
-            .command("plan", &["--json"], &moto_url(), "off")
+            .command("plan", &["--json"], realistic_endpoint(), "off")
             .output()
             .await;
         assert!(plan.status.success(), "{}", text(&plan.stderr));
@@ -100,7 +101,7 @@ async fn apply_until_converged(
 /// `apifactory plan --json` against moto directly has nothing to do.
 async fn assert_plan_empty(fleet: &Fleet, outputs: &mut Outputs) {
     let out = fleet
-        .command("plan", &["--json"], &moto_url(), "off")
+        .command("plan", &["--json"], realistic_endpoint(), "off")
         .output()
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -108,7 +109,7 @@ async fn assert_plan_empty(fleet: &Fleet, outputs: &mut Outputs) {
     let p: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(p["actions"], serde_json::json!([]), "{p}");
     let out = fleet
-        .command("plan", &[], &moto_url(), "off")
+        .command("plan", &[], realistic_endpoint(), "off")
         .output()
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -491,7 +492,7 @@ async fn apply_through_twenty_percent_faults_converges_to_a_clean_state() {
     let started = Instant::now();
     let fleet = Fleet::new(&ORIGINALS).await;
     let proxy = FaultProxy::start(
-        &moto_url(),
+        realistic_endpoint(),
         FaultConfig {
             lose_responses: true,
             ..FaultConfig::with_rate(0.2)
@@ -541,7 +542,7 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
         // a run has little left to do and ends quickly.
         let delay = Duration::from_millis(30 + next() % 570);
         let mut child = fleet
-            .command("apply", &[], &moto_url(), "off")
+            .command("apply", &[], realistic_endpoint(), "off")
             .0
             .spawn()
             .unwrap();
@@ -563,7 +564,7 @@ async fn apply_killed_at_ten_random_points_converges_without_duplicates() {
         let out = child.wait_with_output().await.unwrap();
         outputs.add(&format!("apply (kill round {round})"), &out);
     }
-    let runs = apply_until_converged(&fleet, &moto_url(), "off", 2, &mut outputs).await;
+    let runs = apply_until_converged(&fleet, realistic_endpoint(), "off", 2, &mut outputs).await;
     eprintln!(
         "kills: {killed} SIGKILLs survived, {finished} runs ended first; converged in {runs} \
          more run(s); {:?}",
@@ -590,7 +591,7 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
     const FACTOR: f64 = 10.0;
     let fleet = Fleet::new(&ORIGINALS).await.with_artifact(small_artifact());
     let proxy = FaultProxy::start(
-        &moto_url(),
+        realistic_endpoint(),
         FaultConfig {
             limits: vec![
                 RateLimit::create_deployment(FACTOR),
@@ -622,7 +623,7 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
     // Keys: printed by the apply that made them, once; a second apply and
     // the plans print none.
     let again = fleet
-        .command("apply", &[], &moto_url(), "off")
+        .command("apply", &[], realistic_endpoint(), "off")
         .output()
         .await;
     assert!(again.status.success(), "{}", text(&again.stderr));
@@ -692,7 +693,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
     let opts = scope(fleet.scope());
     let d = fleet.desired(&[]);
     let proxy = FaultProxy::start(
-        &moto_url(),
+        realistic_endpoint(),
         FaultConfig {
             // A lost CreateStage response makes the retry meet the stage
             // (ConflictException): the same apply must still succeed.
@@ -822,7 +823,7 @@ async fn a_lost_create_table_response_still_creates_the_table() {
     use runtime::dynamo::{self, TableOptions};
 
     let proxy = FaultProxy::start(
-        &moto_url(),
+        realistic_endpoint(),
         FaultConfig {
             lose_first: vec!["CreateTable"],
             ..FaultConfig::with_rate(0.0)

@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use apifactory::aws::TAG_TENANT;
-use apifactory_tests::{Recording, bin_path, moto_url, repo_root, sdk_config, unique_name};
+use apifactory_tests::{
+    Recording, bin_path, realistic_endpoint, repo_root, sdk_config, unique_name,
+};
 use runtime::names;
 use serde_json::Value;
 
@@ -63,7 +65,7 @@ impl Tenant {
         c.arg("--tenants")
             .arg(self.dir.path())
             .args(args)
-            .args(["--target", "aws", "--endpoint-url", &moto_url()])
+            .args(["--target", "aws", "--endpoint-url", realistic_endpoint()])
             .env_remove("AWS_ENDPOINT_URL")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")

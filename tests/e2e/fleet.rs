@@ -1,6 +1,10 @@
 //! What the AWS end-to-end tests share: copies of the repository's tenant
 //! files under unique ids (so tests share moto and never collide), the
 //! function artifact, an AWS target on moto, and the CLI run on a fleet.
+//!
+//! The target and the CLI reach moto through the realism layer
+//! ([`apifactory_tests::realistic_endpoint`]), so every AWS test meets what
+//! AWS does and moto does not; the tests' own checks read moto directly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,7 +14,9 @@ use std::time::Duration;
 
 use apifactory::aws::{AwsTarget, Pace, Package};
 use apifactory::desired::{Desired, desired};
-use apifactory_tests::{bin_path, repo_root, sdk_config, unique_name};
+use apifactory_tests::{
+    bin_path, realistic_endpoint, repo_root, sdk_config, sdk_config_at, unique_name,
+};
 use runtime::Tenant;
 
 /// The repository's five tenants.
@@ -45,12 +51,17 @@ pub(crate) fn package() -> Package {
         .clone()
 }
 
-/// An AWS target on moto, unpaced, with the stripped bootstrap.
+/// An AWS target on moto through the realism layer, unpaced, with the
+/// stripped bootstrap.
 pub(crate) async fn target() -> Arc<AwsTarget> {
     Arc::new(
-        AwsTarget::new(&sdk_config().await, Pace::Off, Some(package()))
-            .await
-            .expect("the AWS target connects to moto"),
+        AwsTarget::new(
+            &sdk_config_at(realistic_endpoint()).await,
+            Pace::Off,
+            Some(package()),
+        )
+        .await
+        .expect("the AWS target connects to moto"),
     )
 }
 

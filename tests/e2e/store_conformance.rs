@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use apifactory_tests::{RecordedRequest, Recording, data_path, dynamo_client, unique_name};
+use apifactory_tests::{
+    RecordedRequest, Recording, data_path, realistic_endpoint, sdk_config_at, unique_name,
+};
 use runtime::dynamo::{self, DynamoStore};
 use runtime::{Expect, Filter, Item, Search, Store, StoreError, Tenant};
 use serde_json::{Map, Value, json};
@@ -453,11 +455,11 @@ pub struct Fixture<S> {
 // ---------------------------------------------------------------------------
 // DynamoDB, on moto.
 
-/// A fresh table of the conformance tenant on moto, as the deploy factory
-/// creates it.
+/// A fresh table of the conformance tenant on moto (through the realism
+/// layer), as the deploy factory creates it.
 pub async fn dynamo_store() -> Fixture<DynamoStore> {
     let tenant = tenant();
-    let client = dynamo_client().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config_at(realistic_endpoint()).await);
     let table = unique_name("conformance-");
     dynamo::create_table(&client, &table, &tenant.collection)
         .await

@@ -34,12 +34,19 @@
 //! benchmark count the calls a run makes, and a limit cover a family of
 //! operations (`apigateway:*`: every API Gateway call).
 //!
+//! On top of moto it can model what AWS does and moto does not
+//! ([`Realism`], each behaviour switchable, each with its AWS source):
+//! IAM role propagation, Lambda's `Pending` and `InProgress` states with
+//! `ResourceConflictException` on overlapping updates, and list calls that
+//! leave out what was created a moment ago. [`FaultConfig::realistic`] turns
+//! every behaviour on with windows short enough for tests.
+//!
 //! Requests are read with `Content-Length` or chunked bodies; each one goes
 //! to moto on a fresh connection (`Connection: close`) and the answer is
 //! relayed with a `Content-Length`, keeping the client's connection alive
 //! or closing it as the client asked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,6 +119,9 @@ pub struct FaultConfig {
     /// cannot index and numbers it cannot store, with its
     /// `ValidationException` (see [`dynamodb_key_values`]). Off by default.
     pub dynamodb_key_values: bool,
+    /// AWS's documented behaviours that moto does not reproduce (all off
+    /// by default).
+    pub realism: Realism,
 }
 
 impl FaultConfig {
@@ -134,6 +144,75 @@ impl FaultConfig {
             pitr_window: None,
             gsi_backfill: None,
             dynamodb_key_values: false,
+            realism: Realism::default(),
+        }
+    }
+
+    /// No random faults, and every AWS behaviour of [`Realism::all`] on,
+    /// with the published limits moto does not enforce. The one place
+    /// where a new behaviour joins the preset the e2e suite runs with.
+    pub fn realistic() -> FaultConfig {
+        FaultConfig {
+            limits: vec![
+                RateLimit::update_account(1.0),
+                RateLimit::list_tags_of_resource(1.0),
+            ],
+            realism: Realism::all(),
+            pitr_window: Some(Duration::from_secs(2)),
+            gsi_backfill: Some(Duration::from_secs(2)),
+            put_rest_api_renames: true,
+            import_warnings: true,
+            dynamodb_key_values: true,
+            ..FaultConfig::with_rate(0.0)
+        }
+    }
+}
+
+/// AWS behaviours the proxy models on top of moto; `None` turns one off.
+/// State is per proxy: what was created through it, and when.
+#[derive(Debug, Clone, Default)]
+pub struct Realism {
+    /// IAM is eventually consistent: for this long after CreateRole, a
+    /// CreateFunction or UpdateFunctionConfiguration naming the role
+    /// answers 400 `InvalidParameterValueException` "The role defined for
+    /// the function cannot be assumed by Lambda." (Lambda developer guide,
+    /// "Troubleshoot deployment issues in Lambda"; IAM user guide, "Changes
+    /// that I make are not always immediately visible").
+    pub role_propagation: Option<Duration>,
+    /// For this long after CreateFunction the function's `State` is
+    /// `Pending`, and UpdateFunctionCode, UpdateFunctionConfiguration and
+    /// PublishVersion answer 409 `ResourceConflictException` (Lambda
+    /// developer guide, "Lambda function states": "Any invocations or other
+    /// API actions that operate on the function will fail").
+    pub function_pending: Option<Duration>,
+    /// For this long after UpdateFunctionCode or
+    /// UpdateFunctionConfiguration the function's `LastUpdateStatus` is
+    /// `InProgress`, and another update (the same three calls, and
+    /// TagResource) answers 409 `ResourceConflictException` "The operation
+    /// cannot be performed at this time. An update is in progress for
+    /// resource: ..." (same page, "Function states during updates").
+    pub function_updating: Option<Duration>,
+    /// For this long after its create, a REST API, usage plan, API key,
+    /// domain name, function, table, log group or role is left out of the
+    /// list calls (GetRestApis, GetUsagePlans, GetApiKeys, GetDomainNames,
+    /// ListFunctions, ListTables, DescribeLogGroups, ListRoles), though a
+    /// read by its id or name finds it. AWS promises no read-after-write
+    /// consistency for list calls: IAM documents it ("Changes that I make
+    /// are not always immediately visible"), DynamoDB says a table's
+    /// metadata and tags are eventually consistent (ListTagsOfResource),
+    /// and the other services document none.
+    pub list_lag: Option<Duration>,
+}
+
+impl Realism {
+    /// Every behaviour on, with windows of a second or two: long enough
+    /// that code which does not wait meets them, short enough for tests.
+    pub fn all() -> Realism {
+        Realism {
+            role_propagation: Some(Duration::from_secs(2)),
+            function_pending: Some(Duration::from_secs(1)),
+            function_updating: Some(Duration::from_secs(1)),
+            list_lag: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -237,6 +316,11 @@ pub struct Stats {
     pub limit_rejections: AtomicU64,
     /// Requests of an enforced operation that were let through.
     pub limited_passed: AtomicU64,
+    /// Requests the realism layer refused (a role not yet assumable, an
+    /// update in progress).
+    pub realism_refusals: AtomicU64,
+    /// List responses the realism layer left something out of.
+    pub lagged_lists: AtomicU64,
     /// Requests by `service:Operation` ([`operation_name`]).
     pub by_operation: Mutex<BTreeMap<String, OperationCount>>,
 }
@@ -277,6 +361,14 @@ impl Stats {
         Self::get(&self.limited_passed)
     }
 
+    pub fn realism_refusals(&self) -> u64 {
+        Self::get(&self.realism_refusals)
+    }
+
+    pub fn lagged_lists(&self) -> u64 {
+        Self::get(&self.lagged_lists)
+    }
+
     /// The requests so far by `service:Operation`.
     pub fn operations(&self) -> BTreeMap<String, OperationCount> {
         self.by_operation
@@ -302,7 +394,8 @@ impl std::fmt::Display for Stats {
         write!(
             f,
             "{} requests, {} forwarded; injected {} x 500, {} throttles, {} resets, \
-             {} lost responses, {} delays; {} refused by enforced limits",
+             {} lost responses, {} delays; {} refused by enforced limits; \
+             realism: {} refused, {} lists lagging",
             Self::get(&self.requests),
             Self::get(&self.forwarded),
             Self::get(&self.server_errors),
@@ -311,6 +404,8 @@ impl std::fmt::Display for Stats {
             Self::get(&self.lost_responses),
             Self::get(&self.delayed),
             Self::get(&self.limit_rejections),
+            Self::get(&self.realism_refusals),
+            Self::get(&self.lagged_lists),
         )
     }
 }
@@ -344,8 +439,8 @@ impl FaultProxy {
             .expect("the fault proxy binds a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
         eprintln!(
-            "fault proxy {url} -> {upstream}: rate {}, seed {}, limits {:?}",
-            config.rate, config.seed, config.limits
+            "fault proxy {url} -> {upstream}: rate {}, seed {}, limits {:?}, {:?}",
+            config.rate, config.seed, config.limits, config.realism
         );
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
@@ -362,6 +457,7 @@ impl FaultProxy {
             config,
             stats: stats.clone(),
             table_keys: Mutex::new(BTreeMap::new()),
+            world: Mutex::new(World::default()),
         });
         let dynamo = shared.clone();
         let task = tokio::spawn(async move {
@@ -416,6 +512,8 @@ struct Shared {
     /// Key schemas of the DynamoDB tables seen, by table name, for
     /// `dynamodb_key_values`.
     table_keys: Mutex<BTreeMap<String, TableKeys>>,
+    /// What the realism layer remembers.
+    world: Mutex<World>,
 }
 
 impl Shared {
@@ -960,7 +1058,8 @@ fn error_response(service: Option<&str>, status: u16, code: &str, message: &str)
                     r#"{{"Type":"User","message":"{message}","Reason":"CallerRateLimitExceeded"}}"#
                 )
             } else {
-                format!(r#"{{"Type":"Service","message":"{message}"}}"#)
+                let kind = if status >= 500 { "Service" } else { "User" };
+                format!(r#"{{"Type":"{kind}","message":"{message}"}}"#)
             };
             (
                 "application/json",
@@ -996,6 +1095,7 @@ fn error_response(service: Option<&str>, status: u16, code: &str, message: &str)
     };
     let reason = match status {
         400 => "Bad Request",
+        409 => "Conflict",
         429 => "Too Many Requests",
         _ => "Internal Server Error",
     };
@@ -1094,7 +1194,12 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             Some((Fault::LostResponse, _)) => {
                 shared.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
                 shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                let _ = carry_out(shared, &op, &request).await;
+                // AWS carried it out: the models know, though the client
+                // does not.
+                if let Ok(answer) = carry_out(shared, &op, &request).await {
+                    let answer = shared.dynamo_answer(svc.as_deref(), &op, &request.body, answer);
+                    shared.realism_answer(svc.as_deref(), &op, &request, answer);
+                }
                 return Ok(());
             }
             Some((Fault::ServerError, _)) => {
@@ -1123,10 +1228,18 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     answer
                 } else if let Some(refusal) = dynamodb_key_values(shared, &request, &op).await {
                     refusal
+                } else if let Some(refusal) = shared.realism_refuses(svc.as_deref(), &op, &request)
+                {
+                    shared
+                        .stats
+                        .realism_refusals
+                        .fetch_add(1, Ordering::Relaxed);
+                    refusal
                 } else {
                     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                     let answer = carry_out(shared, &op, &request).await?;
-                    shared.dynamo_answer(svc.as_deref(), &op, &request.body, answer)
+                    let answer = shared.dynamo_answer(svc.as_deref(), &op, &request.body, answer);
+                    shared.realism_answer(svc.as_deref(), &op, &request, answer)
                 }
             }
         };
@@ -1904,6 +2017,460 @@ pub fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// What the realism layer remembers of the calls that went through.
+#[derive(Debug, Default)]
+struct World {
+    /// When each role was created (by name).
+    roles: HashMap<String, Instant>,
+    /// When each function was created and last updated (by name).
+    functions: HashMap<String, FunctionClock>,
+    /// When each listed thing was created: by the list that shows it and
+    /// the id or name it shows it by.
+    created: HashMap<(Listing, String), Instant>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FunctionClock {
+    /// `None` for a function made before the proxy started.
+    created: Option<Instant>,
+    updated: Option<Instant>,
+}
+
+/// The list calls the realism layer lags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Listing {
+    RestApis,
+    UsagePlans,
+    ApiKeys,
+    DomainNames,
+    Functions,
+    Tables,
+    LogGroups,
+    Roles,
+}
+
+impl Listing {
+    /// The list an operation is, and where its items sit in the JSON
+    /// answer: the array's key and the item field that names each one
+    /// (`None`: the items are the names).
+    fn of(
+        service: Option<&str>,
+        op: &str,
+    ) -> Option<(Listing, &'static str, Option<&'static str>)> {
+        Some(match (service?, op) {
+            ("apigateway", "GetRestApis") => (Listing::RestApis, "item", Some("id")),
+            ("apigateway", "GetUsagePlans") => (Listing::UsagePlans, "item", Some("id")),
+            ("apigateway", "GetApiKeys") => (Listing::ApiKeys, "item", Some("id")),
+            ("apigateway", "GetDomainNames") => (Listing::DomainNames, "item", Some("domainName")),
+            ("lambda", "ListFunctions") => (Listing::Functions, "Functions", Some("FunctionName")),
+            ("dynamodb", "ListTables") => (Listing::Tables, "TableNames", None),
+            ("logs", "DescribeLogGroups") => {
+                (Listing::LogGroups, "logGroups", Some("logGroupName"))
+            }
+            ("iam", "ListRoles") => (Listing::Roles, "", Some("RoleName")),
+            _ => return None,
+        })
+    }
+}
+
+/// What a create made, as its list shows it: told from the request (a
+/// name the caller chose) or from the answer (an id AWS chose).
+fn created_item(
+    service: Option<&str>,
+    op: &str,
+    request: &Request,
+    answer: &serde_json::Value,
+) -> Option<(Listing, String)> {
+    let from_request = |key: &str| -> Option<String> {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+        body.get(key)?.as_str().map(str::to_owned)
+    };
+    let from_answer = |key: &str| answer.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    Some(match (service?, op) {
+        ("apigateway", "CreateRestApi" | "ImportRestApi") => {
+            (Listing::RestApis, from_answer("id")?)
+        }
+        ("apigateway", "CreateUsagePlan") => (Listing::UsagePlans, from_answer("id")?),
+        ("apigateway", "CreateApiKey") => (Listing::ApiKeys, from_answer("id")?),
+        ("apigateway", "CreateDomainName") => (Listing::DomainNames, from_answer("domainName")?),
+        ("lambda", "CreateFunction") => (Listing::Functions, from_request("FunctionName")?),
+        ("dynamodb", "CreateTable") => (Listing::Tables, from_request("TableName")?),
+        ("logs", "CreateLogGroup") => (Listing::LogGroups, from_request("logGroupName")?),
+        ("iam", "CreateRole") => (Listing::Roles, form_value(&request.body, "RoleName")?),
+        _ => return None,
+    })
+}
+
+impl Shared {
+    fn window_open(since: Instant, window: Option<Duration>, now: Instant) -> bool {
+        window.is_some_and(|w| now < since + w)
+    }
+
+    /// Whether the function is busy: `Some("Pending")` right after its
+    /// create, `Some("InProgress")` right after an update.
+    fn function_busy(&self, world: &World, name: &str, now: Instant) -> Option<&'static str> {
+        let clock = world.functions.get(name)?;
+        let r = &self.config.realism;
+        if clock
+            .created
+            .is_some_and(|c| Self::window_open(c, r.function_pending, now))
+        {
+            return Some("Pending");
+        }
+        clock
+            .updated
+            .filter(|u| Self::window_open(*u, r.function_updating, now))
+            .map(|_| "InProgress")
+    }
+
+    /// The answer AWS would give instead of moto's, if any: a role Lambda
+    /// cannot assume yet, or an update while another is in progress.
+    fn realism_refuses(
+        &self,
+        service: Option<&str>,
+        op: &str,
+        request: &Request,
+    ) -> Option<Vec<u8>> {
+        if service != Some("lambda") {
+            return None;
+        }
+        let now = Instant::now();
+        let world = self.world.lock().unwrap();
+        if matches!(op, "CreateFunction" | "UpdateFunctionConfiguration") {
+            let body: Option<serde_json::Value> = serde_json::from_slice(&request.body).ok();
+            let role = body
+                .as_ref()
+                .and_then(|b| b.get("Role"))
+                .and_then(|r| r.as_str())
+                .and_then(|arn| arn.rsplit('/').next());
+            if let Some(made) = role.and_then(|r| world.roles.get(r))
+                && Self::window_open(*made, self.config.realism.role_propagation, now)
+            {
+                return Some(error_response(
+                    service,
+                    400,
+                    "InvalidParameterValueException",
+                    "The role defined for the function cannot be assumed by Lambda.",
+                ));
+            }
+        }
+        if matches!(
+            op,
+            "UpdateFunctionCode" | "UpdateFunctionConfiguration" | "PublishVersion"
+        ) {
+            let name = lambda_function_name(&request.target)?;
+            self.function_busy(&world, &name, now)?;
+            let region = region_of(&request.headers).unwrap_or_else(|| "us-east-1".into());
+            return Some(error_response(
+                service,
+                409,
+                "ResourceConflictException",
+                &format!(
+                    "The operation cannot be performed at this time. An update is in progress \
+                     for resource: arn:aws:lambda:{region}:123456789012:function:{name}"
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Moto's answer as AWS would give it: what a create made is
+    /// remembered, a busy function says so, and a list leaves out what was
+    /// made too recently.
+    fn realism_answer(
+        &self,
+        service: Option<&str>,
+        op: &str,
+        request: &Request,
+        raw: Vec<u8>,
+    ) -> Vec<u8> {
+        let Some((start, headers, body)) = split_answer(&raw) else {
+            return raw;
+        };
+        let ok = start
+            .get(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .is_some_and(|s| (200..300).contains(&s));
+        if !ok {
+            return raw;
+        }
+        let now = Instant::now();
+        let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        let mut world = self.world.lock().unwrap();
+        if let Some(item) = created_item(
+            service,
+            op,
+            request,
+            json.as_ref().unwrap_or(&serde_json::Value::Null),
+        ) {
+            if item.0 == Listing::Roles {
+                world.roles.insert(item.1.clone(), now);
+            }
+            world.created.insert(item, now);
+        }
+        match (service, op) {
+            (Some("iam"), "DeleteRole") => {
+                if let Some(role) = form_value(&request.body, "RoleName") {
+                    world.roles.remove(&role);
+                }
+            }
+            (Some("lambda"), "CreateFunction") => {
+                if let Some(name) = json
+                    .as_ref()
+                    .and_then(|j| j.get("FunctionName"))
+                    .and_then(|n| n.as_str())
+                {
+                    world.functions.insert(
+                        name.to_owned(),
+                        FunctionClock {
+                            created: Some(now),
+                            updated: None,
+                        },
+                    );
+                }
+            }
+            (Some("lambda"), "UpdateFunctionCode" | "UpdateFunctionConfiguration") => {
+                if let Some(name) = lambda_function_name(&request.target) {
+                    world.functions.entry(name).or_default().updated = Some(now);
+                }
+            }
+            (Some("lambda"), "DeleteFunction") => {
+                if let Some(name) = lambda_function_name(&request.target) {
+                    world.functions.remove(&name);
+                }
+            }
+            _ => {}
+        }
+        let rewritten = match (service, op) {
+            (
+                Some("lambda"),
+                "CreateFunction"
+                | "UpdateFunctionCode"
+                | "UpdateFunctionConfiguration"
+                | "GetFunction"
+                | "GetFunctionConfiguration",
+            ) => json.and_then(|mut j| {
+                let name = lambda_function_name(&request.target).or_else(|| {
+                    j.get("FunctionName")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_owned)
+                })?;
+                let busy = self.function_busy(&world, &name, now)?;
+                let config = if op == "GetFunction" {
+                    j.get_mut("Configuration")?
+                } else {
+                    &mut j
+                };
+                let config = config.as_object_mut()?;
+                if busy == "Pending" {
+                    config.insert("State".into(), "Pending".into());
+                    config.insert(
+                        "StateReason".into(),
+                        "The function is being created.".into(),
+                    );
+                    config.insert("StateReasonCode".into(), "Creating".into());
+                    config.insert("LastUpdateStatus".into(), "InProgress".into());
+                } else {
+                    config.insert("LastUpdateStatus".into(), "InProgress".into());
+                    config.insert(
+                        "LastUpdateStatusReason".into(),
+                        "The function is being updated.".into(),
+                    );
+                    config.insert("LastUpdateStatusReasonCode".into(), "InProgress".into());
+                }
+                serde_json::to_vec(&j).ok()
+            }),
+            _ => self.lag_list(&world, service, op, &body, now),
+        };
+        match rewritten {
+            Some(body) => with_body(&start, &headers, &body),
+            None => raw,
+        }
+    }
+
+    /// A list answer without what was created less than `list_lag` ago,
+    /// or `None` when nothing is left out.
+    fn lag_list(
+        &self,
+        world: &World,
+        service: Option<&str>,
+        op: &str,
+        body: &[u8],
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        let lag = self.config.realism.list_lag?;
+        let (listing, array, field) = Listing::of(service, op)?;
+        let recent = |name: &str| {
+            world
+                .created
+                .get(&(listing, name.to_owned()))
+                .is_some_and(|made| now < *made + lag)
+        };
+        let out = if listing == Listing::Roles {
+            lag_xml_members(std::str::from_utf8(body).ok()?, "Roles", "RoleName", recent)?
+                .into_bytes()
+        } else {
+            let mut j: serde_json::Value = serde_json::from_slice(body).ok()?;
+            let items = j.get_mut(array)?.as_array_mut()?;
+            let before = items.len();
+            items.retain(|item| {
+                let name = match field {
+                    Some(f) => item.get(f).and_then(|v| v.as_str()),
+                    None => item.as_str(),
+                };
+                !name.is_some_and(recent)
+            });
+            if items.len() == before {
+                return None;
+            }
+            serde_json::to_vec(&j).ok()?
+        };
+        self.stats.lagged_lists.fetch_add(1, Ordering::Relaxed);
+        Some(out)
+    }
+}
+
+/// The query-protocol list `body` without the top-level `<member>`s of
+/// `<{list}>` whose `<{field}>` is `hidden`; `None` when none is.
+fn lag_xml_members(
+    body: &str,
+    list: &str,
+    field: &str,
+    hidden: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let open = format!("<{list}>");
+    let from = body.find(&open)? + open.len();
+    let mut spans = Vec::new();
+    let (mut depth, mut at, mut start) = (0usize, from, 0usize);
+    loop {
+        let next_open = body[at..].find("<member>").map(|i| at + i);
+        let next_close = body[at..].find("</member>").map(|i| at + i);
+        match (next_open, next_close) {
+            (Some(o), Some(c)) if o < c => {
+                if depth == 0 {
+                    start = o;
+                }
+                depth += 1;
+                at = o + "<member>".len();
+            }
+            (_, Some(c)) if depth > 0 => {
+                depth -= 1;
+                at = c + "</member>".len();
+                if depth == 0 {
+                    spans.push((start, at));
+                }
+            }
+            _ => break,
+        }
+    }
+    let (open_field, close_field) = (format!("<{field}>"), format!("</{field}>"));
+    let gone: Vec<(usize, usize)> = spans
+        .into_iter()
+        .filter(|(s, e)| {
+            let member = &body[*s..*e];
+            member
+                .find(&open_field)
+                .and_then(|i| {
+                    let value = &member[i + open_field.len()..];
+                    value.find(&close_field).map(|j| &value[..j])
+                })
+                .is_some_and(&hidden)
+        })
+        .collect();
+    if gone.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(body.len());
+    let mut last = 0;
+    for (s, e) in gone {
+        out.push_str(&body[last..s]);
+        last = e;
+    }
+    out.push_str(&body[last..]);
+    Some(out)
+}
+
+/// The function a Lambda REST path names (`/2015-03-31/functions/{name}/...`),
+/// given by name or ARN.
+fn lambda_function_name(target: &str) -> Option<String> {
+    let path = target.split('?').next()?;
+    let mut segments = path.trim_matches('/').split('/');
+    segments.next()?;
+    (segments.next()? == "functions").then_some(())?;
+    let name = percent_decode(segments.next()?);
+    Some(match name.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest).to_owned(),
+        None => name,
+    })
+}
+
+/// The region of a request's credential scope.
+fn region_of(headers: &[(String, String)]) -> Option<String> {
+    let auth = header(headers, "authorization")?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    scope.trim().split('/').nth(2).map(str::to_owned)
+}
+
+/// A field of a form-encoded (query protocol) body.
+fn form_value(body: &[u8], key: &str) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| percent_decode(&v.replace('+', " ")))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An answer's start line, headers and decoded body.
+fn split_answer(raw: &[u8]) -> Option<(Vec<String>, Headers, Vec<u8>)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let (start, headers) = parse_head(&raw[..end]).ok()?;
+    let rest = &raw[end..];
+    let body = if is_chunked(&headers) {
+        dechunk(rest)?
+    } else if let Some(len) = header(&headers, "content-length").and_then(|l| l.parse().ok()) {
+        rest.get(..len)?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Some((start, headers, body))
+}
+
+/// An answer with a new body (and a `Content-Length` to match).
+fn with_body(start: &[String], headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{}\r\n", start.join(" ")).into_bytes();
+    for (k, v) in headers {
+        if !hop_by_hop(k) && !k.eq_ignore_ascii_case("x-amz-crc32") {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2241,6 +2808,79 @@ mod tests {
     }
 
     #[test]
+    fn a_lagging_role_list_leaves_out_whole_members() {
+        let body = "<ListRolesResponse><ListRolesResult><IsTruncated>false</IsTruncated><Roles>\
+             <member><RoleName>old</RoleName><Tags><member><Key>k</Key></member></Tags></member>\
+             <member><RoleName>new</RoleName><Tags><member><Key>k</Key></member></Tags></member>\
+             </Roles></ListRolesResult></ListRolesResponse>";
+        let out = lag_xml_members(body, "Roles", "RoleName", |n| n == "new").unwrap();
+        assert_eq!(
+            out,
+            "<ListRolesResponse><ListRolesResult><IsTruncated>false</IsTruncated><Roles>\
+             <member><RoleName>old</RoleName><Tags><member><Key>k</Key></member></Tags></member>\
+             </Roles></ListRolesResult></ListRolesResponse>"
+        );
+        assert_eq!(lag_xml_members(body, "Roles", "RoleName", |_| false), None);
+    }
+
+    #[test]
+    fn requests_name_their_function_and_role() {
+        assert_eq!(
+            lambda_function_name("/2015-03-31/functions/apifactory-a-get/code").as_deref(),
+            Some("apifactory-a-get")
+        );
+        assert_eq!(
+            lambda_function_name(
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af1/configuration"
+            )
+            .as_deref(),
+            Some("f1")
+        );
+        assert_eq!(lambda_function_name("/2015-03-31/functions"), None);
+        assert_eq!(
+            form_value(b"Action=CreateRole&RoleName=a-b%2Bc&Path=%2F", "RoleName").as_deref(),
+            Some("a-b+c")
+        );
+        assert_eq!(form_value(b"Action=CreateRole", "RoleName"), None);
+    }
+
+    #[test]
+    fn a_lagging_json_list_leaves_out_recent_items() {
+        let shared = modelled(FaultConfig {
+            realism: Realism::all(),
+            ..FaultConfig::with_rate(0.0)
+        });
+        let old = Instant::now();
+        let now = old + Duration::from_secs(60);
+        let mut world = World::default();
+        world
+            .created
+            .insert((Listing::Functions, "new".into()), now);
+        world
+            .created
+            .insert((Listing::Functions, "old".into()), old);
+        world.created.insert((Listing::Tables, "t-new".into()), now);
+        let body = br#"{"Functions":[{"FunctionName":"old"},{"FunctionName":"new"}]}"#;
+        let out = shared
+            .lag_list(&world, Some("lambda"), "ListFunctions", body, now)
+            .unwrap();
+        assert_eq!(out, br#"{"Functions":[{"FunctionName":"old"}]}"#);
+        let tables = br#"{"TableNames":["t-new","t-old"]}"#;
+        let out = shared
+            .lag_list(&world, Some("dynamodb"), "ListTables", tables, now)
+            .unwrap();
+        assert_eq!(out, br#"{"TableNames":["t-old"]}"#);
+        // Nothing recent: moto's answer goes through as it is.
+        let later = now + Duration::from_secs(10);
+        assert!(
+            shared
+                .lag_list(&world, Some("lambda"), "ListFunctions", body, later)
+                .is_none()
+        );
+        assert_eq!(shared.stats.lagged_lists(), 2);
+    }
+
+    #[test]
     fn the_generator_is_seeded() {
         let (mut a, mut b) = (SplitMix(42), SplitMix(42));
         assert_eq!(
@@ -2259,6 +2899,7 @@ mod tests {
             table_keys: Mutex::new(BTreeMap::new()),
             buckets: Vec::new(),
             dynamo: Mutex::new(DynamoModel::default()),
+            world: Mutex::new(World::default()),
             config,
             stats: Arc::new(Stats::default()),
         }

@@ -19,6 +19,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use fault_proxy::{FaultConfig, FaultProxy};
+
 /// Where `tests/run` tells the tests the moto server listens.
 pub const MOTO_ENV: &str = "APIFACTORY_TEST_MOTO";
 
@@ -51,6 +53,52 @@ pub async fn sdk_config() -> SdkConfig {
         ))
         .load()
         .await
+}
+
+/// An SDK configuration like [`sdk_config`], through `endpoint`.
+pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "apifactory-tests",
+        ))
+        .load()
+        .await
+}
+
+/// The URL of this test process's realism layer: one fault proxy with
+/// [`FaultConfig::realistic`] in front of moto, for every test, so that
+/// what one run creates is still "recent" to the next run's lists. It runs
+/// on a thread and runtime of its own, since each test's runtime ends with
+/// the test. The AWS target and the CLI go through it; a test's own checks
+/// read moto directly (the ground truth).
+pub fn realistic_endpoint() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let upstream = moto_url();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("realism".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("the realism layer's runtime");
+                rt.block_on(async move {
+                    let proxy = FaultProxy::start(&upstream, FaultConfig::realistic()).await;
+                    let _ = tx.send(proxy.url().to_owned());
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("the realism layer's thread starts");
+        rx.recv().expect("the realism layer starts")
+    })
 }
 
 /// A DynamoDB client talking to moto.

@@ -11,7 +11,9 @@ use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
 use serde_json::{Value, json};
 
 use super::api::APIGW;
-use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is};
+use std::collections::HashMap;
+
+use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is, listing};
 use crate::local::state::new_key_value;
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, ORIGIN, ORIGIN_FILE, attrs};
@@ -45,19 +47,54 @@ fn attributes(key: &ApiKey) -> crate::resource::Attrs {
     ])
 }
 
+/// Puts the key that stands for a name first: an enabled one before a
+/// disabled one, then the oldest. Names are not unique: a create whose
+/// answer was lost and retried, or a run that did not see an interrupted
+/// run's key in a list yet, leaves a second key of the name. The one a
+/// client holds is the enabled one; a disabled key of the file's is what
+/// an interrupted create left, and nobody saw its value.
+fn standing_first(keys: &mut [ApiKey]) {
+    keys.sort_by_key(|k| {
+        (
+            !k.enabled(),
+            k.created_date().map(|d| d.as_nanos()),
+            k.id.clone(),
+        )
+    });
+}
+
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
     let mut found: Vec<Found> = Vec::new();
     let mut keys = list(t, None).await?;
-    // The oldest key of a name stands for it.
-    keys.sort_by_key(|k| (k.created_date().map(|d| d.as_nanos()), k.id.clone()));
+    standing_first(&mut keys);
+    let mut standing: HashMap<String, String> = HashMap::new();
     for key in &keys {
-        let (Some(tenant), Some(name)) = (super::tagged_tenant(key.tags()), key.name()) else {
+        let (Some(tenant), Some(name), Some(id)) =
+            (super::tagged_tenant(key.tags()), key.name(), key.id())
+        else {
             continue;
         };
-        if !scope.covers(tenant) || found.iter().any(|(a, _)| a.name == name) {
+        if !scope.covers(tenant) {
             continue;
         }
-        found.push((Address::new(tenant, Kind::ApiKey, name), attributes(key)));
+        match standing.get(name) {
+            None => {
+                standing.insert(name.to_owned(), id.to_owned());
+                found.push((Address::new(tenant, Kind::ApiKey, name), attributes(key)));
+            }
+            // A disabled duplicate of the file's goes; any other stays
+            // out of the plan, as before.
+            Some(first) if !key.enabled() && super::keys::origin(key) == ORIGIN_FILE => {
+                let mut attrs = attributes(key);
+                attrs.insert("id".into(), json!(id));
+                attrs.insert(listing::DUPLICATE_OF.into(), json!(first));
+                found.push((
+                    Address::new(tenant, Kind::ApiKey, listing::duplicate_name(name, id)),
+                    attrs,
+                ));
+            }
+            Some(_) => {}
+        }
     }
     Ok(found)
 }
@@ -69,7 +106,7 @@ async fn find(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Option<
         .into_iter()
         .filter(|k| k.name() == Some(name) && super::tagged_tenant(k.tags()) == Some(tenant))
         .collect();
-    keys.sort_by_key(|k| (k.created_date().map(|d| d.as_nanos()), k.id.clone()));
+    standing_first(&mut keys);
     Ok(keys.into_iter().next())
 }
 
@@ -100,6 +137,7 @@ pub(crate) async fn create(
         .id()
         .ok_or_else(|| anyhow::anyhow!("CreateApiKey {name} returned no id"))?
         .to_owned();
+    t.made(super::listing::Made::ApiKey(id.clone()));
     Ok((id, value))
 }
 
@@ -185,6 +223,21 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         .get("enabled")
         .and_then(Value::as_bool)
         .unwrap_or(true);
+    if action.change == Change::Delete
+        && let Some((id, _)) = listing::duplicate(&action.attrs)
+    {
+        t.pacer
+            .write(&[Family::ApiGateway, Family::ApiKeyWrite])
+            .await;
+        return match t.apigateway.delete_api_key().api_key(&id).send().await {
+            Ok(_) => Ok(Applied::default()),
+            Err(e) if is(&e, &["NotFoundException"]) => Ok(Applied::default()),
+            Err(e) => Err(fail(
+                &format!("DeleteApiKey {id} (a duplicate of {name})"),
+                e,
+            )),
+        };
+    }
     let existing = find(t, tenant, name).await?;
 
     if action.change == Change::Delete {

@@ -299,6 +299,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 .send()
                 .await
                 .map_err(|e| fail(&format!("CreateDomainName {name}"), e))?;
+            t.made(super::listing::Made::DomainName(name.to_owned()));
             DomainName::builder()
                 .set_domain_name(d.domain_name)
                 .set_regional_domain_name(d.regional_domain_name)

@@ -7,14 +7,21 @@
 //! never enters the plan: observe reports only whether a function has it.
 //! Code is uploaded only when the zip's SHA-256 differs from `CodeSha256`,
 //! and every change waits for the previous update of the function to
-//! finish.
+//! finish: Lambda keeps a new function `Pending` and an updated one
+//! `InProgress` for a while, and refuses another update meanwhile with
+//! `ResourceConflictException` ("Lambda function states"). A change that
+//! meets one anyway (another run's update, or the SDK's retry of an update
+//! whose answer was lost) waits and goes again; so does one that names a
+//! role IAM has not propagated yet.
 //!
 //! Also the permission that lets this tenant's REST API (and no other)
 //! invoke the function: read first, added only when missing.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State,
@@ -256,15 +263,12 @@ async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Re
             .send()
             .await;
         match result {
-            Ok(_) => break,
+            Ok(_) => {
+                t.made(super::listing::Made::Function(name.to_owned()));
+                break;
+            }
             Err(e) if is(&e, &["ResourceConflictException"]) => return Ok(false),
-            Err(e)
-                if is(&e, &["InvalidParameterValueException"])
-                    && e.as_service_error()
-                        .and_then(|s| s.meta().message())
-                        .is_some_and(|m| m.contains("cannot be assumed"))
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if role_not_assumable(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(15));
             }
@@ -289,15 +293,16 @@ async fn update(
         current.code_sha256.as_deref() != action.attrs.get("code_sha256").and_then(Value::as_str);
     if changed("code_sha256") && code_differs {
         let bytes = zip(t, action, desired)?;
-        t.pacer.write(LAMBDA).await;
-        t.lambda
-            .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(bytes))
-            .architectures(architecture(t.package()?.architecture))
-            .send()
-            .await
-            .map_err(|e| fail(&format!("Lambda UpdateFunctionCode {name}"), e))?;
+        let arch = architecture(t.package()?.architecture);
+        again_while_busy(t, name, "UpdateFunctionCode", || {
+            t.lambda
+                .update_function_code()
+                .function_name(name)
+                .zip_file(Blob::new(bytes.clone()))
+                .architectures(arch.clone())
+                .send()
+        })
+        .await?;
         ready(t, name).await?;
     }
     if [
@@ -313,22 +318,72 @@ async fn update(
     .iter()
     .any(|f| changed(f))
     {
-        t.pacer.write(LAMBDA).await;
-        t.lambda
-            .update_function_configuration()
-            .function_name(name)
-            .runtime(Runtime::from(FUNCTION_RUNTIME))
-            .handler(FUNCTION_HANDLER)
-            .role(t.env.role_arn(&names::role(tenant)))
-            .set_memory_size(number(action, "memory_mb"))
-            .set_timeout(number(action, "timeout_s"))
-            .environment(environment(t, action).await?)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("Lambda UpdateFunctionConfiguration {name}"), e))?;
+        let role = t.env.role_arn(&names::role(tenant));
+        let environment = environment(t, action).await?;
+        again_while_busy(t, name, "UpdateFunctionConfiguration", || {
+            t.lambda
+                .update_function_configuration()
+                .function_name(name)
+                .runtime(Runtime::from(FUNCTION_RUNTIME))
+                .handler(FUNCTION_HANDLER)
+                .role(&role)
+                .set_memory_size(number(action, "memory_mb"))
+                .set_timeout(number(action, "timeout_s"))
+                .environment(environment.clone())
+                .send()
+        })
+        .await?;
         ready(t, name).await?;
     }
     Ok(())
+}
+
+/// Whether Lambda refused a role it cannot assume yet: IAM is eventually
+/// consistent, and a role made seconds ago is not usable everywhere
+/// (Lambda developer guide, troubleshooting deployments).
+fn role_not_assumable<E: ProvideErrorMetadata>(e: &E) -> bool {
+    is(e, &["InvalidParameterValueException"])
+        && e.message().is_some_and(|m| m.contains("cannot be assumed"))
+}
+
+/// How many times an update goes again after meeting another update in
+/// progress: each time it first waits for that one to finish, so more
+/// than a few means something else keeps updating the function.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// Makes an update call of the function, again after what passes: another
+/// update in progress (`ResourceConflictException`: waits for it to end)
+/// or a role not yet assumable (waits a little, up to 90 s).
+async fn again_while_busy<T, E, R, F, Fut>(
+    t: &AwsTarget,
+    name: &str,
+    what: &str,
+    mut call: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, aws_sdk_lambda::error::SdkError<E, R>>>,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut pause = Duration::from_secs(2);
+    let mut conflicts = 0;
+    loop {
+        t.pacer.write(LAMBDA).await;
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if is(&e, &["ResourceConflictException"]) && conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                ready(t, name).await?;
+            }
+            Err(e) if role_not_assumable(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(15));
+            }
+            Err(e) => return Err(fail(&format!("Lambda {what} {name}"), e)),
+        }
+    }
 }
 
 /// What `ready` learned about a function.

@@ -209,6 +209,9 @@ impl KeyStore for AwsTarget {
             let _ = delete(self, &id).await;
             return Err(e);
         }
+        // `keys list` right after must show it (lists are eventually
+        // consistent).
+        super::listing::settle(self).await?;
         Ok(Secret {
             tenant: tenant.to_owned(),
             client: client.to_owned(),
@@ -297,6 +300,7 @@ impl KeyStore for AwsTarget {
         super::api_key::set_enabled(self, &id, true)
             .await
             .map_err(interrupted)?;
+        super::listing::settle(self).await?;
         Ok(Rotation {
             new: Secret {
                 tenant: tenant.to_owned(),

@@ -5,15 +5,22 @@
 //! client token, so a create whose response was lost (and which the SDK
 //! retried) leaves two of them: `by_tenant` keeps every candidate, and
 //! each kind decides which one stands and plans the deletion of the others.
+//!
+//! AWS's list calls are eventually consistent: what was created a moment
+//! ago may be missing from them, though a read by its id finds it. So what
+//! an apply creates is remembered ([`Made`]) and the apply ends only once
+//! the lists the next observe reads show it ([`settle`]): a run right after
+//! this one must not miss it and create it twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use aws_sdk_apigateway::types::{RestApi, UsagePlan};
 
 use super::api::APIGW;
-use super::{AwsTarget, fail};
+use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
 
 /// Every item of a paged API Gateway list call. `page` makes one call from
 /// a position (none for the first page) and answers the items and the next
@@ -86,7 +93,7 @@ pub fn by_tenant<T: Listed>(items: &[T], name: fn(&str) -> String) -> BTreeMap<S
 
 /// The attribute a duplicate's observed attributes carry: the id of the one
 /// that stands. With `id`, it tells apply which one to delete.
-pub const DUPLICATE_OF: &str = "duplicate_of";
+pub const DUPLICATE_OF: &str = crate::resource::DUPLICATE_OF;
 
 /// The address name of a duplicate: the name, and its id to tell it apart.
 pub fn duplicate_name(name: &str, id: &str) -> String {
@@ -97,6 +104,197 @@ pub fn duplicate_name(name: &str, id: &str) -> String {
 pub fn duplicate(attrs: &crate::resource::Attrs) -> Option<(String, String)> {
     let text = |k: &str| attrs.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     Some((text("id")?, text(DUPLICATE_OF)?))
+}
+
+/// Something an apply created, as the list calls show it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Made {
+    /// By id.
+    RestApi(String),
+    /// By id.
+    UsagePlan(String),
+    /// By id.
+    ApiKey(String),
+    DomainName(String),
+    Function(String),
+    Table(String),
+    LogGroup(String),
+    Role(String),
+}
+
+/// How long an apply waits at most for its creates to show in the lists.
+/// AWS documents no bound; seconds in practice.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits until every create this target made shows in its list call, one
+/// list round per kind at a time; then forgets them.
+pub async fn settle(t: &AwsTarget) -> anyhow::Result<()> {
+    wait_for(
+        "what this apply created to show in AWS's list calls",
+        SETTLE_LIMIT,
+        || async {
+            let pending = t.unlisted();
+            if pending.is_empty() {
+                return Ok(Some(()));
+            }
+            let mut seen = Vec::new();
+            let mut kinds: Vec<std::mem::Discriminant<Made>> = Vec::new();
+            for made in &pending {
+                let kind = std::mem::discriminant(made);
+                if kinds.contains(&kind) && !matches!(made, Made::LogGroup(_)) {
+                    continue;
+                }
+                kinds.push(kind);
+                let listed = list_round(t, made).await?;
+                seen.extend(pending.iter().filter(|m| listed.contains(*m)).cloned());
+            }
+            t.listed(&seen);
+            Ok(t.unlisted().is_empty().then_some(()))
+        },
+    )
+    .await
+}
+
+/// What one round of the list call for `made`'s kind shows, of that kind.
+async fn list_round(t: &AwsTarget, made: &Made) -> anyhow::Result<BTreeSet<Made>> {
+    let ids = |items: Vec<Option<String>>, make: fn(String) -> Made| -> BTreeSet<Made> {
+        items.into_iter().flatten().map(make).collect()
+    };
+    Ok(match made {
+        Made::RestApi(_) => {
+            let all = pages(t, "GetRestApis", |position| async move {
+                let page = t
+                    .apigateway
+                    .get_rest_apis()
+                    .set_position(position)
+                    .limit(500)
+                    .send()
+                    .await;
+                page.map(|p| (p.items.unwrap_or_default(), p.position))
+            })
+            .await?;
+            ids(all.into_iter().map(|a| a.id).collect(), Made::RestApi)
+        }
+        Made::UsagePlan(_) => {
+            let all = pages(t, "GetUsagePlans", |position| async move {
+                let page = t
+                    .apigateway
+                    .get_usage_plans()
+                    .set_position(position)
+                    .limit(500)
+                    .send()
+                    .await;
+                page.map(|p| (p.items.unwrap_or_default(), p.position))
+            })
+            .await?;
+            ids(all.into_iter().map(|p| p.id).collect(), Made::UsagePlan)
+        }
+        Made::ApiKey(_) => {
+            let all =
+                super::api_key::list(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
+            ids(all.into_iter().map(|k| k.id).collect(), Made::ApiKey)
+        }
+        Made::DomainName(_) => {
+            let all = pages(t, "GetDomainNames", |position| async move {
+                let page = t
+                    .apigateway
+                    .get_domain_names()
+                    .set_position(position)
+                    .limit(500)
+                    .send()
+                    .await;
+                page.map(|p| (p.items.unwrap_or_default(), p.position))
+            })
+            .await?;
+            ids(
+                all.into_iter().map(|d| d.domain_name).collect(),
+                Made::DomainName,
+            )
+        }
+        Made::Function(_) => {
+            let mut names = Vec::new();
+            let mut marker: Option<String> = None;
+            loop {
+                t.pacer.read(&[Family::Lambda]).await;
+                let page = t
+                    .lambda
+                    .list_functions()
+                    .set_marker(marker.take())
+                    .max_items(50)
+                    .send()
+                    .await
+                    .map_err(|e| fail("Lambda ListFunctions", e))?;
+                names.extend(page.functions().iter().map(|f| f.function_name.clone()));
+                match page.next_marker() {
+                    Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+                    _ => break,
+                }
+            }
+            ids(names, Made::Function)
+        }
+        Made::Table(_) => {
+            let mut names = Vec::new();
+            let mut start: Option<String> = None;
+            loop {
+                t.pacer.read(&[Family::DynamoDbControl]).await;
+                let page = t
+                    .dynamodb
+                    .list_tables()
+                    .set_exclusive_start_table_name(start.take())
+                    .limit(100)
+                    .send()
+                    .await
+                    .map_err(|e| fail("DynamoDB ListTables", e))?;
+                names.extend(page.table_names().iter().cloned().map(Some));
+                match page.last_evaluated_table_name {
+                    Some(last) => start = Some(last),
+                    None => break,
+                }
+            }
+            ids(names, Made::Table)
+        }
+        // One group: its own name is the narrowest prefix there is.
+        Made::LogGroup(name) => {
+            t.pacer.read(&[Family::Logs]).await;
+            let page = t
+                .logs
+                .describe_log_groups()
+                .log_group_name_prefix(name)
+                .limit(50)
+                .send()
+                .await
+                .map_err(|e| fail("CloudWatch Logs DescribeLogGroups", e))?;
+            ids(
+                page.log_groups()
+                    .iter()
+                    .map(|g| g.log_group_name.clone())
+                    .collect(),
+                Made::LogGroup,
+            )
+        }
+        Made::Role(_) => {
+            let mut names = Vec::new();
+            let mut marker: Option<String> = None;
+            loop {
+                t.pacer.read(&[Family::Iam]).await;
+                let page = t
+                    .iam
+                    .list_roles()
+                    .path_prefix(ROLE_PATH)
+                    .set_marker(marker.take())
+                    .max_items(1000)
+                    .send()
+                    .await
+                    .map_err(|e| fail("IAM ListRoles", e))?;
+                names.extend(page.roles().iter().map(|r| Some(r.role_name().to_owned())));
+                match (page.is_truncated(), page.marker()) {
+                    (true, Some(m)) => marker = Some(m.to_owned()),
+                    _ => break,
+                }
+            }
+            ids(names, Made::Role)
+        }
+    })
 }
 
 #[cfg(test)]

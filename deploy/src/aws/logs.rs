@@ -89,7 +89,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                     .send()
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(_) => t.made(super::listing::Made::LogGroup(name.clone())),
                     Err(e) if is(&e, &["ResourceAlreadyExistsException"]) => {}
                     Err(e) => return Err(fail(&format!("CreateLogGroup {name}"), e)),
                 }

@@ -204,6 +204,8 @@ pub struct Inner {
     logging_role: tokio::sync::OnceCell<()>,
     /// The endpoint does not implement UpdateMethod (moto).
     update_method_missing: AtomicBool,
+    /// What this target created that no list call has shown yet.
+    unlisted: Mutex<BTreeSet<listing::Made>>,
 }
 
 impl std::ops::Deref for AwsTarget {
@@ -261,6 +263,7 @@ impl AwsTarget {
                 cursor_secrets_listed: AtomicBool::new(false),
                 logging_role: tokio::sync::OnceCell::new(),
                 update_method_missing: AtomicBool::new(false),
+                unlisted: Mutex::new(BTreeSet::new()),
             }),
         })
     }
@@ -277,7 +280,34 @@ impl AwsTarget {
         }
     }
 
+    /// Remembers a create, for [`listing::settle`] to wait for.
+    pub(crate) fn made(&self, made: listing::Made) {
+        if let Ok(mut unlisted) = self.unlisted.lock() {
+            unlisted.insert(made);
+        }
+    }
+
+    /// The creates no list call has shown yet.
+    pub(crate) fn unlisted(&self) -> Vec<listing::Made> {
+        self.unlisted
+            .lock()
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets creates a list call has shown.
+    pub(crate) fn listed(&self, seen: &[listing::Made]) {
+        if let Ok(mut unlisted) = self.unlisted.lock() {
+            for made in seen {
+                unlisted.remove(made);
+            }
+        }
+    }
+
     pub(crate) fn remember_api(&self, tenant: &str, id: Option<&str>) {
+        if let Some(id) = id {
+            self.made(listing::Made::RestApi(id.to_owned()));
+        }
         if let Ok(mut known) = self.api_ids.lock()
             && let Some(ids) = known.as_mut()
         {
@@ -408,6 +438,10 @@ impl Target for AwsTarget {
             Kind::ApiKey => api_key::apply(self, action).await,
             Kind::Domain => domain::apply(self, action).await,
         }
+    }
+
+    async fn settle(&self) -> anyhow::Result<()> {
+        listing::settle(self).await
     }
 }
 

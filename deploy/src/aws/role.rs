@@ -165,7 +165,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 .send()
                 .await;
             match created {
-                Ok(_) => {}
+                Ok(_) => t.made(super::listing::Made::Role(name.clone())),
                 Err(e) if is(&e, &["EntityAlreadyExists"]) => {
                     // Made by an earlier run: make sure it trusts Lambda only.
                     t.pacer.write(IAM).await;

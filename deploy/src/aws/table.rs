@@ -245,6 +245,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 if on("point_in_time_recovery") {
                     point_in_time_recovery(t, &action.address.tenant, name, true).await?;
                 }
+                t.made(super::listing::Made::Table(name.clone()));
                 return Ok(Applied::default());
             };
             let key = existing

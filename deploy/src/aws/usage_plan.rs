@@ -4,6 +4,7 @@
 //! allows one every 20 s).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_apigateway::types::{
     ApiStage, Op, PatchOperation, QuotaPeriodType, QuotaSettings, ThrottleSettings, UsagePlan,
@@ -12,7 +13,7 @@ use runtime::names;
 use serde_json::{Value, json};
 
 use super::api::APIGW;
-use super::{AwsTarget, Family, Found, Scope, fail, is, listing, number};
+use super::{AwsTarget, Family, Found, Scope, fail, is, listing, number, wait_for};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
@@ -298,6 +299,22 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             .await
             .map_err(|e| fail(&format!("CreateUsagePlan {name}"), e))?;
         let id = created.id().unwrap_or_default().to_owned();
+        t.made(listing::Made::UsagePlan(id.clone()));
+        // The tenant's keys find their plan by listing (its id is not
+        // theirs to remember), and a fresh plan may be missing from the
+        // list for a while.
+        wait_for(
+            &format!("usage plan {id} to show in GetUsagePlans"),
+            Duration::from_secs(120),
+            || async {
+                Ok(list(t)
+                    .await?
+                    .iter()
+                    .any(|p| p.id() == Some(id.as_str()))
+                    .then_some(()))
+            },
+        )
+        .await?;
         // Keys that outlived an earlier plan of this tenant join the new one.
         super::api_key::attach_all(t, tenant, &id).await?;
         return Ok(Applied::default());
