@@ -159,10 +159,15 @@ async fn answers<S: Store>(api: &Api<S>) -> Vec<(i64, Value)> {
     let mut out = Vec::new();
     for (req, field) in bad_requests(&id) {
         let what = format!(
-            "{} {:?} {:?}",
+            "{} {:?} {}",
             req.http_method,
             req.multi_value_query_string_parameters,
-            req.body.as_deref().map(|b| &b[..b.len().min(60)])
+            req.body
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(60)
+                .collect::<String>()
         );
         let (status, body) = status_and_body(&api.handle(req).await);
         assert_eq!(status, 400, "{what}: {body}");
@@ -195,9 +200,8 @@ async fn answers<S: Store>(api: &Api<S>) -> Vec<(i64, Value)> {
     out
 }
 
-/// The model first: through the proxy DynamoDB's refusals, straight to
-/// moto none of them (moto is the lenient one, so a test on moto alone
-/// would pass where AWS fails).
+/// The model first: through the proxy, DynamoDB's refusals with its
+/// messages, whatever moto's own version of them.
 #[tokio::test]
 async fn the_proxy_refuses_what_dynamodb_refuses() {
     let proxy = realistic_proxy().await;
@@ -238,16 +242,22 @@ async fn the_proxy_refuses_what_dynamodb_refuses() {
             "Number underflow",
         ),
     ];
+    // Measured with moto 5.2.5: it refuses these four PutItems itself (so
+    // the runtime's 400s matter on moto too); the proxy answers each as
+    // DynamoDB does whatever moto's version, and the test says which moto
+    // took.
+    let mut moto_takes = Vec::new();
     for (attr, value, message) in refusals {
         let e = put(&through, attr, value.clone())
             .await
             .expect_err("DynamoDB refuses it");
         assert_eq!(e.code(), Some("ValidationException"), "{e:?}");
         assert!(e.message().unwrap_or_default().contains(message), "{e:?}");
-        put(&direct, attr, value)
-            .await
-            .expect("moto takes what DynamoDB refuses (the gap the proxy fills)");
+        if put(&direct, attr, value).await.is_ok() {
+            moto_takes.push(message);
+        }
     }
+    eprintln!("moto alone takes: {moto_takes:?}");
     let e = through
         .query()
         .table_name(&table)
