@@ -57,7 +57,7 @@ fn by_tenant(apis: &[RestApi]) -> BTreeMap<String, Vec<&RestApi>> {
 }
 
 /// Every REST API of the account and region.
-async fn list(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
+pub(super) async fn list(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
     listing::pages(t, "GetRestApis", |position| async move {
         let page = t
             .apigateway

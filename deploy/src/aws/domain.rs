@@ -63,7 +63,7 @@ fn zone(z: &HostedZone) -> (String, String) {
     )
 }
 
-async fn list(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
+pub(super) async fn list(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
     listing::pages(t, "GetDomainNames", |position| async move {
         let page = t
             .apigateway

@@ -162,31 +162,11 @@ async fn list_round(t: &AwsTarget, made: &Made) -> anyhow::Result<BTreeSet<Made>
     };
     Ok(match made {
         Made::RestApi(_) => {
-            let all = pages(t, "GetRestApis", |position| async move {
-                let page = t
-                    .apigateway
-                    .get_rest_apis()
-                    .set_position(position)
-                    .limit(500)
-                    .send()
-                    .await;
-                page.map(|p| (p.items.unwrap_or_default(), p.position))
-            })
-            .await?;
+            let all = super::api::list(t).await?;
             ids(all.into_iter().map(|a| a.id).collect(), Made::RestApi)
         }
         Made::UsagePlan(_) => {
-            let all = pages(t, "GetUsagePlans", |position| async move {
-                let page = t
-                    .apigateway
-                    .get_usage_plans()
-                    .set_position(position)
-                    .limit(500)
-                    .send()
-                    .await;
-                page.map(|p| (p.items.unwrap_or_default(), p.position))
-            })
-            .await?;
+            let all = super::usage_plan::list(t).await?;
             ids(all.into_iter().map(|p| p.id).collect(), Made::UsagePlan)
         }
         Made::ApiKey(_) => {
@@ -195,17 +175,7 @@ async fn list_round(t: &AwsTarget, made: &Made) -> anyhow::Result<BTreeSet<Made>
             ids(all.into_iter().map(|k| k.id).collect(), Made::ApiKey)
         }
         Made::DomainName(_) => {
-            let all = pages(t, "GetDomainNames", |position| async move {
-                let page = t
-                    .apigateway
-                    .get_domain_names()
-                    .set_position(position)
-                    .limit(500)
-                    .send()
-                    .await;
-                page.map(|p| (p.items.unwrap_or_default(), p.position))
-            })
-            .await?;
+            let all = super::domain::list(t).await?;
             ids(
                 all.into_iter().map(|d| d.domain_name).collect(),
                 Made::DomainName,

@@ -18,7 +18,7 @@ use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
-async fn list(t: &AwsTarget) -> anyhow::Result<Vec<UsagePlan>> {
+pub(super) async fn list(t: &AwsTarget) -> anyhow::Result<Vec<UsagePlan>> {
     listing::pages(t, "GetUsagePlans", |position| async move {
         let page = t
             .apigateway
