@@ -1,10 +1,13 @@
 //! Carries out a plan: tenants in parallel, each tenant's actions in order,
 //! one attempt per action. One tenant's failure stops that tenant only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -51,15 +54,29 @@ impl Progress for Quiet {
     fn done(&self, _: &Action, _: &Result<(), String>) {}
 }
 
+/// A bar per tenant on a terminal, a line per action elsewhere; both on
+/// stderr, so that `--json` output on stdout stays whole.
+pub fn progress(plan: &Plan) -> Arc<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Arc::new(Bars::new(plan))
+    } else {
+        Arc::new(Lines)
+    }
+}
+
+fn sign(change: &Change) -> &'static str {
+    match change {
+        Change::Create => "+",
+        Change::Update { .. } => "~",
+        Change::Delete => "-",
+    }
+}
+
 /// One line per action on stderr.
 pub struct Lines;
 impl Progress for Lines {
     fn done(&self, a: &Action, result: &Result<(), String>) {
-        let sign = match a.change {
-            Change::Create => "+",
-            Change::Update { .. } => "~",
-            Change::Delete => "-",
-        };
+        let sign = sign(&a.change);
         match result {
             Ok(()) => eprintln!("{}: {sign} {} done", a.address.tenant, a.address),
             Err(e) => eprintln!("{}: {sign} {} FAILED: {e}", a.address.tenant, a.address),
@@ -167,4 +184,67 @@ impl fmt::Display for Report {
             self.tenants.len() - failed
         )
     }
+}
+
+/// One progress bar per tenant, on a terminal.
+struct Bars {
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl Bars {
+    fn new(p: &Plan) -> Bars {
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix:<16} [{bar:30}] {pos:>3}/{len:<3} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for a in &p.actions {
+            *counts.entry(a.address.tenant.as_str()).or_default() += 1;
+        }
+        let bars = counts
+            .into_iter()
+            .map(|(tenant, n)| {
+                let bar = multi.add(ProgressBar::new(n));
+                bar.set_style(style.clone());
+                bar.set_prefix(tenant.to_owned());
+                (tenant.to_owned(), bar)
+            })
+            .collect();
+        Bars { bars }
+    }
+}
+
+impl Progress for Bars {
+    fn done(&self, a: &Action, result: &Result<(), String>) {
+        let Some(bar) = self.bars.get(&a.address.tenant) else {
+            return;
+        };
+        let sign = sign(&a.change);
+        match result {
+            Ok(()) => {
+                bar.inc(1);
+                bar.set_message(format!("{sign} {}", a.address));
+                if bar.position() >= bar.length().unwrap_or(0) {
+                    bar.finish_with_message("done");
+                }
+            }
+            Err(e) => bar.abandon_with_message(format!("FAILED {sign} {}: {e}", a.address)),
+        }
+    }
+}
+
+/// The table of new key values, shown once.
+pub fn secrets_table(secrets: &[&Secret]) -> String {
+    if secrets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("New API keys (shown once, not stored: keep them now):\n");
+    for s in secrets {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<16} id {:<10}  x-api-key: {}",
+            s.tenant, s.client, s.id, s.value
+        );
+    }
+    out
 }

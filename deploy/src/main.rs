@@ -1,6 +1,5 @@
 //! `apifactory`: one tenant file per client in, a running API per client out.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,14 +8,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use apifactory::apply::{Lines, Progress, Quiet, apply};
+use apifactory::apply::secrets_table;
 use apifactory::aws::cli::AwsArgs;
-use apifactory::desired::desired;
-use apifactory::local::up::{Up, secrets_table, up};
+use apifactory::desired::Code;
+use apifactory::engine::{self, Job, Show, print};
+use apifactory::local::up::{Up, up};
 use apifactory::local::{LocalCode, LocalState, LocalTarget};
 use apifactory::openapi;
-use apifactory::plan::{Options, plan};
-use apifactory::target::Target;
+use apifactory::plan::Options;
 use apifactory::tenants::TenantSet;
 
 /// `up` allocates and frees a few dozen small blocks per request, often on
@@ -118,6 +117,9 @@ enum Command {
         /// ready at once.
         #[arg(long)]
         wait: bool,
+        /// Apply without asking first (a terminal is asked; scripts never).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Remove a tenant's resources in reverse order; its table (and data)
     /// stays unless --delete-data.
@@ -130,6 +132,12 @@ enum Command {
         /// Delete the table and its data too.
         #[arg(long)]
         delete_data: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Destroy without asking first (a terminal is asked; scripts never).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Apply every tenant to the local target and serve them all the way
     /// API Gateway would (keys, throttling, quotas, stages, domains).
@@ -262,15 +270,6 @@ fn main() -> ExitCode {
 
 /// Writes to stdout; a closed pipe (`apifactory openapi x | head`) ends the
 /// output quietly instead of panicking.
-fn print(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
@@ -319,22 +318,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scope,
             json,
         } => {
-            if target.target == TargetName::Aws {
-                let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
-                return apifactory::aws::cli::plan(&cli.tenants, &opts, json, &target.aws).await;
-            }
             let set = TenantSet::load(&cli.tenants)?;
-            let state = LocalState::open(&target.data_dir).await?;
-            let t = LocalTarget::new(state);
-            let opts = options(&scope, &set)?;
-            let d = desired(&set.tenants, &set.sources, &LocalCode);
-            let p = plan(&d, &t.observe(&BTreeSet::new()).await?, &opts);
-            if json {
-                print(&format!("{}\n", serde_json::to_string_pretty(&p)?))?;
-            } else {
-                print(&format!("{p}\n"))?;
-            }
-            Ok(ExitCode::SUCCESS)
+            let opts = scope.options(&set)?;
+            let show = Show { json, yes: false };
+            deploy(
+                &target,
+                Job::Plan {
+                    set: &set,
+                    opts: &opts,
+                    show,
+                },
+            )
+            .await
         }
         Command::Apply {
             target,
@@ -342,91 +337,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency,
             json,
             wait,
+            yes,
         } => {
-            if target.target == TargetName::Aws {
-                let opts = options(&scope, &TenantSet::load(&cli.tenants)?)?;
-                return apifactory::aws::cli::apply(
-                    &cli.tenants,
-                    &opts,
-                    json,
-                    concurrency,
-                    wait,
-                    &target.aws,
-                )
-                .await;
-            }
             let set = TenantSet::load(&cli.tenants)?;
-            let state = LocalState::open(&target.data_dir).await?;
-            let t = Arc::new(LocalTarget::new(state));
-            let opts = options(&scope, &set)?;
-            let d = desired(&set.tenants, &set.sources, &LocalCode);
-            let p = plan(&d, &t.observe(&BTreeSet::new()).await?, &opts);
-            let progress: Arc<dyn Progress> = if json {
-                Arc::new(Quiet)
-            } else {
-                Arc::new(Lines)
+            let opts = scope.options(&set)?;
+            let show = Show { json, yes };
+            let job = Job::Apply {
+                set: &set,
+                opts: &opts,
+                concurrency,
+                wait,
+                show,
             };
-            if !json {
-                print(&format!("{p}\n"))?;
-            }
-            let report = apply(&p, Arc::new(d), t, concurrency, progress).await;
-            if json {
-                print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
-            } else {
-                let secrets = secrets_table(&report.secrets().collect::<Vec<_>>());
-                print(&format!("{secrets}{report}\n"))?;
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            deploy(&target, job).await
         }
         Command::Destroy {
             target,
             tenant,
             delete_data,
+            json,
+            yes,
         } => {
-            if target.target == TargetName::Aws {
-                return apifactory::aws::cli::destroy(
-                    &cli.tenants,
-                    &tenant,
-                    delete_data,
-                    false,
-                    &target.aws,
-                )
-                .await;
-            }
-            let set = TenantSet::load(&cli.tenants).unwrap_or_default();
-            let state = LocalState::open(&target.data_dir).await?;
-            let t = Arc::new(LocalTarget::new(state));
-            // Everything but this tenant is desired; it is planned away.
-            let others: Vec<_> = set
-                .tenants
-                .iter()
-                .filter(|x| x.id != tenant)
-                .cloned()
-                .collect();
-            let d = desired(&others, &set.sources, &LocalCode);
-            let opts = Options {
-                tenants: [tenant.clone()].into(),
-                prune: true,
+            let job = Job::Destroy {
+                tenant: &tenant,
                 delete_data,
-                ..Options::default()
+                show: Show { json, yes },
             };
-            let p = plan(&d, &t.observe(&opts.tenants).await?, &opts);
-            if p.is_empty() && p.kept.is_empty() {
-                print(&format!("Nothing of tenant {tenant} is deployed.\n"))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            print(&format!("{p}\n"))?;
-            let report = apply(&p, Arc::new(d), t, 1, Arc::new(Lines)).await;
-            print(&format!("{report}\n"))?;
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            deploy(&target, job).await
         }
         Command::Up {
             listen,
@@ -487,6 +424,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_dir_all(&dir);
             print(&result?)?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a deploy command on the target the command line names.
+async fn deploy(target: &TargetArgs, job: Job<'_>) -> anyhow::Result<ExitCode> {
+    match target.target {
+        TargetName::Local => {
+            let state = LocalState::open(&target.data_dir).await?;
+            engine::run(Arc::new(LocalTarget::new(state)), &LocalCode, job).await
+        }
+        TargetName::Aws => {
+            let (t, package) = apifactory::aws::cli::connect(&target.aws, job.deploys()).await?;
+            let code: &(dyn Code + Sync) = match &package {
+                Some(p) => p,
+                None => &engine::NoCode,
+            };
+            engine::run(Arc::new(t), code, job).await
         }
     }
 }
@@ -593,17 +548,9 @@ async fn keys_on(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plan options from the command line; unknown tenant ids are an error.
-fn options(scope: &Scope, set: &TenantSet) -> anyhow::Result<Options> {
-    for id in &scope.tenant {
-        if set.get(id).is_none() {
-            anyhow::bail!("no tenant {id:?} among the tenant files");
-        }
+impl Scope {
+    /// Plan options from the command line; unknown tenant ids are an error.
+    fn options(&self, set: &TenantSet) -> anyhow::Result<Options> {
+        engine::options(set, &self.tenant, self.prune, self.delete_data)
     }
-    Ok(Options {
-        tenants: scope.tenant.iter().cloned().collect(),
-        prune: scope.prune,
-        prune_tenants: false,
-        delete_data: scope.delete_data,
-    })
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::Desired;
-use crate::resource::{Address, Attrs, DUPLICATE_OF, Kind, ORIGIN, ORIGIN_FILE};
+use crate::resource::{Address, Attrs, DUPLICATE_OF, ENABLED, EXPIRES, Kind, ORIGIN, ORIGIN_FILE};
 
 /// What exists on a target, as far as apifactory owns it. Only resources
 /// that carry apifactory's tags (or live in its local state) appear here.
@@ -30,6 +30,9 @@ pub struct Options {
     pub prune_tenants: bool,
     /// Deleting a tenant's table (and so its data) needs this as well.
     pub delete_data: bool,
+    /// The time of the run (Unix seconds): a rotated key whose grace period
+    /// ended by then is planned disabled. 0 plans no expiry.
+    pub now: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -154,6 +157,19 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         if !in_scope(&address.tenant) || desired.resources.contains_key(address) {
             continue;
         }
+        // A rotated key past its grace period stops working, whoever made
+        // it: on a target without key expiry of its own (API Gateway), this
+        // is the only way it stops.
+        if address.kind == Kind::ApiKey
+            && have.get(ENABLED) == Some(&Value::Bool(true))
+            && have
+                .get(EXPIRES)
+                .and_then(Value::as_i64)
+                .is_some_and(|e| opts.now > 0 && e <= opts.now)
+        {
+            upserts.push(disable(address, have));
+            continue;
+        }
         // Keys made with `apifactory keys` are not the file's to manage.
         if address.kind == Kind::ApiKey && have.get(ORIGIN).is_some_and(|o| o != ORIGIN_FILE) {
             continue;
@@ -170,20 +186,8 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         if address.kind == Kind::ApiKey && !opts.prune && !have.contains_key(DUPLICATE_OF) {
             // A client removed from the file: its key stops working, and
             // is deleted only with --prune.
-            if have.get("enabled") != Some(&Value::Bool(false)) {
-                let mut attrs = have.clone();
-                attrs.insert("enabled".into(), Value::Bool(false));
-                upserts.push(Action {
-                    address: address.clone(),
-                    change: Change::Update {
-                        fields: vec![FieldChange {
-                            field: "enabled".into(),
-                            from: Value::Bool(true),
-                            to: Value::Bool(false),
-                        }],
-                    },
-                    attrs,
-                });
+            if have.get(ENABLED) != Some(&Value::Bool(false)) {
+                upserts.push(disable(address, have));
             }
             continue;
         }
@@ -204,6 +208,23 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         orphans,
         kept,
         waiting,
+    }
+}
+
+/// The action that makes a key stop working and keeps everything else.
+fn disable(address: &Address, have: &Attrs) -> Action {
+    let mut attrs = have.clone();
+    attrs.insert(ENABLED.into(), Value::Bool(false));
+    Action {
+        address: address.clone(),
+        change: Change::Update {
+            fields: vec![FieldChange {
+                field: ENABLED.into(),
+                from: Value::Bool(true),
+                to: Value::Bool(false),
+            }],
+        },
+        attrs,
     }
 }
 
@@ -603,6 +624,60 @@ mod tests {
             ..Options::default()
         };
         assert!(replan(&d, &target, &prune).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_past_its_grace_is_planned_disabled_once() {
+        let d = desired_from(&[("acme", file("acme"))]);
+        let target = Arc::new(MemoryTarget::default());
+        converge(&d, &target, &Options::default()).await;
+        let rotated = crate::resource::Address::new(
+            "acme",
+            Kind::ApiKey,
+            "apifactory-acme-acme-web-rotated-k1",
+        );
+        target.resources.lock().unwrap().resources.insert(
+            rotated.clone(),
+            crate::resource::attrs([
+                ("client", json!("acme-web")),
+                (ENABLED, json!(true)),
+                (ORIGIN, json!("rotated")),
+                (EXPIRES, json!(1_000)),
+            ]),
+        );
+        let at = |now| Options {
+            now,
+            ..Options::default()
+        };
+        // Within the grace period, and in a plan that knows no time: kept.
+        assert!(replan(&d, &target, &at(999)).await.is_empty());
+        assert!(replan(&d, &target, &at(0)).await.is_empty());
+        // After it: one change, shown in the plan, and none once applied.
+        let p = converge(&d, &target, &at(1_000)).await;
+        assert_eq!(p.actions.len(), 1, "{p}");
+        assert_eq!(p.actions[0].address, rotated);
+        assert!(
+            p.to_string().contains(
+                "~ api_key    apifactory-acme-acme-web-rotated-k1  (enabled: true -> false)"
+            ),
+            "{p}"
+        );
+        assert!(replan(&d, &target, &at(2_000)).await.is_empty());
+        // Another tenant's scope leaves it alone.
+        target
+            .resources
+            .lock()
+            .unwrap()
+            .resources
+            .get_mut(&rotated)
+            .unwrap()
+            .insert(ENABLED.into(), json!(true));
+        let other = Options {
+            tenants: ["clinic".to_owned()].into(),
+            now: 2_000,
+            ..Options::default()
+        };
+        assert!(replan(&d, &target, &other).await.is_empty());
     }
 
     #[tokio::test]

@@ -106,3 +106,10 @@ pub const ORIGIN_FILE: &str = "file";
 /// yet): the id of the one that stands. A duplicate is deleted, never
 /// merely disabled.
 pub const DUPLICATE_OF: &str = "duplicate_of";
+
+/// Attribute of a key: whether it works.
+pub const ENABLED: &str = "enabled";
+
+/// Attribute of a rotated key on a target without key expiry of its own:
+/// when its grace period ends (Unix seconds). The plan disables it then.
+pub const EXPIRES: &str = "expires";

@@ -8,7 +8,9 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::desired::Desired;
-use crate::plan::{Action, Observed};
+use runtime::Tenant;
+
+use crate::plan::{Action, Observed, Waiting};
 
 /// An API key value created by an action: shown once, never stored in the
 /// clear by apifactory.
@@ -50,6 +52,41 @@ pub trait Target: Send + Sync + 'static {
     fn settle(&self) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
     }
+
+    /// Checks what the tenant files point to outside apifactory (on AWS:
+    /// certificates and hosted zones), every file's problems at once.
+    /// Read only: a problem ends a run before its first write.
+    fn check(&self, _tenants: &[Tenant]) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Where this target deploys to, for a person ("region us-east-1 of
+    /// account 123456789012", "data directory .apifactory").
+    fn place(&self) -> String {
+        String::new()
+    }
+
+    /// The calls this target has made so far, where it counts them.
+    fn calls(&self) -> Option<Calls> {
+        None
+    }
+
+    /// Returns once every index the waiting tenants' tables are building
+    /// is ready, saying on stderr what it waits for. At once on a target
+    /// whose indexes are ready the moment they are made.
+    fn wait_for_indexes(
+        &self,
+        _waiting: &[Waiting],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// Calls a target made: reads, and writes (mutating calls).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub reads: u64,
+    pub writes: u64,
 }
 
 /// A target in memory: apply a plan to it, observe again, and the next plan

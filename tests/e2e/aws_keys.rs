@@ -370,14 +370,17 @@ async fn key_commands_on_aws() {
     assert_eq!(again["old_id"], new.as_str());
     let newest = again["id"].as_str().unwrap().to_owned();
     wait_out(Duration::from_secs(1)).await;
-    let applied = t.ok(&["apply"]);
+    // The plan shows the expiry before apply carries it out.
+    let planned = t.ok(&["plan"]).stdout;
+    let change = format!("-rotated-{new}  (enabled: true -> false)");
+    assert!(planned.contains(&change), "{planned}");
     assert!(
-        applied.stdout.contains(&format!(
-            "1 rotated key(s) past their grace period disabled: {new}"
-        )),
-        "{}",
-        applied.stdout
+        planned.contains("Plan: 0 to create, 1 to change, 0 to delete."),
+        "{planned}"
     );
+    assert!(enabled(&api, &new).await, "plan changes nothing");
+    let applied = t.ok(&["apply"]);
+    assert!(applied.stdout.contains(&change), "{}", applied.stdout);
     assert!(!enabled(&api, &new).await);
     assert!(enabled(&api, &newest).await);
     assert!(enabled(&api, &billing_old).await);

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is, listing};
 use crate::local::state::new_key_value;
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, ORIGIN, ORIGIN_FILE, attrs};
+use crate::resource::{Address, EXPIRES, Kind, ORIGIN, ORIGIN_FILE, attrs};
 use crate::target::{Applied, Secret};
 
 /// Keys whose name starts with this (all when empty), without values.
@@ -38,13 +38,19 @@ pub(crate) async fn list(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Res
 
 fn attributes(key: &ApiKey) -> crate::resource::Attrs {
     let tag = |k: &str| key.tags().and_then(|t| t.get(k)).cloned();
-    attrs([
+    let mut found = attrs([
         ("client", json!(tag(TAG_CLIENT))),
         ("enabled", json!(key.enabled())),
         // A key without an origin tag was not made from a tenant file; a
         // rotated key's description says so, whatever its tag.
         (ORIGIN, json!(super::keys::origin(key))),
-    ])
+    ]);
+    // API Gateway has no key expiry: the plan disables a rotated key once
+    // the expiry its description records has passed.
+    if let Some(expires) = super::keys::rotation_expiry(key.description()) {
+        found.insert(EXPIRES.into(), json!(expires));
+    }
+    found
 }
 
 /// Puts the key that stands for a name first: an enabled one before a

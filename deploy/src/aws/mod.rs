@@ -443,6 +443,25 @@ impl Target for AwsTarget {
     async fn settle(&self) -> anyhow::Result<()> {
         listing::settle(self).await
     }
+
+    async fn check(&self, tenants: &[runtime::Tenant]) -> anyhow::Result<()> {
+        references::check(self, tenants).await
+    }
+
+    fn place(&self) -> String {
+        format!("region {} of account {}", self.env.region, self.env.account)
+    }
+
+    fn calls(&self) -> Option<crate::target::Calls> {
+        Some(crate::target::Calls {
+            reads: self.pacer.reads(),
+            writes: self.pacer.writes(),
+        })
+    }
+
+    async fn wait_for_indexes(&self, waiting: &[crate::plan::Waiting]) -> anyhow::Result<()> {
+        cli::wait_for_indexes(self, waiting).await
+    }
 }
 
 /// The tenants an observe covers (all when empty).

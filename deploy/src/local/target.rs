@@ -44,6 +44,10 @@ impl LocalTarget {
 }
 
 impl Target for LocalTarget {
+    fn place(&self) -> String {
+        format!("data directory {}", self.state.dir().display())
+    }
+
     async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
         Ok(Observed {
             resources: self.state.resources(tenants).await?,

@@ -2,54 +2,23 @@
 //! all with API Gateway's behaviour; with `--watch`, follow the tenant
 //! directory without a restart.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apply::{Quiet, Report, apply};
-use crate::desired::desired;
+use crate::apply::secrets_table;
+use crate::engine::deploy_quietly;
 use crate::local::gateway::Gateway;
 use crate::local::{LocalCode, LocalState, LocalTarget};
-use crate::plan::{Options, Plan, plan};
-use crate::target::{Secret, Target};
+use crate::plan::Options;
 use crate::tenants::{TenantSet, fingerprint};
 
 pub struct Up {
     pub listen: SocketAddr,
     pub tenants: PathBuf,
     pub watch: bool,
-}
-
-/// Plans and applies a tenant set to the local target.
-pub async fn deploy(
-    set: &TenantSet,
-    target: &Arc<LocalTarget>,
-    opts: &Options,
-) -> anyhow::Result<(Plan, Report)> {
-    let d = desired(&set.tenants, &set.sources, &LocalCode);
-    let observed = target.observe(&BTreeSet::new()).await?;
-    let p = plan(&d, &observed, opts);
-    let report = apply(&p, Arc::new(d), target.clone(), 4, Arc::new(Quiet)).await;
-    Ok((p, report))
-}
-
-/// The table of new key values, shown once.
-pub fn secrets_table(secrets: &[&Secret]) -> String {
-    if secrets.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from("New API keys (shown once, not stored: keep them now):\n");
-    for s in secrets {
-        let _ = writeln!(
-            out,
-            "  {:<10} {:<16} id {:<10}  x-api-key: {}",
-            s.tenant, s.client, s.id, s.value
-        );
-    }
-    out
 }
 
 fn urls_table(set: &TenantSet, addr: SocketAddr) -> String {
@@ -112,7 +81,7 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
         prune_tenants: true,
         ..Options::default()
     };
-    let (p, report) = deploy(&set, &target, &deploy_opts).await?;
+    let (p, report) = deploy_quietly(&target, &LocalCode, &set, &deploy_opts).await?;
     if !report.ok() {
         anyhow::bail!("applying the tenants failed:\n{report}");
     }
@@ -181,7 +150,7 @@ async fn watch(dir: PathBuf, target: Arc<LocalTarget>, mut seen: String, opts: O
                 continue;
             }
         };
-        match deploy(&set, &target, &opts).await {
+        match deploy_quietly(&target, &LocalCode, &set, &opts).await {
             Ok((p, report)) => {
                 let mut out = format!("apifactory up: tenant files changed\n{p}\n");
                 out += &secrets_table(&report.secrets().collect::<Vec<_>>());

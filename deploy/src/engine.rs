@@ -1,0 +1,353 @@
+//! The one deploy path, for every target: load the tenant files, compute
+//! what is desired, observe what exists, plan, show the plan, confirm and
+//! apply. `main.rs` parses the command line and picks the target; `up`
+//! deploys through here too. What differs between targets lives behind
+//! [`Target`]; nothing here knows which target it runs on.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use runtime::Tenant;
+use time::OffsetDateTime;
+
+use crate::apply::{Progress, Quiet, Report, apply, progress, secrets_table};
+use crate::desired::{Code, Desired, desired};
+use crate::plan::{Options, Plan, plan};
+use crate::target::Target;
+use crate::tenants::TenantSet;
+
+/// How a command shows what it does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Show {
+    /// The plan and the report as JSON on stdout (progress stays on stderr).
+    pub json: bool,
+    /// Apply without asking, even on a terminal.
+    pub yes: bool,
+}
+
+/// A deploy command, whatever the target.
+pub enum Job<'a> {
+    Plan {
+        set: &'a TenantSet,
+        opts: &'a Options,
+        show: Show,
+    },
+    Apply {
+        set: &'a TenantSet,
+        opts: &'a Options,
+        concurrency: usize,
+        wait: bool,
+        show: Show,
+    },
+    Destroy {
+        tenant: &'a str,
+        delete_data: bool,
+        show: Show,
+    },
+}
+
+impl Job<'_> {
+    /// Whether the run deploys a tenant, and so needs the code its
+    /// functions ship (on AWS: a build of the bootstrap).
+    pub fn deploys(&self) -> bool {
+        match self {
+            Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. } => {
+                !in_scope(set, opts).is_empty()
+            }
+            Job::Destroy { .. } => false,
+        }
+    }
+}
+
+/// Runs a deploy command on a target.
+pub async fn run<T: Target>(
+    target: Arc<T>,
+    code: &(dyn Code + Sync),
+    job: Job<'_>,
+) -> anyhow::Result<ExitCode> {
+    match job {
+        Job::Plan { set, opts, show } => plan_command(target.as_ref(), code, set, opts, show).await,
+        Job::Apply {
+            set,
+            opts,
+            concurrency,
+            wait,
+            show,
+        } => apply_command(target, code, set, opts, concurrency, wait, show).await,
+        Job::Destroy {
+            tenant,
+            delete_data,
+            show,
+        } => destroy_command(target, tenant, delete_data, show).await,
+    }
+}
+
+/// A run's plan and the desired state it was computed from.
+pub struct Planned {
+    pub desired: Desired,
+    pub plan: Plan,
+}
+
+/// Plan options from the command line: unknown tenant ids are an error.
+pub fn options(
+    set: &TenantSet,
+    tenants: &[String],
+    prune: bool,
+    delete_data: bool,
+) -> anyhow::Result<Options> {
+    for id in tenants {
+        if set.get(id).is_none() {
+            anyhow::bail!("no tenant {id:?} among the tenant files");
+        }
+    }
+    Ok(Options {
+        tenants: tenants.iter().cloned().collect(),
+        prune,
+        prune_tenants: false,
+        delete_data,
+        now: 0,
+    })
+}
+
+/// The tenants a run deploys: those in scope. Only their code is hashed
+/// and only their references are checked.
+pub fn in_scope(set: &TenantSet, opts: &Options) -> Vec<Tenant> {
+    set.tenants
+        .iter()
+        .filter(|t| opts.tenants.is_empty() || opts.tenants.contains(&t.id))
+        .cloned()
+        .collect()
+}
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Computes what is desired, reads what exists (and what the files point
+/// to, at the same time) and plans. Reads only.
+pub async fn prepare<T: Target>(
+    target: &T,
+    code: &(dyn Code + Sync),
+    set: &TenantSet,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Planned> {
+    let tenants = in_scope(set, opts);
+    let d = desired(&tenants, &set.sources, code);
+    let (checked, observed) = tokio::join!(target.check(&tenants), target.observe(&opts.tenants));
+    checked?;
+    let observed = observed?;
+    if !quiet {
+        let owners: BTreeSet<&str> = observed
+            .resources
+            .keys()
+            .map(|a| a.tenant.as_str())
+            .collect();
+        eprintln!(
+            "observed {} resource(s) of {} tenant(s) in {}{}",
+            observed.resources.len(),
+            owners.len(),
+            target.place(),
+            target
+                .calls()
+                .map(|c| format!(" with {} read(s)", c.reads))
+                .unwrap_or_default()
+        );
+    }
+    let opts = Options {
+        now: now_unix(),
+        ..opts.clone()
+    };
+    let plan = plan(&d, &observed, &opts);
+    Ok(Planned { desired: d, plan })
+}
+
+/// Writes to stdout; a closed pipe ends the output quietly.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn show_plan(p: &Plan, show: Show) -> anyhow::Result<()> {
+    if show.json {
+        print(&format!("{}\n", serde_json::to_string_pretty(p)?))
+    } else {
+        print(&format!("{p}\n"))
+    }
+}
+
+/// `apifactory plan`: reads only.
+pub async fn plan_command<T: Target>(
+    target: &T,
+    code: &(dyn Code + Sync),
+    set: &TenantSet,
+    opts: &Options,
+    show: Show,
+) -> anyhow::Result<ExitCode> {
+    let planned = prepare(target, code, set, opts, false).await?;
+    show_plan(&planned.plan, show)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On a terminal, asks before a plan with changes is applied (as
+/// `terraform apply` does); elsewhere (scripts, CI) applies at once.
+fn confirmed(p: &Plan, show: Show) -> anyhow::Result<bool> {
+    if show.yes || p.is_empty() || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!(
+        "Apply these {} change(s)? Only 'yes' goes on: ",
+        p.actions.len()
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// Shows the plan, confirms, applies it and shows the report; whether
+/// every tenant's part went through.
+async fn execute<T: Target>(
+    target: &Arc<T>,
+    planned: Planned,
+    concurrency: usize,
+    show: Show,
+) -> anyhow::Result<Option<bool>> {
+    if !show.json {
+        print(&format!("{}\n", planned.plan))?;
+    }
+    if !confirmed(&planned.plan, show)? {
+        eprintln!("Apply cancelled: nothing was changed.");
+        return Ok(None);
+    }
+    let before = target.calls();
+    let report = apply(
+        &planned.plan,
+        Arc::new(planned.desired),
+        target.clone(),
+        concurrency,
+        progress(&planned.plan),
+    )
+    .await;
+    if let (Some(before), Some(after)) = (before, target.calls()) {
+        eprintln!(
+            "apply made {} mutating call(s) and {} read(s)",
+            after.writes - before.writes,
+            after.reads - before.reads
+        );
+    }
+    show_report(&report, show)?;
+    Ok(Some(report.ok()))
+}
+
+fn show_report(report: &Report, show: Show) -> anyhow::Result<()> {
+    if show.json {
+        print(&format!("{}\n", serde_json::to_string_pretty(report)?))
+    } else if report.tenants.is_empty() {
+        Ok(())
+    } else {
+        let secrets = secrets_table(&report.secrets().collect::<Vec<_>>());
+        print(&format!("\n{report}\n{secrets}"))
+    }
+}
+
+fn exit(ok: Option<bool>) -> ExitCode {
+    match ok {
+        Some(true) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `apifactory apply`: every tenant in scope in parallel, one tenant's
+/// failure not stopping the others. With `wait`, a tenant waiting for a
+/// new index is waited for, then planned and applied again, until its
+/// functions have moved to the new indexes.
+pub async fn apply_command<T: Target>(
+    target: Arc<T>,
+    code: &(dyn Code + Sync),
+    set: &TenantSet,
+    opts: &Options,
+    concurrency: usize,
+    wait: bool,
+    show: Show,
+) -> anyhow::Result<ExitCode> {
+    let mut planned = prepare(target.as_ref(), code, set, opts, false).await?;
+    // One round per index at most: DynamoDB creates them one at a time
+    // (20 per table at most), and each round creates the next.
+    for _ in 0..=21 {
+        let waiting = planned.plan.waiting.clone();
+        let ok = execute(&target, planned, concurrency, show).await?;
+        if !wait || ok != Some(true) || waiting.is_empty() {
+            return Ok(exit(ok));
+        }
+        target.wait_for_indexes(&waiting).await?;
+        planned = prepare(target.as_ref(), code, set, opts, false).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `apifactory destroy --tenant X`: the tenant's resources in reverse
+/// order; its table (and data) stays unless `delete_data`. The tenant
+/// files are not read: whether the tenant's file (or another) is still
+/// there, broken or gone, destroy plans as if it were gone.
+pub async fn destroy_command<T: Target>(
+    target: Arc<T>,
+    tenant: &str,
+    delete_data: bool,
+    show: Show,
+) -> anyhow::Result<ExitCode> {
+    let opts = Options {
+        tenants: [tenant.to_owned()].into(),
+        prune: true,
+        delete_data,
+        ..Options::default()
+    };
+    let planned = prepare(
+        target.as_ref(),
+        &NoCode,
+        &TenantSet::default(),
+        &opts,
+        false,
+    )
+    .await?;
+    if planned.plan.is_empty() && planned.plan.kept.is_empty() && !show.json {
+        print(&format!("Nothing of tenant {tenant} is deployed.\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(exit(execute(&target, planned, 1, show).await?))
+}
+
+/// Plans and applies a tenant set without showing either (`up`, and its
+/// `--watch` on every change of the tenant files).
+pub async fn deploy_quietly<T: Target>(
+    target: &Arc<T>,
+    code: &(dyn Code + Sync),
+    set: &TenantSet,
+    opts: &Options,
+) -> anyhow::Result<(Plan, Report)> {
+    let planned = prepare(target.as_ref(), code, set, opts, true).await?;
+    let quiet: Arc<dyn Progress> = Arc::new(Quiet);
+    let report = apply(
+        &planned.plan,
+        Arc::new(planned.desired),
+        target.clone(),
+        4,
+        quiet,
+    )
+    .await;
+    Ok((planned.plan, report))
+}
+
+/// The code of a run that deploys no tenant (destroy): never asked for.
+pub struct NoCode;
+
+impl Code for NoCode {
+    fn sha256(&self, _: &Tenant, _: &str) -> String {
+        String::new()
+    }
+}
