@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::openapi;
-use crate::resource::{Address, Attrs, Kind, ORIGIN, ORIGIN_FILE, attrs};
+use crate::resource::{Address, Attrs, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE, attrs};
 
 /// Every function's Lambda runtime and handler: the one `bootstrap`
 /// executable on the OS-only runtime.
@@ -41,6 +41,11 @@ pub fn desired(tenants: &[Tenant], sources: &BTreeMap<String, String>, code: &dy
     for t in tenants {
         let source = sources.get(&t.id).cloned().unwrap_or_default();
         add_tenant(&mut d, t, &source, code);
+        let stamp = fingerprint(&d.resources, &t.id);
+        d.resources.insert(
+            Address::new(&t.id, Kind::Stamp, t.id.clone()),
+            attrs([(FINGERPRINT, json!(stamp))]),
+        );
         d.tenants.insert(t.id.clone(), t.clone());
         d.sources.insert(t.id.clone(), source);
     }
@@ -181,6 +186,29 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
     }
 }
 
+/// The fingerprint of a tenant's resources: a hash over every address and
+/// attribute of them (its stamp aside), so it changes exactly when
+/// anything apifactory would set on the tenant changes. Deterministic:
+/// resources and attributes are ordered maps.
+pub fn fingerprint(resources: &BTreeMap<Address, Attrs>, tenant: &str) -> String {
+    let mut h = Sha256::new();
+    let first = Address::new(tenant, Kind::Table, "");
+    for (a, attrs) in resources
+        .range(first..)
+        .take_while(|(a, _)| a.tenant == tenant)
+        .filter(|(a, _)| a.kind != Kind::Stamp)
+    {
+        // NUL separates the parts: no name or JSON text holds one.
+        h.update(a.kind.as_str());
+        h.update([0]);
+        h.update(&a.name);
+        h.update([0]);
+        h.update(serde_json::to_string(attrs).unwrap_or_default());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
 fn ops(t: &Tenant) -> Vec<&'static str> {
     t.functions.operations.iter().map(|o| o.as_str()).collect()
 }
@@ -285,6 +313,48 @@ mod tests {
             limits("fleet", Kind::UsagePlan, "apifactory-fleet"),
             (json!(100.0), json!(200))
         );
+    }
+
+    #[test]
+    fn the_fingerprint_follows_every_attribute_of_the_tenant_and_nothing_else() {
+        let (tenants, sources) = load(&["acme", "clinic"]);
+        let d = desired(&tenants, &sources, &FixedCode);
+        let stamp = |d: &Desired, id: &str| d.resources[&Address::new(id, Kind::Stamp, id)].clone();
+        let before = fingerprint(&d.resources, "acme");
+        assert_eq!(stamp(&d, "acme")[FINGERPRINT], json!(before));
+        assert_ne!(before, fingerprint(&d.resources, "clinic"));
+        // Stable: the same inputs, the same fingerprint.
+        let again = desired(&tenants, &sources, &FixedCode);
+        assert_eq!(stamp(&again, "acme"), stamp(&d, "acme"));
+        // Any attribute of any of its resources changes it; another
+        // tenant's do not.
+        for (address, attrs) in d.resources.iter().filter(|(a, _)| a.kind != Kind::Stamp) {
+            for key in attrs.keys() {
+                let mut edited = d.resources.clone();
+                edited.get_mut(address).unwrap().insert(key.clone(), json!("edited"));
+                let after = fingerprint(&edited, "acme");
+                if address.tenant == "acme" {
+                    assert_ne!(after, before, "{address} {key}");
+                } else {
+                    assert_eq!(after, before, "{address} {key}");
+                }
+            }
+        }
+        // So does a resource more or less, and a renamed one.
+        let mut fewer = d.resources.clone();
+        fewer.remove(&Address::new("acme", Kind::Function, "apifactory-acme-get"));
+        assert_ne!(fingerprint(&fewer, "acme"), before);
+        let mut renamed = d.resources.clone();
+        let stage = renamed.remove(&Address::new("acme", Kind::Stage, "prod")).unwrap();
+        renamed.insert(Address::new("acme", Kind::Stage, "live"), stage);
+        assert_ne!(fingerprint(&renamed, "acme"), before);
+        // The stamp itself is not part of what it records.
+        let mut stamped = d.resources.clone();
+        stamped.insert(
+            Address::new("acme", Kind::Stamp, "acme"),
+            attrs([(FINGERPRINT, json!("other"))]),
+        );
+        assert_eq!(fingerprint(&stamped, "acme"), before);
     }
 
     #[test]

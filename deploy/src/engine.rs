@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 
 use crate::apply::{Progress, Quiet, Report, apply, progress, secrets_table};
 use crate::desired::{Code, Desired, desired};
-use crate::plan::{Options, Plan, plan};
+use crate::plan::{Observed, Options, Plan, plan};
+use crate::resource::{Address, Kind};
 use crate::target::Target;
 use crate::tenants::TenantSet;
 
@@ -32,11 +33,13 @@ pub enum Job<'a> {
     Plan {
         set: &'a TenantSet,
         opts: &'a Options,
+        refresh: bool,
         show: Show,
     },
     Apply {
         set: &'a TenantSet,
         opts: &'a Options,
+        refresh: bool,
         concurrency: usize,
         wait: bool,
         show: Show,
@@ -68,14 +71,27 @@ pub async fn run<T: Target>(
     job: Job<'_>,
 ) -> anyhow::Result<ExitCode> {
     match job {
-        Job::Plan { set, opts, show } => plan_command(target.as_ref(), code, set, opts, show).await,
+        Job::Plan {
+            set,
+            opts,
+            refresh,
+            show,
+        } => plan_command(target.as_ref(), code, set, opts, refresh, show).await,
         Job::Apply {
             set,
             opts,
+            refresh,
             concurrency,
             wait,
             show,
-        } => apply_command(target, code, set, opts, concurrency, wait, show).await,
+        } => {
+            let how = How {
+                refresh,
+                concurrency,
+                wait,
+            };
+            apply_command(target, code, set, opts, how, show).await
+        }
         Job::Destroy {
             tenant,
             delete_data,
@@ -125,20 +141,36 @@ fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Computes what is desired, reads what exists (and what the files point
-/// to, at the same time) and plans. Reads only.
+/// Computes what is desired, reads what exists and what the files point
+/// to, and plans. Reads only. With `refresh`, every resource and reference
+/// is read; without, a tenant whose stamp matches is taken as converged
+/// (see [`Target::observe_known`]) and its references are not read again:
+/// they were checked when the apply that stamped it ran.
 pub async fn prepare<T: Target>(
     target: &T,
     code: &(dyn Code + Sync),
     set: &TenantSet,
     opts: &Options,
+    refresh: bool,
     quiet: bool,
 ) -> anyhow::Result<Planned> {
     let tenants = in_scope(set, opts);
     let d = desired(&tenants, &set.sources, code);
-    let (checked, observed) = tokio::join!(target.check(&tenants), target.observe(&opts.tenants));
-    checked?;
-    let observed = observed?;
+    let observed = if refresh {
+        let (checked, observed) =
+            tokio::join!(target.check(&tenants), target.observe(&opts.tenants));
+        checked?;
+        observed?
+    } else {
+        let observed = target.observe_known(&opts.tenants, &d).await?;
+        let unstamped: Vec<Tenant> = tenants
+            .iter()
+            .filter(|t| !stamped(&d, &observed, &t.id))
+            .cloned()
+            .collect();
+        target.check(&unstamped).await?;
+        observed
+    };
     if !quiet {
         let owners: BTreeSet<&str> = observed
             .resources
@@ -164,6 +196,14 @@ pub async fn prepare<T: Target>(
     Ok(Planned { desired: d, plan })
 }
 
+/// Whether the tenant's observed stamp is its desired one.
+fn stamped(d: &Desired, observed: &Observed, tenant: &str) -> bool {
+    let address = Address::new(tenant, Kind::Stamp, tenant);
+    d.resources
+        .get(&address)
+        .is_some_and(|want| observed.resources.get(&address) == Some(want))
+}
+
 /// Writes to stdout; a closed pipe ends the output quietly.
 pub fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -187,9 +227,10 @@ pub async fn plan_command<T: Target>(
     code: &(dyn Code + Sync),
     set: &TenantSet,
     opts: &Options,
+    refresh: bool,
     show: Show,
 ) -> anyhow::Result<ExitCode> {
-    let planned = prepare(target, code, set, opts, false).await?;
+    let planned = prepare(target, code, set, opts, refresh, false).await?;
     show_plan(&planned.plan, show)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -263,6 +304,17 @@ fn exit(ok: Option<bool>) -> ExitCode {
     }
 }
 
+/// How `apply` goes about it.
+#[derive(Debug, Clone, Copy)]
+pub struct How {
+    /// Read everything, trusting no stamp.
+    pub refresh: bool,
+    /// Tenants applied at once.
+    pub concurrency: usize,
+    /// Wait for new indexes and apply again until the functions moved.
+    pub wait: bool,
+}
+
 /// `apifactory apply`: every tenant in scope in parallel, one tenant's
 /// failure not stopping the others. With `wait`, a tenant waiting for a
 /// new index is waited for, then planned and applied again, until its
@@ -272,11 +324,15 @@ pub async fn apply_command<T: Target>(
     code: &(dyn Code + Sync),
     set: &TenantSet,
     opts: &Options,
-    concurrency: usize,
-    wait: bool,
+    how: How,
     show: Show,
 ) -> anyhow::Result<ExitCode> {
-    let mut planned = prepare(target.as_ref(), code, set, opts, false).await?;
+    let How {
+        refresh,
+        concurrency,
+        wait,
+    } = how;
+    let mut planned = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
     // One round per index at most: DynamoDB creates them one at a time
     // (20 per table at most), and each round creates the next.
     for _ in 0..=21 {
@@ -286,7 +342,7 @@ pub async fn apply_command<T: Target>(
             return Ok(exit(ok));
         }
         target.wait_for_indexes(&waiting).await?;
-        planned = prepare(target.as_ref(), code, set, opts, false).await?;
+        planned = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -312,6 +368,7 @@ pub async fn destroy_command<T: Target>(
         &NoCode,
         &TenantSet::default(),
         &opts,
+        true,
         false,
     )
     .await?;
@@ -330,7 +387,7 @@ pub async fn deploy_quietly<T: Target>(
     set: &TenantSet,
     opts: &Options,
 ) -> anyhow::Result<(Plan, Report)> {
-    let planned = prepare(target.as_ref(), code, set, opts, true).await?;
+    let planned = prepare(target.as_ref(), code, set, opts, false, true).await?;
     let quiet: Arc<dyn Progress> = Arc::new(Quiet);
     let report = apply(
         &planned.plan,

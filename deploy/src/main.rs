@@ -72,6 +72,10 @@ struct Scope {
     /// Allow deleting tables, and so data.
     #[arg(long)]
     delete_data: bool,
+    /// Read every resource and what the files point to, trusting no
+    /// tenant's stamp: finds what was changed by hand (drift).
+    #[arg(long)]
+    refresh: bool,
 }
 
 #[derive(Subcommand)]
@@ -326,6 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Job::Plan {
                     set: &set,
                     opts: &opts,
+                    refresh: scope.refresh,
                     show,
                 },
             )
@@ -345,6 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let job = Job::Apply {
                 set: &set,
                 opts: &opts,
+                refresh: scope.refresh,
                 concurrency,
                 wait,
                 show,

@@ -9,13 +9,22 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::Desired;
-use crate::resource::{Address, Attrs, DUPLICATE_OF, ENABLED, EXPIRES, Kind, ORIGIN, ORIGIN_FILE};
+use crate::resource::{
+    Address, Attrs, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE,
+};
 
 /// What exists on a target, as far as apifactory owns it. Only resources
 /// that carry apifactory's tags (or live in its local state) appear here.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
     pub resources: BTreeMap<Address, Attrs>,
+    /// The kinds this target reads only for a tenant whose stamp does not
+    /// match (on AWS: those without a list call that carries what the plan
+    /// compares). A plan that changes one of them clears the tenant's stamp
+    /// first: an apply stopped midway must not leave the old stamp standing
+    /// over half-changed resources (a file reverted to it would then plan
+    /// nothing).
+    pub vouched: BTreeSet<Kind>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,12 +211,102 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
 
     upserts.sort_by(|a, b| order(&a.address).cmp(&order(&b.address)));
     deletes.sort_by(|a, b| order(&b.address).cmp(&order(&a.address)));
-    upserts.extend(deletes);
     Plan {
-        actions: upserts,
+        actions: stamp_last(desired, upserts, deletes, observed, &waiting),
         orphans,
         kept,
         waiting,
+    }
+}
+
+/// Each tenant's actions in order: its stamp cleared (when the plan
+/// changes a kind the stamp vouches for), its creates and updates, its
+/// deletes, and its stamp written last, so that only a tenant whose
+/// actions all went through carries the stamp of its desired state. A
+/// tenant waiting for an index is not converged: its stamp is not written.
+fn stamp_last(
+    desired: &Desired,
+    upserts: Vec<Action>,
+    deletes: Vec<Action>,
+    observed: &Observed,
+    waiting: &[Waiting],
+) -> Vec<Action> {
+    let is_write = |a: &Action| a.address.kind == Kind::Stamp && a.change != Change::Delete;
+    let (writes, upserts): (Vec<Action>, Vec<Action>) = upserts.into_iter().partition(is_write);
+    let mut writes: BTreeMap<String, Action> = writes
+        .into_iter()
+        .map(|a| (a.address.tenant.clone(), a))
+        .collect();
+    let touched: BTreeSet<&str> = upserts
+        .iter()
+        .chain(&deletes)
+        .filter(|a| observed.vouched.contains(&a.address.kind))
+        .map(|a| a.address.tenant.as_str())
+        .collect();
+    let mut clears = Vec::new();
+    for (address, have) in &observed.resources {
+        let fingerprint = have.get(FINGERPRINT).unwrap_or(&Value::Null);
+        // A tenant whose file is gone has its stamp deleted, first of its
+        // deletes, instead.
+        let Some(want) = desired.resources.get(address) else {
+            continue;
+        };
+        if address.kind != Kind::Stamp
+            || fingerprint.is_null()
+            || !touched.contains(address.tenant.as_str())
+        {
+            continue;
+        }
+        clears.push(Action {
+            address: address.clone(),
+            change: Change::Update {
+                fields: vec![FieldChange {
+                    field: FINGERPRINT.into(),
+                    from: fingerprint.clone(),
+                    to: Value::Null,
+                }],
+            },
+            attrs: crate::resource::attrs([(FINGERPRINT, Value::Null)]),
+        });
+        // Written again last, from the cleared state.
+        if let Some(write) = writes.get_mut(&address.tenant) {
+            if let Change::Update { fields } = &mut write.change {
+                for f in fields {
+                    f.from = Value::Null;
+                }
+            }
+        } else {
+            writes.insert(address.tenant.clone(), rewrite(address, want));
+        }
+    }
+    for w in waiting {
+        writes.remove(&w.tenant);
+    }
+    let phase = |a: &Action, p: u8| (a.address.tenant.clone(), p);
+    let mut all: Vec<((String, u8), Action)> = clears
+        .into_iter()
+        .map(|a| (phase(&a, 0), a))
+        .chain(upserts.into_iter().map(|a| (phase(&a, 1), a)))
+        .chain(deletes.into_iter().map(|a| (phase(&a, 2), a)))
+        .chain(writes.into_values().map(|a| (phase(&a, 3), a)))
+        .collect();
+    // Stable: the order within each tenant's phase stays.
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.into_iter().map(|(_, a)| a).collect()
+}
+
+/// The write that puts back a stamp the plan clears though it matched.
+fn rewrite(address: &Address, want: &Attrs) -> Action {
+    Action {
+        address: address.clone(),
+        change: Change::Update {
+            fields: vec![FieldChange {
+                field: FINGERPRINT.into(),
+                from: Value::Null,
+                to: want.get(FINGERPRINT).cloned().unwrap_or(Value::Null),
+            }],
+        },
+        attrs: want.clone(),
     }
 }
 

@@ -23,10 +23,15 @@ pub enum Kind {
     UsagePlan,
     ApiKey,
     Domain,
+    /// The record that a tenant's apply went through whole: the
+    /// fingerprint of its desired resources, written as the tenant's last
+    /// action. A target that finds it matching may take the tenant's
+    /// resources as converged without reading each one.
+    Stamp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Table,
         Kind::Role,
         Kind::LogGroup,
@@ -36,6 +41,7 @@ impl Kind {
         Kind::UsagePlan,
         Kind::ApiKey,
         Kind::Domain,
+        Kind::Stamp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,7 @@ impl Kind {
             Kind::UsagePlan => "usage_plan",
             Kind::ApiKey => "api_key",
             Kind::Domain => "domain",
+            Kind::Stamp => "stamp",
         }
     }
 
@@ -113,3 +120,6 @@ pub const ENABLED: &str = "enabled";
 /// Attribute of a rotated key on a target without key expiry of its own:
 /// when its grace period ends (Unix seconds). The plan disables it then.
 pub const EXPIRES: &str = "expires";
+
+/// Attribute of a tenant's stamp: the fingerprint of its desired state.
+pub const FINGERPRINT: &str = "fingerprint";

@@ -136,6 +136,11 @@ pub struct Apis {
     pub all: HashMap<String, String>,
     /// The others of tenants in scope, for the plan to delete.
     pub duplicates: Vec<Found>,
+    /// The standing REST API's description of every tenant (where the
+    /// stamp is recorded).
+    pub descriptions: HashMap<String, String>,
+    /// The stamps of the tenants in scope that have one.
+    pub stamps: Vec<Found>,
 }
 
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
@@ -145,9 +150,14 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
         let api = choose(t, &tenant, &candidates).await?;
         let id = api.id().unwrap_or_default().to_owned();
         out.all.insert(tenant.clone(), id.clone());
+        if let Some(d) = api.description() {
+            out.descriptions.insert(tenant.clone(), d.to_owned());
+        }
         if !scope.covers(&tenant) {
             continue;
         }
+        out.stamps
+            .extend(super::stamp::found(&tenant, api.description()));
         let name = names::rest_api(&tenant);
         for other in candidates
             .iter()
@@ -285,7 +295,13 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
     // Last: the name (putting a definition may rename the API after its
     // title) and the marker.
     let collection = spec.collection.name.as_str();
-    let mut patch = vec![replace("/description", &marker(hash, collection))?];
+    // The tenant's stamp stays as it is: only its own actions change it.
+    let kept = t.description(tenant);
+    let description = super::stamp::with(
+        &marker(hash, collection),
+        super::stamp::parse(kept.as_deref()),
+    );
+    let mut patch = vec![replace("/description", &description)?];
     if put.name() != Some(name.as_str()) {
         patch.push(replace("/name", &name)?);
     }
@@ -297,6 +313,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
         .send()
         .await
         .map_err(|e| fail(&format!("UpdateRestApi {name} ({id})"), e))?;
+    t.described(tenant, &description);
     Ok(Applied::default())
 }
 

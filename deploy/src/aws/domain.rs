@@ -113,12 +113,8 @@ pub async fn mapped_apis(t: &AwsTarget, tenant: &str) -> anyhow::Result<BTreeSet
     Ok(ids)
 }
 
-pub async fn observe(
-    t: &AwsTarget,
-    scope: &Scope,
-    api_ids: &BTreeMap<String, String>,
-    zones: &[(String, String)],
-) -> anyhow::Result<Vec<Found>> {
+/// The domain names of the tenants in scope: (tenant, domain).
+pub async fn ours(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<(String, DomainName)>> {
     let mut ours = Vec::new();
     for d in list(t).await? {
         let Some(tenant) = super::tagged_tenant(d.tags()) else {
@@ -128,6 +124,17 @@ pub async fn observe(
             ours.push((tenant.to_owned(), d));
         }
     }
+    Ok(ours)
+}
+
+/// What the plan compares of these domains: the base path mapping and the
+/// alias record, read per domain.
+pub async fn details(
+    t: &AwsTarget,
+    ours: Vec<(String, DomainName)>,
+    api_ids: &BTreeMap<String, String>,
+    zones: &[(String, String)],
+) -> anyhow::Result<Vec<Found>> {
     let (t, api_ids, zones) = (t.clone(), api_ids.clone(), zones.to_vec());
     each(ours, 8, move |(tenant, d)| {
         let (t, api_ids, zones) = (t.clone(), api_ids.clone(), zones.clone());

@@ -32,6 +32,7 @@ pub mod policy;
 pub mod references;
 pub mod role;
 pub mod stage;
+pub mod stamp;
 pub mod table;
 pub mod usage_plan;
 
@@ -206,6 +207,10 @@ pub struct Inner {
     update_method_missing: AtomicBool,
     /// What this target created that no list call has shown yet.
     unlisted: Mutex<BTreeSet<listing::Made>>,
+    /// Each tenant's REST API description (definition marker and stamp),
+    /// as listed by observe and as this target wrote it since: both are
+    /// written whole, each keeping the other's part.
+    descriptions: Mutex<HashMap<String, String>>,
 }
 
 impl std::ops::Deref for AwsTarget {
@@ -264,6 +269,7 @@ impl AwsTarget {
                 logging_role: tokio::sync::OnceCell::new(),
                 update_method_missing: AtomicBool::new(false),
                 unlisted: Mutex::new(BTreeSet::new()),
+                descriptions: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -315,6 +321,17 @@ impl AwsTarget {
                 Some(id) => ids.insert(tenant.to_owned(), id.to_owned()),
                 None => ids.remove(tenant),
             };
+        }
+    }
+
+    /// The tenant's REST API description, as listed or last written.
+    pub(crate) fn description(&self, tenant: &str) -> Option<String> {
+        self.descriptions.lock().ok()?.get(tenant).cloned()
+    }
+
+    pub(crate) fn described(&self, tenant: &str, description: &str) {
+        if let Ok(mut known) = self.descriptions.lock() {
+            known.insert(tenant.to_owned(), description.to_owned());
         }
     }
 
@@ -370,37 +387,57 @@ impl AwsTarget {
 /// A resource observed, in the planner's terms.
 pub type Found = (Address, Attrs);
 
-impl Target for AwsTarget {
-    async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
+/// The kinds observe reads only for a tenant whose stamp does not match:
+/// no list call carries what the plan compares of them (a table's
+/// description, a role's policy, a stage, a domain's mapping and alias),
+/// or their list takes a page per 50 (log groups).
+pub const VOUCHED: [Kind; 5] = [
+    Kind::Table,
+    Kind::Role,
+    Kind::LogGroup,
+    Kind::Stage,
+    Kind::Domain,
+];
+
+impl AwsTarget {
+    /// Reads with the account-wide list calls, then per resource only for
+    /// the tenants `trust` does not vouch for: with `trust`, a tenant whose
+    /// stamp (in its REST API's description) matches the desired one and
+    /// whose listed resources are the desired ones is taken as converged,
+    /// and its vouched-for resources are reported as desired. What differs
+    /// from the lists (a resource missing, one more, a stamp that does not
+    /// match) means the tenant is read whole.
+    async fn read(
+        &self,
+        tenants: &BTreeSet<String>,
+        trust: Option<&Desired>,
+    ) -> anyhow::Result<Observed> {
         let scope = Scope(tenants.clone());
-        // Two strands at once, since their calls fall in different pacer
-        // families (a no-change redeploy of 100 tenants is held by
-        // DynamoDB's three reads per table on one strand and API Gateway's
-        // reads on the other: side by side rather than one after the
-        // other). The REST APIs found name the stages, plans and mappings
-        // read next.
+        // The lists first, two strands at once (their calls fall in
+        // different pacer families). The REST APIs found name the usage
+        // plans' stages.
         let rest = async {
-            let (apis, zones) =
-                tokio::try_join!(api::observe(self, &scope), domain::hosted_zones(self))?;
+            let apis = api::observe(self, &scope).await?;
             let api_ids: BTreeMap<String, String> = apis
                 .found
                 .iter()
                 .map(|(tenant, (id, _))| (tenant.clone(), id.clone()))
                 .collect();
             self.listed_apis(apis.all.clone());
-            let (stages, plans, domains) = tokio::try_join!(
-                stage::observe(self, &api_ids),
+            if let Ok(mut known) = self.descriptions.lock() {
+                known.clone_from(&apis.descriptions);
+            }
+            let (plans, domains) = tokio::try_join!(
                 usage_plan::observe(self, &scope, &api_ids),
-                domain::observe(self, &scope, &api_ids, &zones),
+                domain::ours(self, &scope),
             )?;
-            anyhow::Ok((apis, stages, plans, domains))
+            anyhow::Ok((apis, api_ids, plans, domains))
         };
-        let ((tables, roles, groups, functions, keys), (apis, stages, plans, domains)) = tokio::try_join!(
+        let ((tables, roles, functions, keys), (apis, api_ids, plans, domains)) = tokio::try_join!(
             async {
                 tokio::try_join!(
-                    table::observe(self, &scope),
-                    role::observe(self, &scope),
-                    logs::observe(self, &scope),
+                    table::list(self, &scope),
+                    role::list(self, &scope),
                     function::observe(self, &scope),
                     api_key::observe(self, &scope),
                 )
@@ -409,21 +446,136 @@ impl Target for AwsTarget {
         )?;
         self.listed_cursor_secrets(functions.1);
         let mut resources = BTreeMap::new();
-        let all = tables
+        let listed = functions
+            .0
             .into_iter()
-            .chain(roles)
-            .chain(groups)
-            .chain(functions.0)
             .chain(apis.found.into_values().map(|(_, found)| found))
             .chain(apis.duplicates)
-            .chain(stages)
+            .chain(apis.stamps)
             .chain(plans)
-            .chain(keys)
-            .chain(domains);
-        for (address, attrs) in all {
+            .chain(keys);
+        for (address, attrs) in listed {
             resources.insert(address, attrs);
         }
-        Ok(Observed { resources })
+
+        let names = |items: &[(String, String)], kind: Kind| -> BTreeSet<Address> {
+            items
+                .iter()
+                .map(|(tenant, name)| Address::new(tenant, kind, name))
+                .collect()
+        };
+        let mut named = names(&tables, Kind::Table);
+        named.extend(names(&roles, Kind::Role));
+        named.extend(domains.iter().map(|(tenant, d)| {
+            Address::new(tenant, Kind::Domain, d.domain_name().unwrap_or_default())
+        }));
+        let trusted: BTreeSet<String> = match trust {
+            Some(d) => d
+                .tenants
+                .keys()
+                .filter(|tenant| scope.covers(tenant) && converged(d, tenant, &resources, &named))
+                .cloned()
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        // Every tenant seen or wanted, trusted: the log groups need no
+        // list either (50 a page, 5 pages a second).
+        let seen = resources
+            .keys()
+            .chain(&named)
+            .map(|a| a.tenant.as_str())
+            .chain(trust.iter().flat_map(|d| d.tenants.keys().map(String::as_str)))
+            .filter(|tenant| scope.covers(tenant));
+        let all_trusted = trust.is_some() && seen.clone().all(|t| trusted.contains(t));
+
+        let untrusted = |tenant: &String| !trusted.contains(tenant);
+        let tables: Vec<_> = tables.into_iter().filter(|(t, _)| untrusted(t)).collect();
+        let roles: Vec<_> = roles.into_iter().filter(|(t, _)| untrusted(t)).collect();
+        let domains: Vec<_> = domains.into_iter().filter(|(t, _)| untrusted(t)).collect();
+        let stage_apis: BTreeMap<String, String> = api_ids
+            .iter()
+            .filter(|(t, _)| untrusted(t))
+            .map(|(t, id)| (t.clone(), id.clone()))
+            .collect();
+        let (tables, roles, stages, domains, groups) = tokio::try_join!(
+            table::describe_all(self, tables),
+            role::grants(self, roles),
+            stage::observe(self, &stage_apis),
+            async {
+                if domains.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let zones = domain::hosted_zones(self).await?;
+                domain::details(self, domains, &api_ids, &zones).await
+            },
+            async {
+                if all_trusted {
+                    return Ok(Vec::new());
+                }
+                logs::observe(self, &scope).await
+            },
+        )?;
+        let read = tables
+            .into_iter()
+            .chain(roles)
+            .chain(stages)
+            .chain(domains)
+            .chain(groups);
+        for (address, attrs) in read {
+            resources.insert(address, attrs);
+        }
+        if let Some(d) = trust {
+            let vouched = d.resources.iter().filter(|(a, _)| {
+                trusted.contains(&a.tenant)
+                    && VOUCHED.contains(&a.kind)
+                    && (a.kind != Kind::LogGroup || all_trusted)
+            });
+            for (address, attrs) in vouched {
+                resources.insert(address.clone(), attrs.clone());
+            }
+        }
+        Ok(Observed {
+            resources,
+            vouched: VOUCHED.into_iter().collect(),
+        })
+    }
+}
+
+/// Whether a tenant's stamp matches its desired one and the lists show its
+/// resources: every desired one of a listed kind, and of the kinds whose
+/// details are taken on trust, exactly the desired ones (one more would
+/// need its details for the plan to delete it).
+fn converged(
+    d: &Desired,
+    tenant: &str,
+    listed: &BTreeMap<Address, Attrs>,
+    named: &BTreeSet<Address>,
+) -> bool {
+    let stamp = Address::new(tenant, Kind::Stamp, tenant);
+    if d.resources.get(&stamp).is_none() || listed.get(&stamp) != d.resources.get(&stamp) {
+        return false;
+    }
+    let of_tenant = |a: &&Address| a.tenant == tenant;
+    let wanted: BTreeSet<&Address> = d.resources.keys().filter(of_tenant).collect();
+    let shown = wanted.iter().all(|a| match a.kind {
+        Kind::Table | Kind::Role | Kind::Domain => named.contains(*a),
+        Kind::Function | Kind::Api | Kind::UsagePlan | Kind::ApiKey => listed.contains_key(*a),
+        Kind::Stage | Kind::LogGroup | Kind::Stamp => true,
+    });
+    shown && named.iter().filter(of_tenant).all(|a| wanted.contains(a))
+}
+
+impl Target for AwsTarget {
+    async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
+        self.read(tenants, None).await
+    }
+
+    async fn observe_known(
+        &self,
+        tenants: &BTreeSet<String>,
+        desired: &Desired,
+    ) -> anyhow::Result<Observed> {
+        self.read(tenants, Some(desired)).await
     }
 
     async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
@@ -437,6 +589,7 @@ impl Target for AwsTarget {
             Kind::UsagePlan => usage_plan::apply(self, action).await,
             Kind::ApiKey => api_key::apply(self, action).await,
             Kind::Domain => domain::apply(self, action).await,
+            Kind::Stamp => stamp::apply(self, action).await,
         }
     }
 

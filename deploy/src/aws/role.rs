@@ -14,7 +14,9 @@ use crate::target::Applied;
 const IAM: &[Family] = &[Family::Iam];
 const SUFFIX: &str = "-functions";
 
-pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+/// The roles of the tenants in scope (one ListRoles page per 1,000):
+/// (tenant, role).
+pub async fn list(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<(String, String)>> {
     let prefix = format!("{}-", names::PREFIX);
     let mut roles = Vec::new();
     let mut marker: Option<String> = None;
@@ -42,6 +44,11 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             _ => break,
         }
     }
+    Ok(roles)
+}
+
+/// What each role grants: its inline policy, one read each.
+pub async fn grants(t: &AwsTarget, roles: Vec<(String, String)>) -> anyhow::Result<Vec<Found>> {
     let t = t.clone();
     each(roles, 8, move |(tenant, name)| {
         let t = t.clone();

@@ -57,7 +57,9 @@ const PITR_WAIT: Duration = Duration::from_secs(300);
 /// being ACTIVE before apply gives up.
 const TABLE_WAIT: Duration = Duration::from_secs(600);
 
-pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+/// The tables of the tenants in scope, by name (one ListTables page per
+/// 100 tables): (tenant, table).
+pub async fn list(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<(String, String)>> {
     let prefix = format!("{}-", names::PREFIX);
     let mut names_found = Vec::new();
     let mut start: Option<String> = None;
@@ -83,6 +85,14 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             None => break,
         }
     }
+    Ok(names_found)
+}
+
+/// What the plan compares of these tables: three reads each.
+pub async fn describe_all(
+    t: &AwsTarget,
+    names_found: Vec<(String, String)>,
+) -> anyhow::Result<Vec<Found>> {
     let t = t.clone();
     let found = each(names_found, 8, move |(tenant, name)| {
         let t = t.clone();
