@@ -331,7 +331,10 @@ mod tests {
         for (address, attrs) in d.resources.iter().filter(|(a, _)| a.kind != Kind::Stamp) {
             for key in attrs.keys() {
                 let mut edited = d.resources.clone();
-                edited.get_mut(address).unwrap().insert(key.clone(), json!("edited"));
+                edited
+                    .get_mut(address)
+                    .unwrap()
+                    .insert(key.clone(), json!("edited"));
                 let after = fingerprint(&edited, "acme");
                 if address.tenant == "acme" {
                     assert_ne!(after, before, "{address} {key}");
@@ -345,7 +348,9 @@ mod tests {
         fewer.remove(&Address::new("acme", Kind::Function, "apifactory-acme-get"));
         assert_ne!(fingerprint(&fewer, "acme"), before);
         let mut renamed = d.resources.clone();
-        let stage = renamed.remove(&Address::new("acme", Kind::Stage, "prod")).unwrap();
+        let stage = renamed
+            .remove(&Address::new("acme", Kind::Stage, "prod"))
+            .unwrap();
         renamed.insert(Address::new("acme", Kind::Stage, "live"), stage);
         assert_ne!(fingerprint(&renamed, "acme"), before);
         // The stamp itself is not part of what it records.

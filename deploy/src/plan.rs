@@ -641,12 +641,11 @@ mod tests {
         // The usage plan's per-key rate only: the stage throttles all
         // callers together, so it follows the API-wide total (acme sets
         // none), never the per-key rate. The functions' package holds no
-        // usage plan, so no code changes.
-        assert_eq!(
-            changes,
-            ["usage_plan apifactory-acme rate:50.0->60.0".to_owned()]
-        );
-        assert_eq!(p.count(|c| matches!(c, Change::Update { .. })), 1, "{p}");
+        // usage plan, so no code changes. Then the stamp, last.
+        assert_eq!(changes.len(), 2, "{p}");
+        assert_eq!(changes[0], "usage_plan apifactory-acme rate:50.0->60.0");
+        assert!(changes[1].starts_with("stamp acme fingerprint:"), "{p}");
+        assert_eq!(p.count(|c| matches!(c, Change::Update { .. })), 2, "{p}");
         assert_eq!(p.count(|c| !matches!(c, Change::Update { .. })), 0);
         assert!(
             p.to_string()
@@ -957,6 +956,196 @@ mod tests {
             .insert(BACKFILLING.into(), json!([]));
         let p = plan(&d, &observed, &Options::default());
         assert!(p.waiting.is_empty(), "{p}");
-        assert_eq!(kinds(&p), vec![Kind::Function; 5], "{p}");
+        let mut moved = vec![Kind::Function; 5];
+        moved.push(Kind::Stamp);
+        assert_eq!(kinds(&p), moved, "{p}");
+    }
+
+    fn stamp_of(target: &MemoryTarget, tenant: &str) -> Option<Value> {
+        let all = target.resources.lock().unwrap();
+        all.resources
+            .get(&Address::new(tenant, Kind::Stamp, tenant))
+            .map(|a| a[FINGERPRINT].clone())
+    }
+
+    fn lines(p: &Plan) -> Vec<String> {
+        p.actions
+            .iter()
+            .map(|a| match &a.change {
+                Change::Update { fields } => format!(
+                    "~ {} {}",
+                    a.address,
+                    fields
+                        .iter()
+                        .map(|f| format!("{}:{}->{}", f.field, short(&f.from), short(&f.to)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                Change::Create => format!("+ {}", a.address),
+                Change::Delete => format!("- {}", a.address),
+            })
+            .collect()
+    }
+
+    /// The stamp is each tenant's last action, planned only when its
+    /// desired state changed or it is missing, and records the fingerprint.
+    #[tokio::test]
+    async fn the_stamp_is_written_last_and_only_when_something_changed() {
+        let d = desired_from(&[("acme", file("acme")), ("clinic", file("clinic"))]);
+        let target = Arc::new(MemoryTarget::default());
+        let first = converge(&d, &target, &Options::default()).await;
+        for tenant in ["acme", "clinic"] {
+            let last = first
+                .actions
+                .iter()
+                .rfind(|a| a.address.tenant == tenant)
+                .unwrap();
+            assert_eq!(last.address, Address::new(tenant, Kind::Stamp, tenant));
+            assert_eq!(last.change, Change::Create);
+            let want = &d.resources[&last.address][FINGERPRINT];
+            assert_eq!(stamp_of(&target, tenant).as_ref(), Some(want));
+        }
+        // Each tenant's lines together, its stamp last.
+        let shown = first.to_string();
+        assert_eq!(shown.matches("\nclinic\n").count(), 1, "{shown}");
+        assert!(shown.contains("  + stamp      acme\nclinic\n"), "{shown}");
+        assert!(replan(&d, &target, &Options::default()).await.is_empty());
+
+        // A changed field: that change, then the stamp; clinic untouched.
+        let changed = desired_from(&[
+            ("acme", file("acme").replace("rate = 50", "rate = 60")),
+            ("clinic", file("clinic")),
+        ]);
+        let p = replan(&changed, &target, &Options::default()).await;
+        let (before, after) = (
+            short(&d.resources[&Address::new("acme", Kind::Stamp, "acme")][FINGERPRINT]),
+            short(&changed.resources[&Address::new("acme", Kind::Stamp, "acme")][FINGERPRINT]),
+        );
+        assert_ne!(before, after);
+        assert_eq!(
+            lines(&p),
+            [
+                "~ usage_plan apifactory-acme rate:50.0->60.0".to_owned(),
+                format!("~ stamp acme fingerprint:{before}->{after}"),
+            ]
+        );
+        assert!(
+            p.to_string().contains(&format!(
+                "  ~ stamp      acme  (fingerprint: {before} -> {after})"
+            )),
+            "{p}"
+        );
+
+        // A stamp gone (never written, or lost): written again, alone.
+        target
+            .resources
+            .lock()
+            .unwrap()
+            .resources
+            .remove(&Address::new("clinic", Kind::Stamp, "clinic"));
+        let p = replan(&d, &target, &Options::default()).await;
+        assert_eq!(lines(&p), ["+ stamp clinic"]);
+    }
+
+    /// On a target that reads some kinds only for a tenant whose stamp does
+    /// not match, a plan that changes one of them clears the stamp before
+    /// its first change: stopped midway, the apply leaves no stamp, so a
+    /// file reverted to what the old stamp recorded is still read whole.
+    #[tokio::test]
+    async fn a_stamp_is_cleared_first_and_a_failed_apply_leaves_none() {
+        let d = desired_from(&[("acme", file("acme"))]);
+        let target = Arc::new(MemoryTarget::default());
+        converge(&d, &target, &Options::default()).await;
+        let old = stamp_of(&target, "acme").unwrap();
+        target.resources.lock().unwrap().vouched = [Kind::Stage, Kind::UsagePlan].into();
+
+        let changed = desired_from(&[("acme", file("acme").replace("rate = 50", "rate = 60"))]);
+        let p = replan(&changed, &target, &Options::default()).await;
+        let new =
+            short(&changed.resources[&Address::new("acme", Kind::Stamp, "acme")][FINGERPRINT]);
+        assert_eq!(
+            lines(&p),
+            [
+                format!("~ stamp acme fingerprint:{}->null", short(&old)),
+                "~ usage_plan apifactory-acme rate:50.0->60.0".to_owned(),
+                format!("~ stamp acme fingerprint:null->{new}"),
+            ]
+        );
+
+        // The usage plan's update fails: the stamp stays cleared.
+        let failing = Arc::new(MemoryTarget {
+            resources: std::sync::Mutex::new(target.resources.lock().unwrap().clone()),
+            fail_on: Some(Address::new("acme", Kind::UsagePlan, "apifactory-acme")),
+        });
+        let report = apply(
+            &p,
+            Arc::new(changed.clone()),
+            failing.clone(),
+            1,
+            Arc::new(Quiet),
+        )
+        .await;
+        assert!(!report.ok());
+        assert_eq!(report.tenants[0].applied, 1, "{report}");
+        assert_eq!(stamp_of(&failing, "acme"), Some(Value::Null));
+        // Back to the old file: the stamp does not match, so the next run
+        // reads the tenant whole; the plan writes the stamp again.
+        let p = replan(&d, &failing, &Options::default()).await;
+        assert_eq!(
+            lines(&p),
+            [format!("~ stamp acme fingerprint:null->{}", short(&old))]
+        );
+
+        // A change to a kind read from the lists anyway (a function's
+        // memory) needs no clearing: the stamp just moves.
+        let bigger = desired_from(&[(
+            "acme",
+            file("acme").replace("memory_mb = 256", "memory_mb = 512"),
+        )]);
+        assert_ne!(
+            bigger.resources, d.resources,
+            "the file sets memory_mb = 256"
+        );
+        let p = replan(&bigger, &target, &Options::default()).await;
+        assert!(p.actions[0].address.kind == Kind::Function, "{p}");
+        assert_eq!(p.actions.last().unwrap().address.kind, Kind::Stamp, "{p}");
+        assert_eq!(
+            p.actions
+                .iter()
+                .filter(|a| a.address.kind == Kind::Stamp)
+                .count(),
+            1,
+            "{p}"
+        );
+    }
+
+    /// A tenant waiting for an index has function updates held back: it is
+    /// not converged, so its stamp is not written.
+    #[tokio::test]
+    async fn a_tenant_waiting_for_an_index_gets_no_stamp() {
+        let target = Arc::new(MemoryTarget::default());
+        converge(
+            &desired_from(&[("events", file("events"))]),
+            &target,
+            &Options::default(),
+        )
+        .await;
+        let indexed = file("events").replace(
+            "title     = { type = \"string\", required = true, max_length = 200 }",
+            "title     = { type = \"string\", required = true, max_length = 200, index = true }",
+        );
+        let d = desired_from(&[("events", indexed)]);
+        let mut observed = target.observe(&BTreeSet::new()).await.unwrap();
+        observed
+            .resources
+            .get_mut(&Address::new("events", Kind::Table, "apifactory-events"))
+            .unwrap()
+            .insert(BACKFILLING.into(), json!([]));
+        let p = plan(&d, &observed, &Options::default());
+        assert_eq!(p.waiting.len(), 1, "{p}");
+        assert!(
+            p.actions.iter().all(|a| a.address.kind != Kind::Stamp),
+            "{p}"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod aws_live;
 mod aws_openapi;
 mod aws_realism;
 mod aws_references;
+mod aws_stamps;
 mod bootstrap;
 mod cli;
 mod crash;

@@ -147,7 +147,13 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
     let apis = list(t).await?;
     let mut out = Apis::default();
     for (tenant, candidates) in by_tenant(&apis) {
-        let api = choose(t, &tenant, &candidates).await?;
+        // Another tenant's duplicates are not this run's to sort out (it
+        // never applies that tenant): no reads to choose among them.
+        let api = if scope.covers(&tenant) {
+            choose(t, &tenant, &candidates).await?
+        } else {
+            candidates[0]
+        };
         let id = api.id().unwrap_or_default().to_owned();
         out.all.insert(tenant.clone(), id.clone());
         if let Some(d) = api.description() {

@@ -211,6 +211,10 @@ pub struct Inner {
     /// as listed by observe and as this target wrote it since: both are
     /// written whole, each keeping the other's part.
     descriptions: Mutex<HashMap<String, String>>,
+    /// Tenants an action of this run left short of their desired state
+    /// though it went through (point-in-time recovery AWS would not turn
+    /// on yet): their stamp is not written, so the next run reads them.
+    unfinished: Mutex<BTreeSet<String>>,
 }
 
 impl std::ops::Deref for AwsTarget {
@@ -270,6 +274,7 @@ impl AwsTarget {
                 update_method_missing: AtomicBool::new(false),
                 unlisted: Mutex::new(BTreeSet::new()),
                 descriptions: Mutex::new(HashMap::new()),
+                unfinished: Mutex::new(BTreeSet::new()),
             }),
         })
     }
@@ -333,6 +338,17 @@ impl AwsTarget {
         if let Ok(mut known) = self.descriptions.lock() {
             known.insert(tenant.to_owned(), description.to_owned());
         }
+    }
+
+    /// Records that an action left the tenant short of its desired state.
+    pub(crate) fn left_unfinished(&self, tenant: &str) {
+        if let Ok(mut unfinished) = self.unfinished.lock() {
+            unfinished.insert(tenant.to_owned());
+        }
+    }
+
+    pub(crate) fn is_unfinished(&self, tenant: &str) -> bool {
+        self.unfinished.lock().map_or(true, |u| u.contains(tenant))
     }
 
     /// `None` when no observe has listed the REST APIs yet.
@@ -480,13 +496,17 @@ impl AwsTarget {
         };
         // Every tenant seen or wanted, trusted: the log groups need no
         // list either (50 a page, 5 pages a second).
-        let seen = resources
+        let mut seen = resources
             .keys()
             .chain(&named)
             .map(|a| a.tenant.as_str())
-            .chain(trust.iter().flat_map(|d| d.tenants.keys().map(String::as_str)))
+            .chain(
+                trust
+                    .iter()
+                    .flat_map(|d| d.tenants.keys().map(String::as_str)),
+            )
             .filter(|tenant| scope.covers(tenant));
-        let all_trusted = trust.is_some() && seen.clone().all(|t| trusted.contains(t));
+        let all_trusted = trust.is_some() && seen.all(|t| trusted.contains(t));
 
         let untrusted = |tenant: &String| !trusted.contains(tenant);
         let tables: Vec<_> = tables.into_iter().filter(|(t, _)| untrusted(t)).collect();

@@ -52,6 +52,10 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         Change::Delete => None,
         _ => action.attrs.get(FINGERPRINT).and_then(Value::as_str),
     };
+    if fingerprint.is_some() && t.is_unfinished(tenant) {
+        eprintln!("{tenant}: stamp not written: an action left the tenant short of its files");
+        return Ok(Applied::default());
+    }
     let Some(id) = t.api_id(tenant).await? else {
         if fingerprint.is_none() {
             // No REST API, no stamp to clear.

@@ -338,6 +338,7 @@ async fn point_in_time_recovery(
                          the table is in place without it, and the next apply turns it on",
                         start.elapsed().as_secs()
                     );
+                    t.left_unfinished(tenant);
                     return Ok(());
                 }
                 tokio::time::sleep(pause).await;
