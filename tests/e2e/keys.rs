@@ -289,8 +289,10 @@ async fn key_commands_take_effect_in_a_running_up() {
         plan.contains("~ api_key    apifactory-acme-acme-billing  (enabled: true -> false)"),
         "{plan}"
     );
+    // And the tenant's stamp, since its file changed.
+    assert!(plan.contains("~ stamp      acme  (fingerprint: "), "{plan}");
     assert!(
-        plan.contains("Plan: 0 to create, 1 to change, 0 to delete."),
+        plan.contains("Plan: 0 to create, 2 to change, 0 to delete."),
         "{plan}"
     );
     cli.ok(&["apply"]);
