@@ -572,7 +572,10 @@ fn converged(
     named: &BTreeSet<Address>,
 ) -> bool {
     let stamp = Address::new(tenant, Kind::Stamp, tenant);
-    if d.resources.get(&stamp).is_none() || listed.get(&stamp) != d.resources.get(&stamp) {
+    let Some(want) = d.resources.get(&stamp) else {
+        return false;
+    };
+    if listed.get(&stamp) != Some(want) {
         return false;
     }
     let of_tenant = |a: &&Address| a.tenant == tenant;
