@@ -197,7 +197,8 @@ pub async fn plan_command<T: Target>(
 /// On a terminal, asks before a plan with changes is applied (as
 /// `terraform apply` does); elsewhere (scripts, CI) applies at once.
 fn confirmed(p: &Plan, show: Show) -> anyhow::Result<bool> {
-    if show.yes || p.is_empty() || !std::io::stdin().is_terminal() {
+    let asked = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if show.yes || p.is_empty() || !asked {
         return Ok(true);
     }
     eprint!(
