@@ -14,7 +14,7 @@ use super::api::APIGW;
 use std::collections::HashMap;
 
 use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is, listing};
-use crate::local::state::new_key_value;
+use crate::keys::new_key_value;
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, ORIGIN, ORIGIN_FILE, attrs};
 use crate::target::{Applied, Secret};

@@ -19,21 +19,17 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
+use aws_sdk_apigateway::types::ApiKey;
 use runtime::names;
-use time::OffsetDateTime;
 
-use super::api::APIGW;
+use super::api::{APIGW, replace};
 use super::{AwsTarget, Family, TAG_CLIENT, TAG_ORIGIN, fail, is, tagged_tenant};
-use crate::keys::{KeyInfo, KeyStore, Rotation, rfc3339};
-use crate::local::state::new_key_id;
+use crate::keys::{
+    Candidate, KeyInfo, KeyStore, ORIGIN_CLI, ORIGIN_ROTATED, Rotation, grace_over, new_key_id,
+    now_unix, rfc3339, to_rotate,
+};
 use crate::resource::ORIGIN_FILE;
 use crate::target::Secret;
-
-/// Origin of a key made by `apifactory keys create`.
-pub const ORIGIN_CLI: &str = "cli";
-/// Origin of a key replaced by `apifactory keys rotate`.
-pub const ORIGIN_ROTATED: &str = "rotated";
 
 /// What a rotation appends to the old key's description.
 const ROTATED: &str = "; rotated; expires ";
@@ -72,6 +68,15 @@ pub fn origin(key: &ApiKey) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether the key was made from the tenant file's `[[clients]]` (its
+/// origin tag; a rotated key keeps the tag).
+fn from_file(key: &ApiKey) -> bool {
+    key.tags()
+        .and_then(|t| t.get(TAG_ORIGIN))
+        .map(String::as_str)
+        == Some(ORIGIN_FILE)
+}
+
 fn client_of(key: &ApiKey) -> String {
     key.tags()
         .and_then(|t| t.get(TAG_CLIENT))
@@ -97,10 +102,6 @@ fn info(key: &ApiKey) -> Option<KeyInfo> {
         // was last used.
         last_used: None,
     })
-}
-
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The keys apifactory manages for these tenants (all when empty), without
@@ -167,7 +168,7 @@ pub async fn expire_in(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Res
     let mut expired = Vec::new();
     for key in managed(t, tenants).await? {
         let Some(id) = key.id() else { continue };
-        if key.enabled() && rotation_expiry(key.description()).is_some_and(|e| e <= now) {
+        if grace_over(key.enabled(), rotation_expiry(key.description()), now) {
             super::api_key::set_enabled(t, id, false).await?;
             expired.push(id.to_owned());
         }
@@ -226,27 +227,19 @@ impl KeyStore for AwsTarget {
         client: &str,
         grace: Duration,
     ) -> anyhow::Result<Rotation> {
-        // The client's current key: its file key if it has one, else its
-        // newest working key.
         let scope = BTreeSet::from([tenant.to_owned()]);
         let keys = managed(self, &scope).await?;
-        let mut candidates: Vec<&ApiKey> = keys
-            .iter()
-            .filter(|k| {
-                client_of(k) == client
-                    && k.enabled()
-                    && !is_rotated(k.description())
-                    && k.id().is_some()
-                    && k.name().is_some()
-            })
-            .collect();
-        candidates.sort_by_key(|k| {
-            (
-                k.tags().and_then(|t| t.get(TAG_ORIGIN)).map(String::as_str) != Some(ORIGIN_FILE),
-                std::cmp::Reverse(k.created_date().map(|d| d.as_nanos())),
-            )
-        });
-        let old = candidates.first().ok_or_else(|| {
+        let old = to_rotate(
+            keys.iter()
+                .filter(|k| client_of(k) == client && k.id().is_some() && k.name().is_some()),
+            |k| Candidate {
+                working: k.enabled(),
+                rotated: is_rotated(k.description()),
+                from_file: from_file(k),
+                created: k.created_date().map(|d| d.as_nanos()),
+            },
+        )
+        .ok_or_else(|| {
             anyhow::anyhow!("client {client} of tenant {tenant} has no working key to rotate")
         })?;
         let (old_id, name) = (
@@ -268,8 +261,11 @@ impl KeyStore for AwsTarget {
         self.apigateway
             .update_api_key()
             .api_key(&old_id)
-            .patch_operations(replace("/name", format!("{name}-rotated-{old_id}")))
-            .patch_operations(replace("/description", rotated_description(&base, expires)))
+            .patch_operations(replace("/name", &format!("{name}-rotated-{old_id}"))?)
+            .patch_operations(replace(
+                "/description",
+                &rotated_description(&base, expires),
+            )?)
             .send()
             .await
             .map_err(|e| fail(&format!("UpdateApiKey {old_id}"), e))?;
@@ -280,9 +276,7 @@ impl KeyStore for AwsTarget {
             e.context(format!(
                 "the old key {old_id} was renamed and works until {}; issuing its successor failed{}",
                 rfc3339(expires),
-                if old.tags().and_then(|t| t.get(TAG_ORIGIN)).map(String::as_str)
-                    == Some(ORIGIN_FILE)
-                {
+                if from_file(old) {
                     " (apifactory apply --target aws issues the client's key)"
                 } else {
                     ""
@@ -326,14 +320,6 @@ impl KeyStore for AwsTarget {
     async fn expire(&self) -> anyhow::Result<Vec<String>> {
         expire_in(self, &BTreeSet::new()).await
     }
-}
-
-fn replace(path: &str, value: String) -> PatchOperation {
-    PatchOperation::builder()
-        .op(Op::Replace)
-        .path(path)
-        .value(value)
-        .build()
 }
 
 #[cfg(test)]

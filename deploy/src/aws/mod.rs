@@ -348,7 +348,7 @@ impl AwsTarget {
         };
         let secret = match found {
             Some(s) => s,
-            None => crate::local::state::new_key_value()?,
+            None => crate::keys::new_key_value()?,
         };
         let mut map = self
             .cursor_secrets
