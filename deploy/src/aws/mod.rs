@@ -43,7 +43,8 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigateway::error::ProvideErrorMetadata;
+use aws_sdk_apigateway::config::http::HttpResponse;
+use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
 use runtime::names;
 
 use crate::desired::Desired;
@@ -455,24 +456,16 @@ impl Scope {
     }
 }
 
-/// An SDK error, short: the service's error code and message when there is
-/// one, the chain of causes otherwise (connection failures, an answer that
-/// is not the service's), never the raw HTTP response.
-pub fn fail<E: std::error::Error + ProvideErrorMetadata>(what: &str, e: E) -> anyhow::Error {
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {code}: {message}"),
-        (Some(code), None) => anyhow::anyhow!("{what}: {code}"),
-        _ => {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            anyhow::anyhow!("{what}: {text}")
-        }
-    }
+/// An SDK error, short, after what was being done: the one formatting
+/// the runtime's store also uses (`runtime::dynamo::describe`: the
+/// service's error code and message, else the chain of causes and the HTTP
+/// status, never the raw response). Every SDK crate's `SdkError` is the
+/// same smithy type, so one function serves them all.
+pub fn fail<E>(what: &str, e: SdkError<E, HttpResponse>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow::anyhow!("{what}: {}", runtime::dynamo::describe(&e))
 }
 
 /// Whether an SDK error carries one of these error codes.
