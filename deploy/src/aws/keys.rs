@@ -22,67 +22,18 @@ use std::time::Duration;
 use aws_sdk_apigateway::types::ApiKey;
 use runtime::names;
 
-use super::api::{APIGW, replace};
+use super::api_key::{
+    ROTATED, client_of, description, from_file, is_rotated, origin, rotated_description,
+    rotation_expiry,
+};
+use super::pacer::APIGW;
+use super::patch::replace;
 use super::{AwsTarget, Family, TAG_CLIENT, TAG_ORIGIN, fail, is, tagged_tenant};
 use crate::keys::{
-    Candidate, KeyInfo, KeyStore, ORIGIN_CLI, ORIGIN_ROTATED, Rotation, grace_over, new_key_id,
-    now_unix, rfc3339, to_rotate,
+    Candidate, KeyInfo, KeyStore, ORIGIN_CLI, Rotation, grace_over, new_key_id, now_unix, rfc3339,
+    to_rotate,
 };
-use crate::resource::ORIGIN_FILE;
 use crate::target::Secret;
-
-/// What a rotation appends to the old key's description.
-const ROTATED: &str = "; rotated; expires ";
-
-/// The description of a tenant's key for a client.
-pub fn description(tenant: &str, client: &str) -> String {
-    format!("apifactory: client {client} of tenant {tenant}")
-}
-
-/// A description with the rotation and its expiry recorded.
-fn rotated_description(base: &str, expires: i64) -> String {
-    let base = base.split(ROTATED).next().unwrap_or(base);
-    format!("{base}{ROTATED}{} ({expires})", rfc3339(expires))
-}
-
-/// Whether a key's description records a rotation.
-pub fn is_rotated(description: Option<&str>) -> bool {
-    description.is_some_and(|d| d.contains(ROTATED))
-}
-
-/// When a rotated key stops working (Unix seconds), from its description.
-pub fn rotation_expiry(description: Option<&str>) -> Option<i64> {
-    let (_, rest) = description?.split_once(ROTATED)?;
-    let (_, unix) = rest.rsplit_once('(')?;
-    unix.strip_suffix(')')?.trim().parse().ok()
-}
-
-/// A key's origin: `rotated` when its description says so, else its tag.
-pub fn origin(key: &ApiKey) -> String {
-    if is_rotated(key.description()) {
-        return ORIGIN_ROTATED.to_owned();
-    }
-    key.tags()
-        .and_then(|t| t.get(TAG_ORIGIN))
-        .cloned()
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Whether the key was made from the tenant file's `[[clients]]` (its
-/// origin tag; a rotated key keeps the tag).
-fn from_file(key: &ApiKey) -> bool {
-    key.tags()
-        .and_then(|t| t.get(TAG_ORIGIN))
-        .map(String::as_str)
-        == Some(ORIGIN_FILE)
-}
-
-fn client_of(key: &ApiKey) -> String {
-    key.tags()
-        .and_then(|t| t.get(TAG_CLIENT))
-        .cloned()
-        .unwrap_or_default()
-}
 
 fn info(key: &ApiKey) -> Option<KeyInfo> {
     let tenant = tagged_tenant(key.tags())?;
@@ -113,7 +64,7 @@ async fn managed(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Result<Ve
         [one] => Some(format!("{}-{one}-", names::PREFIX)),
         _ => None,
     };
-    Ok(super::api_key::list(t, query.as_deref())
+    Ok(super::listing::api_keys(t, query.as_deref())
         .await?
         .into_iter()
         .filter(|k| {
@@ -205,7 +156,7 @@ impl KeyStore for AwsTarget {
         let description = description(tenant, client);
         let (id, value) =
             super::api_key::create(self, &name, &description, true, Some(tags)).await?;
-        if let Err(e) = super::api_key::attach(self, &plan, &id).await {
+        if let Err(e) = super::usage_plan::attach(self, &plan, &id).await {
             // A key on no usage plan works nowhere: do not leave it behind.
             let _ = delete(self, &id).await;
             return Err(e);
@@ -288,7 +239,7 @@ impl KeyStore for AwsTarget {
             super::api_key::create(self, &name, &description, false, old.tags().cloned())
                 .await
                 .map_err(interrupted)?;
-        super::api_key::attach(self, &plan, &id)
+        super::usage_plan::attach(self, &plan, &id)
             .await
             .map_err(interrupted)?;
         super::api_key::set_enabled(self, &id, true)
@@ -319,30 +270,5 @@ impl KeyStore for AwsTarget {
 
     async fn expire(&self) -> anyhow::Result<Vec<String>> {
         expire_in(self, &BTreeSet::new()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rotation_reads_back_from_the_description() {
-        let base = description("acme", "acme-web");
-        assert!(!is_rotated(Some(&base)));
-        assert_eq!(rotation_expiry(Some(&base)), None);
-        let rotated = rotated_description(&base, 1_795_530_600);
-        assert_eq!(
-            rotated,
-            "apifactory: client acme-web of tenant acme; rotated; expires 2026-11-24T14:30:00Z (1795530600)"
-        );
-        assert!(is_rotated(Some(&rotated)));
-        assert_eq!(rotation_expiry(Some(&rotated)), Some(1_795_530_600));
-        // Rotating again replaces the record instead of stacking another.
-        let again = rotated_description(&rotated, 1_795_530_700);
-        assert_eq!(again.matches(ROTATED).count(), 1);
-        assert_eq!(rotation_expiry(Some(&again)), Some(1_795_530_700));
-        assert_eq!(rotation_expiry(None), None);
-        assert!(!is_rotated(None));
     }
 }

@@ -14,9 +14,14 @@
 //! duplicate for the plan to delete (`listing`).
 //!
 //! One file per resource kind; `listing` the paged API Gateway lists and
-//! the tenant's by tags and name, `pacer` the rate limits, `package` the
-//! reproducible zip, `policy` the IAM documents, `references` what tenant
-//! files point to (checked before the first write), `cli` the commands.
+//! the tenant's by tags and name, `pacer` the rate limits, `patch` API
+//! Gateway's patch operations, `package` the reproducible zip, `policy` the
+//! IAM documents, `references` what tenant files point to (checked before
+//! the first write), `keys` the `apifactory keys` commands, `cli` the
+//! commands. Imports between these files point one way (a kind's file uses
+//! `listing`, `pacer` and `patch`, never the reverse; `api_key` uses
+//! `usage_plan`, which attaches keys to plans); what they all share (the
+//! clients, tags, `fail`) is here.
 
 pub mod api;
 pub mod api_key;
@@ -28,6 +33,7 @@ pub mod listing;
 pub mod logs;
 pub mod pacer;
 pub mod package;
+pub mod patch;
 pub mod policy;
 pub mod references;
 pub mod role;
