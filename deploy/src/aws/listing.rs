@@ -1,5 +1,8 @@
-//! API Gateway's list calls, page by page, and which of what they list is a
-//! tenant's: tagged for the tenant and named for it.
+//! API Gateway's list calls (REST APIs, usage plans, API keys, domain
+//! names), page by page, and which of what they list is a tenant's: tagged
+//! for the tenant and named for it. Here, below every kind's file, so that
+//! observe, apply and `settle` read the same lists without the kinds'
+//! files importing each other.
 //!
 //! REST API and usage plan names are not unique and their creates take no
 //! client token, so a create whose response was lost (and which the SDK
@@ -16,10 +19,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_apigateway::error::ProvideErrorMetadata;
-use aws_sdk_apigateway::types::{RestApi, UsagePlan};
+use aws_sdk_apigateway::config::http::HttpResponse;
+use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigateway::types::{ApiKey, DomainName, RestApi, UsagePlan};
 
-use super::api::APIGW;
+use super::pacer::APIGW;
 use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
 
 /// Every item of a paged API Gateway list call. `page` makes one call from
@@ -28,7 +32,7 @@ use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
 pub async fn pages<T, E, F, Fut>(t: &AwsTarget, what: &str, mut page: F) -> anyhow::Result<Vec<T>>
 where
     F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), E>>,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), SdkError<E, HttpResponse>>>,
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     let mut all = Vec::new();
@@ -45,6 +49,68 @@ where
         }
     }
     Ok(all)
+}
+
+/// Every REST API of the account and region.
+pub async fn rest_apis(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
+    pages(t, "GetRestApis", |position| async move {
+        let page = t
+            .apigateway
+            .get_rest_apis()
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// Every usage plan of the account and region.
+pub async fn usage_plans(t: &AwsTarget) -> anyhow::Result<Vec<UsagePlan>> {
+    pages(t, "GetUsagePlans", |position| async move {
+        let page = t
+            .apigateway
+            .get_usage_plans()
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// Keys whose name starts with this (all when empty), without values.
+pub async fn api_keys(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
+    pages(t, "GetApiKeys", |position| async move {
+        let page = t
+            .apigateway
+            .get_api_keys()
+            .include_values(false)
+            .set_name_query(name_query.map(str::to_owned))
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// Every custom domain name of the account and region.
+pub async fn domain_names(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
+    pages(t, "GetDomainNames", |position| async move {
+        let page = t
+            .apigateway
+            .get_domain_names()
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
 }
 
 /// A resource found by its tags and name.
@@ -162,20 +228,19 @@ async fn list_round(t: &AwsTarget, made: &Made) -> anyhow::Result<BTreeSet<Made>
     };
     Ok(match made {
         Made::RestApi(_) => {
-            let all = super::api::list(t).await?;
+            let all = rest_apis(t).await?;
             ids(all.into_iter().map(|a| a.id).collect(), Made::RestApi)
         }
         Made::UsagePlan(_) => {
-            let all = super::usage_plan::list(t).await?;
+            let all = usage_plans(t).await?;
             ids(all.into_iter().map(|p| p.id).collect(), Made::UsagePlan)
         }
         Made::ApiKey(_) => {
-            let all =
-                super::api_key::list(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
+            let all = api_keys(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
             ids(all.into_iter().map(|k| k.id).collect(), Made::ApiKey)
         }
         Made::DomainName(_) => {
-            let all = super::domain::list(t).await?;
+            let all = domain_names(t).await?;
             ids(
                 all.into_iter().map(|d| d.domain_name).collect(),
                 Made::DomainName,

@@ -14,9 +14,14 @@
 //! duplicate for the plan to delete (`listing`).
 //!
 //! One file per resource kind; `listing` the paged API Gateway lists and
-//! the tenant's by tags and name, `pacer` the rate limits, `package` the
-//! reproducible zip, `policy` the IAM documents, `references` what tenant
-//! files point to (checked before the first write), `cli` the commands.
+//! the tenant's by tags and name, `pacer` the rate limits, `patch` API
+//! Gateway's patch operations, `package` the reproducible zip, `policy` the
+//! IAM documents, `references` what tenant files point to (checked before
+//! the first write), `keys` the `apifactory keys` commands, `cli` the
+//! commands. Imports between these files point one way (a kind's file uses
+//! `listing`, `pacer` and `patch`, never the reverse; `api_key` uses
+//! `usage_plan`, which attaches keys to plans); what they all share (the
+//! clients, tags, `fail`) is here.
 
 pub mod api;
 pub mod api_key;
@@ -28,6 +33,7 @@ pub mod listing;
 pub mod logs;
 pub mod pacer;
 pub mod package;
+pub mod patch;
 pub mod policy;
 pub mod references;
 pub mod role;
@@ -43,7 +49,8 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigateway::error::ProvideErrorMetadata;
+use aws_sdk_apigateway::config::http::HttpResponse;
+use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
 use runtime::names;
 
 use crate::desired::Desired;
@@ -348,7 +355,7 @@ impl AwsTarget {
         };
         let secret = match found {
             Some(s) => s,
-            None => crate::local::state::new_key_value()?,
+            None => crate::keys::new_key_value()?,
         };
         let mut map = self
             .cursor_secrets
@@ -474,24 +481,16 @@ impl Scope {
     }
 }
 
-/// An SDK error, short: the service's error code and message when there is
-/// one, the chain of causes otherwise (connection failures, an answer that
-/// is not the service's), never the raw HTTP response.
-pub fn fail<E: std::error::Error + ProvideErrorMetadata>(what: &str, e: E) -> anyhow::Error {
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {code}: {message}"),
-        (Some(code), None) => anyhow::anyhow!("{what}: {code}"),
-        _ => {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            anyhow::anyhow!("{what}: {text}")
-        }
-    }
+/// An SDK error, short, after what was being done: the one formatting
+/// the runtime's store also uses (`runtime::dynamo::describe`: the
+/// service's error code and message, else the chain of causes and the HTTP
+/// status, never the raw response). Every SDK crate's `SdkError` is the
+/// same smithy type, so one function serves them all.
+pub fn fail<E>(what: &str, e: SdkError<E, HttpResponse>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow::anyhow!("{what}: {}", runtime::dynamo::describe(&e))
 }
 
 /// Whether an SDK error carries one of these error codes.
