@@ -11,6 +11,7 @@ pub mod dynamo;
 pub mod field;
 pub mod names;
 pub mod problem;
+pub mod schema;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;

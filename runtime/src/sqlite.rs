@@ -33,6 +33,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::names;
+use crate::schema::TableSchema;
 use crate::store::{Expect, Filter, Item, Page, Search, Store, StoreError};
 use crate::tenant::Tenant;
 
@@ -231,11 +232,12 @@ impl Database {
     pub async fn table(&self, tenant: &Tenant) -> Result<SqliteTable, StoreError> {
         let table = table_name(&tenant.id);
         let mut indexes = BTreeMap::new();
-        for field in tenant.collection.indexed() {
-            if !names::is_field_name(&field.name) {
-                return Err(backend(format!("invalid field name {:?}", field.name)));
+        for index in TableSchema::of(&tenant.collection).indexes {
+            if !names::is_field_name(&index.attribute) {
+                return Err(backend(format!("invalid field name {:?}", index.attribute)));
             }
-            indexes.insert(field.name.clone(), index_name(&table, &field.name));
+            let name = format!("{table}_{}", index.name);
+            indexes.insert(index.attribute, name);
         }
 
         let mut ddl = format!(

@@ -1,6 +1,10 @@
 //! A tenant's DynamoDB table: on-demand, the key and one GSI per indexed
-//! field (created through `runtime::dynamo`, the same code the store's
-//! tests use), point-in-time recovery and deletion protection on.
+//! field (as `runtime::schema` describes them, the shape the function's
+//! store queries), point-in-time recovery and deletion protection on.
+//!
+//! All of the table's management lives here, out of the Lambda binary, and
+//! every call takes a pacer token first, each poll of a wait included. The
+//! tests make their tables with [`create_table`] too.
 //!
 //! Two things real DynamoDB does that an emulator does not:
 //!
@@ -23,18 +27,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, CreateGlobalSecondaryIndexAction, DeleteGlobalSecondaryIndexAction,
-    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
-    PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Projection, ProjectionType,
-    ScalarAttributeType, TableDescription, TableStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction,
+    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
+    IndexStatus, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
+    PointInTimeRecoveryStatus, Projection, ProjectionType, ScalarAttributeType, TableDescription,
+    TableStatus, Tag,
 };
-use runtime::dynamo::{self, TableOptions};
 use runtime::names;
-use runtime::tenant::Collection;
+use runtime::schema::{AttributeType, Index, TableSchema};
 use serde_json::{Value, json};
 
-use super::{AwsTarget, Family, Found, Scope, each, fail, is};
+use super::{AwsTarget, Family, Found, Pacer, Scope, each, fail, is};
 use crate::desired::Desired;
 use crate::plan::{Action, BACKFILLING, Change};
 use crate::resource::{Address, Kind, attrs};
@@ -56,6 +61,10 @@ const PITR_WAIT: Duration = Duration::from_secs(300);
 /// How long an index deletion or a table update may keep the table from
 /// being ACTIVE before apply gives up.
 const TABLE_WAIT: Duration = Duration::from_secs(600);
+
+/// How long [`create_table`] waits for the table and its indexes to become
+/// ACTIVE.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
     let prefix = format!("{}-", names::PREFIX);
@@ -210,8 +219,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                     action.address.tenant
                 );
             }
-            t.pacer.write(TABLE_WRITE).await;
-            dynamo::set_deletion_protection(&t.dynamodb, name, false).await?;
+            set_deletion_protection(&t.dynamodb, &t.pacer, name, false).await?;
             t.pacer.write(TABLE_WRITE).await;
             match t.dynamodb.delete_table().table_name(name).send().await {
                 Ok(_) => {}
@@ -233,17 +241,22 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 Err(e) if is(&e, &["ResourceNotFoundException"]) => None,
                 Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
             };
+            let schema = TableSchema::of(&tenant.collection);
             let Some(existing) = existing else {
-                t.pacer.write(TABLE_WRITE).await;
                 let options = TableOptions {
                     deletion_protection: on("deletion_protection"),
-                    // Turned on below, paced and through AWS's window.
-                    point_in_time_recovery: false,
                     tags: super::tags(&tenant.id).into_iter().collect(),
                 };
-                dynamo::create_table_with(&t.dynamodb, name, &tenant.collection, &options).await?;
+                create_table(&t.dynamodb, &t.pacer, name, &schema, &options).await?;
                 if on("point_in_time_recovery") {
-                    point_in_time_recovery(t, &action.address.tenant, name, true).await?;
+                    set_point_in_time_recovery(
+                        &t.dynamodb,
+                        &t.pacer,
+                        &action.address.tenant,
+                        name,
+                        true,
+                    )
+                    .await?;
                 }
                 t.made(super::listing::Made::Table(name.clone()));
                 return Ok(Applied::default());
@@ -253,11 +266,11 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 .iter()
                 .find(|k| k.key_type() == &KeyType::Hash)
                 .map(|k| k.attribute_name());
-            if key != Some(tenant.collection.key.as_str()) {
+            if key != Some(schema.key.as_str()) {
                 anyhow::bail!(
                     "table {name} is keyed on {:?}, the tenant file on {:?}: a table's key cannot change (export the items, destroy with --delete-data, apply, import)",
                     key.unwrap_or_default(),
-                    tenant.collection.key
+                    schema.key
                 );
             }
             // Settings first: an index being backfilled keeps the table
@@ -274,8 +287,9 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 wait_for_table(t, name).await?;
             }
             if changed(action, "point_in_time_recovery") {
-                point_in_time_recovery(
-                    t,
+                set_point_in_time_recovery(
+                    &t.dynamodb,
+                    &t.pacer,
                     &action.address.tenant,
                     name,
                     on("point_in_time_recovery"),
@@ -283,7 +297,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 .await?;
             }
             if changed(action, "indexes") {
-                step_indexes(t, name, &tenant.collection).await?;
+                step_indexes(t, name, &schema).await?;
             }
             Ok(Applied::default())
         }
@@ -295,9 +309,10 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
 /// ContinuousBackupsUnavailableException, each try paced. When the window
 /// outlasts the bound, the tenant's apply goes on without it (the table
 /// and its data are there; recovery points are not yet): the next plan
-/// sees it off and turns it on, and this says so.
-async fn point_in_time_recovery(
-    t: &AwsTarget,
+/// sees it off and turns it on, and this says so, naming `tenant`.
+pub async fn set_point_in_time_recovery(
+    ddb: &Client,
+    pacer: &Pacer,
     tenant: &str,
     name: &str,
     enabled: bool,
@@ -310,9 +325,8 @@ async fn point_in_time_recovery(
         .build()
         .map_err(|e| anyhow::anyhow!("a point-in-time recovery specification: {e}"))?;
     loop {
-        t.pacer.write(TABLE_WRITE).await;
-        match t
-            .dynamodb
+        pacer.write(TABLE_WRITE).await;
+        match ddb
             .update_continuous_backups()
             .table_name(name)
             .point_in_time_recovery_specification(spec.clone())
@@ -347,10 +361,13 @@ fn pitr_wait() -> Duration {
 }
 
 /// The table's description, paced.
-async fn describe_table(t: &AwsTarget, name: &str) -> anyhow::Result<TableDescription> {
-    t.pacer.read(CONTROL).await;
-    t.dynamodb
-        .describe_table()
+async fn describe_table(
+    ddb: &Client,
+    pacer: &Pacer,
+    name: &str,
+) -> anyhow::Result<TableDescription> {
+    pacer.read(CONTROL).await;
+    ddb.describe_table()
         .table_name(name)
         .send()
         .await
@@ -363,7 +380,7 @@ async fn describe_table(t: &AwsTarget, name: &str) -> anyhow::Result<TableDescri
 /// be backfilling for hours).
 async fn wait_for_table(t: &AwsTarget, name: &str) -> anyhow::Result<()> {
     super::wait_for(&format!("table {name} ACTIVE"), TABLE_WAIT, || async {
-        let desc = describe_table(t, name).await?;
+        let desc = describe_table(&t.dynamodb, &t.pacer, name).await?;
         Ok((desc.table_status() == Some(&TableStatus::Active)).then_some(()))
     })
     .await
@@ -372,7 +389,7 @@ async fn wait_for_table(t: &AwsTarget, name: &str) -> anyhow::Result<()> {
 /// The names of the table's indexes that are not ACTIVE yet (creating or
 /// backfilling), as DescribeTable says now.
 pub async fn indexes_not_active(t: &AwsTarget, name: &str) -> anyhow::Result<Vec<String>> {
-    let desc = describe_table(t, name).await?;
+    let desc = describe_table(&t.dynamodb, &t.pacer, name).await?;
     let mut names = not_active(&desc);
     if desc.table_status() != Some(&TableStatus::Active) {
         names.push(format!(
@@ -398,23 +415,22 @@ fn not_active(desc: &TableDescription) -> Vec<String> {
         .collect()
 }
 
-/// Moves the table's GSIs toward the collection's indexed fields as far as
-/// DynamoDB allows without waiting for a backfill: deletes the unwanted
-/// ones (one per UpdateTable, each awaited: a deletion is short), then
-/// creates the next missing one and returns while it backfills. Nothing
-/// is started while an index is being created (AWS refuses a second one).
-/// A later apply (or `apply --wait`, which waits and applies again)
-/// continues.
-async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> anyhow::Result<()> {
-    let want: BTreeMap<String, &runtime::field::Field> = collection
-        .indexed()
-        .filter(|f| f.name != collection.key)
-        .map(|f| (names::index(&f.name), f))
+/// Moves the table's GSIs toward the schema's indexes as far as DynamoDB
+/// allows without waiting for a backfill: deletes the unwanted ones (one
+/// per UpdateTable, each awaited: a deletion is short), then creates the
+/// next missing one and returns while it backfills. Nothing is started
+/// while an index is being created (AWS refuses a second one). A later
+/// apply (or `apply --wait`, which waits and applies again) continues.
+async fn step_indexes(t: &AwsTarget, name: &str, schema: &TableSchema) -> anyhow::Result<()> {
+    let want: BTreeMap<&str, &Index> = schema
+        .indexes
+        .iter()
+        .map(|i| (i.name.as_str(), i))
         .collect();
     let deadline = tokio::time::Instant::now() + TABLE_WAIT;
     let mut pause = Duration::from_millis(200);
     loop {
-        let desc = describe_table(t, name).await?;
+        let desc = describe_table(&t.dynamodb, &t.pacer, name).await?;
         let statuses: BTreeMap<String, Option<IndexStatus>> = desc
             .global_secondary_indexes()
             .iter()
@@ -437,30 +453,30 @@ async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> any
         if !not_active(&desc).is_empty() {
             return Ok(());
         }
-        let have: BTreeSet<&String> = statuses.keys().collect();
-        let update = if let Some(gone) = have.iter().find(|n| !want.contains_key(n.as_str())) {
+        let have: BTreeSet<&str> = statuses.keys().map(String::as_str).collect();
+        let update = if let Some(gone) = have.iter().find(|n| !want.contains_key(*n)) {
             let delete = DeleteGlobalSecondaryIndexAction::builder()
-                .index_name(gone.as_str())
+                .index_name(*gone)
                 .build()
                 .map_err(|e| anyhow::anyhow!("an index deletion: {e}"))?;
             (
                 None,
                 GlobalSecondaryIndexUpdate::builder().delete(delete).build(),
             )
-        } else if let Some((index, field)) = want.iter().find(|(n, _)| !have.contains(n)) {
+        } else if let Some(index) = want.values().find(|i| !have.contains(i.name.as_str())) {
             // Every key attribute of the table and of its indexes, the new
             // one's included: AWS merges them with the table's, but an
             // emulator (moto) replaces the table's with what is sent.
-            let mut definitions = vec![definition(&collection.key, ScalarAttributeType::S)?];
-            for (name, f) in &want {
-                if have.contains(name) || name == index {
-                    definitions.push(definition(&f.name, key_type(f)?)?);
+            let mut definitions = vec![definition(&schema.key, runtime::schema::KEY_TYPE)?];
+            for i in want.values() {
+                if have.contains(i.name.as_str()) || i.name == index.name {
+                    definitions.push(definition(&i.attribute, i.attribute_type)?);
                 }
             }
             (
                 Some(definitions),
                 GlobalSecondaryIndexUpdate::builder()
-                    .create(create_index(index, &field.name)?)
+                    .create(create_index(index)?)
                     .build(),
             )
         } else {
@@ -478,40 +494,170 @@ async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> any
     }
 }
 
-fn key_type(field: &runtime::field::Field) -> anyhow::Result<ScalarAttributeType> {
-    dynamo::attribute_type(&field.kind).ok_or_else(|| {
-        anyhow::anyhow!(
-            "field {:?} of type {} cannot be indexed",
-            field.name,
-            field.kind.name()
-        )
-    })
+/// What a new table has beyond its schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// DeleteTable fails until this is turned off again.
+    pub deletion_protection: bool,
+    pub tags: Vec<(String, String)>,
 }
 
-fn definition(field: &str, t: ScalarAttributeType) -> anyhow::Result<AttributeDefinition> {
+/// Creates a table of this schema: on-demand billing, the key attribute as
+/// hash key, one global secondary index per schema index, deletion
+/// protection and tags as the options say. Returns once the table and its
+/// indexes are ACTIVE. Point-in-time recovery cannot be asked for at
+/// creation: [`set_point_in_time_recovery`] turns it on after.
+pub async fn create_table(
+    ddb: &Client,
+    pacer: &Pacer,
+    table: &str,
+    schema: &TableSchema,
+    options: &TableOptions,
+) -> anyhow::Result<()> {
+    let definitions = schema
+        .attributes()
+        .map(|(name, t)| definition(name, t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let indexes = schema
+        .indexes
+        .iter()
+        .map(global_index)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tags = options
+        .tags
+        .iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| anyhow::anyhow!("a tag: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    pacer.write(TABLE_WRITE).await;
+    let created = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(definitions))
+        .key_schema(hash_key(&schema.key)?)
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .set_deletion_protection_enabled(options.deletion_protection.then_some(true))
+        .set_tags((!tags.is_empty()).then_some(tags))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        // It exists: most likely made by this very call, whose response was
+        // lost and whose retry met the table the first attempt made. Wait
+        // for it like for a new one (the caller compares its schema on its
+        // next read).
+        Err(e) if is(&e, &["ResourceInUseException"]) => {}
+        Err(e) => return Err(fail(&format!("CreateTable {table}"), e)),
+    }
+    wait_until_active(ddb, pacer, table).await
+}
+
+/// Turns deletion protection on or off, and waits for the table and its
+/// indexes to be ACTIVE again.
+async fn set_deletion_protection(
+    ddb: &Client,
+    pacer: &Pacer,
+    table: &str,
+    enabled: bool,
+) -> anyhow::Result<()> {
+    pacer.write(TABLE_WRITE).await;
+    ddb.update_table()
+        .table_name(table)
+        .deletion_protection_enabled(enabled)
+        .send()
+        .await
+        .map_err(|e| fail(&format!("UpdateTable {table}"), e))?;
+    wait_until_active(ddb, pacer, table).await
+}
+
+/// Polls DescribeTable, each poll paced, until the table and all its global
+/// secondary indexes are ACTIVE (ten minutes at most).
+pub async fn wait_until_active(ddb: &Client, pacer: &Pacer, table: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + ACTIVE_TIMEOUT;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        pacer.read(CONTROL).await;
+        let out = ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| fail(&format!("DescribeTable {table}"), e))?;
+        let description = out.table;
+        let table_active = description
+            .as_ref()
+            .is_some_and(|t| t.table_status == Some(TableStatus::Active));
+        let indexes_active = description
+            .as_ref()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .all(|i| matches!(i.index_status, None | Some(IndexStatus::Active)));
+        if table_active && indexes_active {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "table {table} is not ACTIVE after {} s",
+                ACTIVE_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn scalar(t: AttributeType) -> ScalarAttributeType {
+    match t {
+        AttributeType::S => ScalarAttributeType::S,
+        AttributeType::N => ScalarAttributeType::N,
+    }
+}
+
+fn definition(field: &str, t: AttributeType) -> anyhow::Result<AttributeDefinition> {
     AttributeDefinition::builder()
         .attribute_name(field)
-        .attribute_type(t)
+        .attribute_type(scalar(t))
         .build()
         .map_err(|e| anyhow::anyhow!("an attribute definition: {e}"))
 }
 
-/// `by_<field>`, keyed on the field, every attribute projected (as
-/// `runtime::dynamo` creates them with a table).
-fn create_index(index: &str, field: &str) -> anyhow::Result<CreateGlobalSecondaryIndexAction> {
-    let key = KeySchemaElement::builder()
-        .attribute_name(field)
+fn hash_key(attribute: &str) -> anyhow::Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(attribute)
         .key_type(KeyType::Hash)
         .build()
-        .map_err(|e| anyhow::anyhow!("a key schema: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("a key schema: {e}"))
+}
+
+fn all_attributes() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build()
+}
+
+/// An index of a new table: keyed on its field, every attribute projected.
+fn global_index(index: &Index) -> anyhow::Result<GlobalSecondaryIndex> {
+    GlobalSecondaryIndex::builder()
+        .index_name(&index.name)
+        .key_schema(hash_key(&index.attribute)?)
+        .projection(all_attributes())
+        .build()
+        .map_err(|e| anyhow::anyhow!("a global secondary index: {e}"))
+}
+
+/// The same index added to a live table.
+fn create_index(index: &Index) -> anyhow::Result<CreateGlobalSecondaryIndexAction> {
     CreateGlobalSecondaryIndexAction::builder()
-        .index_name(index)
-        .key_schema(key)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .index_name(&index.name)
+        .key_schema(hash_key(&index.attribute)?)
+        .projection(all_attributes())
         .build()
         .map_err(|e| anyhow::anyhow!("an index creation: {e}"))
 }
