@@ -29,6 +29,13 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
+use aws_lambda_events::encodings::Body;
+use base64::engine::general_purpose::STANDARD;
+use http::header::CONTENT_TYPE;
+use serde_json::Map;
+
 use super::*;
 use crate::field::{Field, Format, StringRules};
 use crate::sqlite::{Database, SqliteTable};

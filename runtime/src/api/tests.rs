@@ -5,6 +5,11 @@ use std::sync::Mutex;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use serde_json::json;
 
+use aws_lambda_events::encodings::Body;
+use base64::engine::general_purpose::STANDARD;
+use http::header::CONTENT_TYPE;
+use serde_json::Map;
+
 use super::*;
 use crate::store::Page;
 
