@@ -17,6 +17,9 @@
 //! 5xx; every answer but a 204 has a JSON body of the right content type,
 //! problems carry their status and a detail; a tampered cursor is a 400.
 //! And a successful write followed by a GET returns the same document.
+//!
+//! One file of over 600 lines: the generators and the properties they feed
+//! are read together, and a property is only as good as its grammar.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

@@ -1,3 +1,8 @@
+//! The SQLite store's own tests: the writer's batching and durability,
+//! the readers, the DDL and the search SQL the indexes serve. Over 600
+//! lines because each of those has its cases; they share one fixture (a
+//! database in a temporary directory), so they stay one suite.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::params_from_iter;
