@@ -850,6 +850,10 @@ async fn a_lost_create_table_response_still_creates_the_table() {
         .await
         .expect("the table is there");
     assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
+    // CreateTable and every DescribeTable poll of the wait went through the
+    // pacer (the SDK's own retry of the lost response is one call to it).
+    assert_eq!(pacer.writes(), 1);
+    assert!(pacer.reads() >= 1, "{pacer:?}");
     let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let desc = crate::fleet::describe_table(&ddb, &table).await;
     assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
