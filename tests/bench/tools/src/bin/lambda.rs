@@ -16,8 +16,8 @@
 //! then M events for a route the function refuses without reading its
 //! store; their peak RSS is read again after that.
 //!
-//! Before that it creates the subjects' DynamoDB table on moto (the
-//! runtime's own `create_table`), adds the item through the runtime's `Api`
+//! Before that it creates the subjects' DynamoDB table on moto (the AWS
+//! target's own `create_table`), adds the item through the runtime's `Api`
 //! (fixture `01-add-account.json`), and times M `GetItem`s of that item
 //! straight from the SDK: what moto itself costs.
 //!
