@@ -820,7 +820,8 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
 /// service's code and message, never the raw HTTP response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_table_response_still_creates_the_table() {
-    use runtime::dynamo::{self, TableOptions};
+    use apifactory::aws::table::{TableOptions, create_table, set_point_in_time_recovery};
+    use apifactory::aws::{Pace, Pacer};
 
     let proxy = FaultProxy::start(
         realistic_endpoint(),
@@ -841,20 +842,25 @@ async fn a_lost_create_table_response_still_creates_the_table() {
     // realism layer refuses it right after CreateTable, as AWS does.
     let options = TableOptions {
         deletion_protection: false,
-        point_in_time_recovery: false,
         tags: vec![("purpose".into(), "test".into())],
     };
-    dynamo::create_table_with(&through, &table, &collection, &options)
+    let pacer = Pacer::new(Pace::Off);
+    let schema = runtime::schema::TableSchema::of(&collection);
+    create_table(&through, &pacer, &table, &schema, &options)
         .await
         .expect("the table is there");
     assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
+    // CreateTable and every DescribeTable poll of the wait went through the
+    // pacer (the SDK's own retry of the lost response is one call to it).
+    assert_eq!(pacer.writes(), 1);
+    assert!(pacer.reads() >= 1, "{pacer:?}");
     let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let desc = crate::fleet::describe_table(&ddb, &table).await;
     assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
 
     // A service error, in a line: the operation, the table, the code.
     let missing = apifactory_tests::unique_name("missing");
-    let err = dynamo::set_point_in_time_recovery(&ddb, &missing, true)
+    let err = set_point_in_time_recovery(&ddb, &pacer, "test", &missing, true)
         .await
         .unwrap_err()
         .to_string();
