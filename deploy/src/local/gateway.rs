@@ -40,6 +40,7 @@
 //! every 200 ms), so deploys, key changes and removals made by another
 //! process take effect while serving.
 
+mod error;
 mod live;
 mod logs;
 mod route;
@@ -67,13 +68,14 @@ use axum::serve::ListenerExt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use governor::{DefaultDirectRateLimiter, Quota as Rate, RateLimiter};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, request::Parts};
 use runtime::Operation;
 use runtime::tenant::Quota;
 use time::OffsetDateTime;
 
 use crate::local::state::{LocalState, hash_key, period_start, same_hash};
+use error::GatewayError;
 use live::{AbortOnDrop, KeyRt, Live, TenantRt, background};
 
 /// API Gateway's payload limit.
@@ -95,7 +97,6 @@ const QUOTA_BLOCK_MAX: u64 = 1_000;
 const ACCOUNT_ID: &str = "000000000000";
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
-static ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The local API Gateway. Cheap to clone: every clone serves the same
@@ -123,95 +124,6 @@ struct Lease {
     period_start: Option<i64>,
     used: u64,
     reserved: u64,
-}
-
-/// A response API Gateway itself gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GatewayError {
-    MissingAuthenticationToken,
-    Forbidden,
-    TooManyRequests,
-    LimitExceeded,
-    RequestTooLong,
-    /// Lambda refused the event as too large (see [`MAX_INVOCATION_PAYLOAD`]).
-    InvocationTooLarge,
-    HeadersTooLarge,
-    BadRequest,
-    Internal,
-    BadGateway,
-    Timeout,
-}
-
-impl GatewayError {
-    fn status(self) -> StatusCode {
-        match self {
-            GatewayError::MissingAuthenticationToken | GatewayError::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
-            GatewayError::TooManyRequests | GatewayError::LimitExceeded => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            GatewayError::RequestTooLong | GatewayError::InvocationTooLarge => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            GatewayError::BadRequest => StatusCode::BAD_REQUEST,
-            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
-            GatewayError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    fn body(self) -> &'static str {
-        match self {
-            GatewayError::MissingAuthenticationToken => {
-                r#"{"message":"Missing Authentication Token"}"#
-            }
-            GatewayError::Forbidden => r#"{"message":"Forbidden"}"#,
-            GatewayError::TooManyRequests => r#"{"message":"Too Many Requests"}"#,
-            GatewayError::LimitExceeded => r#"{"message":"Limit Exceeded"}"#,
-            GatewayError::RequestTooLong => r#"{"message":"Request Too Long"}"#,
-            // As a REST API with a Lambda proxy integration answered a
-            // 6-10 MB body, measured (koki-develop/lgtm-generator issue 10):
-            // not a gateway response (configuring REQUEST_TOO_LARGE did not
-            // change it), so its own spacing and error type.
-            GatewayError::InvocationTooLarge => r#"{"message": "Request Too Long"}"#,
-            GatewayError::HeadersTooLarge => r#"{"message":"Request Header Fields Too Large"}"#,
-            GatewayError::BadRequest => r#"{"message":"Bad Request"}"#,
-            GatewayError::Internal | GatewayError::BadGateway => {
-                r#"{"message":"Internal server error"}"#
-            }
-            GatewayError::Timeout => r#"{"message":"Endpoint request timed out"}"#,
-        }
-    }
-
-    fn error_type(self) -> &'static str {
-        match self {
-            GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-            GatewayError::Forbidden => "ForbiddenException",
-            GatewayError::TooManyRequests => "TooManyRequestsException",
-            GatewayError::LimitExceeded => "LimitExceededException",
-            GatewayError::RequestTooLong => "RequestTooLongException",
-            GatewayError::InvocationTooLarge => "BadRequestException",
-            GatewayError::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
-            GatewayError::BadRequest => "BadRequestException",
-            GatewayError::Internal | GatewayError::BadGateway => "InternalServerErrorException",
-            GatewayError::Timeout => "TimeoutException",
-        }
-    }
-
-    fn response(self, request_id: &HeaderValue) -> Response {
-        let mut r = Response::new(Body::from(self.body()));
-        *r.status_mut() = self.status();
-        let h = r.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(
-            ERROR_TYPE.clone(),
-            HeaderValue::from_static(self.error_type()),
-        );
-        h.insert(REQUEST_ID.clone(), request_id.clone());
-        r
-    }
 }
 
 /// How an invocation failed.
