@@ -68,15 +68,15 @@ use axum::serve::ListenerExt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use governor::{DefaultDirectRateLimiter, Quota as Rate, RateLimiter};
-use http::header::{CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, request::Parts};
-use runtime::Operation;
 use runtime::tenant::Quota;
 use time::OffsetDateTime;
 
 use crate::local::state::{LocalState, hash_key, period_start, same_hash};
 use error::GatewayError;
 use live::{AbortOnDrop, KeyRt, Live, TenantRt, background};
+use route::Routed;
 
 /// API Gateway's payload limit.
 pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
@@ -133,16 +133,6 @@ enum Failure {
     Timeout,
     /// Panicked, or returned something API Gateway cannot use (502).
     Crashed,
-}
-
-/// A request matched to a tenant's method.
-struct Routed<'a> {
-    tenant: Arc<TenantRt>,
-    /// The path under the stage or base path, raw.
-    rest: &'a str,
-    /// The raw id segment of an item route.
-    id: Option<&'a str>,
-    op: Operation,
 }
 
 impl Gateway {
@@ -217,37 +207,6 @@ impl Gateway {
         self.inner.logs.flush().await;
     }
 
-    /// Matches a request to a tenant's method, or `None` (403 Missing
-    /// Authentication Token).
-    fn resolve<'a>(live: &Live, host: &str, path: &'a str, parts: &Parts) -> Option<Routed<'a>> {
-        let (tenant, rest) = if let Some((tenant, stage, rest)) = route::path_style(path) {
-            let t = live.tenants.get(tenant)?;
-            (t.stage == stage).then_some((t, rest))?
-        } else {
-            let name = route::lowercase(route::host_name(host));
-            if let Some(t) = live.domains.get(name.as_ref()) {
-                let rest = match t.base_path.as_deref() {
-                    None | Some("") => path,
-                    Some(base) => route::strip_base(path, base)?,
-                };
-                (t, rest)
-            } else {
-                let tenant = route::localhost_tenant(&name)?;
-                let t = live.tenants.get(tenant)?;
-                let (stage, rest) = route::stage_and_rest(path)?;
-                (t.stage == stage).then_some((t, rest))?
-            }
-        };
-        let id = route::split_rest(rest, &tenant.collection)?;
-        let op = route::operation(&parts.method, id.is_some())?;
-        tenant.operations[op as usize].then(|| Routed {
-            tenant: Arc::clone(tenant),
-            rest,
-            id,
-            op,
-        })
-    }
-
     /// Answers one request. Never panics, never fails: every problem is a
     /// response.
     async fn handle(&self, req: Request) -> Response {
@@ -265,14 +224,9 @@ impl Gateway {
             return GatewayError::HeadersTooLarge.response(&request_id_header);
         }
         let live = self.live();
-        let host = parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("");
+        let host = route::host(&parts);
         let full_path = parts.uri.path();
-        let Some(routed) = Self::resolve(&live, host, full_path, &parts) else {
+        let Some(routed) = route::resolve(&live, host, full_path, &parts) else {
             return GatewayError::MissingAuthenticationToken.response(&request_id_header);
         };
         let t = Arc::clone(&routed.tenant);
