@@ -40,6 +40,7 @@
 //! every 200 ms), so deploys, key changes and removals made by another
 //! process take effect while serving.
 
+mod admit;
 mod error;
 mod live;
 mod logs;
@@ -49,9 +50,7 @@ mod tests;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,15 +66,15 @@ use axum::response::Response;
 use axum::serve::ListenerExt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use governor::{DefaultDirectRateLimiter, Quota as Rate, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, request::Parts};
-use runtime::tenant::Quota;
 use time::OffsetDateTime;
 
-use crate::local::state::{LocalState, hash_key, period_start, same_hash};
+use crate::local::state::LocalState;
+use admit::{ACCOUNT_BURST, ACCOUNT_RATE, key_limiter};
 use error::GatewayError;
-use live::{AbortOnDrop, KeyRt, Live, TenantRt, background};
+use live::{AbortOnDrop, Live, TenantRt, background};
 use route::Routed;
 
 /// API Gateway's payload limit.
@@ -89,15 +88,9 @@ pub const MAX_INVOCATION_PAYLOAD: usize = 6_291_556;
 /// API Gateway's limit on the request line and header values together
 /// (REST APIs; the quota cannot be raised).
 pub const MAX_REQUEST_HEAD: usize = 10_240;
-/// The account-wide bucket: API Gateway's default account throttle.
-const ACCOUNT_RATE: u32 = 10_000;
-const ACCOUNT_BURST: u32 = 5_000;
-/// The largest block of quota reserved ahead.
-const QUOTA_BLOCK_MAX: u64 = 1_000;
 const ACCOUNT_ID: &str = "000000000000";
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
-static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The local API Gateway. Cheap to clone: every clone serves the same
 /// tenants with the same buckets, quotas and logs.
@@ -115,15 +108,6 @@ struct Inner {
     logs: logs::Logs,
     /// Mixed into every tenant's cursor-signing key.
     cursor_secret: Vec<u8>,
-}
-
-/// A key's quota count in the current period: `used` served, `reserved`
-/// durably counted (`used <= reserved` always).
-#[derive(Debug, Default)]
-struct Lease {
-    period_start: Option<i64>,
-    used: u64,
-    reserved: u64,
 }
 
 /// How an invocation failed.
@@ -255,51 +239,20 @@ impl Gateway {
         }
 
         // The API key.
-        let now_unix = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let Some((key, key_value)) = parts
-            .headers
-            .get(&API_KEY)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|value| {
-                let hash = hash_key(value);
-                let key = live.keys.get(&hash)?;
-                (same_hash(&key.record.hash, &hash)
-                    && key.record.tenant == t.id
-                    && key.record.usable(now_unix))
-                .then_some((Arc::clone(key), value))
-            })
-        else {
+        let Some((key, key_value)) = admit::key(&live, &parts.headers, &t, now) else {
             return exchange.fail(GatewayError::Forbidden);
         };
         let key_id = key.record.id.clone();
         exchange.key_id = Some(&key_id);
-        if !key.touched.load(Ordering::Relaxed) {
-            key.touched.store(true, Ordering::Relaxed);
-        }
 
-        // Throttling in API Gateway's order: the key's bucket, the API's
-        // (all keys together), then the account's.
-        if key.limiter.check().is_err()
-            || t.api_bucket
-                .as_ref()
-                .is_some_and(|(_, b)| b.check().is_err())
-            || self.inner.account.check().is_err()
-        {
+        // Throttling.
+        if self.throttled(&key, &t) {
             return exchange.fail(GatewayError::TooManyRequests);
         }
 
         // The quota.
-        if let Some(quota) = t.quota {
-            match self.admit(&key, quota, OffsetDateTime::from(now)).await {
-                Ok(true) => {}
-                Ok(false) => return exchange.fail(GatewayError::LimitExceeded),
-                Err(e) => {
-                    tracing::error!(tenant = %t.id, error = %e, "cannot count the request against the quota");
-                    return exchange.fail(GatewayError::Internal);
-                }
-            }
+        if let Err(refused) = self.count(&key, &t, now).await {
+            return exchange.fail(refused);
         }
 
         // The body.
@@ -351,46 +304,6 @@ impl Gateway {
             Err(Failure::Crashed) => exchange.fail(GatewayError::BadGateway),
         }
     }
-
-    /// Counts one request against a key's quota, reserving a block ahead
-    /// in the database when the lease is used up. `false` when the quota
-    /// is used up.
-    async fn admit(&self, key: &KeyRt, quota: Quota, now: OffsetDateTime) -> anyhow::Result<bool> {
-        let start = period_start(quota.period, now);
-        let state = &self.inner.state;
-        let id = &key.record.id;
-        let mut lease = key.lease.lock().await;
-        if lease.period_start != Some(start) {
-            let used = state.quota_used(id, start).await?;
-            *lease = Lease {
-                period_start: Some(start),
-                used,
-                reserved: used,
-            };
-        }
-        // Twice at most: a second round only if someone else (another
-        // gateway on this directory) counted more than this lease knew.
-        for _ in 0..3 {
-            if lease.used >= quota.limit {
-                return Ok(false);
-            }
-            if lease.used < lease.reserved {
-                lease.used += 1;
-                return Ok(true);
-            }
-            let upto = lease
-                .used
-                .saturating_add(quota_block(quota.limit))
-                .min(quota.limit);
-            let stored = state.quota_reserve(id, start, upto).await?;
-            if stored > upto {
-                // Counted elsewhere: take all of it as used.
-                lease.used = stored;
-            }
-            lease.reserved = stored.max(upto);
-        }
-        Ok(false)
-    }
 }
 
 /// The bytes API Gateway counts against its request-head quota: the
@@ -405,30 +318,6 @@ fn request_head_size(parts: &Parts) -> usize {
         .headers
         .values()
         .fold(line, |n, v| n.saturating_add(v.len()))
-}
-
-/// The block of quota reserved ahead: 1 % of the limit, at least 1, at
-/// most 1,000.
-fn quota_block(limit: u64) -> u64 {
-    (limit / 100).clamp(1, QUOTA_BLOCK_MAX)
-}
-
-/// A key's token bucket: `rate` tokens a second (may be fractional),
-/// `burst` at most.
-fn key_limiter(rate: f64, burst: u32) -> DefaultDirectRateLimiter {
-    let period = if rate.is_finite() && rate > 0.0 {
-        Duration::try_from_secs_f64(1.0 / rate)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .unwrap_or(Duration::from_nanos(1))
-    } else {
-        // No refill to speak of: the burst only.
-        Duration::from_secs(365 * 24 * 3600)
-    };
-    let quota = Rate::with_period(period)
-        .unwrap_or(Rate::per_second(NonZeroU32::MAX))
-        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-    RateLimiter::direct(quota)
 }
 
 /// A request id shaped like a UUID (from a ULID, so time-ordered).

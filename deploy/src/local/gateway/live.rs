@@ -17,7 +17,8 @@ use runtime::sqlite::SqliteTable;
 use runtime::tenant::Quota;
 use runtime::{Operation, names};
 
-use super::{Gateway, Inner, Lease, key_limiter, route};
+use super::admit::{Lease, key_limiter};
+use super::{Gateway, Inner, route};
 use crate::local::state::{DeployedTenant, Snapshot, now_rfc3339};
 
 /// How often the state's generation is polled.

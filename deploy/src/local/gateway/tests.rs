@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::admit::quota_block;
 use super::*;
+use crate::local::state::period_start;
 use crate::local::{LocalCode, LocalTarget};
 use crate::resource::{Address, Kind};
 use crate::target::{Secret, Target};
