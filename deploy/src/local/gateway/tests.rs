@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use axum::body::Bytes;
 use runtime::api::Api;
 use runtime::{Operation, Tenant};
 use serde_json::{Value, json};
@@ -12,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::admit::quota_block;
+use super::route::Routed;
 use super::*;
 use crate::local::state::period_start;
 use crate::local::{LocalCode, LocalTarget};
