@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
-use aws_lambda_events::apigw::ApiGatewayProxyRequest;
-use axum::body::Bytes;
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body as LambdaBody;
+use axum::body::{Body, Bytes};
 use runtime::api::Api;
 use runtime::{Operation, Tenant};
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::admit::quota_block;
+use super::invoke::{Failure, invoke, to_http};
 use super::route::Routed;
 use super::*;
 use crate::local::state::period_start;
