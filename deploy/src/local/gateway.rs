@@ -1,44 +1,48 @@
 //! The local API Gateway: serves every tenant deployed to the local target
 //! the way API Gateway and Lambda serve them on AWS.
 //!
-//! Per request, in API Gateway's order:
+//! Per request, in API Gateway's order; `Gateway::handle` reads through
+//! the stages top to bottom, each in a module of its own:
 //!
 //! 0. **Size of the request head**: more than 10,240 bytes of request line
 //!    and header values (API Gateway's quota for REST APIs) is 431
 //!    `Request Header Fields Too Large`, before anything else is looked at.
-//! 1. **Routing**: `/restapis/{tenant}/{stage}/_user_request_/{rest}` on
-//!    any host; a tenant's custom domain (and base path); or
-//!    `{tenant}.localhost` / `{tenant}.execute-api.localhost` with
-//!    `/{stage}/{rest}`. Then `/{collection}` or `/{collection}/{id}` with
-//!    a method whose function is deployed. Anything else is 403
-//!    `Missing Authentication Token`.
-//! 2. **API key** (`x-api-key`): looked up by its SHA-256; missing,
-//!    unknown, disabled, expired or another tenant's is 403 `Forbidden`.
-//! 3. **Throttling**: a token bucket per key (the usage plan's rate and
-//!    burst), then the tenant's API-wide one when it sets `api_rate` (the
-//!    stage's default method throttling, shared by every caller), then the
-//!    account's (10,000 rps, burst 5,000); 429 `Too Many Requests`.
-//!    Buckets outlive reloads.
-//! 4. **Quota**: counted per key and period (UTC boundaries). The count is
-//!    leased from the database in blocks reserved *before* they are
-//!    served, so no request is let through that is not already counted
-//!    durably: a crash or `SIGKILL` can over-count by at most one block
-//!    (`max(1, min(1000, limit / 100))`, so 1 % of the limit at most), and
-//!    never lets a client past its limit. 429 `Limit Exceeded`.
-//! 5. **Integration**: the Lambda proxy event (v1) to the tenant's
-//!    [`runtime::Api`], in a task of its own bounded by the function's
-//!    timeout (504 `Endpoint request timed out`); a crashed function or a
-//!    malformed response is 502 `Internal server error`. Bodies over
+//! 1. **Routing** (`route`):
+//!    `/restapis/{tenant}/{stage}/_user_request_/{rest}` on any host; a
+//!    tenant's custom domain (and base path); or `{tenant}.localhost` /
+//!    `{tenant}.execute-api.localhost` with `/{stage}/{rest}`. Then
+//!    `/{collection}` or `/{collection}/{id}` with a method whose function
+//!    is deployed. Anything else is 403 `Missing Authentication Token`.
+//! 2. **API key** (`x-api-key`; `admit`): looked up by its SHA-256;
+//!    missing, unknown, disabled, expired or another tenant's is 403
+//!    `Forbidden`.
+//! 3. **Throttling** (`admit`): a token bucket per key (the usage plan's
+//!    rate and burst), then the tenant's API-wide one when it sets
+//!    `api_rate` (the stage's default method throttling, shared by every
+//!    caller), then the account's (10,000 rps, burst 5,000); 429 `Too Many
+//!    Requests`. Buckets outlive reloads.
+//! 4. **Quota** (`admit`): counted per key and period (UTC boundaries).
+//!    The count is leased from the database in blocks reserved *before*
+//!    they are served, so no request is let through that is not already
+//!    counted durably: a crash or `SIGKILL` can over-count by at most one
+//!    block (`max(1, min(1000, limit / 100))`, so 1 % of the limit at
+//!    most), and never lets a client past its limit. 429 `Limit Exceeded`.
+//! 5. **Event** (`event`): the Lambda proxy event (v1). Bodies over
 //!    10 MB are 413 `Request Too Long`; so is an event (the body with
 //!    everything around it, as JSON) past Lambda's synchronous payload
 //!    limit, as API Gateway relays Lambda's refusal.
-//! 6. **Logs**: an access line per request and START/END/REPORT lines
-//!    per invocation, JSON lines in `logs/<tenant>.log`, written by a
-//!    background thread. Key values are never logged.
+//! 6. **Integration** (`invoke`): the event to the tenant's
+//!    [`runtime::Api`], in the request's own task, bounded by the
+//!    function's timeout (504 `Endpoint request timed out`); a crashed
+//!    function or a malformed response is 502 `Internal server error`.
+//! 7. **Logs** (`logs`): an access line per request and START/END/REPORT
+//!    lines per invocation, JSON lines in `logs/<tenant>.log`, written by
+//!    a background thread. Key values are never logged.
 //!
-//! The deployed state is re-read whenever its generation changes (polled
-//! every 200 ms), so deploys, key changes and removals made by another
-//! process take effect while serving.
+//! The deployed state (`live`) is re-read whenever its generation changes
+//! (polled every 200 ms), so deploys, key changes and removals made by
+//! another process take effect while serving. The refusals of every stage
+//! are API Gateway's own responses (`error`).
 
 mod admit;
 mod error;
@@ -181,9 +185,13 @@ impl Gateway {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let (parts, body) = req.into_parts();
+
+        // 0. The size of the request head.
         if request_head_size(&parts) > MAX_REQUEST_HEAD {
             return GatewayError::HeadersTooLarge.response(&request_id_header);
         }
+
+        // 1. Routing.
         let live = self.live();
         let host = route::host(&parts);
         let full_path = parts.uri.path();
@@ -205,36 +213,35 @@ impl Gateway {
             invocation: None,
         };
 
-        // A declared length over the limit fails before anything is read.
+        // A declared body length over the limit (stage 5) fails before
+        // anything is read, the key included.
         if event::declared_too_long(&parts.headers) {
             return exchange.fail(GatewayError::RequestTooLong);
         }
 
-        // The API key.
+        // 2. The API key.
         let Some((key, key_value)) = admit::key(&live, &parts.headers, &t, now) else {
             return exchange.fail(GatewayError::Forbidden);
         };
         let key_id = key.record.id.clone();
         exchange.key_id = Some(&key_id);
 
-        // Throttling.
+        // 3. Throttling.
         if self.throttled(&key, &t) {
             return exchange.fail(GatewayError::TooManyRequests);
         }
 
-        // The quota.
+        // 4. The quota.
         if let Err(refused) = self.count(&key, &t, now).await {
             return exchange.fail(refused);
         }
 
-        // The body.
+        // 5. The body, then the event.
         let body = match read_body(body, MAX_PAYLOAD).await {
             Ok(body) => body,
             Err(BodyError::TooLong) => return exchange.fail(GatewayError::RequestTooLong),
             Err(BodyError::Read) => return exchange.fail(GatewayError::BadRequest),
         };
-
-        // The event.
         let event = event(EventParts {
             parts: &parts,
             routed: &routed,
@@ -251,7 +258,7 @@ impl Gateway {
             return exchange.fail(GatewayError::InvocationTooLarge);
         }
 
-        // The integration.
+        // 6. The integration; 7. the logs.
         let (converted, invocation) = invoke::call(&t, routed.op, &request_id, event).await;
         exchange.invocation = Some(invocation);
         match converted {

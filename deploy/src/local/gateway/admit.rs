@@ -1,7 +1,7 @@
 //! Admission, in API Gateway's order: the API key (403 `Forbidden`), the
 //! token buckets (429 `Too Many Requests`), then the quota (429 `Limit
 //! Exceeded`). The buckets and quota leases live in the keys and tenants
-//! of [`super::live`], so a reload keeps them.
+//! that `live` serves, which hand them on across reloads.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
