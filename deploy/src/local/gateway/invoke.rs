@@ -51,7 +51,7 @@ pub(super) async fn call<'a>(
         ended: OffsetDateTime::from(SystemTime::now()),
         duration: clock.elapsed(),
         memory_mb: t.memory_mb,
-        timed_out: (outcome == Err(Failure::Timeout)).then(|| t.timeout.as_secs_f64()),
+        timed_out: (outcome == Err(Failure::Timeout)).then_some(t.timeout.as_secs_f64()),
     };
     let converted = outcome.and_then(|r| to_http(r).ok_or(Failure::Crashed));
     (converted, invocation)
