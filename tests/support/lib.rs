@@ -5,6 +5,7 @@
 //! fails with a message saying so: it never skips silently.
 
 pub mod fault_proxy;
+pub mod fleet;
 pub mod server;
 
 use std::collections::BTreeMap;

@@ -21,7 +21,7 @@ use apifactory_tests::{moto_url, sdk_config};
 use runtime::names;
 use serde_json::{Value, json};
 
-use crate::fleet::{Fleet, point_in_time_recovery, text};
+use apifactory_tests::fleet::{Fleet, point_in_time_recovery, text};
 
 /// moto never runs the functions: a small executable that passes the
 /// artifact checks keeps the uploads short.

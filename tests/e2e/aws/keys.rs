@@ -16,8 +16,8 @@ use apifactory_tests::{
 use runtime::names;
 use serde_json::Value;
 
-use crate::aws::mutating;
-use crate::fleet::artifact;
+use crate::aws::apply::mutating;
+use apifactory_tests::fleet::artifact;
 
 struct Tenant {
     dir: tempfile::TempDir,

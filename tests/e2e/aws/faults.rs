@@ -35,7 +35,7 @@ use apifactory_tests::{realistic_endpoint, sdk_config};
 use runtime::names;
 use serde_json::Value;
 
-use crate::fleet::{Fleet, ORIGINALS, text};
+use apifactory_tests::fleet::{Fleet, ORIGINALS, text};
 
 /// A small stand-in for the bootstrap where the size of the upload does not
 /// matter: moto stores function code and never runs it (no Docker here), so
@@ -684,7 +684,7 @@ async fn config_through(endpoint: &str) -> aws_config::SdkConfig {
 /// a new run makes no mutating call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
-    use crate::aws::{api_keys, converge, observe_and_plan, rest_apis, scope, usage_plans};
+    use crate::aws::apply::{api_keys, converge, observe_and_plan, rest_apis, scope, usage_plans};
     use apifactory::aws::{AwsTarget, Pace};
     use apifactory::plan::Change;
 
@@ -706,7 +706,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
         AwsTarget::new(
             &config_through(proxy.url()).await,
             Pace::Off,
-            Some(crate::fleet::package()),
+            Some(apifactory_tests::fleet::package()),
         )
         .await
         .unwrap(),
@@ -726,7 +726,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
     );
 
     // The next run plans exactly the two deletions.
-    let target = crate::fleet::target().await;
+    let target = apifactory_tests::fleet::target().await;
     let p = observe_and_plan(&target, &d, &opts).await;
     let planned: Vec<(String, &Change)> = p
         .actions
@@ -808,7 +808,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
     assert_eq!(held, keys);
 
     // Converged: a new run plans nothing and makes no mutating call.
-    let fresh = crate::fleet::target().await;
+    let fresh = apifactory_tests::fleet::target().await;
     let (p, _) = converge(&fresh, &d, &opts).await;
     assert!(p.is_empty(), "{p}");
     assert_eq!(fresh.pacer.writes(), 0);
@@ -837,7 +837,7 @@ async fn a_lost_create_table_response_still_creates_the_table() {
             .unwrap()
             .collection;
     // Point-in-time recovery is the AWS target's step after the create,
-    // retried through DynamoDB's PITR window (tests/e2e/aws_dynamo.rs); the
+    // retried through DynamoDB's PITR window (tests/e2e/aws/dynamo.rs); the
     // realism layer refuses it right after CreateTable, as AWS does.
     let options = TableOptions {
         deletion_protection: false,
@@ -849,7 +849,7 @@ async fn a_lost_create_table_response_still_creates_the_table() {
         .expect("the table is there");
     assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
     let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let desc = crate::fleet::describe_table(&ddb, &table).await;
+    let desc = apifactory_tests::fleet::describe_table(&ddb, &table).await;
     assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
 
     // A service error, in a line: the operation, the table, the code.

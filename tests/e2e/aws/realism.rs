@@ -31,8 +31,8 @@ use apifactory_tests::{moto_url, realistic_endpoint, sdk_config, sdk_config_at, 
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use runtime::{Operation, names};
 
-use crate::aws::{api_keys, converge, observe_and_plan, scope};
-use crate::fleet::{Fleet, package, target};
+use crate::aws::apply::{api_keys, converge, observe_and_plan, scope};
+use apifactory_tests::fleet::{Fleet, package, target};
 
 /// An SDK configuration through `endpoint` that never retries, so a test
 /// sees each answer the layer gives.
@@ -484,7 +484,7 @@ async fn of_two_keys_of_one_name_the_enabled_one_stands() {
         .await
         .unwrap();
     let new_id = newer.id().unwrap().to_owned();
-    let plans = crate::aws::usage_plans(&api, &id).await;
+    let plans = crate::aws::apply::usage_plans(&api, &id).await;
     api.create_usage_plan_key()
         .usage_plan_id(plans[0].id().unwrap())
         .key_id(&new_id)

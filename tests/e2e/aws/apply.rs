@@ -25,7 +25,7 @@ use aws_sdk_apigateway::types::RestApi;
 use runtime::{Operation, Tenant, names};
 use serde_json::Value;
 
-use crate::fleet::{Fleet, artifact, package, target};
+use apifactory_tests::fleet::{Fleet, artifact, package, target};
 
 pub(crate) async fn observe_and_plan(target: &AwsTarget, d: &Desired, opts: &Options) -> Plan {
     let observed = target.observe(&opts.tenants).await.unwrap();
@@ -143,7 +143,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
     let table = names::table(id);
 
     // Table: key, one GSI per indexed field, PITR, deletion protection.
-    let desc = crate::fleet::describe_table(&ddb, &table).await;
+    let desc = apifactory_tests::fleet::describe_table(&ddb, &table).await;
     let key: Vec<(&str, &str)> = desc
         .key_schema()
         .iter()
@@ -171,7 +171,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
         Some("PAY_PER_REQUEST")
     );
     assert_eq!(
-        crate::fleet::point_in_time_recovery(&ddb, &table).await,
+        apifactory_tests::fleet::point_in_time_recovery(&ddb, &table).await,
         Some("ENABLED".into()),
         "{id}"
     );
@@ -512,7 +512,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_tenants_apply_then_a_no_op_a_change_and_a_destroy() {
-    let fleet = Fleet::new(&crate::fleet::ORIGINALS).await;
+    let fleet = Fleet::new(&apifactory_tests::fleet::ORIGINALS).await;
     let target = target().await;
     let opts = scope(fleet.scope());
 
@@ -845,7 +845,7 @@ async fn check_gone(t: &Tenant, zone: &str) {
         "the alias record remains"
     );
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let table = crate::fleet::describe_table(&ddb, &names::table(id)).await;
+    let table = apifactory_tests::fleet::describe_table(&ddb, &names::table(id)).await;
     assert_eq!(
         table.deletion_protection_enabled(),
         Some(true),

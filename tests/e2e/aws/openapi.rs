@@ -29,8 +29,8 @@ use aws_sdk_apigateway::primitives::Blob;
 use runtime::{Tenant, names};
 use serde_json::Value;
 
-use crate::aws::{converge, observe_and_plan, rest_apis, scope};
-use crate::fleet::{Fleet, package, target};
+use crate::aws::apply::{converge, observe_and_plan, rest_apis, scope};
+use apifactory_tests::fleet::{Fleet, package, target};
 
 /// Where `tests/run` put the validator's command.
 const VALIDATOR_ENV: &str = "APIFACTORY_TEST_OPENAPI_VALIDATOR";
