@@ -52,14 +52,16 @@ pub fn package() -> Package {
 /// An AWS target on moto through the realism layer, unpaced, with the
 /// stripped bootstrap.
 pub async fn target() -> Arc<AwsTarget> {
+    target_at(realistic_endpoint()).await
+}
+
+/// An AWS target through `endpoint` (a fault proxy), unpaced, with the
+/// stripped bootstrap and the SDK's standard retries.
+pub async fn target_at(endpoint: &str) -> Arc<AwsTarget> {
     Arc::new(
-        AwsTarget::new(
-            &sdk_config_at(realistic_endpoint()).await,
-            Pace::Off,
-            Some(package()),
-        )
-        .await
-        .expect("the AWS target connects to moto"),
+        AwsTarget::new(&sdk_config_at(endpoint).await, Pace::Off, Some(package()))
+            .await
+            .expect("the AWS target connects to moto"),
     )
 }
 

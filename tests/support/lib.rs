@@ -4,6 +4,7 @@
 //! builds every binary first. A test that needs either and finds it missing
 //! fails with a message saying so: it never skips silently.
 
+pub mod aws;
 pub mod fault_proxy;
 pub mod fleet;
 pub mod server;
