@@ -9,15 +9,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use apifactory::aws::TAG_TENANT;
 use apifactory_tests::{
     Recording, bin_path, realistic_endpoint, repo_root, sdk_config, unique_name,
 };
 use runtime::names;
 use serde_json::Value;
 
-use crate::aws::mutating;
-use crate::fleet::artifact;
+use apifactory_tests::aws::{mutating, usage_plan_keys, usage_plans};
+use apifactory_tests::fleet::artifact;
 
 struct Tenant {
     dir: tempfile::TempDir,
@@ -158,32 +157,13 @@ async fn enabled(api: &aws_sdk_apigateway::Client, id: &str) -> bool {
 }
 
 async fn plan_id(api: &aws_sdk_apigateway::Client, tenant: &str) -> String {
-    let plans: Vec<String> = api
-        .get_usage_plans()
-        .limit(500)
-        .send()
+    let plans: Vec<String> = usage_plans(api, tenant)
         .await
-        .unwrap()
-        .items()
         .iter()
-        .filter(|p| p.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
         .filter_map(|p| p.id().map(str::to_owned))
         .collect();
     assert_eq!(plans.len(), 1, "{plans:?}");
     plans[0].clone()
-}
-
-async fn attached(api: &aws_sdk_apigateway::Client, plan: &str) -> Vec<String> {
-    api.get_usage_plan_keys()
-        .usage_plan_id(plan)
-        .limit(500)
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .filter_map(|k| k.id().map(str::to_owned))
-        .collect()
 }
 
 /// Waits out a grace period that began before now, and the second more
@@ -264,7 +244,7 @@ async fn key_commands_on_aws() {
     let value = created["value"].as_str().unwrap().to_owned();
     assert!(value.len() >= 40, "{value}");
     issued.push(value);
-    assert!(attached(&api, &plan).await.contains(&partner));
+    assert!(usage_plan_keys(&api, &plan).await.contains(&partner));
     let key = get_key(&api, &partner).await.unwrap();
     assert!(key.enabled());
     assert!(
@@ -322,7 +302,7 @@ async fn key_commands_on_aws() {
         old_key.name().unwrap(),
         format!("{}-rotated-{old}", t.key_name("acme-web"))
     );
-    assert!(attached(&api, &plan).await.contains(&new));
+    assert!(usage_plan_keys(&api, &plan).await.contains(&new));
     let listed = t.list();
     assert_eq!(by_id(&listed, &new)["origin"], "file");
     assert_eq!(by_id(&listed, &old)["origin"], "rotated");
