@@ -83,6 +83,10 @@ async fn the_realism_layer_answers_as_aws_does() {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let name = unique_name("realism-");
     let path = format!("/{name}/");
+    // The zip first: made after the role, its seconds could use up the
+    // window the create is to meet.
+    let fleet = Fleet::new(&["clinic"]).await;
+    let zip = package().zip(&fleet.source("clinic")).unwrap();
 
     // A role just made: Lambda cannot assume it yet; ListRoles leaves it
     // out, GetRole finds it.
@@ -100,8 +104,6 @@ async fn the_realism_layer_answers_as_aws_does() {
     let listed = iam.list_roles().path_prefix(&path).send().await.unwrap();
     assert!(listed.roles().is_empty(), "{:?}", listed.roles());
     assert!(iam.get_role().role_name(&name).send().await.is_ok());
-    let fleet = Fleet::new(&["clinic"]).await;
-    let zip = package().zip(&fleet.source("clinic")).unwrap();
     let create = || {
         lambda
             .create_function()
