@@ -280,7 +280,8 @@ fn recorders() -> &'static tokio::sync::Mutex<usize> {
 /// A hold on moto's request recorder.
 #[derive(Debug)]
 pub struct Recording {
-    /// How many requests the recording held when this hold began.
+    /// Where the recording ended when this hold began, in bytes: moto only
+    /// appends to it while anyone holds it.
     skip: usize,
 }
 
@@ -302,10 +303,11 @@ impl Recording {
         *count += 1;
         drop(count);
         // Before anything is recorded there is no recording file, and moto
-        // answers 500.
+        // answers 500. The last line may still be being written: start
+        // after the last whole one.
         let skip = download_recording()
             .await
-            .map_or(0, |all| entries(&all).count());
+            .map_or(0, |all| all.rfind('\n').map_or(0, |i| i + 1));
         Recording { skip }
     }
 
@@ -315,13 +317,9 @@ impl Recording {
         let all = download_recording()
             .await
             .unwrap_or_else(|status| panic!("download-recording answered {status}"));
-        entries(&all)
-            .skip(self.skip)
-            .map(|l| {
-                let entry: Value = serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("a recorded request that is not JSON ({e}): {l}"));
-                parse_recorded(&entry)
-            })
+        entries(all.get(self.skip..).unwrap_or_default())
+            .iter()
+            .map(parse_recorded)
             .collect()
     }
 
@@ -356,10 +354,14 @@ async fn download_recording() -> Result<String, u16> {
     Ok(r.text())
 }
 
-/// The recording's entries, oldest first; only the ones a test asks for
-/// are parsed (each body is base64, and a zip's is megabytes).
-fn entries(recording: &str) -> impl Iterator<Item = &str> {
-    recording.lines().filter(|l| !l.trim().is_empty())
+/// The entries of (a tail of) the recording, oldest first. moto writes an
+/// entry and its newline in two writes, so under concurrent requests two
+/// entries can share a line: read a stream of JSON objects, not lines.
+fn entries(recording: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(recording)
+        .into_iter::<Value>()
+        .map(|entry| entry.unwrap_or_else(|e| panic!("a recorded request that is not JSON: {e}")))
+        .collect()
 }
 
 fn parse_recorded(entry: &Value) -> RecordedRequest {
@@ -454,6 +456,17 @@ mod tests {
             Some(&br#"{"a": 1}"#[..])
         );
         assert_eq!(decode_base64("Y!=="), None);
+    }
+
+    #[test]
+    fn recorded_entries_that_share_a_line_are_read_apart() {
+        let recording = "{\"method\": \"GET\"}{\"method\": \"PUT\"}\n\n{\"method\": \"POST\"}\n";
+        let methods: Vec<String> = entries(recording)
+            .iter()
+            .map(|e| parse_recorded(e).method)
+            .collect();
+        assert_eq!(methods, ["GET", "PUT", "POST"]);
+        assert!(entries("").is_empty());
     }
 
     #[test]

@@ -15,8 +15,7 @@ use apifactory_tests::{
 use runtime::names;
 use serde_json::Value;
 
-use apifactory_tests::aws::{mutating, usage_plan_keys, usage_plans};
-use apifactory_tests::fleet::artifact;
+use apifactory_tests::aws::{mutating, small_artifact, usage_plan_keys, usage_plans};
 
 struct Tenant {
     dir: tempfile::TempDir,
@@ -58,7 +57,8 @@ impl Tenant {
     }
 
     /// `apifactory <args> --target aws --endpoint-url <moto>`; plan and
-    /// apply get the stripped bootstrap and this tenant only.
+    /// apply get a small artifact (keys are the point here, not the code)
+    /// and this tenant only.
     fn run(&self, args: &[&str]) -> Out {
         let mut c = Command::new(bin_path("apifactory"));
         c.arg("--tenants")
@@ -73,7 +73,7 @@ impl Tenant {
             .current_dir(repo_root());
         if matches!(args.first(), Some(&"plan" | &"apply")) {
             c.arg("--artifact")
-                .arg(artifact())
+                .arg(small_artifact())
                 .args(["--tenant", &self.id]);
         }
         let out = c.output().unwrap();
