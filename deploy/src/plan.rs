@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::Desired;
+use crate::quotas::{self, Step};
 use crate::resource::{Address, Attrs, DUPLICATE_OF, Kind, ORIGIN, ORIGIN_FILE};
 
 /// What exists on a target, as far as apifactory owns it. Only resources
@@ -16,6 +17,10 @@ use crate::resource::{Address, Attrs, DUPLICATE_OF, Kind, ORIGIN, ORIGIN_FILE};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
     pub resources: BTreeMap<Address, Attrs>,
+    /// What the account holds against the target's quotas (all of it,
+    /// not only apifactory's), with their limits; `None` on a target that
+    /// has no quotas (local).
+    pub account: Option<crate::quotas::Account>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,9 +97,20 @@ pub struct Plan {
     /// Tenants waiting for a new index (`apply --wait` waits for them, or
     /// a later apply moves their functions).
     pub waiting: Vec<Waiting>,
+    /// The target's quotas, counted after this plan (`None` on a target
+    /// without quotas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::quotas::Report>,
 }
 
 impl Plan {
+    /// Why this plan must not be applied: the hard quotas it would cross
+    /// (its text names each quota, the count, the limit and its source).
+    /// Whoever applies a plan checks this first.
+    pub fn refused(&self) -> Option<String> {
+        self.quotas.as_ref().and_then(|q| q.refused())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
     }
@@ -199,11 +215,32 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
     upserts.sort_by(|a, b| order(&a.address).cmp(&order(&b.address)));
     deletes.sort_by(|a, b| order(&b.address).cmp(&order(&a.address)));
     upserts.extend(deletes);
+    let quotas = observed.account.as_ref().map(|account| {
+        let steps: Vec<(&Address, Step)> = upserts
+            .iter()
+            .map(|a| {
+                let step = match a.change {
+                    Change::Create => Step::Create,
+                    Change::Update { .. } => Step::Update,
+                    Change::Delete => Step::Delete,
+                };
+                (&a.address, step)
+            })
+            .collect();
+        quotas::check(
+            account,
+            &steps,
+            &desired.resources,
+            &observed.resources,
+            &in_scope,
+        )
+    });
     Plan {
         actions: upserts,
         orphans,
         kept,
         waiting,
+        quotas,
     }
 }
 
@@ -381,6 +418,9 @@ impl fmt::Display for Plan {
                     k.tenant
                 )?;
             }
+        }
+        if let Some(q) = &self.quotas {
+            write!(f, "{q}")?;
         }
         let held: usize = self.waiting.iter().map(|w| w.held.len()).sum();
         let indexes: usize = self
