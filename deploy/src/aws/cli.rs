@@ -297,6 +297,11 @@ async fn execute(
     if !json {
         print(&format!("{p}\n"))?;
     }
+    // A plan over a hard quota would fail part-way, some tenants made
+    // and others not: it is refused before the first write.
+    if let Some(why) = p.refused() {
+        anyhow::bail!("{why}");
+    }
     let reads_before = target.pacer.reads();
     let progress: Arc<dyn Progress> = if std::io::stderr().is_terminal() {
         Arc::new(Bars::new(&p))
