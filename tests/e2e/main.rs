@@ -14,6 +14,7 @@ mod fleet;
 mod hostile;
 mod key_values;
 mod keys;
+mod quotas;
 mod schemathesis;
 mod store_conformance;
 mod up;
