@@ -438,11 +438,10 @@ impl fmt::Display for Report {
         }
         writeln!(f, "quotas (what the account holds, after this plan):")?;
         for c in &self.checks {
-            let pct = if c.limit == 0 {
-                String::new()
-            } else {
-                format!(", {} %", c.projected * 100 / c.limit)
-            };
+            let pct = (c.projected * 100)
+                .checked_div(c.limit)
+                .map(|p| format!(", {p} %"))
+                .unwrap_or_default();
             match c.status {
                 Status::Ok => {}
                 Status::Near => writeln!(

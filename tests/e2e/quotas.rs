@@ -328,7 +328,7 @@ async fn plan_counts_the_whole_account_warns_near_a_limit_and_apply_over_a_hard_
     assert!(apply.status.success(), "{}", text(&apply.stderr));
     let after = holdings(&sdk).await;
     assert_eq!(after[0].len(), 4, "{after:?}");
-    assert_eq!(after[4], [table.clone()]);
+    assert_eq!(after[4], vec![table.clone()]);
     let p = json(&account.run(&fleet, "plan", &["--json"], near).await);
     assert_eq!(p["actions"], serde_json::json!([]), "{p:#}");
     assert_eq!(counted(check(&p, "rest_apis")), (3, 0, 0, 3, 3, "near"));
