@@ -741,6 +741,68 @@ mod tests {
         );
     }
 
+    /// A target with quotas: the plan counts against them, shows the
+    /// lines only when one is near or over, and carries the refusal.
+    #[test]
+    fn the_plan_counts_against_the_targets_quotas() {
+        use crate::quotas::{Account, Limits, Quota};
+        let d = desired_from(&[("acme", file("acme")), ("clinic", file("clinic"))]);
+        let with = |rest_apis: u64, overrides: &str| {
+            let mut limits = Limits::aws();
+            limits.override_with(overrides).unwrap();
+            Observed {
+                resources: BTreeMap::new(),
+                account: Some(Account {
+                    limits,
+                    counts: [(Quota::RestApis, rest_apis)].into(),
+                    not_counted: BTreeMap::new(),
+                }),
+            }
+        };
+        // Two tenants, two REST APIs to create.
+        let p = plan(&d, &with(10, ""), &Options::default());
+        assert!(p.refused().is_none());
+        let q = p.quotas.as_ref().unwrap();
+        let apis = q
+            .checks
+            .iter()
+            .find(|c| c.quota == Quota::RestApis)
+            .unwrap();
+        assert_eq!((apis.existing, apis.creates, apis.projected), (10, 2, 12));
+        // Only the quotas the target did not count are worth a line.
+        let shown = p.to_string();
+        assert!(!shown.contains("  !"), "{shown}");
+        assert!(
+            shown.contains("  ? usage plans per region: not counted"),
+            "{shown}"
+        );
+
+        let p = plan(&d, &with(10, "rest_apis=11"), &Options::default());
+        let why = p.refused().unwrap();
+        assert!(
+            why.contains(
+                "regional REST APIs per region: 10 existing + 2 to create = 12, over the limit 11"
+            ),
+            "{why}"
+        );
+        assert!(p.to_string().contains("  x regional REST APIs"), "{p}");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["quotas"]["checks"][0]["status"], json!("refused"));
+
+        // Scoped to one tenant: only its API counts as created.
+        let only = Options {
+            tenants: ["clinic".to_owned()].into(),
+            ..Options::default()
+        };
+        let p = plan(&d, &with(10, "rest_apis=11"), &only);
+        assert!(p.refused().is_none(), "{p}");
+
+        // A target without quotas (local) carries none, in text or JSON.
+        let p = plan(&d, &Observed::default(), &Options::default());
+        assert!(p.quotas.is_none());
+        assert!(serde_json::to_value(&p).unwrap().get("quotas").is_none());
+    }
+
     /// Adding an indexed field to a live tenant: on a target that builds
     /// indexes in the background, its function updates wait for the index;
     /// on one that does not (memory, local), nothing changes.
