@@ -397,7 +397,9 @@ impl Target for AwsTarget {
         };
         // The API Gateway lists count what the account holds against its
         // quotas as they go (`listing::tallied`); IAM's roles take one call.
-        let (joined, counts) = listing::tallied(async {
+        // Boxed: the joined reads make a large future, and a debug build
+        // moves it through the stack.
+        let (joined, counts) = listing::tallied(Box::pin(async {
             tokio::try_join!(
                 async {
                     tokio::try_join!(
@@ -411,7 +413,7 @@ impl Target for AwsTarget {
                 rest,
                 role_quota(self),
             )
-        })
+        }))
         .await;
         let ((tables, roles, groups, functions, keys), (apis, stages, plans, domains), iam) =
             joined?;
