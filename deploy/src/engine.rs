@@ -222,6 +222,11 @@ async fn execute<T: Target>(
     if !show.json {
         print(&format!("{}\n", planned.plan))?;
     }
+    // A plan over a hard quota would fail part-way, some tenants made and
+    // others not: it is refused before the first write.
+    if let Some(why) = planned.plan.refused() {
+        anyhow::bail!("{why}");
+    }
     if !confirmed(&planned.plan, show)? {
         eprintln!("Apply cancelled: nothing was changed.");
         return Ok(None);

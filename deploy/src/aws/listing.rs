@@ -14,14 +14,23 @@
 //! an apply creates is remembered ([`Made`]) and the apply ends only once
 //! the lists the next observe reads show it ([`settle`]): a run right after
 //! this one must not miss it and create it twice.
+//!
+//! The same lists are what the account holds against API Gateway's
+//! quotas: inside [`tallied`] (one observe), every full list a page walk
+//! finishes is counted ([`Counted`]), at no extra call.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_apigateway::config::http::HttpResponse;
 use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_apigateway::types::{ApiKey, DomainName, RestApi, UsagePlan};
+use aws_sdk_apigateway::types::{
+    ApiKey, DomainName, EndpointType, RestApi, UsagePlan, UsagePlanKey,
+};
+
+use crate::quotas::Quota;
 
 use super::pacer::APIGW;
 use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
@@ -31,6 +40,7 @@ use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
 /// position.
 pub async fn pages<T, E, F, Fut>(t: &AwsTarget, what: &str, mut page: F) -> anyhow::Result<Vec<T>>
 where
+    T: Counted,
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), SdkError<E, HttpResponse>>>,
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
@@ -48,6 +58,7 @@ where
             _ => break,
         }
     }
+    tally::<T>(&all);
     Ok(all)
 }
 
@@ -111,6 +122,78 @@ pub async fn domain_names(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
         page.map(|p| (p.items.unwrap_or_default(), p.position))
     })
     .await
+}
+
+/// An item of a paged list, as it counts against an account quota.
+pub trait Counted {
+    /// The quota a full list of these counts against (none by default).
+    const QUOTA: Option<Quota> = None;
+
+    /// Whether this item counts against it.
+    fn counts(&self) -> bool {
+        true
+    }
+}
+
+impl Counted for RestApi {
+    const QUOTA: Option<Quota> = Some(Quota::RestApis);
+
+    /// Edge-optimized and private APIs have quotas of their own; no
+    /// endpoint configuration means edge-optimized, AWS's default.
+    fn counts(&self) -> bool {
+        self.endpoint_configuration()
+            .is_some_and(|c| c.types().contains(&EndpointType::Regional))
+    }
+}
+
+impl Counted for UsagePlan {
+    const QUOTA: Option<Quota> = Some(Quota::UsagePlans);
+}
+
+impl Counted for ApiKey {
+    const QUOTA: Option<Quota> = Some(Quota::ApiKeys);
+}
+
+impl Counted for DomainName {
+    const QUOTA: Option<Quota> = Some(Quota::DomainNames);
+
+    /// Private custom domain names have a quota of their own.
+    fn counts(&self) -> bool {
+        !self
+            .endpoint_configuration()
+            .is_some_and(|c| c.types().contains(&EndpointType::Private))
+    }
+}
+
+impl Counted for UsagePlanKey {}
+
+type Counts = Arc<Mutex<BTreeMap<Quota, u64>>>;
+
+tokio::task_local! {
+    /// The counts of the observe running on this task. Every list call an
+    /// observe makes is of the whole account (a filtered one, such as
+    /// GetApiKeys by name, happens in apply only, outside it).
+    static TALLY: Counts;
+}
+
+fn tally<T: Counted>(items: &[T]) {
+    let Some(quota) = T::QUOTA else {
+        return;
+    };
+    let n = items.iter().filter(|i| i.counts()).count() as u64;
+    let _ = TALLY.try_with(|counts| {
+        if let Ok(mut counts) = counts.lock() {
+            counts.insert(quota, n);
+        }
+    });
+}
+
+/// Runs `f` (an observe), counting what the list calls it makes show.
+pub async fn tallied<F: Future>(f: F) -> (F::Output, BTreeMap<Quota, u64>) {
+    let counts = Counts::default();
+    let out = TALLY.scope(counts.clone(), f).await;
+    let counts = counts.lock().map(|c| c.clone()).unwrap_or_default();
+    (out, counts)
 }
 
 /// A resource found by its tags and name.

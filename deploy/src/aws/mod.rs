@@ -402,18 +402,29 @@ impl Target for AwsTarget {
             )?;
             anyhow::Ok((apis, stages, plans, domains))
         };
-        let ((tables, roles, groups, functions, keys), (apis, stages, plans, domains)) = tokio::try_join!(
-            async {
-                tokio::try_join!(
-                    table::observe(self, &scope),
-                    role::observe(self, &scope),
-                    logs::observe(self, &scope),
-                    function::observe(self, &scope),
-                    api_key::observe(self, &scope),
-                )
-            },
-            rest,
-        )?;
+        // The API Gateway lists count what the account holds against its
+        // quotas as they go (`listing::tallied`); IAM's roles take one call.
+        // Boxed: the joined reads make a large future, and a debug build
+        // moves it through the stack.
+        let (joined, counts) = listing::tallied(Box::pin(async {
+            tokio::try_join!(
+                async {
+                    tokio::try_join!(
+                        table::observe(self, &scope),
+                        role::observe(self, &scope),
+                        logs::observe(self, &scope),
+                        function::observe(self, &scope),
+                        api_key::observe(self, &scope),
+                    )
+                },
+                rest,
+                role_quota(self),
+            )
+        }))
+        .await;
+        let ((tables, roles, groups, functions, keys), (apis, stages, plans, domains), iam) =
+            joined?;
+        let account = account(counts, iam)?;
         self.listed_cursor_secrets(functions.1);
         let mut resources = BTreeMap::new();
         let all = tables
@@ -430,7 +441,10 @@ impl Target for AwsTarget {
         for (address, attrs) in all {
             resources.insert(address, attrs);
         }
-        Ok(Observed { resources })
+        Ok(Observed {
+            resources,
+            account: Some(account),
+        })
     }
 
     async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
@@ -469,6 +483,63 @@ impl Target for AwsTarget {
     async fn wait_for_indexes(&self, waiting: &[crate::plan::Waiting]) -> anyhow::Result<()> {
         cli::wait_for_indexes(self, waiting).await
     }
+}
+
+/// IAM's count of the account's roles and its quota for them (IAM is
+/// global: every region's roles), from GetAccountSummary ("IAM and AWS
+/// STS quotas" points to it for exactly this). A deploy identity without
+/// `iam:GetAccountSummary` gets the reason instead, and the plan says the
+/// roles were not counted.
+async fn role_quota(t: &AwsTarget) -> anyhow::Result<Result<(u64, u64), String>> {
+    use aws_sdk_iam::types::SummaryKeyType;
+    t.pacer.read(&[Family::Iam]).await;
+    let summary = match t.iam.get_account_summary().send().await {
+        Ok(s) => s,
+        Err(e) if is(&e, &["AccessDenied", "AccessDeniedException"]) => {
+            return Ok(Err(format!(
+                "IAM GetAccountSummary: {}",
+                e.message().unwrap_or("access denied")
+            )));
+        }
+        Err(e) => return Err(fail("IAM GetAccountSummary", e)),
+    };
+    let get = |k: SummaryKeyType| {
+        summary
+            .summary_map()
+            .and_then(|m| m.get(&k))
+            .and_then(|v| u64::try_from(*v).ok())
+    };
+    Ok(
+        match (get(SummaryKeyType::Roles), get(SummaryKeyType::RolesQuota)) {
+            (Some(roles), Some(quota)) => Ok((roles, quota)),
+            _ => Err("IAM GetAccountSummary named no Roles or RolesQuota".to_owned()),
+        },
+    )
+}
+
+/// The account's quotas: the limits (AWS's, the account's own role quota,
+/// the test override) and the counts observe made.
+fn account(
+    mut counts: BTreeMap<crate::quotas::Quota, u64>,
+    roles: Result<(u64, u64), String>,
+) -> anyhow::Result<crate::quotas::Account> {
+    use crate::quotas::{Account, Limits, Quota};
+    let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
+    let mut not_counted = BTreeMap::new();
+    match roles {
+        Ok((n, quota)) => {
+            counts.insert(Quota::Roles, n);
+            limits.from_account(Quota::Roles, quota);
+        }
+        Err(why) => {
+            not_counted.insert(Quota::Roles, why);
+        }
+    }
+    Ok(Account {
+        limits,
+        counts,
+        not_counted,
+    })
 }
 
 /// The tenants an observe covers (all when empty).

@@ -49,8 +49,11 @@ impl Target for LocalTarget {
     }
 
     async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
+        // The local gateway mirrors none of AWS's resource quotas: no
+        // account to count, so plans here carry no quota report.
         Ok(Observed {
             resources: self.state.resources(tenants).await?,
+            account: None,
         })
     }
 

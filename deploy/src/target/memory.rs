@@ -28,6 +28,7 @@ impl Target for MemoryTarget {
                 .filter(|(a, _)| tenants.is_empty() || tenants.contains(&a.tenant))
                 .map(|(a, v)| (a.clone(), v.clone()))
                 .collect(),
+            account: all.account.clone(),
         })
     }
 

@@ -6,5 +6,6 @@ mod faults;
 mod keys;
 mod live;
 mod openapi;
+mod quotas;
 mod realism;
 mod references;
