@@ -488,20 +488,21 @@ impl Target for AwsTarget {
 /// IAM's count of the account's roles and its quota for them (IAM is
 /// global: every region's roles), from GetAccountSummary ("IAM and AWS
 /// STS quotas" points to it for exactly this). A deploy identity without
-/// `iam:GetAccountSummary` gets the reason instead, and the plan says the
-/// roles were not counted.
+/// `iam:GetAccountSummary` (or any failure) gets the reason instead, and
+/// the plan says the roles were not counted.
 async fn role_quota(t: &AwsTarget) -> anyhow::Result<Result<(u64, u64), String>> {
     use aws_sdk_iam::types::SummaryKeyType;
     t.pacer.read(&[Family::Iam]).await;
-    let summary = match t.iam.get_account_summary().send().await {
-        Ok(s) => s,
-        Err(e) if is(&e, &["AccessDenied", "AccessDeniedException"]) => {
-            return Ok(Err(format!(
-                "IAM GetAccountSummary: {}",
-                e.message().unwrap_or("access denied")
-            )));
-        }
-        Err(e) => return Err(fail("IAM GetAccountSummary", e)),
+    // A count is advice: it never holds a deploy up. Against moto the
+    // call was seen to hold some e2e applies past their deadlines (not
+    // understood yet), so it gets a bound, and any failure leaves the
+    // roles uncounted, with the reason in the plan.
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), t.iam.get_account_summary().send()).await;
+    let summary = match answer {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Ok(Err(format!("{:#}", fail("IAM GetAccountSummary", e)))),
+        Err(_) => return Ok(Err("IAM GetAccountSummary: no answer within 5 s".to_owned())),
     };
     let get = |k: SummaryKeyType| {
         summary
