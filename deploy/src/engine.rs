@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use runtime::Tenant;
-use time::OffsetDateTime;
 
 use crate::apply::{Progress, Quiet, Report, apply, progress, secrets_table};
 use crate::desired::{Code, Desired, desired};
+use crate::keys::now_unix;
 use crate::plan::{Options, Plan, plan};
 use crate::target::Target;
 use crate::tenants::TenantSet;
@@ -119,10 +119,6 @@ pub fn in_scope(set: &TenantSet, opts: &Options) -> Vec<Tenant> {
         .filter(|t| opts.tenants.is_empty() || opts.tenants.contains(&t.id))
         .cloned()
         .collect()
-}
-
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Computes what is desired, reads what exists (and what the files point
