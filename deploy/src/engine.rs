@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use runtime::Tenant;
-use time::OffsetDateTime;
 
 use crate::apply::{Progress, Quiet, Report, apply, progress, secrets_table};
 use crate::desired::{Code, Desired, desired};
+use crate::keys::now_unix;
 use crate::plan::{Observed, Options, Plan, plan};
 use crate::resource::{Address, Kind};
 use crate::target::Target;
@@ -137,10 +137,6 @@ pub fn in_scope(set: &TenantSet, opts: &Options) -> Vec<Tenant> {
         .collect()
 }
 
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Computes what is desired, reads what exists and what the files point
 /// to, and plans. Reads only. With `refresh`, every resource and reference
 /// is read; without, a tenant whose stamp matches is taken as converged
@@ -238,7 +234,8 @@ pub async fn plan_command<T: Target>(
 /// On a terminal, asks before a plan with changes is applied (as
 /// `terraform apply` does); elsewhere (scripts, CI) applies at once.
 fn confirmed(p: &Plan, show: Show) -> anyhow::Result<bool> {
-    if show.yes || p.is_empty() || !std::io::stdin().is_terminal() {
+    let asked = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if show.yes || p.is_empty() || !asked {
         return Ok(true);
     }
     eprint!(
@@ -261,6 +258,11 @@ async fn execute<T: Target>(
 ) -> anyhow::Result<Option<bool>> {
     if !show.json {
         print(&format!("{}\n", planned.plan))?;
+    }
+    // A plan over a hard quota would fail part-way, some tenants made and
+    // others not: it is refused before the first write.
+    if let Some(why) = planned.plan.refused() {
+        anyhow::bail!("{why}");
     }
     if !confirmed(&planned.plan, show)? {
         eprintln!("Apply cancelled: nothing was changed.");

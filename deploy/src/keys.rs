@@ -1,7 +1,9 @@
 //! Per-client API keys: list, create, rotate with an overlap window,
 //! disable, enable, revoke. The same operations on every target, through
-//! the `KeyStore` trait; what the planner does with `[[clients]]` keys is in
-//! `plan.rs`.
+//! the `KeyStore` trait (implemented in `local/keys.rs` and `aws/keys.rs`);
+//! what the planner does with `[[clients]]` keys is in `plan.rs`. What both
+//! targets decide the same way lives here, once: how a key id and value are
+//! made, which key `rotate` replaces, when a rotated key has expired.
 //!
 //! A key's identity is its tenant and client name. Rotation gives the new
 //! key the old key's name (so the tenant file's client keeps its identity
@@ -12,12 +14,19 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::local::LocalState;
 use crate::target::Secret;
+
+/// Origin of a key made by `apifactory keys create`.
+pub const ORIGIN_CLI: &str = "cli";
+/// Origin of a key replaced by `apifactory keys rotate`, working until it
+/// expires.
+pub const ORIGIN_ROTATED: &str = "rotated";
 
 /// A key as listed: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,120 +112,66 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-impl KeyStore for LocalState {
-    async fn list(&self, tenant: Option<&str>) -> anyhow::Result<Vec<KeyInfo>> {
-        Ok(self
-            .keys()
-            .await?
-            .into_iter()
-            .filter(|k| tenant.is_none_or(|t| t == k.tenant))
-            .map(|k| KeyInfo {
-                enabled: k.enabled && k.expires.is_none_or(|e| now_unix() < e),
-                expires: k.expires.map(rfc3339),
-                tenant: k.tenant,
-                client: k.client,
-                id: k.id,
-                name: k.name,
-                origin: k.origin,
-                created: k.created,
-                last_used: k.last_used,
-            })
-            .collect())
-    }
-
-    async fn create(&self, tenant: &str, client: &str) -> anyhow::Result<Secret> {
-        if !runtime::names::is_client_name(client) {
-            anyhow::bail!(
-                "a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}"
-            );
-        }
-        if !self.snapshot().await?.tenants.contains_key(tenant) {
-            anyhow::bail!(
-                "tenant {tenant} is not deployed on the local target; run apifactory apply first"
-            );
-        }
-        let suffix = crate::local::state::new_key_id()?;
-        let name = format!("{}-{suffix}", runtime::names::api_key(tenant, client));
-        let (record, value) = self.create_key(tenant, client, &name, "cli").await?;
-        let value = value.ok_or_else(|| anyhow::anyhow!("key {name} already existed"))?;
-        Ok(Secret {
-            tenant: tenant.to_owned(),
-            client: client.to_owned(),
-            id: record.id,
-            value,
-        })
-    }
-
-    async fn rotate(
-        &self,
-        tenant: &str,
-        client: &str,
-        grace: Duration,
-    ) -> anyhow::Result<Rotation> {
-        // The client's current key: its file key if it has one, else its
-        // newest working key.
-        let keys = self.keys().await?;
-        let now = now_unix();
-        let mut candidates: Vec<_> = keys
-            .iter()
-            .filter(|k| {
-                k.tenant == tenant && k.client == client && k.origin != "rotated" && k.usable(now)
-            })
-            .collect();
-        candidates.sort_by_key(|k| (k.origin != "file", std::cmp::Reverse(k.created.clone())));
-        let old = candidates.first().ok_or_else(|| {
-            anyhow::anyhow!("client {client} of tenant {tenant} has no working key to rotate")
-        })?;
-        let expires = now + grace.as_secs() as i64;
-        let (record, value) = self.rotate_key(&old.id, expires).await?;
-        Ok(Rotation {
-            new: Secret {
-                tenant: tenant.to_owned(),
-                client: client.to_owned(),
-                id: record.id,
-                value,
-            },
-            old_id: old.id.clone(),
-            old_expires: rfc3339(expires),
-        })
-    }
-
-    async fn set_enabled(&self, tenant: &str, id: &str, enabled: bool) -> anyhow::Result<()> {
-        owned_key(self, tenant, id).await?;
-        self.set_key_enabled(id, enabled).await?;
-        Ok(())
-    }
-
-    async fn revoke(&self, tenant: &str, id: &str) -> anyhow::Result<()> {
-        owned_key(self, tenant, id).await?;
-        self.delete_key(id).await?;
-        Ok(())
-    }
-
-    async fn expire(&self) -> anyhow::Result<Vec<String>> {
-        // The gateway refuses expired keys by itself; disabling them as
-        // well makes `keys list` and the AWS target agree.
-        let now = now_unix();
-        let mut expired = Vec::new();
-        for k in self.keys().await? {
-            if k.enabled && k.expires.is_some_and(|e| e <= now) {
-                self.set_key_enabled(&k.id, false).await?;
-                expired.push(k.id);
-            }
-        }
-        Ok(expired)
-    }
+/// A new key value: 256 bits from the OS CSPRNG as 43 URL-safe characters
+/// (API Gateway accepts 20 to 128).
+pub fn new_key_value() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-async fn owned_key(state: &LocalState, tenant: &str, id: &str) -> anyhow::Result<()> {
-    match state.keys().await?.into_iter().find(|k| k.id == id) {
-        Some(k) if k.tenant == tenant => Ok(()),
-        _ => anyhow::bail!("tenant {tenant} has no key with id {id}"),
-    }
+/// A key id in API Gateway's style: 10 lowercase letters and digits.
+pub fn new_key_id() -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 10];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// What the rotation rule needs to know of one of a client's keys; each
+/// target reads it from its own record (`created` is anything that orders
+/// keys oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate<C> {
+    /// Lets requests in now.
+    pub working: bool,
+    /// Already replaced by a rotation (and counting down to its expiry).
+    pub rotated: bool,
+    /// Declared in the tenant file's `[[clients]]`.
+    pub from_file: bool,
+    pub created: C,
+}
+
+/// The key `rotate` replaces among one client's keys: the client's
+/// current key, that is its working file key if it has one, else its
+/// newest working key; never one already rotated. `None` when the client
+/// has no working key.
+pub fn to_rotate<K, C: Ord>(
+    keys: impl IntoIterator<Item = K>,
+    facts: impl Fn(&K) -> Candidate<C>,
+) -> Option<K> {
+    keys.into_iter()
+        .map(|k| (facts(&k), k))
+        .filter(|(c, _)| c.working && !c.rotated)
+        // `min_by` keeps the first of equals, so ties go to list order.
+        .min_by(|(a, _), (b, _)| {
+            (!a.from_file, std::cmp::Reverse(&a.created))
+                .cmp(&(!b.from_file, std::cmp::Reverse(&b.created)))
+        })
+        .map(|(_, k)| k)
+}
+
+/// Whether `expire` must disable a key: it still works but its grace
+/// period (Unix seconds) ended at or before `now`.
+pub fn grace_over(enabled: bool, expires: Option<i64>, now: i64) -> bool {
+    enabled && expires.is_some_and(|e| e <= now)
 }
 
 /// The keys as a table for people.
@@ -250,6 +205,67 @@ impl fmt::Display for KeyTable<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(working: bool, rotated: bool, from_file: bool, created: u32) -> Candidate<u32> {
+        Candidate {
+            working,
+            rotated,
+            from_file,
+            created,
+        }
+    }
+
+    fn pick(keys: &[Candidate<u32>]) -> Option<usize> {
+        to_rotate(0..keys.len(), |i| keys[*i].clone())
+    }
+
+    #[test]
+    fn rotate_replaces_the_file_key_else_the_newest_working_one() {
+        // The file key wins over newer `keys create` keys.
+        let file_and_cli = [key(true, false, false, 5), key(true, false, true, 1)];
+        assert_eq!(pick(&file_and_cli), Some(1));
+        // Without a file key, the newest working one.
+        let two_cli = [key(true, false, false, 1), key(true, false, false, 3)];
+        assert_eq!(pick(&two_cli), Some(1));
+        // A disabled file key or a rotated one is never the current key.
+        let stale = [
+            key(false, false, true, 9),
+            key(true, true, false, 8),
+            key(true, false, false, 2),
+        ];
+        assert_eq!(pick(&stale), Some(2));
+        assert_eq!(
+            pick(&[key(true, true, true, 1), key(false, false, false, 2)]),
+            None
+        );
+        assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn a_key_expires_once_its_grace_period_is_over() {
+        assert!(grace_over(true, Some(100), 100));
+        assert!(!grace_over(true, Some(101), 100));
+        assert!(!grace_over(false, Some(50), 100), "already disabled");
+        assert!(!grace_over(true, None, 100), "never rotated");
+    }
+
+    #[test]
+    fn key_values_and_ids_have_api_gateways_shape() {
+        let a = new_key_value().unwrap();
+        let b = new_key_value().unwrap();
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(a, b);
+        let id = new_key_id().unwrap();
+        assert_eq!(id.len(), 10);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+    }
 
     #[test]
     fn durations() {

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod local;
 pub mod openapi;
 pub mod plan;
+pub mod quotas;
 pub mod resource;
 pub mod target;
 pub mod tenants;

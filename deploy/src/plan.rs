@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::Desired;
+use crate::quotas::{self, Step};
 use crate::resource::{
     Address, Attrs, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE,
 };
@@ -25,6 +26,10 @@ pub struct Observed {
     /// over half-changed resources (a file reverted to it would then plan
     /// nothing).
     pub vouched: BTreeSet<Kind>,
+    /// What the account holds against the target's quotas (all of it,
+    /// not only apifactory's), with their limits; `None` on a target that
+    /// has no quotas (local).
+    pub account: Option<crate::quotas::Account>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,9 +109,20 @@ pub struct Plan {
     /// Tenants waiting for a new index (`apply --wait` waits for them, or
     /// a later apply moves their functions).
     pub waiting: Vec<Waiting>,
+    /// The target's quotas, counted after this plan (`None` on a target
+    /// without quotas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::quotas::Report>,
 }
 
 impl Plan {
+    /// Why this plan must not be applied: the hard quotas it would cross
+    /// (its text names each quota, the count, the limit and its source).
+    /// Whoever applies a plan checks this first.
+    pub fn refused(&self) -> Option<String> {
+        self.quotas.as_ref().and_then(|q| q.refused())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
     }
@@ -211,11 +227,33 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
 
     upserts.sort_by(|a, b| order(&a.address).cmp(&order(&b.address)));
     deletes.sort_by(|a, b| order(&b.address).cmp(&order(&a.address)));
+    let quotas = observed.account.as_ref().map(|account| {
+        let steps: Vec<(&Address, Step)> = upserts
+            .iter()
+            .chain(&deletes)
+            .map(|a| {
+                let step = match a.change {
+                    Change::Create => Step::Create,
+                    Change::Update { .. } => Step::Update,
+                    Change::Delete => Step::Delete,
+                };
+                (&a.address, step)
+            })
+            .collect();
+        quotas::check(
+            account,
+            &steps,
+            &desired.resources,
+            &observed.resources,
+            &in_scope,
+        )
+    });
     Plan {
         actions: stamp_last(desired, upserts, deletes, observed, &waiting),
         orphans,
         kept,
         waiting,
+        quotas,
     }
 }
 
@@ -501,6 +539,9 @@ impl fmt::Display for Plan {
                     k.tenant
                 )?;
             }
+        }
+        if let Some(q) = &self.quotas {
+            write!(f, "{q}")?;
         }
         let held: usize = self.waiting.iter().map(|w| w.held.len()).sum();
         let indexes: usize = self
@@ -872,6 +913,69 @@ mod tests {
                 .contains("1 tenant(s) applied, 1 failed."),
             "{report}"
         );
+    }
+
+    /// A target with quotas: the plan counts against them, shows the
+    /// lines only when one is near or over, and carries the refusal.
+    #[test]
+    fn the_plan_counts_against_the_targets_quotas() {
+        use crate::quotas::{Account, Limits, Quota};
+        let d = desired_from(&[("acme", file("acme")), ("clinic", file("clinic"))]);
+        let with = |rest_apis: u64, overrides: &str| {
+            let mut limits = Limits::aws();
+            limits.override_with(overrides).unwrap();
+            Observed {
+                resources: BTreeMap::new(),
+                vouched: BTreeSet::new(),
+                account: Some(Account {
+                    limits,
+                    counts: [(Quota::RestApis, rest_apis)].into(),
+                    not_counted: BTreeMap::new(),
+                }),
+            }
+        };
+        // Two tenants, two REST APIs to create.
+        let p = plan(&d, &with(10, ""), &Options::default());
+        assert!(p.refused().is_none());
+        let q = p.quotas.as_ref().unwrap();
+        let apis = q
+            .checks
+            .iter()
+            .find(|c| c.quota == Quota::RestApis)
+            .unwrap();
+        assert_eq!((apis.existing, apis.creates, apis.projected), (10, 2, 12));
+        // Only the quotas the target did not count are worth a line.
+        let shown = p.to_string();
+        assert!(!shown.contains("  !"), "{shown}");
+        assert!(
+            shown.contains("  ? usage plans per region: not counted"),
+            "{shown}"
+        );
+
+        let p = plan(&d, &with(10, "rest_apis=11"), &Options::default());
+        let why = p.refused().unwrap();
+        assert!(
+            why.contains(
+                "regional REST APIs per region: 10 existing + 2 to create = 12, over the limit 11"
+            ),
+            "{why}"
+        );
+        assert!(p.to_string().contains("  x regional REST APIs"), "{p}");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["quotas"]["checks"][0]["status"], json!("refused"));
+
+        // Scoped to one tenant: only its API counts as created.
+        let only = Options {
+            tenants: ["clinic".to_owned()].into(),
+            ..Options::default()
+        };
+        let p = plan(&d, &with(10, "rest_apis=11"), &only);
+        assert!(p.refused().is_none(), "{p}");
+
+        // A target without quotas (local) carries none, in text or JSON.
+        let p = plan(&d, &Observed::default(), &Options::default());
+        assert!(p.quotas.is_none());
+        assert!(serde_json::to_value(&p).unwrap().get("quotas").is_none());
     }
 
     /// Adding an indexed field to a live tenant: on a target that builds

@@ -102,49 +102,8 @@ pub struct Calls {
     pub writes: u64,
 }
 
-/// A target in memory: apply a plan to it, observe again, and the next plan
-/// must be empty. Keeps planner tests fast and free of any real target.
-#[derive(Debug, Default)]
-pub struct MemoryTarget {
-    pub resources: std::sync::Mutex<crate::plan::Observed>,
-    /// Fail any action on this address (to test partial failure).
-    pub fail_on: Option<crate::resource::Address>,
-}
-
-impl Target for MemoryTarget {
-    async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
-        let all = self
-            .resources
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?;
-        Ok(Observed {
-            resources: all
-                .resources
-                .iter()
-                .filter(|(a, _)| tenants.is_empty() || tenants.contains(&a.tenant))
-                .map(|(a, v)| (a.clone(), v.clone()))
-                .collect(),
-            vouched: all.vouched.clone(),
-        })
-    }
-
-    async fn apply(&self, action: &Action, _: &Desired) -> anyhow::Result<Applied> {
-        if self.fail_on.as_ref() == Some(&action.address) {
-            anyhow::bail!("injected failure");
-        }
-        let mut all = self
-            .resources
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?;
-        match action.change {
-            crate::plan::Change::Delete => {
-                all.resources.remove(&action.address);
-            }
-            _ => {
-                all.resources
-                    .insert(action.address.clone(), action.attrs.clone());
-            }
-        }
-        Ok(Applied::default())
-    }
-}
+/// The test fake, compiled into unit tests only.
+#[cfg(test)]
+mod memory;
+#[cfg(test)]
+pub use memory::MemoryTarget;

@@ -14,24 +14,31 @@
 //! revision the client saw (412 otherwise), and without it a write still
 //! never overwrites a change it did not read.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use aws_lambda_events::encodings::Body;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, LOCATION};
+use http::header::{ALLOW, ETAG, HeaderMap, HeaderValue, LOCATION};
 use http::{Method, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::field::{Auto, Kind, now_rfc3339};
+use crate::field::Kind;
 use crate::names;
 use crate::problem::{FieldProblem, Problem};
+use crate::response::{json_response, response};
 use crate::store::{Expect, Filter, Item, Search, Store, StoreError};
-use crate::tenant::{Collection, Operation, Tenant};
+use crate::tenant::{Operation, Tenant};
+
+mod document;
+mod request;
+
+pub use document::item_size;
+use document::{PageBody, Rendered, check_size, complete, merge_patch};
+pub use request::percent_decode;
+use request::{Route, check_id, if_match, json_body, query_params, request_path, route};
 
 /// DynamoDB's item size limit, which every item must fit on both stores.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -48,13 +55,6 @@ pub struct Api<S> {
     store: S,
     only: Option<Operation>,
     cursor_key: [u8; 32],
-}
-
-/// The route of a request within the tenant's API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    Collection,
-    Item(String),
 }
 
 impl<S: Store> Api<S> {
@@ -449,347 +449,6 @@ fn fingerprint(filters: &[Filter]) -> String {
     parts.join("&")
 }
 
-/// Finds the route from the event's resource and path parameters (what
-/// API Gateway matched), or from its path when there is no resource.
-fn route(c: &Collection, req: &ApiGatewayProxyRequest) -> Option<Route> {
-    let collection = format!("/{}", c.name);
-    if let Some(resource) = req.resource.as_deref().filter(|r| !r.is_empty()) {
-        if resource == collection {
-            return Some(Route::Collection);
-        }
-        if resource == format!("{collection}/{{id}}") {
-            return req
-                .path_parameters
-                .get("id")
-                .map(|id| Route::Item(id.clone()));
-        }
-        return None;
-    }
-    let path = req.path.as_deref().unwrap_or("");
-    let rest = path.strip_prefix(&collection)?;
-    match rest {
-        "" | "/" => Some(Route::Collection),
-        _ => {
-            let id = rest.strip_prefix('/')?;
-            (!id.contains('/')).then(|| Route::Item(percent_decode(id).into_owned()))
-        }
-    }
-}
-
-/// Percent-decodes (`+` stays `+`, as API Gateway leaves it); malformed
-/// escapes are kept as they are and bytes that are not UTF-8 become U+FFFD.
-pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains('%') {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(s) => std::borrow::Cow::Owned(s),
-        Err(e) => std::borrow::Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// The path the client used (with stage or base path), for Location.
-fn request_path(req: &ApiGatewayProxyRequest) -> String {
-    req.request_context
-        .path
-        .clone()
-        .or_else(|| req.path.clone())
-        .unwrap_or_default()
-}
-
-/// Query parameters by name, every value kept (repeats are an error the
-/// caller reports).
-fn query_params(req: &ApiGatewayProxyRequest) -> BTreeMap<String, Vec<&str>> {
-    let mut out: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    let source = if req.multi_value_query_string_parameters.is_empty() {
-        &req.query_string_parameters
-    } else {
-        &req.multi_value_query_string_parameters
-    };
-    for (k, v) in source.iter() {
-        out.entry(k.to_owned()).or_default().push(v);
-    }
-    out
-}
-
-/// The request body as a JSON object, after the checks every write shares:
-/// a JSON content type (415), at most the item size (413), valid JSON (400),
-/// an object (400).
-fn json_body(req: &ApiGatewayProxyRequest, patch: bool) -> Result<Map<String, Value>, Problem> {
-    let content_type = req
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let json = content_type == "application/json"
-        || (content_type.starts_with("application/") && content_type.ends_with("+json"));
-    if !json {
-        let expected = if patch {
-            "application/merge-patch+json or application/json"
-        } else {
-            "application/json"
-        };
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "the body must be JSON with Content-Type {expected}, found {}",
-                if content_type.is_empty() {
-                    "none".to_owned()
-                } else {
-                    format!("{content_type:?}")
-                }
-            ),
-        ));
-    }
-    let raw = req.body.as_deref().unwrap_or("");
-    let bytes = if req.is_base64_encoded {
-        STANDARD.decode(raw).map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "the body is marked base64 but does not decode",
-            )
-        })?
-    } else {
-        raw.as_bytes().to_vec()
-    };
-    if bytes.len() > MAX_ITEM_BYTES {
-        return Err(too_large(bytes.len()));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "the body is empty; send a JSON object",
-        ));
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the body must be a JSON object, found {}",
-                crate::field::type_of(&other)
-            ),
-        )),
-        Err(e) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
-
-/// JSON merge patch (RFC 7386) of the client's fields onto the stored ones.
-fn merge_patch(mut doc: Map<String, Value>, patch: Map<String, Value>) -> Map<String, Value> {
-    for (k, v) in patch {
-        if v.is_null() {
-            doc.remove(&k);
-        } else {
-            doc.insert(k, v);
-        }
-    }
-    doc
-}
-
-/// Checks a client's fields and completes them into a stored document:
-/// unknown fields and bad values are 400s listing every problem; defaults
-/// fill missing fields; `auto` fields are the server's (a client's value is
-/// ignored). `current` is the stored document on an update.
-fn complete(
-    c: &Collection,
-    fields: Map<String, Value>,
-    current: Option<&Map<String, Value>>,
-) -> Result<Map<String, Value>, Problem> {
-    let mut problems = Vec::new();
-    let mut doc = Map::new();
-    let mut invalid = Vec::new();
-    for (name, value) in fields {
-        let Some(field) = c.field(&name) else {
-            problems.push(FieldProblem::new(
-                &name,
-                format!("is not a field of {}", c.name),
-            ));
-            continue;
-        };
-        if field.auto.is_some() || value.is_null() {
-            continue;
-        }
-        match field.check(&value) {
-            Ok(()) => {
-                doc.insert(name, value);
-            }
-            Err(e) => {
-                problems.push(FieldProblem::new(&name, e));
-                invalid.push(name);
-            }
-        }
-    }
-    let now = now_rfc3339();
-    for field in &c.fields {
-        if doc.contains_key(&field.name) || invalid.contains(&field.name) {
-            continue;
-        }
-        match field.auto {
-            Some(Auto::Create) => {
-                let kept = current.and_then(|d| d.get(&field.name)).cloned();
-                doc.insert(
-                    field.name.clone(),
-                    kept.unwrap_or_else(|| Value::String(now.clone())),
-                );
-            }
-            Some(Auto::Update) => {
-                doc.insert(field.name.clone(), Value::String(now.clone()));
-            }
-            None => {
-                if let Some(default) = &field.default {
-                    doc.insert(field.name.clone(), default.clone());
-                } else if field.required {
-                    problems.push(FieldProblem::new(&field.name, "is required"));
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(doc)
-    } else {
-        problems.sort_by(|a, b| a.field.cmp(&b.field));
-        Err(Problem::invalid(problems))
-    }
-}
-
-/// The size DynamoDB would count for the item: attribute names plus values.
-pub fn item_size(c: &Collection, item: &Item) -> usize {
-    fn value_size(v: &Value) -> usize {
-        match v {
-            Value::String(s) => s.len(),
-            Value::Number(n) => n.to_string().len().div_ceil(2) + 1,
-            Value::Bool(_) | Value::Null => 1,
-            Value::Array(a) => 3 + a.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-            Value::Object(m) => {
-                3 + m
-                    .iter()
-                    .map(|(k, v)| 1 + k.len() + value_size(v))
-                    .sum::<usize>()
-            }
-        }
-    }
-    c.key.len()
-        + item.id.len()
-        + "_rev".len()
-        + item.rev.len()
-        + item
-            .doc
-            .iter()
-            .map(|(k, v)| k.len() + value_size(v))
-            .sum::<usize>()
-}
-
-fn check_size(c: &Collection, item: &Item) -> Result<(), Problem> {
-    let size = item_size(c, item);
-    if size > MAX_ITEM_BYTES {
-        Err(too_large(size))
-    } else {
-        Ok(())
-    }
-}
-
-fn too_large(size: usize) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the item would be {size} bytes; an item may be at most {MAX_ITEM_BYTES} bytes"),
-    )
-}
-
-/// The item as clients see it: the key, then its fields. Serialized
-/// straight from the stored item, without building a copy of it.
-struct Rendered<'a> {
-    c: &'a Collection,
-    item: &'a Item,
-}
-
-impl serde::Serialize for Rendered<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let key = self.c.key.as_str();
-        let doc = &self.item.doc;
-        let mut map = s.serialize_map(Some(1 + doc.len() - usize::from(doc.contains_key(key))))?;
-        // A stored document never holds the key; if one did, its value
-        // would stand in the key's place, as it always has.
-        match doc.get(key) {
-            Some(v) => map.serialize_entry(key, v)?,
-            None => map.serialize_entry(key, &self.item.id)?,
-        }
-        for (k, v) in doc.iter().filter(|(k, _)| *k != key) {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-/// A page of a search.
-#[derive(serde::Serialize)]
-struct PageBody<'a> {
-    items: Vec<Rendered<'a>>,
-    next: Option<String>,
-}
-
-fn check_id(id: &str) -> Result<(), Problem> {
-    if names::is_item_id(id) {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "an id is 1 to 128 characters of letters, digits, -, _, . and ~",
-        ))
-    }
-}
-
-/// `If-Match: "rev"` or `*`; a weak tag never matches (strong comparison).
-fn if_match(headers: &HeaderMap) -> Result<Option<Expect>, Problem> {
-    let Some(raw) = headers.get(http::header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let raw = raw
-        .to_str()
-        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "If-Match is not valid text"))?
-        .trim();
-    if raw == "*" {
-        return Ok(Some(Expect::Exists));
-    }
-    if raw.starts_with("W/") {
-        return Err(precondition_failed());
-    }
-    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(tag) if !tag.is_empty() && !tag.contains('"') => Ok(Some(Expect::Rev(tag.to_owned()))),
-        _ => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "If-Match must be one ETag in double quotes, as sent in the ETag header, or *",
-        )),
-    }
-}
-
 fn new_rev() -> String {
     ulid::Ulid::new().to_string()
 }
@@ -798,7 +457,7 @@ fn not_found(id: &str) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, format!("no item with id {id:?}"))
 }
 
-fn precondition_failed() -> Problem {
+pub(super) fn precondition_failed() -> Problem {
     Problem::new(
         StatusCode::PRECONDITION_FAILED,
         "the item has changed since that ETag was read; GET it again",
@@ -819,30 +478,6 @@ fn short(v: &Value) -> String {
     } else {
         s
     }
-}
-
-pub(crate) fn response(
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Option<String>,
-) -> ApiGatewayProxyResponse {
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = i64::from(status.as_u16());
-    r.headers = headers;
-    r.body = body.map(Body::Text);
-    r
-}
-
-fn json_response(
-    status: StatusCode,
-    mut headers: HeaderMap,
-    body: &impl serde::Serialize,
-) -> ApiGatewayProxyResponse {
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // Serializing a JSON value or a stored item cannot fail: the keys are
-    // strings and the numbers finite.
-    let text = serde_json::to_string(body).unwrap_or_default();
-    response(status, headers, Some(text))
 }
 
 impl From<StoreError> for Problem {

@@ -1,10 +1,12 @@
-//! The DynamoDB store.
+//! The DynamoDB store: the data plane the function uses, nothing more.
 //!
-//! One table per tenant. The collection's key attribute is the table's hash
-//! key (type S); `_rev` (S) holds the item's revision; each field of the
-//! document is one attribute. Every indexed field has a global secondary
-//! index named [`names::index`] keyed on it, so an equality search on it is
-//! a `Query`, never a `Scan`.
+//! One table per tenant, shaped by [`TableSchema`]: the collection's key
+//! attribute is the table's hash key (type S); `_rev` (S) holds the item's
+//! revision; each field of the document is one attribute. Every indexed
+//! field has a global secondary index named [`names::index`] keyed on it,
+//! so an equality search on it is a `Query`, never a `Scan`. The AWS target
+//! makes and changes the table (`deploy/src/aws/table.rs`); the Lambda
+//! binary never does.
 //!
 //! Value mapping: a JSON string is `S`, a number `N` (the JSON number's own
 //! text), a boolean `BOOL`, an array `L` (not `SS`: a list keeps its order
@@ -13,20 +15,15 @@
 //! attributes that are not declared fields are ignored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection, ProjectionType,
-    ScalarAttributeType, TableStatus, Tag,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 
-use crate::field::Kind;
 use crate::names;
+use crate::schema::{AttributeType, KEY_TYPE, TableSchema};
 use crate::store::{Expect, Item, Page, Search, Store, StoreError};
 use crate::tenant::Collection;
 
@@ -38,10 +35,6 @@ pub const REV_ATTRIBUTE: &str = "_rev";
 /// page it returns still ends at a correct `next`.
 const MAX_ROUND_TRIPS: usize = 50;
 
-/// How long `create_table` waits for the table and its indexes to become
-/// ACTIVE.
-const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
-
 type AttributeMap = HashMap<String, AttributeValue>;
 
 /// A tenant's table on DynamoDB.
@@ -49,11 +42,10 @@ type AttributeMap = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
-    key: String,
+    /// The key and the indexes a search may query.
+    schema: TableSchema,
     /// Declared fields other than the key: the attributes read back.
     fields: BTreeSet<String>,
-    /// Indexed fields and their index key types.
-    indexed: BTreeMap<String, ScalarAttributeType>,
 }
 
 impl DynamoStore {
@@ -64,16 +56,11 @@ impl DynamoStore {
             .filter(|f| f.name != collection.key && f.name != REV_ATTRIBUTE)
             .map(|f| f.name.clone())
             .collect();
-        let indexed = collection
-            .indexed()
-            .filter_map(|f| attribute_type(&f.kind).map(|t| (f.name.clone(), t)))
-            .collect();
         Self {
             client,
             table: table.into(),
-            key: collection.key.clone(),
+            schema: TableSchema::of(collection),
             fields,
-            indexed,
         }
     }
 
@@ -107,17 +94,17 @@ impl DynamoStore {
     }
 
     fn key_of(&self, id: &str) -> AttributeMap {
-        HashMap::from([(self.key.clone(), AttributeValue::S(id.to_owned()))])
+        HashMap::from([(self.schema.key.clone(), AttributeValue::S(id.to_owned()))])
     }
 
     fn to_attributes(&self, item: &Item) -> AttributeMap {
         let mut map: AttributeMap = item
             .doc
             .iter()
-            .filter(|(name, _)| **name != self.key && *name != REV_ATTRIBUTE)
+            .filter(|(name, _)| **name != self.schema.key && *name != REV_ATTRIBUTE)
             .filter_map(|(name, value)| to_attribute(value).map(|av| (name.clone(), av)))
             .collect();
-        map.insert(self.key.clone(), AttributeValue::S(item.id.clone()));
+        map.insert(self.schema.key.clone(), AttributeValue::S(item.id.clone()));
         map.insert(
             REV_ATTRIBUTE.to_owned(),
             AttributeValue::S(item.rev.clone()),
@@ -126,12 +113,12 @@ impl DynamoStore {
     }
 
     fn to_item(&self, map: &AttributeMap) -> Result<Item, StoreError> {
-        let id = match map.get(&self.key) {
+        let id = match map.get(&self.schema.key) {
             Some(AttributeValue::S(s)) => s.clone(),
             _ => {
                 return Err(StoreError::Backend(format!(
                     "table {}: an item without a string key attribute {:?}",
-                    self.table, self.key
+                    self.table, self.schema.key
                 )));
             }
         };
@@ -174,7 +161,7 @@ impl DynamoStore {
         &self,
         expect: &Expect,
     ) -> (String, HashMap<String, String>, Option<AttributeMap>) {
-        let mut names = HashMap::from([("#k".to_owned(), self.key.clone())]);
+        let mut names = HashMap::from([("#k".to_owned(), self.schema.key.clone())]);
         match expect {
             Expect::Exists => ("attribute_exists(#k)".to_owned(), names, None),
             Expect::Rev(rev) => {
@@ -203,13 +190,13 @@ impl DynamoStore {
         let Value::Object(obj) = start else {
             return Err(bad("not an object".into()));
         };
-        let mut expected: BTreeMap<&str, ScalarAttributeType> =
-            BTreeMap::from([(self.key.as_str(), ScalarAttributeType::S)]);
+        let mut expected: BTreeMap<&str, AttributeType> =
+            BTreeMap::from([(self.schema.key.as_str(), KEY_TYPE)]);
         if let Some((field, _)) = query {
-            let Some(t) = self.indexed.get(field) else {
+            let Some(index) = self.schema.index_on(field) else {
                 return Err(bad(format!("{field:?} is not an indexed field")));
             };
-            expected.insert(field, t.clone());
+            expected.insert(field, index.attribute_type);
         }
         let mut key = AttributeMap::new();
         for (name, typed) in obj {
@@ -226,10 +213,8 @@ impl DynamoStore {
                 )));
             };
             let av = match (t.as_str(), want) {
-                ("S", ScalarAttributeType::S) if !text.is_empty() => {
-                    AttributeValue::S(text.clone())
-                }
-                ("N", ScalarAttributeType::N) if parse_number(text).is_some() => {
+                ("S", AttributeType::S) if !text.is_empty() => AttributeValue::S(text.clone()),
+                ("N", AttributeType::N) if parse_number(text).is_some() => {
                     AttributeValue::N(text.clone())
                 }
                 _ => {
@@ -333,7 +318,7 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(self.to_attributes(item)))
             .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", &self.key)
+            .expression_attribute_names("#k", &self.schema.key)
             .send()
             .await;
         if self.written("PutItem", result)? {
@@ -551,16 +536,6 @@ fn start_to_json(key: &AttributeMap) -> Result<Value, StoreError> {
     Ok(Value::Object(obj))
 }
 
-/// The key type of an index on a field of this kind; `None` for kinds that
-/// cannot be indexed (booleans, string lists).
-pub fn attribute_type(kind: &Kind) -> Option<ScalarAttributeType> {
-    match kind {
-        Kind::String(_) | Kind::Timestamp => Some(ScalarAttributeType::S),
-        Kind::Integer { .. } | Kind::Number { .. } => Some(ScalarAttributeType::N),
-        Kind::Boolean | Kind::StringList { .. } => None,
-    }
-}
-
 /// An SDK error in a line: the service's error code and message where it
 /// sent one, otherwise the chain of causes (a connection that failed, a
 /// timeout) and the HTTP status if there was an answer. Never the raw
@@ -588,379 +563,5 @@ where
     text
 }
 
-fn build_error(what: &str, e: impl std::error::Error) -> StoreError {
-    StoreError::Backend(format!("building {what}: {e}"))
-}
-
-fn attribute_definition(
-    name: &str,
-    t: ScalarAttributeType,
-) -> Result<AttributeDefinition, StoreError> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(t)
-        .build()
-        .map_err(|e| build_error("an attribute definition", e))
-}
-
-fn hash_key(name: &str) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(KeyType::Hash)
-        .build()
-        .map_err(|e| build_error("a key schema", e))
-}
-
-/// Creates a collection's table: on-demand billing, the key attribute as
-/// hash key, and one global secondary index (`by_<field>`, all attributes
-/// projected) per indexed field. Returns once the table and its indexes are
-/// ACTIVE.
-pub async fn create_table(
-    client: &Client,
-    table: &str,
-    collection: &Collection,
-) -> Result<(), StoreError> {
-    create_table_with(client, table, collection, &TableOptions::default()).await
-}
-
-/// What a deployed table has beyond its schema.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableOptions {
-    /// DeleteTable fails until this is turned off again.
-    pub deletion_protection: bool,
-    /// Continuous backups with point-in-time recovery.
-    pub point_in_time_recovery: bool,
-    pub tags: Vec<(String, String)>,
-}
-
-/// [`create_table`] with deletion protection, point-in-time recovery and
-/// tags. Point-in-time recovery is turned on once the table is ACTIVE (it
-/// cannot be asked for at creation).
-pub async fn create_table_with(
-    client: &Client,
-    table: &str,
-    collection: &Collection,
-    options: &TableOptions,
-) -> Result<(), StoreError> {
-    let mut definitions = vec![attribute_definition(
-        &collection.key,
-        ScalarAttributeType::S,
-    )?];
-    let mut indexes = Vec::new();
-    for field in collection.indexed().filter(|f| f.name != collection.key) {
-        let t = index_type(field)?;
-        definitions.push(attribute_definition(&field.name, t)?);
-        indexes.push(global_index(&field.name)?);
-    }
-    let tags = options
-        .tags
-        .iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| build_error("a tag", e))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let created = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(definitions))
-        .key_schema(hash_key(&collection.key)?)
-        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
-        .set_deletion_protection_enabled(options.deletion_protection.then_some(true))
-        .set_tags((!tags.is_empty()).then_some(tags))
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        // It exists: most likely made by this very call, whose response was
-        // lost and whose retry met the table the first attempt made. Wait
-        // for it like for a new one (the caller compares its schema on its
-        // next read).
-        Err(e) if e.code() == Some("ResourceInUseException") => {}
-        Err(e) => {
-            return Err(StoreError::Backend(format!(
-                "CreateTable {table}: {}",
-                describe(&e)
-            )));
-        }
-    }
-    wait_until_active(client, table).await?;
-    if options.point_in_time_recovery {
-        set_point_in_time_recovery(client, table, true).await?;
-    }
-    Ok(())
-}
-
-fn index_type(field: &crate::field::Field) -> Result<ScalarAttributeType, StoreError> {
-    attribute_type(&field.kind).ok_or_else(|| {
-        StoreError::Backend(format!(
-            "field {:?} of type {} cannot be indexed",
-            field.name,
-            field.kind.name()
-        ))
-    })
-}
-
-fn global_index(field: &str) -> Result<GlobalSecondaryIndex, StoreError> {
-    GlobalSecondaryIndex::builder()
-        .index_name(names::index(field))
-        .key_schema(hash_key(field)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| build_error("a global secondary index", e))
-}
-
-pub async fn set_point_in_time_recovery(
-    client: &Client,
-    table: &str,
-    enabled: bool,
-) -> Result<(), StoreError> {
-    client
-        .update_continuous_backups()
-        .table_name(table)
-        .point_in_time_recovery_specification(
-            PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(enabled)
-                .build()
-                .map_err(|e| build_error("a point-in-time recovery specification", e))?,
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            StoreError::Backend(format!("UpdateContinuousBackups {table}: {}", describe(&e)))
-        })?;
-    Ok(())
-}
-
-pub async fn set_deletion_protection(
-    client: &Client,
-    table: &str,
-    enabled: bool,
-) -> Result<(), StoreError> {
-    client
-        .update_table()
-        .table_name(table)
-        .deletion_protection_enabled(enabled)
-        .send()
-        .await
-        .map_err(|e| StoreError::Backend(format!("UpdateTable {table}: {}", describe(&e))))?;
-    wait_until_active(client, table).await
-}
-
-/// Polls DescribeTable until the table and all its global secondary indexes
-/// are ACTIVE (ten minutes at most).
-pub async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
-    let deadline = tokio::time::Instant::now() + ACTIVE_TIMEOUT;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| StoreError::Backend(format!("DescribeTable {table}: {}", describe(&e))))?;
-        let description = out.table;
-        let table_active = description
-            .as_ref()
-            .is_some_and(|t| t.table_status == Some(TableStatus::Active));
-        let indexes_active = description
-            .as_ref()
-            .map(|t| t.global_secondary_indexes())
-            .unwrap_or_default()
-            .iter()
-            .all(|i| matches!(i.index_status, None | Some(IndexStatus::Active)));
-        if table_active && indexes_active {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(StoreError::Backend(format!(
-                "table {table} is not ACTIVE after {} s",
-                ACTIVE_TIMEOUT.as_secs()
-            )));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn collection() -> Collection {
-        let text = r#"
-            [tenant]
-            display_name = "T"
-            [collection]
-            name = "things"
-            [collection.fields]
-            name  = { type = "string" }
-            color = { type = "string", index = true }
-            size  = { type = "integer", index = true }
-            tags  = { type = "string_list" }
-            [usage_plan]
-            rate = 1
-            burst = 1
-        "#;
-        crate::Tenant::parse(std::path::Path::new("t.toml"), text)
-            .expect("valid tenant")
-            .collection
-    }
-
-    fn store() -> DynamoStore {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .build();
-        DynamoStore::new(Client::from_conf(config), "t", &collection())
-    }
-
-    #[test]
-    fn values_round_trip() {
-        for v in [
-            json!("x"),
-            json!(""),
-            json!(7),
-            json!(-3),
-            json!(2.5),
-            json!(true),
-            json!([]),
-            json!(["b", "a", "b"]),
-        ] {
-            let av = to_attribute(&v).expect("not null");
-            assert_eq!(from_attribute(&av), Some(v));
-        }
-        assert_eq!(to_attribute(&json!(null)), None);
-        assert_eq!(
-            to_attribute(&json!(2.5)),
-            Some(AttributeValue::N("2.5".into()))
-        );
-        assert_eq!(
-            to_attribute(&json!(["a"])),
-            Some(AttributeValue::L(vec![AttributeValue::S("a".into())]))
-        );
-        assert_eq!(from_attribute(&AttributeValue::N("1e400".into())), None);
-        assert_eq!(from_attribute(&AttributeValue::N("x".into())), None);
-        assert_eq!(
-            from_attribute(&AttributeValue::N("12345678901234567890".into())),
-            Some(json!(12345678901234567890.0))
-        );
-    }
-
-    #[test]
-    fn items_map_both_ways_and_ignore_unknown_attributes() {
-        let s = store();
-        let item = Item {
-            id: "a".into(),
-            rev: "r1".into(),
-            doc: json!({"name": "n", "size": 3, "tags": [], "gone": null})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let mut map = s.to_attributes(&item);
-        assert_eq!(map.get("id"), Some(&AttributeValue::S("a".into())));
-        assert_eq!(map.get("_rev"), Some(&AttributeValue::S("r1".into())));
-        assert!(!map.contains_key("gone"));
-        map.insert("stranger".into(), AttributeValue::S("x".into()));
-        let back = s.to_item(&map).expect("item");
-        assert_eq!(
-            back.doc,
-            json!({"name": "n", "size": 3, "tags": []})
-                .as_object()
-                .cloned()
-                .unwrap_or_default()
-        );
-        assert_eq!((back.id.as_str(), back.rev.as_str()), ("a", "r1"));
-        map.remove("_rev");
-        assert!(matches!(s.to_item(&map), Err(StoreError::Backend(_))));
-    }
-
-    #[test]
-    fn start_keys_are_checked() {
-        let s = store();
-        let red = AttributeValue::S("red".into());
-        let ok = json!({"id": {"S": "a"}});
-        assert!(s.decode_start(&ok, None).is_ok());
-        let q = json!({"id": {"S": "a"}, "color": {"S": "red"}});
-        assert!(s.decode_start(&q, Some(("color", &red))).is_ok());
-        let three = AttributeValue::N("3".into());
-        let n = json!({"id": {"S": "a"}, "size": {"N": "3"}});
-        assert!(s.decode_start(&n, Some(("size", &three))).is_ok());
-        for bad in [
-            json!(null),
-            json!("x"),
-            json!([]),
-            json!({}),
-            json!({"id": "a"}),
-            json!({"id": {"S": 1}}),
-            json!({"id": {"S": ""}}),
-            json!({"id": {"N": "1"}}),
-            json!({"id": {"B": "YQ=="}}),
-            json!({"id": {"S": "a", "N": "1"}}),
-            json!({"id": {"S": "a"}, "name": {"S": "n"}}),
-            json!({"id": {"S": "a"}, "color": {"S": "red"}}),
-        ] {
-            assert!(
-                matches!(s.decode_start(&bad, None), Err(StoreError::BadStart(_))),
-                "{bad}"
-            );
-        }
-        for bad in [
-            json!({"id": {"S": "a"}}),
-            json!({"id": {"S": "a"}, "color": {"S": "blue"}}),
-            json!({"id": {"S": "a"}, "color": {"N": "1"}}),
-        ] {
-            assert!(
-                matches!(
-                    s.decode_start(&bad, Some(("color", &red))),
-                    Err(StoreError::BadStart(_))
-                ),
-                "{bad}"
-            );
-        }
-        let n_bad = json!({"id": {"S": "a"}, "size": {"N": "x"}});
-        assert!(matches!(
-            s.decode_start(&n_bad, Some(("size", &three))),
-            Err(StoreError::BadStart(_))
-        ));
-    }
-
-    #[test]
-    fn start_keys_round_trip_through_json() {
-        let key = HashMap::from([
-            ("id".to_owned(), AttributeValue::S("a".into())),
-            ("size".to_owned(), AttributeValue::N("3".into())),
-        ]);
-        let json = start_to_json(&key).expect("json");
-        assert_eq!(json, json!({"id": {"S": "a"}, "size": {"N": "3"}}));
-        let three = AttributeValue::N("3".into());
-        assert_eq!(
-            store()
-                .decode_start(&json, Some(("size", &three)))
-                .expect("key"),
-            key
-        );
-    }
-
-    #[test]
-    fn attribute_types() {
-        let c = collection();
-        let types: Vec<_> = c
-            .fields
-            .iter()
-            .map(|f| (f.name.as_str(), attribute_type(&f.kind)))
-            .collect();
-        assert!(types.contains(&("color", Some(ScalarAttributeType::S))));
-        assert!(types.contains(&("size", Some(ScalarAttributeType::N))));
-        assert!(types.contains(&("tags", None)));
-    }
-}
+mod tests;

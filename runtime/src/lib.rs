@@ -10,7 +10,10 @@ pub mod api;
 pub mod dynamo;
 pub mod field;
 pub mod names;
+pub mod operation;
 pub mod problem;
+mod response;
+pub mod schema;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;

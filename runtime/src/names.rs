@@ -2,7 +2,7 @@
 //! identifiers a tenant file may use. One place, so the deploy targets, the
 //! runtime and the validator can never disagree.
 
-use crate::tenant::{Operation, Tenant};
+use crate::operation::Operation;
 
 /// Tenant ids end up inside AWS names with a 64-character limit (Lambda
 /// function and IAM role names); 32 leaves room for the rest.
@@ -47,18 +47,6 @@ pub fn api_key(tenant: &str, client: &str) -> String {
 /// The name of a secondary index on a field.
 pub fn index(field: &str) -> String {
     format!("by_{field}")
-}
-
-/// Every name a tenant's resources take, for clash checks.
-pub fn all(t: &Tenant) -> Vec<String> {
-    let mut names = vec![table(&t.id), role(&t.id), rest_api(&t.id)];
-    for op in &t.functions.operations {
-        names.push(function(&t.id, *op));
-    }
-    for c in &t.clients {
-        names.push(api_key(&t.id, &c.name));
-    }
-    names
 }
 
 fn lower_alnum_dash(s: &str, max: usize, first_digit_ok: bool) -> bool {

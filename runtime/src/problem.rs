@@ -85,6 +85,6 @@ impl Problem {
             HeaderValue::from_static("application/problem+json"),
         );
         let text = serde_json::to_string(&body).unwrap_or_default();
-        crate::api::response(self.status, headers, Some(text))
+        crate::response::response(self.status, headers, Some(text))
     }
 }

@@ -1,6 +1,7 @@
 //! Where a tenant's items live. Two implementations: DynamoDB (inside
 //! Lambda) and an embedded SQLite database (the local target). One
-//! conformance suite (`tests/e2e/store_conformance.rs`) runs against both.
+//! conformance suite (`tests/e2e/runtime/store_conformance.rs`) runs
+//! against both.
 
 use std::future::Future;
 

@@ -1,20 +1,9 @@
-//! End-to-end tests of the whole system, compiled into one test binary.
+//! End-to-end tests of the whole system, compiled into one test binary and
+//! laid out by target: `aws` (the AWS target on moto, through the realism
+//! layer), `local` (the CLI and `apifactory up` on this machine) and
+//! `runtime` (the Lambda function and its stores on their own). What more
+//! than one file uses lives in the `apifactory_tests` library
+//! (`tests/support`).
 mod aws;
-mod aws_dynamo;
-mod aws_faults;
-mod aws_keys;
-mod aws_live;
-mod aws_openapi;
-mod aws_realism;
-mod aws_references;
-mod aws_stamps;
-mod bootstrap;
-mod cli;
-mod crash;
-mod fleet;
-mod hostile;
-mod key_values;
-mod keys;
-mod schemathesis;
-mod store_conformance;
-mod up;
+mod local;
+mod runtime;

@@ -158,7 +158,9 @@ impl FaultConfig {
                 RateLimit::list_tags_of_resource(1.0),
             ],
             realism: Realism::all(),
-            pitr_window: Some(Duration::from_secs(2)),
+            // The target's first retry comes a second after CreateTable:
+            // a shorter window still refuses the call right after it.
+            pitr_window: Some(Duration::from_millis(500)),
             gsi_backfill: Some(Duration::from_secs(2)),
             put_rest_api_renames: true,
             import_warnings: true,
@@ -205,14 +207,20 @@ pub struct Realism {
 }
 
 impl Realism {
-    /// Every behaviour on, with windows of a second or two: long enough
-    /// that code which does not wait meets them, short enough for tests.
+    /// Every behaviour on, with windows long enough that the call right
+    /// after a create or an update meets them, and no longer: the e2e suite
+    /// waits them out after every function and every apply. AWS's own are
+    /// seconds; the target waits by polling, so what it does is the same.
+    /// The role's window stays at 2 s: the target retries a refused role
+    /// after a fixed 2 s pause, so a shorter one would save nothing, and
+    /// the function call after CreateRole can come a few hundred
+    /// milliseconds later.
     pub fn all() -> Realism {
         Realism {
             role_propagation: Some(Duration::from_secs(2)),
-            function_pending: Some(Duration::from_secs(1)),
-            function_updating: Some(Duration::from_secs(1)),
-            list_lag: Some(Duration::from_secs(2)),
+            function_pending: Some(Duration::from_millis(250)),
+            function_updating: Some(Duration::from_millis(250)),
+            list_lag: Some(Duration::from_secs(1)),
         }
     }
 }

@@ -4,7 +4,9 @@
 //! builds every binary first. A test that needs either and finds it missing
 //! fails with a message saying so: it never skips silently.
 
+pub mod aws;
 pub mod fault_proxy;
+pub mod fleet;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -265,8 +267,11 @@ impl RecordedRequest {
 
 /// Tests in this process that are recording; the recorder is switched on
 /// for the first and off after the last, so that tests running in parallel
-/// never switch it off under each other. The recording is never reset: a
-/// test filters it for its own resources.
+/// never switch it off under each other. The first also empties the
+/// recording: with no test holding it, nothing in it is anyone's, and moto
+/// records every request body (function zips of megabytes among them), so a
+/// recording kept for the whole run grows into one every later download
+/// reads in full. A test filters the recording for its own resources.
 fn recorders() -> &'static tokio::sync::Mutex<usize> {
     static RECORDERS: OnceLock<tokio::sync::Mutex<usize>> = OnceLock::new();
     RECORDERS.get_or_init(|| tokio::sync::Mutex::new(0))
@@ -275,7 +280,8 @@ fn recorders() -> &'static tokio::sync::Mutex<usize> {
 /// A hold on moto's request recorder.
 #[derive(Debug)]
 pub struct Recording {
-    /// How many requests the recording held when this hold began.
+    /// Where the recording ended when this hold began, in bytes: moto only
+    /// appends to it while anyone holds it.
     skip: usize,
 }
 
@@ -284,29 +290,37 @@ impl Recording {
     pub async fn start() -> Recording {
         let mut count = recorders().lock().await;
         if *count == 0 {
-            let r = http(
-                "POST",
-                &format!("{}/moto-api/recorder/start-recording", moto_url()),
-                None,
-            )
-            .await;
-            assert_eq!(r.status, 200, "start-recording: {}", r.text());
+            for step in ["reset-recording", "start-recording"] {
+                let r = http(
+                    "POST",
+                    &format!("{}/moto-api/recorder/{step}", moto_url()),
+                    None,
+                )
+                .await;
+                assert_eq!(r.status, 200, "{step}: {}", r.text());
+            }
         }
         *count += 1;
         drop(count);
         // Before anything is recorded there is no recording file, and moto
-        // answers 500.
-        let skip = download_recording().await.map_or(0, |all| all.len());
+        // answers 500. The last line may still be being written: start
+        // after the last whole one.
+        let skip = download_recording()
+            .await
+            .map_or(0, |all| all.rfind('\n').map_or(0, |i| i + 1));
         Recording { skip }
     }
 
     /// The requests moto recorded since `start`, oldest first (every
     /// test's requests: filter them for your own resources).
     pub async fn requests(&self) -> Vec<RecordedRequest> {
-        let mut all = download_recording()
+        let all = download_recording()
             .await
             .unwrap_or_else(|status| panic!("download-recording answered {status}"));
-        all.split_off(self.skip.min(all.len()))
+        entries(all.get(self.skip..).unwrap_or_default())
+            .iter()
+            .map(parse_recorded)
+            .collect()
     }
 
     /// Releases the hold; the recorder stops when no test holds it.
@@ -325,9 +339,9 @@ impl Recording {
     }
 }
 
-/// Everything in moto's recording, oldest first, or the status of a failed
-/// download.
-async fn download_recording() -> Result<Vec<RecordedRequest>, u16> {
+/// The recording as moto keeps it, one JSON object a line, or the status
+/// of a failed download.
+async fn download_recording() -> Result<String, u16> {
     let r = http(
         "GET",
         &format!("{}/moto-api/recorder/download-recording", moto_url()),
@@ -337,15 +351,17 @@ async fn download_recording() -> Result<Vec<RecordedRequest>, u16> {
     if r.status != 200 {
         return Err(r.status);
     }
-    Ok(r.text()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let entry: Value = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("a recorded request that is not JSON ({e}): {l}"));
-            parse_recorded(&entry)
-        })
-        .collect())
+    Ok(r.text())
+}
+
+/// The entries of (a tail of) the recording, oldest first. moto writes an
+/// entry and its newline in two writes, so under concurrent requests two
+/// entries can share a line: read a stream of JSON objects, not lines.
+fn entries(recording: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(recording)
+        .into_iter::<Value>()
+        .map(|entry| entry.unwrap_or_else(|e| panic!("a recorded request that is not JSON: {e}")))
+        .collect()
 }
 
 fn parse_recorded(entry: &Value) -> RecordedRequest {
@@ -440,6 +456,17 @@ mod tests {
             Some(&br#"{"a": 1}"#[..])
         );
         assert_eq!(decode_base64("Y!=="), None);
+    }
+
+    #[test]
+    fn recorded_entries_that_share_a_line_are_read_apart() {
+        let recording = "{\"method\": \"GET\"}{\"method\": \"PUT\"}\n\n{\"method\": \"POST\"}\n";
+        let methods: Vec<String> = entries(recording)
+            .iter()
+            .map(|e| parse_recorded(e).method)
+            .collect();
+        assert_eq!(methods, ["GET", "PUT", "POST"]);
+        assert!(entries("").is_empty());
     }
 
     #[test]

@@ -20,19 +20,20 @@ use std::sync::atomic::Ordering;
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use aws_sdk_apigateway::primitives::Blob;
 use aws_sdk_apigateway::types::{
-    ApiKeySourceType, EndpointConfiguration, EndpointType, Op, PatchOperation, PutMode, RestApi,
+    ApiKeySourceType, EndpointConfiguration, EndpointType, PutMode, RestApi,
 };
 use runtime::names;
 use serde_json::{Value, json};
 
+use super::pacer::APIGW;
+/// Also here for the tests that patch an API by hand.
+pub use super::patch::replace;
 use super::{AwsTarget, Family, Found, MARKER, Scope, fail, is, listing};
 use crate::desired::{self, Desired};
 use crate::openapi;
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
-
-pub const APIGW: &[Family] = &[Family::ApiGateway];
 
 /// Where the tenant's methods integrate: its functions, in the deploy
 /// partition, region and account.
@@ -54,21 +55,6 @@ fn by_tenant(apis: &[RestApi]) -> BTreeMap<String, Vec<&RestApi>> {
         candidates.sort_by_key(|a| a.id());
     }
     found
-}
-
-/// Every REST API of the account and region.
-pub(super) async fn list(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
-    listing::pages(t, "GetRestApis", |position| async move {
-        let page = t
-            .apigateway
-            .get_rest_apis()
-            .set_position(position)
-            .limit(500)
-            .send()
-            .await;
-        page.map(|p| (p.items.unwrap_or_default(), p.position))
-    })
-    .await
 }
 
 /// The REST API that stands among a tenant's candidates (tagged and named
@@ -144,7 +130,7 @@ pub struct Apis {
 }
 
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
-    let apis = list(t).await?;
+    let apis = listing::rest_apis(t).await?;
     let mut out = Apis::default();
     for (tenant, candidates) in by_tenant(&apis) {
         // Another tenant's duplicates are not this run's to sort out (it
@@ -200,7 +186,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
 
 /// The id of the tenant's REST API, found by tags and name.
 pub async fn find(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
-    let apis = list(t).await?;
+    let apis = listing::rest_apis(t).await?;
     match by_tenant(&apis).get(tenant) {
         Some(candidates) => Ok(choose(t, tenant, candidates).await?.id().map(str::to_owned)),
         None => Ok(None),
@@ -348,14 +334,6 @@ fn warning_lines(tenant: &str, name: &str, warnings: &[String]) -> Vec<String> {
         .iter()
         .map(|w| format!("{tenant}: warning: API Gateway imported {name} with: {w}"))
         .collect()
-}
-
-pub fn replace(path: &str, value: &str) -> anyhow::Result<PatchOperation> {
-    Ok(PatchOperation::builder()
-        .op(Op::Replace)
-        .path(path)
-        .value(value)
-        .build())
 }
 
 /// Every method of the API with `apiKeyRequired` true and its integration.

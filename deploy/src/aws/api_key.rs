@@ -10,30 +10,67 @@
 use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
 use serde_json::{Value, json};
 
-use super::api::APIGW;
+use super::pacer::APIGW;
 use std::collections::HashMap;
 
+use super::usage_plan::attach;
 use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is, listing};
-use crate::local::state::new_key_value;
+use crate::keys::{ORIGIN_ROTATED, new_key_value, rfc3339};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, EXPIRES, Kind, ORIGIN, ORIGIN_FILE, attrs};
 use crate::target::{Applied, Secret};
 
-/// Keys whose name starts with this (all when empty), without values.
-pub(crate) async fn list(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
-    super::listing::pages(t, "GetApiKeys", |position| async move {
-        let page = t
-            .apigateway
-            .get_api_keys()
-            .include_values(false)
-            .set_name_query(name_query.map(str::to_owned))
-            .set_position(position)
-            .limit(500)
-            .send()
-            .await;
-        page.map(|p| (p.items.unwrap_or_default(), p.position))
-    })
-    .await
+/// What a rotation appends to the old key's description.
+pub const ROTATED: &str = "; rotated; expires ";
+
+/// The description of a tenant's key for a client.
+pub fn description(tenant: &str, client: &str) -> String {
+    format!("apifactory: client {client} of tenant {tenant}")
+}
+
+/// A description with the rotation and its expiry recorded.
+pub fn rotated_description(base: &str, expires: i64) -> String {
+    let base = base.split(ROTATED).next().unwrap_or(base);
+    format!("{base}{ROTATED}{} ({expires})", rfc3339(expires))
+}
+
+/// Whether a key's description records a rotation.
+pub fn is_rotated(description: Option<&str>) -> bool {
+    description.is_some_and(|d| d.contains(ROTATED))
+}
+
+/// When a rotated key stops working (Unix seconds), from its description.
+pub fn rotation_expiry(description: Option<&str>) -> Option<i64> {
+    let (_, rest) = description?.split_once(ROTATED)?;
+    let (_, unix) = rest.rsplit_once('(')?;
+    unix.strip_suffix(')')?.trim().parse().ok()
+}
+
+/// A key's origin: `rotated` when its description says so, else its tag.
+pub fn origin(key: &ApiKey) -> String {
+    if is_rotated(key.description()) {
+        return ORIGIN_ROTATED.to_owned();
+    }
+    key.tags()
+        .and_then(|t| t.get(TAG_ORIGIN))
+        .cloned()
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the key was made from the tenant file's `[[clients]]` (its
+/// origin tag; a rotated key keeps the tag).
+pub fn from_file(key: &ApiKey) -> bool {
+    key.tags()
+        .and_then(|t| t.get(TAG_ORIGIN))
+        .map(String::as_str)
+        == Some(ORIGIN_FILE)
+}
+
+pub fn client_of(key: &ApiKey) -> String {
+    key.tags()
+        .and_then(|t| t.get(TAG_CLIENT))
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn attributes(key: &ApiKey) -> crate::resource::Attrs {
@@ -43,11 +80,11 @@ fn attributes(key: &ApiKey) -> crate::resource::Attrs {
         ("enabled", json!(key.enabled())),
         // A key without an origin tag was not made from a tenant file; a
         // rotated key's description says so, whatever its tag.
-        (ORIGIN, json!(super::keys::origin(key))),
+        (ORIGIN, json!(origin(key))),
     ]);
     // API Gateway has no key expiry: the plan disables a rotated key once
     // the expiry its description records has passed.
-    if let Some(expires) = super::keys::rotation_expiry(key.description()) {
+    if let Some(expires) = rotation_expiry(key.description()) {
         found.insert(EXPIRES.into(), json!(expires));
     }
     found
@@ -71,7 +108,7 @@ fn standing_first(keys: &mut [ApiKey]) {
 
 pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
     let mut found: Vec<Found> = Vec::new();
-    let mut keys = list(t, None).await?;
+    let mut keys = listing::api_keys(t, None).await?;
     standing_first(&mut keys);
     let mut standing: HashMap<String, String> = HashMap::new();
     for key in &keys {
@@ -90,7 +127,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             }
             // A disabled duplicate of the file's goes; any other stays
             // out of the plan, as before.
-            Some(first) if !key.enabled() && super::keys::origin(key) == ORIGIN_FILE => {
+            Some(first) if !key.enabled() && origin(key) == ORIGIN_FILE => {
                 let mut attrs = attributes(key);
                 attrs.insert("id".into(), json!(id));
                 attrs.insert(listing::DUPLICATE_OF.into(), json!(first));
@@ -107,7 +144,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
 
 /// The tenant's key of this name.
 async fn find(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Option<ApiKey>> {
-    let mut keys: Vec<ApiKey> = list(t, Some(name))
+    let mut keys: Vec<ApiKey> = listing::api_keys(t, Some(name))
         .await?
         .into_iter()
         .filter(|k| k.name() == Some(name) && super::tagged_tenant(k.tags()) == Some(tenant))
@@ -145,42 +182,6 @@ pub(crate) async fn create(
         .to_owned();
     t.made(super::listing::Made::ApiKey(id.clone()));
     Ok((id, value))
-}
-
-/// Attaches a key to a plan; already attached is fine.
-pub(crate) async fn attach(t: &AwsTarget, plan: &str, key: &str) -> anyhow::Result<()> {
-    t.pacer.write(APIGW).await;
-    match t
-        .apigateway
-        .create_usage_plan_key()
-        .usage_plan_id(plan)
-        .key_id(key)
-        .key_type("API_KEY")
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is(&e, &["ConflictException"]) => Ok(()),
-        Err(e) => Err(fail(&format!("CreateUsagePlanKey {key} in {plan}"), e)),
-    }
-}
-
-/// Attaches every key the tenant file made to a (new) plan.
-pub async fn attach_all(t: &AwsTarget, tenant: &str, plan: &str) -> anyhow::Result<()> {
-    for key in list(t, Some(&format!("{}-{tenant}-", runtime::names::PREFIX))).await? {
-        let from_file = key
-            .tags()
-            .and_then(|t| t.get(TAG_ORIGIN))
-            .map(String::as_str)
-            == Some(ORIGIN_FILE);
-        if super::tagged_tenant(key.tags()) == Some(tenant)
-            && from_file
-            && let Some(id) = key.id()
-        {
-            attach(t, plan, id).await?;
-        }
-    }
-    Ok(())
 }
 
 pub(crate) async fn set_enabled(t: &AwsTarget, id: &str, enabled: bool) -> anyhow::Result<()> {
@@ -279,7 +280,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             let mut tags = super::tags(tenant);
             tags.insert(TAG_CLIENT.to_owned(), client.clone());
             tags.insert(TAG_ORIGIN.to_owned(), ORIGIN_FILE.to_owned());
-            let description = super::keys::description(tenant, &client);
+            let description = description(tenant, &client);
             create(t, name, &description, false, Some(tags)).await?
         }
     };
@@ -296,4 +297,29 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             value,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotation_reads_back_from_the_description() {
+        let base = description("acme", "acme-web");
+        assert!(!is_rotated(Some(&base)));
+        assert_eq!(rotation_expiry(Some(&base)), None);
+        let rotated = rotated_description(&base, 1_795_530_600);
+        assert_eq!(
+            rotated,
+            "apifactory: client acme-web of tenant acme; rotated; expires 2026-11-24T14:30:00Z (1795530600)"
+        );
+        assert!(is_rotated(Some(&rotated)));
+        assert_eq!(rotation_expiry(Some(&rotated)), Some(1_795_530_600));
+        // Rotating again replaces the record instead of stacking another.
+        let again = rotated_description(&rotated, 1_795_530_700);
+        assert_eq!(again.matches(ROTATED).count(), 1);
+        assert_eq!(rotation_expiry(Some(&again)), Some(1_795_530_700));
+        assert_eq!(rotation_expiry(None), None);
+        assert!(!is_rotated(None));
+    }
 }

@@ -13,7 +13,8 @@ use aws_sdk_route53::types::{
 };
 use serde_json::{Value, json};
 
-use super::api::{APIGW, replace};
+use super::pacer::APIGW;
+use super::patch::replace;
 use super::{AwsTarget, Family, Found, Scope, each, fail, is, listing};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
@@ -63,20 +64,6 @@ fn zone(z: &HostedZone) -> (String, String) {
     )
 }
 
-pub(super) async fn list(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
-    listing::pages(t, "GetDomainNames", |position| async move {
-        let page = t
-            .apigateway
-            .get_domain_names()
-            .set_position(position)
-            .limit(500)
-            .send()
-            .await;
-        page.map(|p| (p.items.unwrap_or_default(), p.position))
-    })
-    .await
-}
-
 /// The domain's base path mappings.
 async fn mappings(t: &AwsTarget, name: &str) -> anyhow::Result<Vec<BasePathMapping>> {
     t.pacer.read(APIGW).await;
@@ -101,7 +88,7 @@ async fn mappings(t: &AwsTarget, name: &str) -> anyhow::Result<Vec<BasePathMappi
 /// The REST API ids the tenant's domains map a base path to.
 pub async fn mapped_apis(t: &AwsTarget, tenant: &str) -> anyhow::Result<BTreeSet<String>> {
     let mut ids = BTreeSet::new();
-    for d in list(t).await? {
+    for d in listing::domain_names(t).await? {
         if super::tagged_tenant(d.tags()) != Some(tenant) {
             continue;
         }
@@ -116,7 +103,7 @@ pub async fn mapped_apis(t: &AwsTarget, tenant: &str) -> anyhow::Result<BTreeSet
 /// The domain names of the tenants in scope: (tenant, domain).
 pub async fn ours(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<(String, DomainName)>> {
     let mut ours = Vec::new();
-    for d in list(t).await? {
+    for d in listing::domain_names(t).await? {
         let Some(tenant) = super::tagged_tenant(d.tags()) else {
             continue;
         };

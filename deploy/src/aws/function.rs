@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_lambda::config::http::HttpResponse;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
@@ -354,7 +355,7 @@ const CONFLICT_RETRIES: u32 = 5;
 /// Makes an update call of the function, again after what passes: another
 /// update in progress (`ResourceConflictException`: waits for it to end)
 /// or a role not yet assumable (waits a little, up to 90 s).
-async fn again_while_busy<T, E, R, F, Fut>(
+async fn again_while_busy<T, E, F, Fut>(
     t: &AwsTarget,
     name: &str,
     what: &str,
@@ -362,9 +363,8 @@ async fn again_while_busy<T, E, R, F, Fut>(
 ) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, aws_sdk_lambda::error::SdkError<E, R>>>,
+    Fut: Future<Output = Result<T, aws_sdk_lambda::error::SdkError<E, HttpResponse>>>,
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let mut pause = Duration::from_secs(2);

@@ -19,65 +19,21 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
+use aws_sdk_apigateway::types::ApiKey;
 use runtime::names;
-use time::OffsetDateTime;
 
-use super::api::APIGW;
+use super::api_key::{
+    ROTATED, client_of, description, from_file, is_rotated, origin, rotated_description,
+    rotation_expiry,
+};
+use super::pacer::APIGW;
+use super::patch::replace;
 use super::{AwsTarget, Family, TAG_CLIENT, TAG_ORIGIN, fail, is, tagged_tenant};
-use crate::keys::{KeyInfo, KeyStore, Rotation, rfc3339};
-use crate::local::state::new_key_id;
-use crate::resource::ORIGIN_FILE;
+use crate::keys::{
+    Candidate, KeyInfo, KeyStore, ORIGIN_CLI, Rotation, grace_over, new_key_id, now_unix, rfc3339,
+    to_rotate,
+};
 use crate::target::Secret;
-
-/// Origin of a key made by `apifactory keys create`.
-pub const ORIGIN_CLI: &str = "cli";
-/// Origin of a key replaced by `apifactory keys rotate`.
-pub const ORIGIN_ROTATED: &str = "rotated";
-
-/// What a rotation appends to the old key's description.
-const ROTATED: &str = "; rotated; expires ";
-
-/// The description of a tenant's key for a client.
-pub fn description(tenant: &str, client: &str) -> String {
-    format!("apifactory: client {client} of tenant {tenant}")
-}
-
-/// A description with the rotation and its expiry recorded.
-fn rotated_description(base: &str, expires: i64) -> String {
-    let base = base.split(ROTATED).next().unwrap_or(base);
-    format!("{base}{ROTATED}{} ({expires})", rfc3339(expires))
-}
-
-/// Whether a key's description records a rotation.
-pub fn is_rotated(description: Option<&str>) -> bool {
-    description.is_some_and(|d| d.contains(ROTATED))
-}
-
-/// When a rotated key stops working (Unix seconds), from its description.
-pub fn rotation_expiry(description: Option<&str>) -> Option<i64> {
-    let (_, rest) = description?.split_once(ROTATED)?;
-    let (_, unix) = rest.rsplit_once('(')?;
-    unix.strip_suffix(')')?.trim().parse().ok()
-}
-
-/// A key's origin: `rotated` when its description says so, else its tag.
-pub fn origin(key: &ApiKey) -> String {
-    if is_rotated(key.description()) {
-        return ORIGIN_ROTATED.to_owned();
-    }
-    key.tags()
-        .and_then(|t| t.get(TAG_ORIGIN))
-        .cloned()
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn client_of(key: &ApiKey) -> String {
-    key.tags()
-        .and_then(|t| t.get(TAG_CLIENT))
-        .cloned()
-        .unwrap_or_default()
-}
 
 fn info(key: &ApiKey) -> Option<KeyInfo> {
     let tenant = tagged_tenant(key.tags())?;
@@ -99,10 +55,6 @@ fn info(key: &ApiKey) -> Option<KeyInfo> {
     })
 }
 
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// The keys apifactory manages for these tenants (all when empty), without
 /// values.
 async fn managed(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Result<Vec<ApiKey>> {
@@ -112,7 +64,7 @@ async fn managed(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Result<Ve
         [one] => Some(format!("{}-{one}-", names::PREFIX)),
         _ => None,
     };
-    Ok(super::api_key::list(t, query.as_deref())
+    Ok(super::listing::api_keys(t, query.as_deref())
         .await?
         .into_iter()
         .filter(|k| {
@@ -167,7 +119,7 @@ pub async fn expire_in(t: &AwsTarget, tenants: &BTreeSet<String>) -> anyhow::Res
     let mut expired = Vec::new();
     for key in managed(t, tenants).await? {
         let Some(id) = key.id() else { continue };
-        if key.enabled() && rotation_expiry(key.description()).is_some_and(|e| e <= now) {
+        if grace_over(key.enabled(), rotation_expiry(key.description()), now) {
             super::api_key::set_enabled(t, id, false).await?;
             expired.push(id.to_owned());
         }
@@ -204,7 +156,7 @@ impl KeyStore for AwsTarget {
         let description = description(tenant, client);
         let (id, value) =
             super::api_key::create(self, &name, &description, true, Some(tags)).await?;
-        if let Err(e) = super::api_key::attach(self, &plan, &id).await {
+        if let Err(e) = super::usage_plan::attach(self, &plan, &id).await {
             // A key on no usage plan works nowhere: do not leave it behind.
             let _ = delete(self, &id).await;
             return Err(e);
@@ -226,27 +178,19 @@ impl KeyStore for AwsTarget {
         client: &str,
         grace: Duration,
     ) -> anyhow::Result<Rotation> {
-        // The client's current key: its file key if it has one, else its
-        // newest working key.
         let scope = BTreeSet::from([tenant.to_owned()]);
         let keys = managed(self, &scope).await?;
-        let mut candidates: Vec<&ApiKey> = keys
-            .iter()
-            .filter(|k| {
-                client_of(k) == client
-                    && k.enabled()
-                    && !is_rotated(k.description())
-                    && k.id().is_some()
-                    && k.name().is_some()
-            })
-            .collect();
-        candidates.sort_by_key(|k| {
-            (
-                k.tags().and_then(|t| t.get(TAG_ORIGIN)).map(String::as_str) != Some(ORIGIN_FILE),
-                std::cmp::Reverse(k.created_date().map(|d| d.as_nanos())),
-            )
-        });
-        let old = candidates.first().ok_or_else(|| {
+        let old = to_rotate(
+            keys.iter()
+                .filter(|k| client_of(k) == client && k.id().is_some() && k.name().is_some()),
+            |k| Candidate {
+                working: k.enabled(),
+                rotated: is_rotated(k.description()),
+                from_file: from_file(k),
+                created: k.created_date().map(|d| d.as_nanos()),
+            },
+        )
+        .ok_or_else(|| {
             anyhow::anyhow!("client {client} of tenant {tenant} has no working key to rotate")
         })?;
         let (old_id, name) = (
@@ -268,8 +212,11 @@ impl KeyStore for AwsTarget {
         self.apigateway
             .update_api_key()
             .api_key(&old_id)
-            .patch_operations(replace("/name", format!("{name}-rotated-{old_id}")))
-            .patch_operations(replace("/description", rotated_description(&base, expires)))
+            .patch_operations(replace("/name", &format!("{name}-rotated-{old_id}"))?)
+            .patch_operations(replace(
+                "/description",
+                &rotated_description(&base, expires),
+            )?)
             .send()
             .await
             .map_err(|e| fail(&format!("UpdateApiKey {old_id}"), e))?;
@@ -280,9 +227,7 @@ impl KeyStore for AwsTarget {
             e.context(format!(
                 "the old key {old_id} was renamed and works until {}; issuing its successor failed{}",
                 rfc3339(expires),
-                if old.tags().and_then(|t| t.get(TAG_ORIGIN)).map(String::as_str)
-                    == Some(ORIGIN_FILE)
-                {
+                if from_file(old) {
                     " (apifactory apply --target aws issues the client's key)"
                 } else {
                     ""
@@ -294,7 +239,7 @@ impl KeyStore for AwsTarget {
             super::api_key::create(self, &name, &description, false, old.tags().cloned())
                 .await
                 .map_err(interrupted)?;
-        super::api_key::attach(self, &plan, &id)
+        super::usage_plan::attach(self, &plan, &id)
             .await
             .map_err(interrupted)?;
         super::api_key::set_enabled(self, &id, true)
@@ -325,38 +270,5 @@ impl KeyStore for AwsTarget {
 
     async fn expire(&self) -> anyhow::Result<Vec<String>> {
         expire_in(self, &BTreeSet::new()).await
-    }
-}
-
-fn replace(path: &str, value: String) -> PatchOperation {
-    PatchOperation::builder()
-        .op(Op::Replace)
-        .path(path)
-        .value(value)
-        .build()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rotation_reads_back_from_the_description() {
-        let base = description("acme", "acme-web");
-        assert!(!is_rotated(Some(&base)));
-        assert_eq!(rotation_expiry(Some(&base)), None);
-        let rotated = rotated_description(&base, 1_795_530_600);
-        assert_eq!(
-            rotated,
-            "apifactory: client acme-web of tenant acme; rotated; expires 2026-11-24T14:30:00Z (1795530600)"
-        );
-        assert!(is_rotated(Some(&rotated)));
-        assert_eq!(rotation_expiry(Some(&rotated)), Some(1_795_530_600));
-        // Rotating again replaces the record instead of stacking another.
-        let again = rotated_description(&rotated, 1_795_530_700);
-        assert_eq!(again.matches(ROTATED).count(), 1);
-        assert_eq!(rotation_expiry(Some(&again)), Some(1_795_530_700));
-        assert_eq!(rotation_expiry(None), None);
-        assert!(!is_rotated(None));
     }
 }

@@ -1,5 +1,8 @@
-//! API Gateway's list calls, page by page, and which of what they list is a
-//! tenant's: tagged for the tenant and named for it.
+//! API Gateway's list calls (REST APIs, usage plans, API keys, domain
+//! names), page by page, and which of what they list is a tenant's: tagged
+//! for the tenant and named for it. Here, below every kind's file, so that
+//! observe, apply and `settle` read the same lists without the kinds'
+//! files importing each other.
 //!
 //! REST API and usage plan names are not unique and their creates take no
 //! client token, so a create whose response was lost (and which the SDK
@@ -11,15 +14,25 @@
 //! an apply creates is remembered ([`Made`]) and the apply ends only once
 //! the lists the next observe reads show it ([`settle`]): a run right after
 //! this one must not miss it and create it twice.
+//!
+//! The same lists are what the account holds against API Gateway's
+//! quotas: inside [`tallied`] (one observe), every full list a page walk
+//! finishes is counted ([`Counted`]), at no extra call.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_apigateway::error::ProvideErrorMetadata;
-use aws_sdk_apigateway::types::{RestApi, UsagePlan};
+use aws_sdk_apigateway::config::http::HttpResponse;
+use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigateway::types::{
+    ApiKey, DomainName, EndpointType, RestApi, UsagePlan, UsagePlanKey,
+};
 
-use super::api::APIGW;
+use crate::quotas::Quota;
+
+use super::pacer::APIGW;
 use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
 
 /// Every item of a paged API Gateway list call. `page` makes one call from
@@ -27,8 +40,9 @@ use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
 /// position.
 pub async fn pages<T, E, F, Fut>(t: &AwsTarget, what: &str, mut page: F) -> anyhow::Result<Vec<T>>
 where
+    T: Counted,
     F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), E>>,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), SdkError<E, HttpResponse>>>,
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     let mut all = Vec::new();
@@ -44,7 +58,142 @@ where
             _ => break,
         }
     }
+    tally::<T>(&all);
     Ok(all)
+}
+
+/// Every REST API of the account and region.
+pub async fn rest_apis(t: &AwsTarget) -> anyhow::Result<Vec<RestApi>> {
+    pages(t, "GetRestApis", |position| async move {
+        let page = t
+            .apigateway
+            .get_rest_apis()
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// Every usage plan of the account and region.
+pub async fn usage_plans(t: &AwsTarget) -> anyhow::Result<Vec<UsagePlan>> {
+    pages(t, "GetUsagePlans", |position| async move {
+        let page = t
+            .apigateway
+            .get_usage_plans()
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// Keys whose name starts with this (all when empty), without values.
+pub async fn api_keys(t: &AwsTarget, name_query: Option<&str>) -> anyhow::Result<Vec<ApiKey>> {
+    pages(t, "GetApiKeys", |position| async move {
+        let page = t
+            .apigateway
+            .get_api_keys()
+            .include_values(false)
+            .set_name_query(name_query.map(str::to_owned))
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// Every custom domain name of the account and region.
+pub async fn domain_names(t: &AwsTarget) -> anyhow::Result<Vec<DomainName>> {
+    pages(t, "GetDomainNames", |position| async move {
+        let page = t
+            .apigateway
+            .get_domain_names()
+            .set_position(position)
+            .limit(500)
+            .send()
+            .await;
+        page.map(|p| (p.items.unwrap_or_default(), p.position))
+    })
+    .await
+}
+
+/// An item of a paged list, as it counts against an account quota.
+pub trait Counted {
+    /// The quota a full list of these counts against (none by default).
+    const QUOTA: Option<Quota> = None;
+
+    /// Whether this item counts against it.
+    fn counts(&self) -> bool {
+        true
+    }
+}
+
+impl Counted for RestApi {
+    const QUOTA: Option<Quota> = Some(Quota::RestApis);
+
+    /// Edge-optimized and private APIs have quotas of their own; no
+    /// endpoint configuration means edge-optimized, AWS's default.
+    fn counts(&self) -> bool {
+        self.endpoint_configuration()
+            .is_some_and(|c| c.types().contains(&EndpointType::Regional))
+    }
+}
+
+impl Counted for UsagePlan {
+    const QUOTA: Option<Quota> = Some(Quota::UsagePlans);
+}
+
+impl Counted for ApiKey {
+    const QUOTA: Option<Quota> = Some(Quota::ApiKeys);
+}
+
+impl Counted for DomainName {
+    const QUOTA: Option<Quota> = Some(Quota::DomainNames);
+
+    /// Private custom domain names have a quota of their own.
+    fn counts(&self) -> bool {
+        !self
+            .endpoint_configuration()
+            .is_some_and(|c| c.types().contains(&EndpointType::Private))
+    }
+}
+
+impl Counted for UsagePlanKey {}
+
+type Counts = Arc<Mutex<BTreeMap<Quota, u64>>>;
+
+tokio::task_local! {
+    /// The counts of the observe running on this task. Every list call an
+    /// observe makes is of the whole account (a filtered one, such as
+    /// GetApiKeys by name, happens in apply only, outside it).
+    static TALLY: Counts;
+}
+
+fn tally<T: Counted>(items: &[T]) {
+    let Some(quota) = T::QUOTA else {
+        return;
+    };
+    let n = items.iter().filter(|i| i.counts()).count() as u64;
+    let _ = TALLY.try_with(|counts| {
+        if let Ok(mut counts) = counts.lock() {
+            counts.insert(quota, n);
+        }
+    });
+}
+
+/// Runs `f` (an observe), counting what the list calls it makes show.
+pub async fn tallied<F: Future>(f: F) -> (F::Output, BTreeMap<Quota, u64>) {
+    let counts = Counts::default();
+    let out = TALLY.scope(counts.clone(), f).await;
+    let counts = counts.lock().map(|c| c.clone()).unwrap_or_default();
+    (out, counts)
 }
 
 /// A resource found by its tags and name.
@@ -162,20 +311,19 @@ async fn list_round(t: &AwsTarget, made: &Made) -> anyhow::Result<BTreeSet<Made>
     };
     Ok(match made {
         Made::RestApi(_) => {
-            let all = super::api::list(t).await?;
+            let all = rest_apis(t).await?;
             ids(all.into_iter().map(|a| a.id).collect(), Made::RestApi)
         }
         Made::UsagePlan(_) => {
-            let all = super::usage_plan::list(t).await?;
+            let all = usage_plans(t).await?;
             ids(all.into_iter().map(|p| p.id).collect(), Made::UsagePlan)
         }
         Made::ApiKey(_) => {
-            let all =
-                super::api_key::list(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
+            let all = api_keys(t, Some(&format!("{}-", runtime::names::PREFIX))).await?;
             ids(all.into_iter().map(|k| k.id).collect(), Made::ApiKey)
         }
         Made::DomainName(_) => {
-            let all = super::domain::list(t).await?;
+            let all = domain_names(t).await?;
             ids(
                 all.into_iter().map(|d| d.domain_name).collect(),
                 Made::DomainName,

@@ -14,9 +14,14 @@
 //! duplicate for the plan to delete (`listing`).
 //!
 //! One file per resource kind; `listing` the paged API Gateway lists and
-//! the tenant's by tags and name, `pacer` the rate limits, `package` the
-//! reproducible zip, `policy` the IAM documents, `references` what tenant
-//! files point to (checked before the first write), `cli` the commands.
+//! the tenant's by tags and name, `pacer` the rate limits, `patch` API
+//! Gateway's patch operations, `package` the reproducible zip, `policy` the
+//! IAM documents, `references` what tenant files point to (checked before
+//! the first write), `keys` the `apifactory keys` commands, `cli` the
+//! commands. Imports between these files point one way (a kind's file uses
+//! `listing`, `pacer` and `patch`, never the reverse; `api_key` uses
+//! `usage_plan`, which attaches keys to plans); what they all share (the
+//! clients, tags, `fail`) is here.
 
 pub mod api;
 pub mod api_key;
@@ -28,6 +33,7 @@ pub mod listing;
 pub mod logs;
 pub mod pacer;
 pub mod package;
+pub mod patch;
 pub mod policy;
 pub mod references;
 pub mod role;
@@ -44,7 +50,8 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigateway::error::ProvideErrorMetadata;
+use aws_sdk_apigateway::config::http::HttpResponse;
+use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
 use runtime::names;
 
 use crate::desired::Desired;
@@ -381,7 +388,7 @@ impl AwsTarget {
         };
         let secret = match found {
             Some(s) => s,
-            None => crate::local::state::new_key_value()?,
+            None => crate::keys::new_key_value()?,
         };
         let mut map = self
             .cursor_secrets
@@ -449,17 +456,27 @@ impl AwsTarget {
             )?;
             anyhow::Ok((apis, api_ids, plans, domains))
         };
-        let ((tables, roles, functions, keys), (apis, api_ids, plans, domains)) = tokio::try_join!(
-            async {
-                tokio::try_join!(
-                    table::list(self, &scope),
-                    role::list(self, &scope),
-                    function::observe(self, &scope),
-                    api_key::observe(self, &scope),
-                )
-            },
-            rest,
-        )?;
+        // The API Gateway lists count what the account holds against its
+        // quotas as they go (`listing::tallied`); IAM's roles take one call.
+        // Boxed: the joined reads make a large future, and a debug build
+        // moves it through the stack.
+        let (joined, counts) = listing::tallied(Box::pin(async {
+            tokio::try_join!(
+                async {
+                    tokio::try_join!(
+                        table::list(self, &scope),
+                        role::list(self, &scope),
+                        function::observe(self, &scope),
+                        api_key::observe(self, &scope),
+                    )
+                },
+                rest,
+                role_quota(self),
+            )
+        }))
+        .await;
+        let ((tables, roles, functions, keys), (apis, api_ids, plans, domains), iam) = joined?;
+        let account = account(counts, iam)?;
         self.listed_cursor_secrets(functions.1);
         let mut resources = BTreeMap::new();
         let listed = functions
@@ -557,6 +574,7 @@ impl AwsTarget {
         Ok(Observed {
             resources,
             vouched: VOUCHED.into_iter().collect(),
+            account: Some(account),
         })
     }
 }
@@ -640,6 +658,64 @@ impl Target for AwsTarget {
     }
 }
 
+/// IAM's count of the account's roles and its quota for them (IAM is
+/// global: every region's roles), from GetAccountSummary ("IAM and AWS
+/// STS quotas" points to it for exactly this). A deploy identity without
+/// `iam:GetAccountSummary` (or any failure) gets the reason instead, and
+/// the plan says the roles were not counted.
+async fn role_quota(t: &AwsTarget) -> anyhow::Result<Result<(u64, u64), String>> {
+    use aws_sdk_iam::types::SummaryKeyType;
+    t.pacer.read(&[Family::Iam]).await;
+    // A count is advice: it never holds a deploy up. Against moto the
+    // call was seen to hold some e2e applies past their deadlines (not
+    // understood yet), so it gets a bound, and any failure leaves the
+    // roles uncounted, with the reason in the plan.
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), t.iam.get_account_summary().send()).await;
+    let summary = match answer {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Ok(Err(format!("{:#}", fail("IAM GetAccountSummary", e)))),
+        Err(_) => return Ok(Err("IAM GetAccountSummary: no answer within 5 s".to_owned())),
+    };
+    let get = |k: SummaryKeyType| {
+        summary
+            .summary_map()
+            .and_then(|m| m.get(&k))
+            .and_then(|v| u64::try_from(*v).ok())
+    };
+    Ok(
+        match (get(SummaryKeyType::Roles), get(SummaryKeyType::RolesQuota)) {
+            (Some(roles), Some(quota)) => Ok((roles, quota)),
+            _ => Err("IAM GetAccountSummary named no Roles or RolesQuota".to_owned()),
+        },
+    )
+}
+
+/// The account's quotas: the limits (AWS's, the account's own role quota,
+/// the test override) and the counts observe made.
+fn account(
+    mut counts: BTreeMap<crate::quotas::Quota, u64>,
+    roles: Result<(u64, u64), String>,
+) -> anyhow::Result<crate::quotas::Account> {
+    use crate::quotas::{Account, Limits, Quota};
+    let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
+    let mut not_counted = BTreeMap::new();
+    match roles {
+        Ok((n, quota)) => {
+            counts.insert(Quota::Roles, n);
+            limits.from_account(Quota::Roles, quota);
+        }
+        Err(why) => {
+            not_counted.insert(Quota::Roles, why);
+        }
+    }
+    Ok(Account {
+        limits,
+        counts,
+        not_counted,
+    })
+}
+
 /// The tenants an observe covers (all when empty).
 #[derive(Debug, Clone, Default)]
 pub struct Scope(pub BTreeSet<String>);
@@ -650,24 +726,16 @@ impl Scope {
     }
 }
 
-/// An SDK error, short: the service's error code and message when there is
-/// one, the chain of causes otherwise (connection failures, an answer that
-/// is not the service's), never the raw HTTP response.
-pub fn fail<E: std::error::Error + ProvideErrorMetadata>(what: &str, e: E) -> anyhow::Error {
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => anyhow::anyhow!("{what}: {code}: {message}"),
-        (Some(code), None) => anyhow::anyhow!("{what}: {code}"),
-        _ => {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            anyhow::anyhow!("{what}: {text}")
-        }
-    }
+/// An SDK error, short, after what was being done: the one formatting
+/// the runtime's store also uses (`runtime::dynamo::describe`: the
+/// service's error code and message, else the chain of causes and the HTTP
+/// status, never the raw response). Every SDK crate's `SdkError` is the
+/// same smithy type, so one function serves them all.
+pub fn fail<E>(what: &str, e: SdkError<E, HttpResponse>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow::anyhow!("{what}: {}", runtime::dynamo::describe(&e))
 }
 
 /// Whether an SDK error carries one of these error codes.

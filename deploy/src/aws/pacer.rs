@@ -307,6 +307,10 @@ fn bucket(limit: Limit, factor: f64) -> Bucket {
     RateLimiter::direct(quota)
 }
 
+/// What an API Gateway call counts against (key creates and deletes add
+/// `ApiKeyWrite`).
+pub const APIGW: &[Family] = &[Family::ApiGateway];
+
 #[cfg(test)]
 mod tests {
     use super::*;

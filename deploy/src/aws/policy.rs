@@ -9,6 +9,9 @@
 //! and the operations the planner compares.
 
 use runtime::Operation;
+/// IAM returns policy documents URL-encoded: the same `%XX` decoding the
+/// runtime applies to item ids (tests read policies back with it too).
+pub use runtime::api::percent_decode;
 use serde_json::{Value, json};
 
 use super::Env;
@@ -149,29 +152,6 @@ pub fn parse(text: &str) -> Option<Grant> {
     }
     grant.operations.sort();
     Some(grant)
-}
-
-/// `%XX` decoding; text without escapes comes back unchanged.
-pub fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ use aws_sdk_apigateway::types::{Op, PatchOperation, Stage};
 use runtime::names;
 use serde_json::{Value, json};
 
-use super::api::{APIGW, parse_marker, replace};
+use super::api::parse_marker;
+use super::pacer::APIGW;
+use super::patch::replace;
 use super::{AwsTarget, Family, Found, MARKER, ROLE_PATH, each, fail, is, number};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};

@@ -12,7 +12,8 @@
 
 use serde_json::{Value, json};
 
-use super::api::{APIGW, replace};
+use super::pacer::APIGW;
+use super::patch::replace;
 use super::{AwsTarget, Found, fail, is};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, FINGERPRINT, Kind, attrs};

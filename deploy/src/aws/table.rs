@@ -1,6 +1,11 @@
 //! A tenant's DynamoDB table: on-demand, the key and one GSI per indexed
-//! field (created through `runtime::dynamo`, the same code the store's
-//! tests use), point-in-time recovery and deletion protection on.
+//! field (as `runtime::schema` describes them, the shape the function's
+//! store queries), point-in-time recovery and deletion protection on.
+//!
+//! All of the table's management lives here and in `ops` (the calls on a
+//! client and a pacer, which the tests use to make their tables), out of
+//! the Lambda binary; every call takes a pacer token first, each poll of a
+//! wait included.
 //!
 //! Two things real DynamoDB does that an emulator does not:
 //!
@@ -24,14 +29,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, CreateGlobalSecondaryIndexAction, DeleteGlobalSecondaryIndexAction,
-    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
-    PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Projection, ProjectionType,
-    ScalarAttributeType, TableDescription, TableStatus,
+    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, IndexStatus, KeyType,
+    PointInTimeRecoveryStatus, TableDescription, TableStatus,
 };
-use runtime::dynamo::{self, TableOptions};
 use runtime::names;
-use runtime::tenant::Collection;
+use runtime::schema::{Index, TableSchema};
 use serde_json::{Value, json};
 
 use super::{AwsTarget, Family, Found, Scope, each, fail, is};
@@ -40,6 +42,11 @@ use crate::plan::{Action, BACKFILLING, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
 
+mod ops;
+
+pub use ops::{TableOptions, create_table, set_point_in_time_recovery, wait_until_active};
+use ops::{create_index, definition, describe_table, set_deletion_protection};
+
 const CONTROL: &[Family] = &[Family::DynamoDbControl];
 /// ListTagsOfResource has a quota of its own, far below the control
 /// plane's.
@@ -47,11 +54,6 @@ pub const LIST_TAGS: &[Family] = &[Family::DynamoDbControl, Family::DynamoDbList
 /// Writes take a token of the control plane's rate and of the (slower)
 /// table-write bucket.
 const TABLE_WRITE: &[Family] = &[Family::DynamoDbControl, Family::DynamoDbTableWrite];
-
-/// How long a new table's apply keeps retrying UpdateContinuousBackups
-/// while AWS answers ContinuousBackupsUnavailableException;
-/// `APIFACTORY_PITR_WAIT` (seconds) overrides it.
-const PITR_WAIT: Duration = Duration::from_secs(300);
 
 /// How long an index deletion or a table update may keep the table from
 /// being ACTIVE before apply gives up.
@@ -220,8 +222,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                     action.address.tenant
                 );
             }
-            t.pacer.write(TABLE_WRITE).await;
-            dynamo::set_deletion_protection(&t.dynamodb, name, false).await?;
+            set_deletion_protection(&t.dynamodb, &t.pacer, name, false).await?;
             t.pacer.write(TABLE_WRITE).await;
             match t.dynamodb.delete_table().table_name(name).send().await {
                 Ok(_) => {}
@@ -243,17 +244,24 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 Err(e) if is(&e, &["ResourceNotFoundException"]) => None,
                 Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
             };
+            let schema = TableSchema::of(&tenant.collection);
             let Some(existing) = existing else {
-                t.pacer.write(TABLE_WRITE).await;
                 let options = TableOptions {
                     deletion_protection: on("deletion_protection"),
-                    // Turned on below, paced and through AWS's window.
-                    point_in_time_recovery: false,
                     tags: super::tags(&tenant.id).into_iter().collect(),
                 };
-                dynamo::create_table_with(&t.dynamodb, name, &tenant.collection, &options).await?;
-                if on("point_in_time_recovery") {
-                    point_in_time_recovery(t, &action.address.tenant, name, true).await?;
+                create_table(&t.dynamodb, &t.pacer, name, &schema, &options).await?;
+                if on("point_in_time_recovery")
+                    && !set_point_in_time_recovery(
+                        &t.dynamodb,
+                        &t.pacer,
+                        &action.address.tenant,
+                        name,
+                        true,
+                    )
+                    .await?
+                {
+                    t.left_unfinished(&action.address.tenant);
                 }
                 t.made(super::listing::Made::Table(name.clone()));
                 return Ok(Applied::default());
@@ -263,11 +271,11 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 .iter()
                 .find(|k| k.key_type() == &KeyType::Hash)
                 .map(|k| k.attribute_name());
-            if key != Some(tenant.collection.key.as_str()) {
+            if key != Some(schema.key.as_str()) {
                 anyhow::bail!(
                     "table {name} is keyed on {:?}, the tenant file on {:?}: a table's key cannot change (export the items, destroy with --delete-data, apply, import)",
                     key.unwrap_or_default(),
-                    tenant.collection.key
+                    schema.key
                 );
             }
             // Settings first: an index being backfilled keeps the table
@@ -283,98 +291,31 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                     .map_err(|e| fail(&format!("UpdateTable {name}"), e))?;
                 wait_for_table(t, name).await?;
             }
-            if changed(action, "point_in_time_recovery") {
-                point_in_time_recovery(
-                    t,
+            if changed(action, "point_in_time_recovery")
+                && !set_point_in_time_recovery(
+                    &t.dynamodb,
+                    &t.pacer,
                     &action.address.tenant,
                     name,
                     on("point_in_time_recovery"),
                 )
-                .await?;
+                .await?
+            {
+                t.left_unfinished(&action.address.tenant);
             }
             if changed(action, "indexes") {
-                step_indexes(t, name, &tenant.collection).await?;
+                step_indexes(t, name, &schema).await?;
             }
             Ok(Applied::default())
         }
     }
 }
 
-/// Turns point-in-time recovery on or off, retrying through the window
-/// after CreateTable in which AWS answers
-/// ContinuousBackupsUnavailableException, each try paced. When the window
-/// outlasts the bound, the tenant's apply goes on without it (the table
-/// and its data are there; recovery points are not yet): the next plan
-/// sees it off and turns it on, and this says so.
-async fn point_in_time_recovery(
-    t: &AwsTarget,
-    tenant: &str,
-    name: &str,
-    enabled: bool,
-) -> anyhow::Result<()> {
-    let bound = pitr_wait();
-    let start = tokio::time::Instant::now();
-    let mut pause = Duration::from_secs(1);
-    let spec = PointInTimeRecoverySpecification::builder()
-        .point_in_time_recovery_enabled(enabled)
-        .build()
-        .map_err(|e| anyhow::anyhow!("a point-in-time recovery specification: {e}"))?;
-    loop {
-        t.pacer.write(TABLE_WRITE).await;
-        match t
-            .dynamodb
-            .update_continuous_backups()
-            .table_name(name)
-            .point_in_time_recovery_specification(spec.clone())
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e) if is(&e, &["ContinuousBackupsUnavailableException"]) => {
-                if start.elapsed() + pause > bound {
-                    eprintln!(
-                        "{tenant}: table {name}: point-in-time recovery is not available yet \
-                         (ContinuousBackupsUnavailableException for {} s after the table was made); \
-                         the table is in place without it, and the next apply turns it on",
-                        start.elapsed().as_secs()
-                    );
-                    t.left_unfinished(tenant);
-                    return Ok(());
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(20));
-            }
-            Err(e) => return Err(fail(&format!("UpdateContinuousBackups {name}"), e)),
-        }
-    }
-}
-
-fn pitr_wait() -> Duration {
-    std::env::var("APIFACTORY_PITR_WAIT")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(PITR_WAIT)
-}
-
-/// The table's description, paced.
-async fn describe_table(t: &AwsTarget, name: &str) -> anyhow::Result<TableDescription> {
-    t.pacer.read(CONTROL).await;
-    t.dynamodb
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .map_err(|e| fail(&format!("DescribeTable {name}"), e))?
-        .table
-        .ok_or_else(|| anyhow::anyhow!("DescribeTable {name}: no description"))
-}
-
 /// Waits for the table itself to be ACTIVE, not for its indexes (one may
 /// be backfilling for hours).
 async fn wait_for_table(t: &AwsTarget, name: &str) -> anyhow::Result<()> {
     super::wait_for(&format!("table {name} ACTIVE"), TABLE_WAIT, || async {
-        let desc = describe_table(t, name).await?;
+        let desc = describe_table(&t.dynamodb, &t.pacer, name).await?;
         Ok((desc.table_status() == Some(&TableStatus::Active)).then_some(()))
     })
     .await
@@ -383,7 +324,7 @@ async fn wait_for_table(t: &AwsTarget, name: &str) -> anyhow::Result<()> {
 /// The names of the table's indexes that are not ACTIVE yet (creating or
 /// backfilling), as DescribeTable says now.
 pub async fn indexes_not_active(t: &AwsTarget, name: &str) -> anyhow::Result<Vec<String>> {
-    let desc = describe_table(t, name).await?;
+    let desc = describe_table(&t.dynamodb, &t.pacer, name).await?;
     let mut names = not_active(&desc);
     if desc.table_status() != Some(&TableStatus::Active) {
         names.push(format!(
@@ -409,23 +350,22 @@ fn not_active(desc: &TableDescription) -> Vec<String> {
         .collect()
 }
 
-/// Moves the table's GSIs toward the collection's indexed fields as far as
-/// DynamoDB allows without waiting for a backfill: deletes the unwanted
-/// ones (one per UpdateTable, each awaited: a deletion is short), then
-/// creates the next missing one and returns while it backfills. Nothing
-/// is started while an index is being created (AWS refuses a second one).
-/// A later apply (or `apply --wait`, which waits and applies again)
-/// continues.
-async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> anyhow::Result<()> {
-    let want: BTreeMap<String, &runtime::field::Field> = collection
-        .indexed()
-        .filter(|f| f.name != collection.key)
-        .map(|f| (names::index(&f.name), f))
+/// Moves the table's GSIs toward the schema's indexes as far as DynamoDB
+/// allows without waiting for a backfill: deletes the unwanted ones (one
+/// per UpdateTable, each awaited: a deletion is short), then creates the
+/// next missing one and returns while it backfills. Nothing is started
+/// while an index is being created (AWS refuses a second one). A later
+/// apply (or `apply --wait`, which waits and applies again) continues.
+async fn step_indexes(t: &AwsTarget, name: &str, schema: &TableSchema) -> anyhow::Result<()> {
+    let want: BTreeMap<&str, &Index> = schema
+        .indexes
+        .iter()
+        .map(|i| (i.name.as_str(), i))
         .collect();
     let deadline = tokio::time::Instant::now() + TABLE_WAIT;
     let mut pause = Duration::from_millis(200);
     loop {
-        let desc = describe_table(t, name).await?;
+        let desc = describe_table(&t.dynamodb, &t.pacer, name).await?;
         let statuses: BTreeMap<String, Option<IndexStatus>> = desc
             .global_secondary_indexes()
             .iter()
@@ -448,30 +388,30 @@ async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> any
         if !not_active(&desc).is_empty() {
             return Ok(());
         }
-        let have: BTreeSet<&String> = statuses.keys().collect();
-        let update = if let Some(gone) = have.iter().find(|n| !want.contains_key(n.as_str())) {
+        let have: BTreeSet<&str> = statuses.keys().map(String::as_str).collect();
+        let update = if let Some(gone) = have.iter().find(|n| !want.contains_key(*n)) {
             let delete = DeleteGlobalSecondaryIndexAction::builder()
-                .index_name(gone.as_str())
+                .index_name(*gone)
                 .build()
                 .map_err(|e| anyhow::anyhow!("an index deletion: {e}"))?;
             (
                 None,
                 GlobalSecondaryIndexUpdate::builder().delete(delete).build(),
             )
-        } else if let Some((index, field)) = want.iter().find(|(n, _)| !have.contains(n)) {
+        } else if let Some(index) = want.values().find(|i| !have.contains(i.name.as_str())) {
             // Every key attribute of the table and of its indexes, the new
             // one's included: AWS merges them with the table's, but an
             // emulator (moto) replaces the table's with what is sent.
-            let mut definitions = vec![definition(&collection.key, ScalarAttributeType::S)?];
-            for (name, f) in &want {
-                if have.contains(name) || name == index {
-                    definitions.push(definition(&f.name, key_type(f)?)?);
+            let mut definitions = vec![definition(&schema.key, runtime::schema::KEY_TYPE)?];
+            for i in want.values() {
+                if have.contains(i.name.as_str()) || i.name == index.name {
+                    definitions.push(definition(&i.attribute, i.attribute_type)?);
                 }
             }
             (
                 Some(definitions),
                 GlobalSecondaryIndexUpdate::builder()
-                    .create(create_index(index, &field.name)?)
+                    .create(create_index(index)?)
                     .build(),
             )
         } else {
@@ -487,44 +427,6 @@ async fn step_indexes(t: &AwsTarget, name: &str, collection: &Collection) -> any
             .await
             .map_err(|e| fail(&format!("UpdateTable {name}"), e))?;
     }
-}
-
-fn key_type(field: &runtime::field::Field) -> anyhow::Result<ScalarAttributeType> {
-    dynamo::attribute_type(&field.kind).ok_or_else(|| {
-        anyhow::anyhow!(
-            "field {:?} of type {} cannot be indexed",
-            field.name,
-            field.kind.name()
-        )
-    })
-}
-
-fn definition(field: &str, t: ScalarAttributeType) -> anyhow::Result<AttributeDefinition> {
-    AttributeDefinition::builder()
-        .attribute_name(field)
-        .attribute_type(t)
-        .build()
-        .map_err(|e| anyhow::anyhow!("an attribute definition: {e}"))
-}
-
-/// `by_<field>`, keyed on the field, every attribute projected (as
-/// `runtime::dynamo` creates them with a table).
-fn create_index(index: &str, field: &str) -> anyhow::Result<CreateGlobalSecondaryIndexAction> {
-    let key = KeySchemaElement::builder()
-        .attribute_name(field)
-        .key_type(KeyType::Hash)
-        .build()
-        .map_err(|e| anyhow::anyhow!("a key schema: {e}"))?;
-    CreateGlobalSecondaryIndexAction::builder()
-        .index_name(index)
-        .key_schema(key)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| anyhow::anyhow!("an index creation: {e}"))
 }
 
 /// Whether an update names this field (creates set everything).

@@ -12,25 +12,11 @@ use aws_sdk_apigateway::types::{
 use runtime::names;
 use serde_json::{Value, json};
 
-use super::api::APIGW;
-use super::{AwsTarget, Family, Found, Scope, fail, is, listing, number, wait_for};
+use super::pacer::APIGW;
+use super::{AwsTarget, Family, Found, Scope, TAG_ORIGIN, fail, is, listing, number, wait_for};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, attrs};
+use crate::resource::{Address, Kind, ORIGIN_FILE, attrs};
 use crate::target::Applied;
-
-pub(super) async fn list(t: &AwsTarget) -> anyhow::Result<Vec<UsagePlan>> {
-    listing::pages(t, "GetUsagePlans", |position| async move {
-        let page = t
-            .apigateway
-            .get_usage_plans()
-            .set_position(position)
-            .limit(500)
-            .send()
-            .await;
-        page.map(|p| (p.items.unwrap_or_default(), p.position))
-    })
-    .await
-}
 
 /// The ids of the keys in a plan.
 async fn key_ids(t: &AwsTarget, plan: &str) -> anyhow::Result<Vec<String>> {
@@ -83,7 +69,7 @@ async fn choose<'a>(
 }
 
 pub async fn find(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
-    let plans = list(t).await?;
+    let plans = listing::usage_plans(t).await?;
     let Some(candidates) = listing::by_tenant(&plans, names::usage_plan).remove(tenant) else {
         return Ok(None);
     };
@@ -101,7 +87,7 @@ pub async fn observe(
     scope: &Scope,
     api_ids: &BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<Found>> {
-    let plans = list(t).await?;
+    let plans = listing::usage_plans(t).await?;
     let mut found = Vec::new();
     for (tenant, candidates) in listing::by_tenant(&plans, names::usage_plan) {
         if !scope.covers(&tenant) {
@@ -152,7 +138,7 @@ pub async fn observe(
 /// Takes a REST API out of every plan of the tenant bound to it (a REST
 /// API in a usage plan cannot be deleted).
 pub async fn unbind_api(t: &AwsTarget, tenant: &str, api: &str) -> anyhow::Result<()> {
-    let plans = list(t).await?;
+    let plans = listing::usage_plans(t).await?;
     for plan in listing::by_tenant(&plans, names::usage_plan)
         .remove(tenant)
         .unwrap_or_default()
@@ -250,7 +236,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             // moves to the plan that stands first, so no client loses its
             // plan.
             for key in key_ids(t, &id).await? {
-                super::api_key::attach(t, &standing, &key).await?;
+                attach(t, &standing, &key).await?;
             }
             delete(t, &id).await?;
             return Ok(Applied::default());
@@ -307,7 +293,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             &format!("usage plan {id} to show in GetUsagePlans"),
             Duration::from_secs(120),
             || async {
-                Ok(list(t)
+                Ok(listing::usage_plans(t)
                     .await?
                     .iter()
                     .any(|p| p.id() == Some(id.as_str()))
@@ -316,7 +302,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         )
         .await?;
         // Keys that outlived an earlier plan of this tenant join the new one.
-        super::api_key::attach_all(t, tenant, &id).await?;
+        attach_all(t, tenant, &id).await?;
         return Ok(Applied::default());
     };
 
@@ -379,7 +365,43 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     }
     update(t, &id, patch).await?;
     if matches!(action.change, Change::Create) {
-        super::api_key::attach_all(t, tenant, &id).await?;
+        attach_all(t, tenant, &id).await?;
     }
     Ok(Applied::default())
+}
+
+/// Attaches a key to a plan; already attached is fine.
+pub(crate) async fn attach(t: &AwsTarget, plan: &str, key: &str) -> anyhow::Result<()> {
+    t.pacer.write(APIGW).await;
+    match t
+        .apigateway
+        .create_usage_plan_key()
+        .usage_plan_id(plan)
+        .key_id(key)
+        .key_type("API_KEY")
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is(&e, &["ConflictException"]) => Ok(()),
+        Err(e) => Err(fail(&format!("CreateUsagePlanKey {key} in {plan}"), e)),
+    }
+}
+
+/// Attaches every key the tenant file made to a (new) plan.
+pub async fn attach_all(t: &AwsTarget, tenant: &str, plan: &str) -> anyhow::Result<()> {
+    for key in listing::api_keys(t, Some(&format!("{}-{tenant}-", runtime::names::PREFIX))).await? {
+        let from_file = key
+            .tags()
+            .and_then(|t| t.get(TAG_ORIGIN))
+            .map(String::as_str)
+            == Some(ORIGIN_FILE);
+        if super::tagged_tenant(key.tags()) == Some(tenant)
+            && from_file
+            && let Some(id) = key.id()
+        {
+            attach(t, plan, id).await?;
+        }
+    }
+    Ok(())
 }

@@ -1,110 +1,86 @@
 //! The local API Gateway: serves every tenant deployed to the local target
 //! the way API Gateway and Lambda serve them on AWS.
 //!
-//! Per request, in API Gateway's order:
+//! Per request, in API Gateway's order; `Gateway::handle` reads through
+//! the stages top to bottom, each in a module of its own:
 //!
 //! 0. **Size of the request head**: more than 10,240 bytes of request line
 //!    and header values (API Gateway's quota for REST APIs) is 431
 //!    `Request Header Fields Too Large`, before anything else is looked at.
-//! 1. **Routing**: `/restapis/{tenant}/{stage}/_user_request_/{rest}` on
-//!    any host; a tenant's custom domain (and base path); or
-//!    `{tenant}.localhost` / `{tenant}.execute-api.localhost` with
-//!    `/{stage}/{rest}`. Then `/{collection}` or `/{collection}/{id}` with
-//!    a method whose function is deployed. Anything else is 403
-//!    `Missing Authentication Token`.
-//! 2. **API key** (`x-api-key`): looked up by its SHA-256; missing,
-//!    unknown, disabled, expired or another tenant's is 403 `Forbidden`.
-//! 3. **Throttling**: a token bucket per key (the usage plan's rate and
-//!    burst), then the tenant's API-wide one when it sets `api_rate` (the
-//!    stage's default method throttling, shared by every caller), then the
-//!    account's (10,000 rps, burst 5,000); 429 `Too Many Requests`.
-//!    Buckets outlive reloads.
-//! 4. **Quota**: counted per key and period (UTC boundaries). The count is
-//!    leased from the database in blocks reserved *before* they are
-//!    served, so no request is let through that is not already counted
-//!    durably: a crash or `SIGKILL` can over-count by at most one block
-//!    (`max(1, min(1000, limit / 100))`, so 1 % of the limit at most), and
-//!    never lets a client past its limit. 429 `Limit Exceeded`.
-//! 5. **Integration**: the Lambda proxy event (v1) to the tenant's
-//!    [`runtime::Api`], in a task of its own bounded by the function's
-//!    timeout (504 `Endpoint request timed out`); a crashed function or a
-//!    malformed response is 502 `Internal server error`. Bodies over
+//! 1. **Routing** (`route`):
+//!    `/restapis/{tenant}/{stage}/_user_request_/{rest}` on any host; a
+//!    tenant's custom domain (and base path); or `{tenant}.localhost` /
+//!    `{tenant}.execute-api.localhost` with `/{stage}/{rest}`. Then
+//!    `/{collection}` or `/{collection}/{id}` with a method whose function
+//!    is deployed. Anything else is 403 `Missing Authentication Token`.
+//! 2. **API key** (`x-api-key`; `admit`): looked up by its SHA-256;
+//!    missing, unknown, disabled, expired or another tenant's is 403
+//!    `Forbidden`.
+//! 3. **Throttling** (`admit`): a token bucket per key (the usage plan's
+//!    rate and burst), then the tenant's API-wide one when it sets
+//!    `api_rate` (the stage's default method throttling, shared by every
+//!    caller), then the account's (10,000 rps, burst 5,000); 429 `Too Many
+//!    Requests`. Buckets outlive reloads.
+//! 4. **Quota** (`admit`): counted per key and period (UTC boundaries).
+//!    The count is leased from the database in blocks reserved *before*
+//!    they are served, so no request is let through that is not already
+//!    counted durably: a crash or `SIGKILL` can over-count by at most one
+//!    block (`max(1, min(1000, limit / 100))`, so 1 % of the limit at
+//!    most), and never lets a client past its limit. 429 `Limit Exceeded`.
+//! 5. **Event** (`event`): the Lambda proxy event (v1). Bodies over
 //!    10 MB are 413 `Request Too Long`; so is an event (the body with
 //!    everything around it, as JSON) past Lambda's synchronous payload
 //!    limit, as API Gateway relays Lambda's refusal.
-//! 6. **Logs**: an access line per request and START/END/REPORT lines
-//!    per invocation, JSON lines in `logs/<tenant>.log`, written by a
-//!    background thread. Key values are never logged.
+//! 6. **Integration** (`invoke`): the event to the tenant's
+//!    [`runtime::Api`], in the request's own task, bounded by the
+//!    function's timeout (504 `Endpoint request timed out`); a crashed
+//!    function or a malformed response is 502 `Internal server error`.
+//! 7. **Logs** (`logs`): an access line per request and START/END/REPORT
+//!    lines per invocation, JSON lines in `logs/<tenant>.log`, written by
+//!    a background thread. Key values are never logged.
 //!
-//! The deployed state is re-read whenever its generation changes (polled
-//! every 200 ms), so deploys, key changes and removals made by another
-//! process take effect while serving.
+//! The deployed state (`live`) is re-read whenever its generation changes
+//! (polled every 200 ms), so deploys, key changes and removals made by
+//! another process take effect while serving. The refusals of every stage
+//! are API Gateway's own responses (`error`).
 
+mod admit;
+mod error;
+mod event;
+mod invoke;
+mod live;
 mod logs;
 mod route;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
 
-use aws_lambda_events::apigw::{
-    ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayProxyResponse,
-    ApiGatewayRequestIdentity,
-};
-use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use axum::serve::ListenerExt;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use governor::{DefaultDirectRateLimiter, Quota as Rate, RateLimiter};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
+use governor::DefaultDirectRateLimiter;
+use http::header::{HeaderName, HeaderValue};
 use http::{StatusCode, request::Parts};
-use runtime::api::Api;
-use runtime::sqlite::SqliteTable;
-use runtime::tenant::Quota;
-use runtime::{Operation, names};
 use time::OffsetDateTime;
 
-use crate::local::state::{
-    DeployedTenant, LocalState, Snapshot, hash_key, now_rfc3339, period_start, same_hash,
-};
+use crate::local::state::LocalState;
+use admit::{ACCOUNT_BURST, ACCOUNT_RATE, key_limiter};
+use error::GatewayError;
+use event::{BodyError, EventParts, event, event_too_large, read_body};
+pub use event::{MAX_INVOCATION_PAYLOAD, MAX_PAYLOAD};
+use invoke::Failure;
+use live::{AbortOnDrop, Live, TenantRt, background};
 
-/// API Gateway's payload limit.
-pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
-/// Lambda's synchronous invocation payload limit: an event of this many
-/// bytes or more is refused before the function runs. "Lambda quotas"
-/// gives 6 MB for the request; the Invoke API's own refusal names the
-/// exact figure: `RequestEntityTooLargeException: Request must be smaller
-/// than 6291556 bytes for the Invoke operation`.
-pub const MAX_INVOCATION_PAYLOAD: usize = 6_291_556;
 /// API Gateway's limit on the request line and header values together
 /// (REST APIs; the quota cannot be raised).
 pub const MAX_REQUEST_HEAD: usize = 10_240;
-/// How often the state's generation is polled.
-const POLL_EVERY: Duration = Duration::from_millis(200);
-/// Last-used times are written every this many polls (once a second).
-const TOUCH_EVERY_POLLS: u32 = 5;
-/// The account-wide bucket: API Gateway's default account throttle.
-const ACCOUNT_RATE: u32 = 10_000;
-const ACCOUNT_BURST: u32 = 5_000;
-/// The largest block of quota reserved ahead.
-const QUOTA_BLOCK_MAX: u64 = 1_000;
-const ACCOUNT_ID: &str = "000000000000";
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
-static ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
-static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The local API Gateway. Cheap to clone: every clone serves the same
 /// tenants with the same buckets, quotas and logs.
@@ -122,228 +98,6 @@ struct Inner {
     logs: logs::Logs,
     /// Mixed into every tenant's cursor-signing key.
     cursor_secret: Vec<u8>,
-}
-
-/// What is served, as of one generation of the state. Swapped whole.
-#[derive(Default)]
-struct Live {
-    /// `None` until loaded, and after a reload that could not prepare
-    /// every tenant (so the next poll tries again).
-    generation: Option<u64>,
-    tenants: HashMap<String, Arc<TenantRt>>,
-    /// Custom domain (lowercase) → tenant.
-    domains: HashMap<String, Arc<TenantRt>>,
-    /// SHA-256 of the key value → key.
-    keys: HashMap<[u8; 32], Arc<KeyRt>>,
-}
-
-/// A served tenant.
-struct TenantRt {
-    id: String,
-    stage: String,
-    collection: String,
-    resource_collection: String,
-    resource_item: String,
-    /// By `Operation as usize`.
-    operations: [bool; 5],
-    functions: [String; 5],
-    memory_mb: u32,
-    timeout: Duration,
-    rate: f64,
-    burst: u32,
-    quota: Option<Quota>,
-    /// The stage's bucket, shared by every key of the tenant, and the rate
-    /// and burst it was built with.
-    api_bucket: Option<((f64, u32), Arc<DefaultDirectRateLimiter>)>,
-    /// The custom domain, lowercase.
-    domain: Option<String>,
-    /// The custom domain's base path ("" for the root).
-    base_path: Option<String>,
-    /// The tenant definition the `Api` was built from.
-    definition: String,
-    api: Arc<Api<SqliteTable>>,
-    log: Arc<Path>,
-}
-
-impl TenantRt {
-    /// `previous` is the tenant as served before a reload: its API-wide
-    /// bucket is kept when the limits did not change, so a reload does not
-    /// refill it.
-    fn new(
-        deployed: &DeployedTenant,
-        previous: Option<&TenantRt>,
-        definition: String,
-        api: Arc<Api<SqliteTable>>,
-        log: Arc<Path>,
-    ) -> TenantRt {
-        let t = &deployed.tenant;
-        let collection = t.collection.name.clone();
-        let mut operations = [false; 5];
-        for op in &deployed.operations {
-            operations[*op as usize] = true;
-        }
-        TenantRt {
-            id: t.id.clone(),
-            stage: deployed.stage.clone(),
-            resource_collection: format!("/{collection}"),
-            resource_item: format!("/{collection}/{{id}}"),
-            collection,
-            operations,
-            functions: Operation::ALL.map(|op| names::function(&t.id, op)),
-            memory_mb: t.functions.memory_mb,
-            timeout: Duration::from_secs(u64::from(t.functions.timeout_s.max(1))),
-            rate: deployed.rate,
-            burst: deployed.burst,
-            quota: deployed.quota,
-            api_bucket: deployed.api.map(|limits| {
-                let kept = previous
-                    .and_then(|p| p.api_bucket.as_ref())
-                    .filter(|(old, _)| *old == limits)
-                    .map(|(_, limiter)| Arc::clone(limiter));
-                let (rate, burst) = limits;
-                (
-                    limits,
-                    kept.unwrap_or_else(|| Arc::new(key_limiter(rate, burst))),
-                )
-            }),
-            domain: deployed.domain.as_ref().map(|(name, _)| {
-                let name = route::lowercase(name);
-                name.strip_suffix('.').unwrap_or(&name).to_owned()
-            }),
-            base_path: deployed.domain.as_ref().map(|(_, base)| base.clone()),
-            definition,
-            api,
-            log,
-        }
-    }
-}
-
-/// A usable-looking key and the state that outlives reloads.
-struct KeyRt {
-    record: crate::local::state::KeyRecord,
-    /// The rate and burst `limiter` was built with.
-    limits: (f64, u32),
-    limiter: Arc<DefaultDirectRateLimiter>,
-    lease: Arc<tokio::sync::Mutex<Lease>>,
-    /// Used since the last batch of last-used times.
-    touched: Arc<AtomicBool>,
-}
-
-/// A key's quota count in the current period: `used` served, `reserved`
-/// durably counted (`used <= reserved` always).
-#[derive(Debug, Default)]
-struct Lease {
-    period_start: Option<i64>,
-    used: u64,
-    reserved: u64,
-}
-
-/// A response API Gateway itself gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GatewayError {
-    MissingAuthenticationToken,
-    Forbidden,
-    TooManyRequests,
-    LimitExceeded,
-    RequestTooLong,
-    /// Lambda refused the event as too large (see [`MAX_INVOCATION_PAYLOAD`]).
-    InvocationTooLarge,
-    HeadersTooLarge,
-    BadRequest,
-    Internal,
-    BadGateway,
-    Timeout,
-}
-
-impl GatewayError {
-    fn status(self) -> StatusCode {
-        match self {
-            GatewayError::MissingAuthenticationToken | GatewayError::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
-            GatewayError::TooManyRequests | GatewayError::LimitExceeded => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            GatewayError::RequestTooLong | GatewayError::InvocationTooLarge => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            GatewayError::BadRequest => StatusCode::BAD_REQUEST,
-            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
-            GatewayError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    fn body(self) -> &'static str {
-        match self {
-            GatewayError::MissingAuthenticationToken => {
-                r#"{"message":"Missing Authentication Token"}"#
-            }
-            GatewayError::Forbidden => r#"{"message":"Forbidden"}"#,
-            GatewayError::TooManyRequests => r#"{"message":"Too Many Requests"}"#,
-            GatewayError::LimitExceeded => r#"{"message":"Limit Exceeded"}"#,
-            GatewayError::RequestTooLong => r#"{"message":"Request Too Long"}"#,
-            // As a REST API with a Lambda proxy integration answered a
-            // 6-10 MB body, measured (koki-develop/lgtm-generator issue 10):
-            // not a gateway response (configuring REQUEST_TOO_LARGE did not
-            // change it), so its own spacing and error type.
-            GatewayError::InvocationTooLarge => r#"{"message": "Request Too Long"}"#,
-            GatewayError::HeadersTooLarge => r#"{"message":"Request Header Fields Too Large"}"#,
-            GatewayError::BadRequest => r#"{"message":"Bad Request"}"#,
-            GatewayError::Internal | GatewayError::BadGateway => {
-                r#"{"message":"Internal server error"}"#
-            }
-            GatewayError::Timeout => r#"{"message":"Endpoint request timed out"}"#,
-        }
-    }
-
-    fn error_type(self) -> &'static str {
-        match self {
-            GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-            GatewayError::Forbidden => "ForbiddenException",
-            GatewayError::TooManyRequests => "TooManyRequestsException",
-            GatewayError::LimitExceeded => "LimitExceededException",
-            GatewayError::RequestTooLong => "RequestTooLongException",
-            GatewayError::InvocationTooLarge => "BadRequestException",
-            GatewayError::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
-            GatewayError::BadRequest => "BadRequestException",
-            GatewayError::Internal | GatewayError::BadGateway => "InternalServerErrorException",
-            GatewayError::Timeout => "TimeoutException",
-        }
-    }
-
-    fn response(self, request_id: &HeaderValue) -> Response {
-        let mut r = Response::new(Body::from(self.body()));
-        *r.status_mut() = self.status();
-        let h = r.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(
-            ERROR_TYPE.clone(),
-            HeaderValue::from_static(self.error_type()),
-        );
-        h.insert(REQUEST_ID.clone(), request_id.clone());
-        r
-    }
-}
-
-/// How an invocation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// Past the function's timeout (504).
-    Timeout,
-    /// Panicked, or returned something API Gateway cannot use (502).
-    Crashed,
-}
-
-/// A request matched to a tenant's method.
-struct Routed<'a> {
-    tenant: Arc<TenantRt>,
-    /// The path under the stage or base path, raw.
-    rest: &'a str,
-    /// The raw id segment of an item route.
-    id: Option<&'a str>,
-    op: Operation,
 }
 
 impl Gateway {
@@ -412,179 +166,10 @@ impl Gateway {
         })
     }
 
-    /// Re-reads the state now if its generation changed.
-    pub async fn reload(&self) -> anyhow::Result<()> {
-        let _one = self.inner.reloading.lock().await;
-        let current = self.live();
-        if current.generation.is_some()
-            && current.generation == Some(self.inner.state.generation().await?)
-        {
-            return Ok(());
-        }
-        let snapshot = self.inner.state.snapshot().await?;
-        let next = Arc::new(self.build(snapshot, &current).await);
-        let old = std::mem::replace(
-            &mut *self
-                .inner
-                .live
-                .write()
-                .unwrap_or_else(PoisonError::into_inner),
-            next,
-        );
-        drop(old);
-        Ok(())
-    }
-
     /// Writes out the queued log lines and the last-used times of keys.
     pub async fn flush(&self) {
         self.touch_keys().await;
         self.inner.logs.flush().await;
-    }
-
-    fn live(&self) -> Arc<Live> {
-        Arc::clone(
-            &self
-                .inner
-                .live
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-
-    /// Builds what to serve from a snapshot, reusing the current runtimes
-    /// of unchanged tenants and the buckets and quota leases of keys.
-    async fn build(&self, snapshot: Snapshot, current: &Live) -> Live {
-        let mut complete = true;
-        let mut tenants = HashMap::new();
-        let mut domains = HashMap::new();
-        for (id, deployed) in snapshot.tenants {
-            let definition = format!("{:?}", deployed.tenant);
-            let old = current.tenants.get(&id);
-            let api = match old {
-                Some(old) if old.definition == definition => Arc::clone(&old.api),
-                _ => match self.inner.state.database().table(&deployed.tenant).await {
-                    Ok(table) => Arc::new(
-                        Api::new(Arc::new(deployed.tenant.clone()), table)
-                            .cursor_secret(&self.inner.cursor_secret),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(tenant = %id, error = %e, "cannot prepare the tenant's table; will retry");
-                        complete = false;
-                        if let Some(old) = old {
-                            tenants.insert(id.clone(), Arc::clone(old));
-                        }
-                        continue;
-                    }
-                },
-            };
-            let log = self.inner.state.log_path(&id).into();
-            let rt = Arc::new(TenantRt::new(
-                &deployed,
-                old.map(Arc::as_ref),
-                definition,
-                api,
-                log,
-            ));
-            tenants.insert(id, rt);
-        }
-        // Deterministic if two tenants claim one domain: the first by id.
-        let mut ids: Vec<&String> = tenants.keys().collect();
-        ids.sort();
-        for id in ids {
-            let t = &tenants[id];
-            if let Some(domain) = &t.domain {
-                domains
-                    .entry(domain.clone())
-                    .or_insert_with(|| Arc::clone(t));
-            }
-        }
-        let previous: HashMap<&str, &Arc<KeyRt>> = current
-            .keys
-            .values()
-            .map(|k| (k.record.id.as_str(), k))
-            .collect();
-        let mut keys = HashMap::with_capacity(snapshot.keys.len());
-        for record in snapshot.keys {
-            let Some(t) = tenants.get(&record.tenant) else {
-                continue;
-            };
-            let limits = (t.rate, t.burst);
-            let key = match previous.get(record.id.as_str()) {
-                Some(old) => KeyRt {
-                    limiter: if old.limits == limits {
-                        Arc::clone(&old.limiter)
-                    } else {
-                        Arc::new(key_limiter(t.rate, t.burst))
-                    },
-                    limits,
-                    lease: Arc::clone(&old.lease),
-                    touched: Arc::clone(&old.touched),
-                    record,
-                },
-                None => KeyRt {
-                    limiter: Arc::new(key_limiter(t.rate, t.burst)),
-                    limits,
-                    lease: Arc::default(),
-                    touched: Arc::default(),
-                    record,
-                },
-            };
-            keys.insert(key.record.hash, Arc::new(key));
-        }
-        Live {
-            generation: complete.then_some(snapshot.generation),
-            tenants,
-            domains,
-            keys,
-        }
-    }
-
-    /// Writes the last-used time of every key used since the last call.
-    async fn touch_keys(&self) {
-        let live = self.live();
-        let ids: Vec<String> = live
-            .keys
-            .values()
-            .filter(|k| k.touched.swap(false, Ordering::Relaxed))
-            .map(|k| k.record.id.clone())
-            .collect();
-        if ids.is_empty() {
-            return;
-        }
-        if let Err(e) = self.inner.state.touch_keys(ids, now_rfc3339()).await {
-            tracing::warn!(error = %e, "cannot record when keys were last used");
-        }
-    }
-
-    /// Matches a request to a tenant's method, or `None` (403 Missing
-    /// Authentication Token).
-    fn resolve<'a>(live: &Live, host: &str, path: &'a str, parts: &Parts) -> Option<Routed<'a>> {
-        let (tenant, rest) = if let Some((tenant, stage, rest)) = route::path_style(path) {
-            let t = live.tenants.get(tenant)?;
-            (t.stage == stage).then_some((t, rest))?
-        } else {
-            let name = route::lowercase(route::host_name(host));
-            if let Some(t) = live.domains.get(name.as_ref()) {
-                let rest = match t.base_path.as_deref() {
-                    None | Some("") => path,
-                    Some(base) => route::strip_base(path, base)?,
-                };
-                (t, rest)
-            } else {
-                let tenant = route::localhost_tenant(&name)?;
-                let t = live.tenants.get(tenant)?;
-                let (stage, rest) = route::stage_and_rest(path)?;
-                (t.stage == stage).then_some((t, rest))?
-            }
-        };
-        let id = route::split_rest(rest, &tenant.collection)?;
-        let op = route::operation(&parts.method, id.is_some())?;
-        tenant.operations[op as usize].then(|| Routed {
-            tenant: Arc::clone(tenant),
-            rest,
-            id,
-            op,
-        })
     }
 
     /// Answers one request. Never panics, never fails: every problem is a
@@ -600,18 +185,17 @@ impl Gateway {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let (parts, body) = req.into_parts();
+
+        // 0. The size of the request head.
         if request_head_size(&parts) > MAX_REQUEST_HEAD {
             return GatewayError::HeadersTooLarge.response(&request_id_header);
         }
+
+        // 1. Routing.
         let live = self.live();
-        let host = parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("");
+        let host = route::host(&parts);
         let full_path = parts.uri.path();
-        let Some(routed) = Self::resolve(&live, host, full_path, &parts) else {
+        let Some(routed) = route::resolve(&live, host, full_path, &parts) else {
             return GatewayError::MissingAuthenticationToken.response(&request_id_header);
         };
         let t = Arc::clone(&routed.tenant);
@@ -629,72 +213,35 @@ impl Gateway {
             invocation: None,
         };
 
-        // A declared length over the limit fails before anything is read.
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_PAYLOAD as u64) {
+        // A declared body length over the limit (stage 5) fails before
+        // anything is read, the key included.
+        if event::declared_too_long(&parts.headers) {
             return exchange.fail(GatewayError::RequestTooLong);
         }
 
-        // The API key.
-        let now_unix = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let Some((key, key_value)) = parts
-            .headers
-            .get(&API_KEY)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|value| {
-                let hash = hash_key(value);
-                let key = live.keys.get(&hash)?;
-                (same_hash(&key.record.hash, &hash)
-                    && key.record.tenant == t.id
-                    && key.record.usable(now_unix))
-                .then_some((Arc::clone(key), value))
-            })
-        else {
+        // 2. The API key.
+        let Some((key, key_value)) = admit::key(&live, &parts.headers, &t, now) else {
             return exchange.fail(GatewayError::Forbidden);
         };
         let key_id = key.record.id.clone();
         exchange.key_id = Some(&key_id);
-        if !key.touched.load(Ordering::Relaxed) {
-            key.touched.store(true, Ordering::Relaxed);
-        }
 
-        // Throttling in API Gateway's order: the key's bucket, the API's
-        // (all keys together), then the account's.
-        if key.limiter.check().is_err()
-            || t.api_bucket
-                .as_ref()
-                .is_some_and(|(_, b)| b.check().is_err())
-            || self.inner.account.check().is_err()
-        {
+        // 3. Throttling.
+        if self.throttled(&key, &t) {
             return exchange.fail(GatewayError::TooManyRequests);
         }
 
-        // The quota.
-        if let Some(quota) = t.quota {
-            match self.admit(&key, quota, OffsetDateTime::from(now)).await {
-                Ok(true) => {}
-                Ok(false) => return exchange.fail(GatewayError::LimitExceeded),
-                Err(e) => {
-                    tracing::error!(tenant = %t.id, error = %e, "cannot count the request against the quota");
-                    return exchange.fail(GatewayError::Internal);
-                }
-            }
+        // 4. The quota.
+        if let Err(refused) = self.count(&key, &t, now).await {
+            return exchange.fail(refused);
         }
 
-        // The body.
+        // 5. The body, then the event.
         let body = match read_body(body, MAX_PAYLOAD).await {
             Ok(body) => body,
             Err(BodyError::TooLong) => return exchange.fail(GatewayError::RequestTooLong),
             Err(BodyError::Read) => return exchange.fail(GatewayError::BadRequest),
         };
-
-        // The integration.
         let event = event(EventParts {
             parts: &parts,
             routed: &routed,
@@ -710,20 +257,10 @@ impl Gateway {
         if event_too_large(&event) {
             return exchange.fail(GatewayError::InvocationTooLarge);
         }
-        let api = Arc::clone(&t.api);
-        let invoked_at = OffsetDateTime::from(SystemTime::now());
-        let clock = Instant::now();
-        let outcome = invoke(async move { api.handle(event).await }, t.timeout).await;
-        exchange.invocation = Some(logs::Invocation {
-            function: &t.functions[routed.op as usize],
-            request_id: &request_id,
-            started: invoked_at,
-            ended: OffsetDateTime::from(SystemTime::now()),
-            duration: clock.elapsed(),
-            memory_mb: t.memory_mb,
-            timed_out: (outcome == Err(Failure::Timeout)).then(|| t.timeout.as_secs_f64()),
-        });
-        let converted = outcome.and_then(|r| to_http(r).ok_or(Failure::Crashed));
+
+        // 6. The integration; 7. the logs.
+        let (converted, invocation) = invoke::call(&t, routed.op, &request_id, event).await;
+        exchange.invocation = Some(invocation);
         match converted {
             Ok((mut response, bytes)) => {
                 response
@@ -735,46 +272,6 @@ impl Gateway {
             Err(Failure::Timeout) => exchange.fail(GatewayError::Timeout),
             Err(Failure::Crashed) => exchange.fail(GatewayError::BadGateway),
         }
-    }
-
-    /// Counts one request against a key's quota, reserving a block ahead
-    /// in the database when the lease is used up. `false` when the quota
-    /// is used up.
-    async fn admit(&self, key: &KeyRt, quota: Quota, now: OffsetDateTime) -> anyhow::Result<bool> {
-        let start = period_start(quota.period, now);
-        let state = &self.inner.state;
-        let id = &key.record.id;
-        let mut lease = key.lease.lock().await;
-        if lease.period_start != Some(start) {
-            let used = state.quota_used(id, start).await?;
-            *lease = Lease {
-                period_start: Some(start),
-                used,
-                reserved: used,
-            };
-        }
-        // Twice at most: a second round only if someone else (another
-        // gateway on this directory) counted more than this lease knew.
-        for _ in 0..3 {
-            if lease.used >= quota.limit {
-                return Ok(false);
-            }
-            if lease.used < lease.reserved {
-                lease.used += 1;
-                return Ok(true);
-            }
-            let upto = lease
-                .used
-                .saturating_add(quota_block(quota.limit))
-                .min(quota.limit);
-            let stored = state.quota_reserve(id, start, upto).await?;
-            if stored > upto {
-                // Counted elsewhere: take all of it as used.
-                lease.used = stored;
-            }
-            lease.reserved = stored.max(upto);
-        }
-        Ok(false)
     }
 }
 
@@ -790,30 +287,6 @@ fn request_head_size(parts: &Parts) -> usize {
         .headers
         .values()
         .fold(line, |n, v| n.saturating_add(v.len()))
-}
-
-/// The block of quota reserved ahead: 1 % of the limit, at least 1, at
-/// most 1,000.
-fn quota_block(limit: u64) -> u64 {
-    (limit / 100).clamp(1, QUOTA_BLOCK_MAX)
-}
-
-/// A key's token bucket: `rate` tokens a second (may be fractional),
-/// `burst` at most.
-fn key_limiter(rate: f64, burst: u32) -> DefaultDirectRateLimiter {
-    let period = if rate.is_finite() && rate > 0.0 {
-        Duration::try_from_secs_f64(1.0 / rate)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .unwrap_or(Duration::from_nanos(1))
-    } else {
-        // No refill to speak of: the burst only.
-        Duration::from_secs(365 * 24 * 3600)
-    };
-    let quota = Rate::with_period(period)
-        .unwrap_or(Rate::per_second(NonZeroU32::MAX))
-        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-    RateLimiter::direct(quota)
 }
 
 /// A request id shaped like a UUID (from a ULID, so time-ordered).
@@ -869,301 +342,5 @@ impl Exchange<'_> {
                 invocation.write(out);
             }
         });
-    }
-}
-
-enum BodyError {
-    TooLong,
-    Read,
-}
-
-/// Reads a body up to `limit` bytes, failing as soon as it goes over.
-async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let mut first: Option<Bytes> = None;
-    let mut more: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let Ok(data) = frame.map_err(|_| BodyError::Read)?.into_data() else {
-            continue;
-        };
-        total = total.saturating_add(data.len());
-        if total > limit {
-            return Err(BodyError::TooLong);
-        }
-        match &first {
-            None if more.is_empty() => first = Some(data),
-            _ => {
-                if let Some(f) = first.take() {
-                    more.extend_from_slice(&f);
-                }
-                more.extend_from_slice(&data);
-            }
-        }
-    }
-    Ok(match first {
-        Some(f) => f,
-        None => Bytes::from(more),
-    })
-}
-
-struct EventParts<'a> {
-    parts: &'a Parts,
-    routed: &'a Routed<'a>,
-    host: &'a str,
-    full_path: &'a str,
-    body: Bytes,
-    request_id: &'a str,
-    now: SystemTime,
-    peer: Option<IpAddr>,
-    api_key: &'a str,
-    api_key_id: &'a str,
-}
-
-/// The Lambda proxy event (v1) API Gateway would send.
-fn event(e: EventParts<'_>) -> ApiGatewayProxyRequest {
-    let t = &e.routed.tenant;
-    let resource = if e.routed.id.is_some() {
-        &t.resource_item
-    } else {
-        &t.resource_collection
-    };
-    let mut identity = ApiGatewayRequestIdentity::default();
-    identity.source_ip = e.peer.map(|ip| ip.to_string());
-    identity.api_key = Some(e.api_key.to_owned());
-    identity.api_key_id = Some(e.api_key_id.to_owned());
-    identity.user_agent = e
-        .parts
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-
-    let mut context = ApiGatewayProxyRequestContext::default();
-    context.account_id = Some(ACCOUNT_ID.to_owned());
-    context.apiid = Some(t.id.clone());
-    context.stage = Some(t.stage.clone());
-    context.request_id = Some(e.request_id.to_owned());
-    context.request_time_epoch = e
-        .now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    context.resource_path = Some(resource.clone());
-    context.http_method = e.parts.method.clone();
-    context.path = Some(e.full_path.to_owned());
-    context.protocol = Some(
-        match e.parts.version {
-            http::Version::HTTP_09 => "HTTP/0.9",
-            http::Version::HTTP_10 => "HTTP/1.0",
-            http::Version::HTTP_2 => "HTTP/2.0",
-            http::Version::HTTP_3 => "HTTP/3.0",
-            _ => "HTTP/1.1",
-        }
-        .to_owned(),
-    );
-    context.domain_name = Some(e.host.to_owned());
-    context.domain_prefix = Some(
-        route::host_name(e.host)
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    );
-    context.identity = identity;
-
-    let (single, multi) = route::query(e.parts.uri.query());
-    let mut ev = ApiGatewayProxyRequest::default();
-    ev.resource = Some(resource.clone());
-    ev.path = Some(e.routed.rest.to_owned());
-    ev.http_method = e.parts.method.clone();
-    ev.headers = e.parts.headers.clone();
-    ev.multi_value_headers = e.parts.headers.clone();
-    ev.query_string_parameters = single;
-    ev.multi_value_query_string_parameters = multi;
-    if let Some(id) = e.routed.id {
-        ev.path_parameters
-            .insert("id".to_owned(), route::percent_decode(id).into_owned());
-    }
-    if !e.body.is_empty() {
-        match std::str::from_utf8(&e.body) {
-            Ok(text) => ev.body = Some(text.to_owned()),
-            Err(_) => {
-                ev.body = Some(STANDARD.encode(&e.body));
-                ev.is_base64_encoded = true;
-            }
-        }
-    }
-    ev.request_context = context;
-    ev
-}
-
-/// Whether Lambda would refuse the event as its invocation payload. Only
-/// an event that could come near the limit is serialized to measure it:
-/// escaping at most multiplies a byte by six (`\u0001`), headers and
-/// query appear twice (single and multi-value), the path three times, and
-/// the rest of the event is a few hundred bytes.
-fn event_too_large(event: &ApiGatewayProxyRequest) -> bool {
-    let body = event.body.as_ref().map_or(0, String::len);
-    let headers: usize = event
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len())
-        .sum();
-    let query: usize = event
-        .multi_value_query_string_parameters
-        .iter()
-        .map(|(k, v)| k.len() + v.len())
-        .sum();
-    let path = event.request_context.path.as_ref().map_or(0, String::len);
-    let bound = body
-        .saturating_add(headers.saturating_mul(2))
-        .saturating_add(query.saturating_mul(2))
-        .saturating_add(path.saturating_mul(3))
-        .saturating_mul(6)
-        .saturating_add(64 * 1024);
-    if bound < MAX_INVOCATION_PAYLOAD {
-        return false;
-    }
-    let mut size = ByteCount(0);
-    // Serializing a proxy event cannot fail: its maps have string keys.
-    serde_json::to_writer(&mut size, event).is_err() || size.0 >= MAX_INVOCATION_PAYLOAD
-}
-
-/// A writer that only counts.
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 = self.0.saturating_add(buf.len());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Runs a function invocation bounded by `timeout`, a panic caught as a
-/// crash. It runs inside the request's own task: a task of its own would
-/// cost every request a spawn and a wake-up across tasks.
-async fn invoke<F>(function: F, timeout: Duration) -> Result<ApiGatewayProxyResponse, Failure>
-where
-    F: Future<Output = ApiGatewayProxyResponse> + Send + 'static,
-{
-    match tokio::time::timeout(timeout, CatchUnwind(Box::pin(function))).await {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(_panicked)) => Err(Failure::Crashed),
-        // Dropping the future cancels the invocation.
-        Err(_elapsed) => Err(Failure::Timeout),
-    }
-}
-
-/// A future whose panic is caught and returned, as a task's join handle
-/// would return it.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let function = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| function.poll(cx))) {
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(response)) => std::task::Poll::Ready(Ok(response)),
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-/// Headers a function cannot set: they belong to the connection.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "content-length",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// The HTTP response of a proxy response and its body's length, or `None`
-/// when it is malformed (status not a final 2xx to 5xx code, body marked
-/// base64 that does not decode).
-fn to_http(r: ApiGatewayProxyResponse) -> Option<(Response, usize)> {
-    let status = u16::try_from(r.status_code)
-        .ok()
-        .filter(|s| (200..=599).contains(s))
-        .and_then(|s| StatusCode::from_u16(s).ok())?;
-    let body: Body = match r.body {
-        None | Some(LambdaBody::Empty) => Body::empty(),
-        Some(LambdaBody::Text(text)) if r.is_base64_encoded => {
-            Body::from(STANDARD.decode(text.trim()).ok()?)
-        }
-        Some(LambdaBody::Text(text)) => Body::from(text),
-        Some(LambdaBody::Binary(bytes)) => Body::from(bytes),
-        Some(_) => return None,
-    };
-    let bytes = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
-    let mut headers = merge_headers(r.headers, r.multi_value_headers);
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Some((response, bytes))
-}
-
-/// API Gateway's merge of `headers` and `multiValueHeaders`: every value
-/// of the latter, plus those of the former not already there.
-fn merge_headers(single: HeaderMap, multi: HeaderMap) -> HeaderMap {
-    if multi.is_empty() {
-        return single;
-    }
-    let mut out = multi;
-    for (name, value) in &single {
-        if !out.get_all(name).iter().any(|v| v == value) {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    out
-}
-
-/// Polls the generation (reloading on change) and batches last-used times
-/// while the gateway lives.
-async fn background(inner: Weak<Inner>) {
-    let mut tick = tokio::time::interval(POLL_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut polls = 0u32;
-    let mut last_error = String::new();
-    loop {
-        tick.tick().await;
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let gateway = Gateway { inner };
-        match gateway.reload().await {
-            Ok(()) => last_error.clear(),
-            Err(e) => {
-                let e = format!("{e:#}");
-                if e != last_error {
-                    tracing::warn!(error = %e, "cannot reload the deployed state; serving the last one");
-                    last_error = e;
-                }
-            }
-        }
-        polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(TOUCH_EVERY_POLLS) {
-            gateway.touch_keys().await;
-        }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

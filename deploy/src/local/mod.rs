@@ -2,6 +2,7 @@
 //! directory and served by `apifactory up` with API Gateway's behaviour.
 
 pub mod gateway;
+pub mod keys;
 pub mod state;
 pub mod target;
 pub mod up;

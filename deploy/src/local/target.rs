@@ -50,10 +50,13 @@ impl Target for LocalTarget {
 
     async fn observe(&self, tenants: &BTreeSet<String>) -> anyhow::Result<Observed> {
         // The stamp is kept in the state like any resource; the state is
-        // read whole anyway, so it vouches for nothing.
+        // read whole anyway, so it vouches for nothing. The local gateway
+        // mirrors none of AWS's resource quotas: no account to count, so
+        // plans here carry no quota report.
         Ok(Observed {
             resources: self.state.resources(tenants).await?,
             vouched: BTreeSet::new(),
+            account: None,
         })
     }
 

@@ -17,6 +17,9 @@
 //! 5xx; every answer but a 204 has a JSON body of the right content type,
 //! problems carry their status and a detail; a tampered cursor is a 400.
 //! And a successful write followed by a GET returns the same document.
+//!
+//! One file of over 600 lines: the generators and the properties they feed
+//! are read together, and a property is only as good as its grammar.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,13 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use serde_json::json;
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::encodings::Body;
+use base64::engine::general_purpose::STANDARD;
+use http::header::CONTENT_TYPE;
+use serde_json::Map;
 
 use super::*;
 use crate::field::{Field, Format, StringRules};

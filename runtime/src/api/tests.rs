@@ -1,9 +1,19 @@
+//! The API's unit tests, over an in-memory store: one case per behaviour
+//! of the HTTP contract, in the order of the handlers. Over 600 lines
+//! because the contract has that many cases; they share one fixture and
+//! nothing else, so a split would only move the fixture around.
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use serde_json::json;
+
+use aws_lambda_events::encodings::Body;
+use base64::engine::general_purpose::STANDARD;
+use http::header::CONTENT_TYPE;
+use serde_json::Map;
 
 use super::*;
 use crate::store::Page;

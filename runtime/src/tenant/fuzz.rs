@@ -20,6 +20,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
 use super::*;
+use crate::tenant_error::TenantError;
 
 /// Generated cases per property unless `PROPTEST_CASES` says otherwise.
 const CASES: u32 = 500;

@@ -1,8 +1,11 @@
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use super::*;
+use crate::field::{Auto, Kind};
+use crate::tenant_error::TenantErrors;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

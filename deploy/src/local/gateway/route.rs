@@ -1,13 +1,75 @@
-//! Pure helpers of the gateway's routing: host and path parsing, percent
-//! decoding, query strings. None of them allocates unless it must, and none
-//! panics on any input.
+//! Routing: which tenant's method a request is for, from its host and
+//! path, or none (403 `Missing Authentication Token`); and the pure helpers
+//! it uses: host and path parsing, percent decoding, query strings. None of
+//! them allocates unless it must, and none panics on any input.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lambda_events::query_map::QueryMap;
-use http::Method;
+use http::header::HOST;
+use http::{Method, request::Parts};
 use runtime::Operation;
+
+use super::live::{Live, TenantRt};
+
+/// A request matched to a tenant's method.
+pub(super) struct Routed<'a> {
+    pub(super) tenant: Arc<TenantRt>,
+    /// The path under the stage or base path, raw.
+    pub(super) rest: &'a str,
+    /// The raw id segment of an item route.
+    pub(super) id: Option<&'a str>,
+    pub(super) op: Operation,
+}
+
+/// Matches a request to a tenant's method, or `None` (403 Missing
+/// Authentication Token).
+pub(super) fn resolve<'a>(
+    live: &Live,
+    host: &str,
+    path: &'a str,
+    parts: &Parts,
+) -> Option<Routed<'a>> {
+    let (tenant, rest) = if let Some((tenant, stage, rest)) = path_style(path) {
+        let t = live.tenants.get(tenant)?;
+        (t.stage == stage).then_some((t, rest))?
+    } else {
+        let name = lowercase(host_name(host));
+        if let Some(t) = live.domains.get(name.as_ref()) {
+            let rest = match t.base_path.as_deref() {
+                None | Some("") => path,
+                Some(base) => strip_base(path, base)?,
+            };
+            (t, rest)
+        } else {
+            let tenant = localhost_tenant(&name)?;
+            let t = live.tenants.get(tenant)?;
+            let (stage, rest) = stage_and_rest(path)?;
+            (t.stage == stage).then_some((t, rest))?
+        }
+    };
+    let id = split_rest(rest, &tenant.collection)?;
+    let op = operation(&parts.method, id.is_some())?;
+    tenant.operations[op as usize].then(|| Routed {
+        tenant: Arc::clone(tenant),
+        rest,
+        id,
+        op,
+    })
+}
+
+/// The host a request was sent to: its `Host` header, or the authority of
+/// an absolute-form request target.
+pub(super) fn host(parts: &Parts) -> &str {
+    parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
 
 /// The host name of a `Host` header: without the port, the brackets of an
 /// IPv6 literal kept, a trailing dot dropped.

@@ -16,8 +16,8 @@
 //! then M events for a route the function refuses without reading its
 //! store; their peak RSS is read again after that.
 //!
-//! Before that it creates the subjects' DynamoDB table on moto (the
-//! runtime's own `create_table`), adds the item through the runtime's `Api`
+//! Before that it creates the subjects' DynamoDB table on moto (the AWS
+//! target's own `create_table`), adds the item through the runtime's `Api`
 //! (fixture `01-add-account.json`), and times M `GetItem`s of that item
 //! straight from the SDK: what moto itself costs.
 //!
@@ -315,9 +315,15 @@ async fn main() {
     let tenant = Tenant::load(&task_root.join("tenant.toml"))
         .unwrap_or_else(|e| fail(&format!("tenant.toml: {e}")));
     let table = format!("{TABLE_PREFIX}{}", std::process::id());
-    runtime::dynamo::create_table(&client, &table, &tenant.collection)
-        .await
-        .unwrap_or_else(|e| fail(&format!("create_table: {e}")));
+    apifactory::aws::table::create_table(
+        &client,
+        &apifactory::aws::Pacer::new(apifactory::aws::Pace::Off),
+        &table,
+        &runtime::schema::TableSchema::of(&tenant.collection),
+        &Default::default(),
+    )
+    .await
+    .unwrap_or_else(|e| fail(&format!("create_table: {e}")));
     let add_event = read_json(&events.join("01-add-account.json"));
     let get_event = read_json(&events.join("03-get-account.json"));
     let id = get_event["pathParameters"]["id"]

@@ -13,8 +13,8 @@ use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,
 };
 
-use crate::aws::{converge, observe_and_plan, scope};
-use crate::fleet::{Fleet, certificate, target, text, zone};
+use apifactory_tests::aws::{converge, observe_and_plan, scope};
+use apifactory_tests::fleet::{Fleet, certificate, target, text, zone};
 
 /// The account moto acts in, as the AWS target sees it.
 async fn account() -> String {

@@ -9,112 +9,23 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apifactory::apply::{Quiet, Report, apply};
+use apifactory::apply::Report;
 use apifactory::aws::function::{ENV_CURSOR_SECRET, STATEMENT_ID, statement_source};
 use apifactory::aws::policy::percent_decode;
-use apifactory::aws::{AwsTarget, Env, TAG_TENANT};
+use apifactory::aws::{AwsTarget, Env};
 use apifactory::desired::Desired;
-use apifactory::plan::{Change, Options, Plan, plan};
+use apifactory::plan::{Change, Options, Plan};
 use apifactory::resource::Kind;
 use apifactory::target::Target;
-use apifactory_tests::{
-    RecordedRequest, Recording, bin_path, realistic_endpoint, repo_root, sdk_config,
-};
+use apifactory_tests::{Recording, bin_path, realistic_endpoint, repo_root, sdk_config};
 use aws_sdk_apigateway::operation::get_stage::GetStageOutput;
-use aws_sdk_apigateway::types::RestApi;
 use runtime::{Operation, Tenant, names};
 use serde_json::Value;
 
-use crate::fleet::{Fleet, artifact, package, target};
-
-pub(crate) async fn observe_and_plan(target: &AwsTarget, d: &Desired, opts: &Options) -> Plan {
-    let observed = target.observe(&opts.tenants).await.unwrap();
-    plan(d, &observed, opts)
-}
-
-pub(crate) async fn converge(
-    target: &Arc<AwsTarget>,
-    d: &Desired,
-    opts: &Options,
-) -> (Plan, Report) {
-    let p = observe_and_plan(target, d, opts).await;
-    let report = apply(&p, Arc::new(d.clone()), target.clone(), 8, Arc::new(Quiet)).await;
-    assert!(report.ok(), "{report}");
-    (p, report)
-}
-
-pub(crate) fn scope(ids: BTreeSet<String>) -> Options {
-    Options {
-        tenants: ids,
-        ..Options::default()
-    }
-}
-
-/// Whether a recorded request changes something: REST APIs (API Gateway,
-/// Lambda, Route 53) read with GET; JSON APIs (DynamoDB, Logs) and query
-/// APIs (IAM, STS) name their operation.
-pub(crate) fn mutating(r: &RecordedRequest) -> bool {
-    let read = |op: &str| {
-        ["Describe", "List", "Get"]
-            .iter()
-            .any(|p| op.starts_with(p))
-    };
-    if let Some(op) = r.json_operation() {
-        return !read(op);
-    }
-    if let Some(action) = r.body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
-        return !read(action);
-    }
-    r.method != "GET"
-}
-
-/// The tenant's REST APIs, by tag.
-pub(crate) async fn rest_apis(api: &aws_sdk_apigateway::Client, tenant: &str) -> Vec<RestApi> {
-    api.get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .filter(|a| a.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
-        .cloned()
-        .collect()
-}
-
-pub(crate) async fn usage_plans(
-    api: &aws_sdk_apigateway::Client,
-    tenant: &str,
-) -> Vec<aws_sdk_apigateway::types::UsagePlan> {
-    api.get_usage_plans()
-        .limit(500)
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .filter(|p| p.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
-        .cloned()
-        .collect()
-}
-
-pub(crate) async fn api_keys(
-    api: &aws_sdk_apigateway::Client,
-    tenant: &str,
-) -> Vec<aws_sdk_apigateway::types::ApiKey> {
-    api.get_api_keys()
-        .name_query(format!("apifactory-{tenant}-"))
-        .include_values(false)
-        .limit(500)
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .filter(|k| k.tags().and_then(|t| t.get(TAG_TENANT)).map(String::as_str) == Some(tenant))
-        .cloned()
-        .collect()
-}
+use apifactory_tests::aws::{
+    api_keys, converge, mutating, observe_and_plan, rest_apis, scope, usage_plans,
+};
+use apifactory_tests::fleet::{Fleet, artifact, package, target};
 
 /// The operation a method of the tenant's API runs.
 fn operation_of(t: &Tenant, path: &str, verb: &str) -> Operation {
@@ -143,7 +54,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
     let table = names::table(id);
 
     // Table: key, one GSI per indexed field, PITR, deletion protection.
-    let desc = crate::fleet::describe_table(&ddb, &table).await;
+    let desc = apifactory_tests::fleet::describe_table(&ddb, &table).await;
     let key: Vec<(&str, &str)> = desc
         .key_schema()
         .iter()
@@ -171,7 +82,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
         Some("PAY_PER_REQUEST")
     );
     assert_eq!(
-        crate::fleet::point_in_time_recovery(&ddb, &table).await,
+        apifactory_tests::fleet::point_in_time_recovery(&ddb, &table).await,
         Some("ENABLED".into()),
         "{id}"
     );
@@ -512,7 +423,7 @@ async fn check_stack(t: &Tenant, source: &str, report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_tenants_apply_then_a_no_op_a_change_and_a_destroy() {
-    let fleet = Fleet::new(&crate::fleet::ORIGINALS).await;
+    let fleet = Fleet::new(&apifactory_tests::fleet::ORIGINALS).await;
     let target = target().await;
     let opts = scope(fleet.scope());
 
@@ -848,7 +759,7 @@ async fn check_gone(t: &Tenant, zone: &str) {
         "the alias record remains"
     );
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let table = crate::fleet::describe_table(&ddb, &names::table(id)).await;
+    let table = apifactory_tests::fleet::describe_table(&ddb, &names::table(id)).await;
     assert_eq!(
         table.deletion_protection_enabled(),
         Some(true),

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use apifactory_tests::{
     RecordedRequest, Recording, data_path, realistic_endpoint, sdk_config_at, unique_name,
 };
-use runtime::dynamo::{self, DynamoStore};
+use runtime::dynamo::DynamoStore;
 use runtime::{Expect, Filter, Item, Search, Store, StoreError, Tenant};
 use serde_json::{Map, Value, json};
 
@@ -461,9 +461,15 @@ pub async fn dynamo_store() -> Fixture<DynamoStore> {
     let tenant = tenant();
     let client = aws_sdk_dynamodb::Client::new(&sdk_config_at(realistic_endpoint()).await);
     let table = unique_name("conformance-");
-    dynamo::create_table(&client, &table, &tenant.collection)
-        .await
-        .expect("create_table");
+    apifactory::aws::table::create_table(
+        &client,
+        &apifactory::aws::Pacer::new(apifactory::aws::Pace::Off),
+        &table,
+        &runtime::schema::TableSchema::of(&tenant.collection),
+        &Default::default(),
+    )
+    .await
+    .expect("create_table");
     Fixture {
         store: DynamoStore::new(client, table, &tenant.collection),
         _keep: None,

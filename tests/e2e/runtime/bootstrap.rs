@@ -177,9 +177,15 @@ fn body_of(response: &Value) -> Value {
 async fn bootstrap_serves_proxy_events_through_the_runtime_api() {
     let tenant = Tenant::load(&repo_root().join("tenants/acme.toml")).unwrap();
     let table = unique_name("bootstrap");
-    runtime::dynamo::create_table(&dynamo_client().await, &table, &tenant.collection)
-        .await
-        .unwrap();
+    apifactory::aws::table::create_table(
+        &dynamo_client().await,
+        &apifactory::aws::Pacer::new(apifactory::aws::Pace::Off),
+        &table,
+        &runtime::schema::TableSchema::of(&tenant.collection),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let task_root = tempfile::tempdir().unwrap();
     std::fs::copy(
         repo_root().join("tenants/acme.toml"),

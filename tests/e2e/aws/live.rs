@@ -26,7 +26,7 @@ fn the_aws_live_smoke_test_passes_against_moto() {
         .arg("--moto")
         .arg(moto_url())
         .env("APIFACTORY_BIN", &cli)
-        .env("APIFACTORY_ARTIFACT", crate::fleet::artifact())
+        .env("APIFACTORY_ARTIFACT", apifactory_tests::fleet::artifact())
         .env_remove("APIFACTORY_PACE")
         .current_dir(repo_root())
         .output()

@@ -24,7 +24,6 @@
 //!   and nowhere else.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -35,17 +34,8 @@ use apifactory_tests::{realistic_endpoint, sdk_config};
 use runtime::names;
 use serde_json::Value;
 
-use crate::fleet::{Fleet, ORIGINALS, text};
-
-/// A small stand-in for the bootstrap where the size of the upload does not
-/// matter: moto stores function code and never runs it (no Docker here), so
-/// the kill and pacing tests deploy a small executable that passes the same
-/// artifact checks (ELF, x86_64, glibc no newer than Lambda's), and their
-/// runs are not dominated by 25 uploads of a 28 MB binary. The fault test
-/// keeps the real one, so the proxy relays bodies of megabytes.
-fn small_artifact() -> &'static Path {
-    Path::new("/usr/bin/true")
-}
+use apifactory_tests::aws::small_artifact;
+use apifactory_tests::fleet::{Fleet, ORIGINALS, text};
 
 /// All CLI output of a test, to look for key values in.
 #[derive(Default)]
@@ -647,13 +637,18 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
         .await;
     let api = aws_sdk_apigateway::Client::new(&config);
     let api_id = &w.apis[&fleet.all_ids()[0]][0];
-    let mut refused = Vec::new();
-    for _ in 0..3 {
-        if let Err(e) = api.create_deployment().rest_api_id(api_id).send().await {
+    // Three at once: one after the other, a loaded machine can take the
+    // limit's whole interval over each, and none would be refused.
+    let deploy = || api.create_deployment().rest_api_id(api_id).send();
+    let (a, b, c) = tokio::join!(deploy(), deploy(), deploy());
+    let refused: Vec<String> = [a.err(), b.err(), c.err()]
+        .into_iter()
+        .flatten()
+        .map(|e| {
             use aws_sdk_apigateway::error::ProvideErrorMetadata;
-            refused.push(e.code().unwrap_or_default().to_owned());
-        }
-    }
+            e.code().unwrap_or_default().to_owned()
+        })
+        .collect();
     assert_eq!(
         refused,
         ["TooManyRequestsException"; 2],
@@ -661,19 +656,6 @@ async fn the_pacer_keeps_enforced_limits_from_refusing_and_keys_print_once() {
         proxy.stats()
     );
     assert_eq!(proxy.stats().limit_rejections(), 2);
-}
-
-/// An SDK configuration through `endpoint` (the SDK's standard retries, so
-/// a lost response is retried as it would be on AWS).
-async fn config_through(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
-            "testing", "testing", None, None, "faults",
-        ))
-        .load()
-        .await
 }
 
 /// AWS takes no client token on CreateRestApi or CreateUsagePlan: when the
@@ -684,9 +666,10 @@ async fn config_through(endpoint: &str) -> aws_config::SdkConfig {
 /// a new run makes no mutating call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
-    use crate::aws::{api_keys, converge, observe_and_plan, rest_apis, scope, usage_plans};
-    use apifactory::aws::{AwsTarget, Pace};
     use apifactory::plan::Change;
+    use apifactory_tests::aws::{
+        api_keys, converge, observe_and_plan, rest_apis, scope, usage_plans,
+    };
 
     let fleet = Fleet::new(&["acme"]).await;
     let id = fleet.id("acme").to_owned();
@@ -702,15 +685,9 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
         },
     )
     .await;
-    let through = std::sync::Arc::new(
-        AwsTarget::new(
-            &config_through(proxy.url()).await,
-            Pace::Off,
-            Some(crate::fleet::package()),
-        )
-        .await
-        .unwrap(),
-    );
+    // The SDK's standard retries: a lost response is retried as it would
+    // be on AWS.
+    let through = apifactory_tests::fleet::target_at(proxy.url()).await;
     converge(&through, &d, &opts).await;
     assert_eq!(proxy.stats().lost_responses(), 3, "{}", proxy.stats());
     let api = aws_sdk_apigateway::Client::new(&sdk_config().await);
@@ -726,7 +703,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
     );
 
     // The next run plans exactly the two deletions.
-    let target = crate::fleet::target().await;
+    let target = apifactory_tests::fleet::target().await;
     let p = observe_and_plan(&target, &d, &opts).await;
     let planned: Vec<(String, &Change)> = p
         .actions
@@ -808,7 +785,7 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
     assert_eq!(held, keys);
 
     // Converged: a new run plans nothing and makes no mutating call.
-    let fresh = crate::fleet::target().await;
+    let fresh = apifactory_tests::fleet::target().await;
     let (p, _) = converge(&fresh, &d, &opts).await;
     assert!(p.is_empty(), "{p}");
     assert_eq!(fresh.pacer.writes(), 0);
@@ -820,7 +797,8 @@ async fn a_lost_create_response_leaves_a_duplicate_the_next_apply_deletes() {
 /// service's code and message, never the raw HTTP response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_table_response_still_creates_the_table() {
-    use runtime::dynamo::{self, TableOptions};
+    use apifactory::aws::table::{TableOptions, create_table, set_point_in_time_recovery};
+    use apifactory::aws::{Pace, Pacer};
 
     let proxy = FaultProxy::start(
         realistic_endpoint(),
@@ -830,31 +808,37 @@ async fn a_lost_create_table_response_still_creates_the_table() {
         },
     )
     .await;
-    let through = aws_sdk_dynamodb::Client::new(&config_through(proxy.url()).await);
+    let through =
+        aws_sdk_dynamodb::Client::new(&apifactory_tests::sdk_config_at(proxy.url()).await);
     let table = apifactory_tests::unique_name("lost-create");
     let collection =
         runtime::Tenant::load(&apifactory_tests::repo_root().join("tenants/acme.toml"))
             .unwrap()
             .collection;
     // Point-in-time recovery is the AWS target's step after the create,
-    // retried through DynamoDB's PITR window (tests/e2e/aws_dynamo.rs); the
+    // retried through DynamoDB's PITR window (tests/e2e/aws/dynamo.rs); the
     // realism layer refuses it right after CreateTable, as AWS does.
     let options = TableOptions {
         deletion_protection: false,
-        point_in_time_recovery: false,
         tags: vec![("purpose".into(), "test".into())],
     };
-    dynamo::create_table_with(&through, &table, &collection, &options)
+    let pacer = Pacer::new(Pace::Off);
+    let schema = runtime::schema::TableSchema::of(&collection);
+    create_table(&through, &pacer, &table, &schema, &options)
         .await
         .expect("the table is there");
     assert_eq!(proxy.stats().lost_responses(), 1, "{}", proxy.stats());
+    // CreateTable and every DescribeTable poll of the wait went through the
+    // pacer (the SDK's own retry of the lost response is one call to it).
+    assert_eq!(pacer.writes(), 1);
+    assert!(pacer.reads() >= 1, "{pacer:?}");
     let ddb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let desc = crate::fleet::describe_table(&ddb, &table).await;
+    let desc = apifactory_tests::fleet::describe_table(&ddb, &table).await;
     assert_eq!(desc.table_status().map(|s| s.as_str()), Some("ACTIVE"));
 
     // A service error, in a line: the operation, the table, the code.
     let missing = apifactory_tests::unique_name("missing");
-    let err = dynamo::set_point_in_time_recovery(&ddb, &missing, true)
+    let err = set_point_in_time_recovery(&ddb, &pacer, "test", &missing, true)
         .await
         .unwrap_err()
         .to_string();

@@ -20,10 +20,9 @@
 //!   key in the list yet), the enabled one stands and the disabled one
 //!   goes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use apifactory::aws::{AwsTarget, Pace, TAG_CLIENT, TAG_ORIGIN, TAG_TENANT};
+use apifactory::aws::{Package, TAG_CLIENT, TAG_ORIGIN, TAG_TENANT};
 use apifactory::plan::Change;
 use apifactory::resource::Kind;
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy, Realism};
@@ -31,8 +30,8 @@ use apifactory_tests::{moto_url, realistic_endpoint, sdk_config, sdk_config_at, 
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use runtime::{Operation, names};
 
-use crate::aws::{api_keys, converge, observe_and_plan, scope};
-use crate::fleet::{Fleet, package, target};
+use apifactory_tests::aws::{api_keys, converge, observe_and_plan, scope, small_artifact};
+use apifactory_tests::fleet::{Fleet, target, target_at};
 
 /// An SDK configuration through `endpoint` that never retries, so a test
 /// sees each answer the layer gives.
@@ -84,6 +83,14 @@ async fn the_realism_layer_answers_as_aws_does() {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let name = unique_name("realism-");
     let path = format!("/{name}/");
+    // A small zip, made first: moto never runs it, and the upload and
+    // deflating of the real bootstrap could outlast the windows the
+    // calls after a create or an update are to meet.
+    let fleet = Fleet::new(&["clinic"]).await;
+    let zip = Package::from_artifact(small_artifact())
+        .unwrap()
+        .zip(&fleet.source("clinic"))
+        .unwrap();
 
     // A role just made: Lambda cannot assume it yet; ListRoles leaves it
     // out, GetRole finds it.
@@ -101,8 +108,6 @@ async fn the_realism_layer_answers_as_aws_does() {
     let listed = iam.list_roles().path_prefix(&path).send().await.unwrap();
     assert!(listed.roles().is_empty(), "{:?}", listed.roles());
     assert!(iam.get_role().role_name(&name).send().await.is_ok());
-    let fleet = Fleet::new(&["clinic"]).await;
-    let zip = package().zip(&fleet.source("clinic")).unwrap();
     let create = || {
         lambda
             .create_function()
@@ -342,15 +347,7 @@ async fn an_update_that_meets_another_in_progress_waits_and_goes_again() {
         },
     )
     .await;
-    let through = Arc::new(
-        AwsTarget::new(
-            &sdk_config_at(proxy.url()).await,
-            Pace::Off,
-            Some(package()),
-        )
-        .await
-        .unwrap(),
-    );
+    let through = target_at(proxy.url()).await;
     let d = fleet.desired(&[]);
     let (p, _) = converge(&through, &d, &opts).await;
     assert!(
@@ -484,7 +481,7 @@ async fn of_two_keys_of_one_name_the_enabled_one_stands() {
         .await
         .unwrap();
     let new_id = newer.id().unwrap().to_owned();
-    let plans = crate::aws::usage_plans(&api, &id).await;
+    let plans = apifactory_tests::aws::usage_plans(&api, &id).await;
     api.create_usage_plan_key()
         .usage_plan_id(plans[0].id().unwrap())
         .key_id(&new_id)

@@ -18,19 +18,18 @@ use std::process::Command;
 use std::sync::Arc;
 
 use apifactory::apply::{Quiet, apply};
-use apifactory::aws::{AwsTarget, Pace};
 use apifactory::openapi::{self, Document, Integration};
 use apifactory::plan::Change;
 use apifactory::resource::Kind;
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy};
-use apifactory_tests::{moto_url, repo_root, sdk_config};
+use apifactory_tests::{moto_url, repo_root, sdk_config, sdk_config_at};
 use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use aws_sdk_apigateway::primitives::Blob;
 use runtime::{Tenant, names};
 use serde_json::Value;
 
-use crate::aws::{converge, observe_and_plan, rest_apis, scope};
-use crate::fleet::{Fleet, package, target};
+use apifactory_tests::aws::{converge, observe_and_plan, rest_apis, scope};
+use apifactory_tests::fleet::{Fleet, target, target_at};
 
 /// Where `tests/run` put the validator's command.
 const VALIDATOR_ENV: &str = "APIFACTORY_TEST_OPENAPI_VALIDATOR";
@@ -123,19 +122,6 @@ fn every_document_of_every_tenant_passes_an_independent_validator() {
     assert!(output.contains("getAccounts"), "{output}");
 }
 
-/// An SDK configuration through `endpoint`, with the SDK's standard
-/// retries.
-async fn config_through(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
-            "testing", "testing", None, None, "openapi",
-        ))
-        .load()
-        .await
-}
-
 fn model_of_aws() -> FaultConfig {
     FaultConfig {
         put_rest_api_renames: true,
@@ -147,7 +133,7 @@ fn model_of_aws() -> FaultConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_importer_takes_every_import_document_and_refuses_nullable() {
     let proxy = FaultProxy::start(&moto_url(), model_of_aws()).await;
-    let api = aws_sdk_apigateway::Client::new(&config_through(proxy.url()).await);
+    let api = aws_sdk_apigateway::Client::new(&sdk_config_at(proxy.url()).await);
     let created = api
         .create_rest_api()
         .name(apifactory_tests::unique_name("import-model"))
@@ -234,15 +220,7 @@ async fn an_apply_stopped_after_the_put_leaves_no_second_api() {
         },
     )
     .await;
-    let through = Arc::new(
-        AwsTarget::new(
-            &config_through(proxy.url()).await,
-            Pace::Off,
-            Some(package()),
-        )
-        .await
-        .unwrap(),
-    );
+    let through = target_at(proxy.url()).await;
     let p = observe_and_plan(&through, &d, &opts).await;
     let report = apply(&p, Arc::new(d.clone()), through.clone(), 8, Arc::new(Quiet)).await;
     let error = report.tenants[0].error.clone().unwrap_or_default();
@@ -257,15 +235,7 @@ async fn an_apply_stopped_after_the_put_leaves_no_second_api() {
 
     // The next apply, with AWS's renaming still on, finishes the API.
     let again = FaultProxy::start(&moto_url(), model_of_aws()).await;
-    let through = Arc::new(
-        AwsTarget::new(
-            &config_through(again.url()).await,
-            Pace::Off,
-            Some(package()),
-        )
-        .await
-        .unwrap(),
-    );
+    let through = target_at(again.url()).await;
     converge(&through, &d, &opts).await;
     let apis = rest_apis(&direct, &id).await;
     assert_eq!(apis.len(), 1, "a second REST API: {apis:?}");

@@ -3,7 +3,7 @@
 //! function artifact, an AWS target on moto, and the CLI run on a fleet.
 //!
 //! The target and the CLI reach moto through the realism layer
-//! ([`apifactory_tests::realistic_endpoint`]), so every AWS test meets what
+//! ([`crate::realistic_endpoint`]), so every AWS test meets what
 //! AWS does and moto does not; the tests' own checks read moto directly.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,20 +12,18 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::{bin_path, realistic_endpoint, repo_root, sdk_config, sdk_config_at, unique_name};
 use apifactory::aws::{AwsTarget, Pace, Package};
 use apifactory::desired::{Desired, desired};
-use apifactory_tests::{
-    bin_path, realistic_endpoint, repo_root, sdk_config, sdk_config_at, unique_name,
-};
 use runtime::Tenant;
 
 /// The repository's five tenants.
-pub(crate) const ORIGINALS: [&str; 5] = ["acme", "bookshop", "clinic", "events", "fleet"];
+pub const ORIGINALS: [&str; 5] = ["acme", "bookshop", "clinic", "events", "fleet"];
 
 /// The debug `bootstrap` carries ~150 MB of debug info; stripped, it still
 /// runs the same code and zips to a size moto takes in a blink. Made once
 /// per test process, next to the binary.
-pub(crate) fn artifact() -> &'static Path {
+pub fn artifact() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let bootstrap = bin_path("bootstrap");
@@ -44,7 +42,7 @@ pub(crate) fn artifact() -> &'static Path {
     })
 }
 
-pub(crate) fn package() -> Package {
+pub fn package() -> Package {
     static PACKAGE: OnceLock<Package> = OnceLock::new();
     PACKAGE
         .get_or_init(|| Package::from_artifact(artifact()).expect("the artifact packages"))
@@ -53,20 +51,22 @@ pub(crate) fn package() -> Package {
 
 /// An AWS target on moto through the realism layer, unpaced, with the
 /// stripped bootstrap.
-pub(crate) async fn target() -> Arc<AwsTarget> {
+pub async fn target() -> Arc<AwsTarget> {
+    target_at(realistic_endpoint()).await
+}
+
+/// An AWS target through `endpoint` (a fault proxy), unpaced, with the
+/// stripped bootstrap and the SDK's standard retries.
+pub async fn target_at(endpoint: &str) -> Arc<AwsTarget> {
     Arc::new(
-        AwsTarget::new(
-            &sdk_config_at(realistic_endpoint()).await,
-            Pace::Off,
-            Some(package()),
-        )
-        .await
-        .expect("the AWS target connects to moto"),
+        AwsTarget::new(&sdk_config_at(endpoint).await, Pace::Off, Some(package()))
+            .await
+            .expect("the AWS target connects to moto"),
     )
 }
 
 /// A table's description; it must exist.
-pub(crate) async fn describe_table(
+pub async fn describe_table(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> aws_sdk_dynamodb::types::TableDescription {
@@ -80,10 +80,7 @@ pub(crate) async fn describe_table(
 }
 
 /// A table's point-in-time recovery status, as DynamoDB spells it.
-pub(crate) async fn point_in_time_recovery(
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Option<String> {
+pub async fn point_in_time_recovery(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Option<String> {
     let backups = ddb
         .describe_continuous_backups()
         .table_name(table)
@@ -99,12 +96,12 @@ pub(crate) async fn point_in_time_recovery(
 
 /// A public hosted zone whose id starts with `Z` as AWS's do (the tenant
 /// file requires it); moto draws ids from A-Z0-9, so draw until one does.
-pub(crate) async fn hosted_zone(name: &str) -> String {
+pub async fn hosted_zone(name: &str) -> String {
     zone(name, false).await
 }
 
 /// A hosted zone, public or private, whose id starts with `Z`.
-pub(crate) async fn zone(name: &str, private: bool) -> String {
+pub async fn zone(name: &str, private: bool) -> String {
     use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
     let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
     for attempt in 0..500 {
@@ -140,7 +137,7 @@ pub(crate) async fn zone(name: &str, private: bool) -> String {
 /// An ISSUED ACM certificate for `domain` (and `more` names) in `region`
 /// of moto's account (tests/run starts moto with
 /// MOTO_ACM_VALIDATION_WAIT=0, so a requested certificate reads as ISSUED).
-pub(crate) async fn certificate(region: &str, domain: &str, more: &[&str]) -> String {
+pub async fn certificate(region: &str, domain: &str, more: &[&str]) -> String {
     let config = aws_sdk_acm::config::Builder::from(&sdk_config().await)
         .region(aws_sdk_acm::config::Region::new(region.to_owned()))
         .build();
@@ -161,7 +158,7 @@ pub(crate) async fn certificate(region: &str, domain: &str, more: &[&str]) -> St
 /// Copies of tenant files under unique ids, with unique domains, each with
 /// a certificate for it in moto (and a hosted zone where the file names
 /// one).
-pub(crate) struct Fleet {
+pub struct Fleet {
     pub dir: tempfile::TempDir,
     /// The copy's id of each original.
     pub ids: BTreeMap<&'static str, String>,
@@ -312,7 +309,7 @@ impl Fleet {
     }
 }
 
-pub(crate) struct Command(pub tokio::process::Command);
+pub struct Command(pub tokio::process::Command);
 
 impl Command {
     /// Runs to the end (at most 120 s).
@@ -324,6 +321,6 @@ impl Command {
     }
 }
 
-pub(crate) fn text(b: &[u8]) -> String {
+pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

@@ -11,8 +11,8 @@ use apifactory_tests::{bin_path, realistic_endpoint, repo_root, sdk_config};
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use serde_json::Value;
 
-use crate::aws::rest_apis;
-use crate::fleet::{Fleet, text};
+use apifactory_tests::aws::rest_apis;
+use apifactory_tests::fleet::{Fleet, text};
 
 /// The reads a run with nothing to do may make: one page (or a few) of
 /// each account-wide list, whatever the number of tenants.

@@ -13,36 +13,18 @@
 //!   backfilling, and a later apply (or `apply --wait`, in one run) moves
 //!   them.
 
-use std::path::Path;
 use std::time::Duration;
 
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy};
-use apifactory_tests::{moto_url, sdk_config};
+use apifactory_tests::{moto_url, sdk_config, sdk_config_at};
 use runtime::names;
 use serde_json::{Value, json};
 
-use crate::fleet::{Fleet, point_in_time_recovery, text};
-
-/// moto never runs the functions: a small executable that passes the
-/// artifact checks keeps the uploads short.
-fn small_artifact() -> &'static Path {
-    Path::new("/usr/bin/true")
-}
+use apifactory_tests::aws::small_artifact;
+use apifactory_tests::fleet::{Fleet, point_in_time_recovery, text};
 
 async fn proxy(config: FaultConfig) -> FaultProxy {
     FaultProxy::start(&moto_url(), config).await
-}
-
-async fn client_through(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "dynamo",
-        ))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
 }
 
 /// `apifactory plan --json` through `endpoint`.
@@ -225,7 +207,7 @@ async fn functions_keep_their_configuration_while_a_new_index_backfills() {
     assert_eq!(kinds(&p), vec!["function"; functions], "{p}");
 
     // The model: the index cannot be read, and no second index can start.
-    let through = client_through(proxy.url()).await;
+    let through = aws_sdk_dynamodb::Client::new(&sdk_config_at(proxy.url()).await);
     let table = names::table(fleet.id("clinic"));
     let query = through
         .query()

@@ -16,7 +16,7 @@ use aws_lambda_events::encodings::Body;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use runtime::dynamo::{self, DynamoStore};
+use runtime::dynamo::DynamoStore;
 use runtime::{Api, Store, Tenant};
 use serde_json::{Value, json};
 
@@ -209,9 +209,15 @@ async fn the_proxy_refuses_what_dynamodb_refuses() {
     let direct = client_through(&moto_url()).await;
     let tenant = tenant();
     let table = unique_name("values-");
-    dynamo::create_table(&through, &table, &tenant.collection)
-        .await
-        .expect("create_table");
+    apifactory::aws::table::create_table(
+        &through,
+        &apifactory::aws::Pacer::new(apifactory::aws::Pace::Off),
+        &table,
+        &runtime::schema::TableSchema::of(&tenant.collection),
+        &Default::default(),
+    )
+    .await
+    .expect("create_table");
     let put = |client: &aws_sdk_dynamodb::Client, attr: &str, value: AttributeValue| {
         client
             .put_item()
@@ -283,9 +289,15 @@ async fn both_targets_answer_400_alike() {
     let client = client_through(proxy.url()).await;
     let tenant = tenant();
     let table = unique_name("values-");
-    dynamo::create_table(&client, &table, &tenant.collection)
-        .await
-        .expect("create_table");
+    apifactory::aws::table::create_table(
+        &client,
+        &apifactory::aws::Pacer::new(apifactory::aws::Pace::Off),
+        &table,
+        &runtime::schema::TableSchema::of(&tenant.collection),
+        &Default::default(),
+    )
+    .await
+    .expect("create_table");
     let aws = Api::new(
         Arc::clone(&tenant),
         DynamoStore::new(client, table, &tenant.collection),

@@ -1,0 +1,359 @@
+//! A tenant's table in the database: its DDL (one table and one expression
+//! index per schema index) and the [`Store`] over it, searches written as
+//! SQL the indexes serve.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde_json::{Map, Value};
+
+use super::{Database, MAX_LIMIT, backend};
+use crate::names;
+use crate::schema::TableSchema;
+use crate::store::{Expect, Filter, Item, Page, Search, Store, StoreError};
+use crate::tenant::Tenant;
+
+impl Database {
+    /// The tenant's table, created with one index per indexed field if
+    /// missing. Indexes of fields no longer indexed are dropped.
+    pub async fn table(&self, tenant: &Tenant) -> Result<SqliteTable, StoreError> {
+        let table = table_name(&tenant.id);
+        let mut indexes = BTreeMap::new();
+        for index in TableSchema::of(&tenant.collection).indexes {
+            if !names::is_field_name(&index.attribute) {
+                return Err(backend(format!("invalid field name {:?}", index.attribute)));
+            }
+            let name = format!("{table}_{}", index.name);
+            indexes.insert(index.attribute, name);
+        }
+
+        let mut ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} (\
+             id TEXT PRIMARY KEY NOT NULL, rev TEXT NOT NULL, doc TEXT NOT NULL\
+             ) WITHOUT ROWID;",
+            quote(&table)
+        );
+        for (field, index) in &indexes {
+            ddl.push_str(&format!(
+                "\nCREATE INDEX IF NOT EXISTS {} ON {} ({});",
+                quote(index),
+                quote(&table),
+                field_expr(field)
+            ));
+        }
+        let prefix = index_name(&table, "");
+        let wanted: Vec<String> = indexes.values().cloned().collect();
+        let name = table.clone();
+        self.write(move |c| {
+            c.execute_batch(&ddl)?;
+            let existing = c
+                .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1")?
+                .query_map([&name], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for index in existing {
+                if index.starts_with(&prefix) && !wanted.contains(&index) {
+                    c.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&index)))?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+
+        Ok(SqliteTable {
+            db: self.clone(),
+            select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
+            table: table.into(),
+            indexes: Arc::new(indexes),
+        })
+    }
+
+    /// Drops a tenant's table and its indexes; nothing if there is none.
+    pub async fn drop_table(&self, tenant_id: &str) -> Result<(), StoreError> {
+        let sql = format!("DROP TABLE IF EXISTS {}", quote(&table_name(tenant_id)));
+        self.write(move |c| Ok(c.execute_batch(&sql)?)).await
+    }
+}
+
+/// `items_<tenant id>`, with `-` as `_`.
+fn table_name(tenant_id: &str) -> String {
+    format!("items_{}", tenant_id.replace('-', "_"))
+}
+
+/// `items_<tenant>_by_<field>`.
+fn index_name(table: &str, field: &str) -> String {
+    format!("{table}_{}", names::index(field))
+}
+
+/// An SQL identifier, quoted.
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The expression a field's index is built on; queries must use exactly the
+/// same text for SQLite to match them to the index. Only for names that
+/// passed `names::is_field_name`.
+fn field_expr(field: &str) -> String {
+    format!("json_extract(doc, '$.{field}')")
+}
+
+/// One tenant's items: `id TEXT PRIMARY KEY, rev TEXT, doc TEXT` (the JSON
+/// object of `Item::doc`), with an expression index on
+/// `json_extract(doc, '$.<field>')` per indexed field.
+#[derive(Clone)]
+pub struct SqliteTable {
+    db: Database,
+    pub(super) table: Arc<str>,
+    /// The statement of `get`, made once (every GET runs it).
+    select_by_id: Arc<str>,
+    /// Indexed field → index name.
+    pub(super) indexes: Arc<BTreeMap<String, String>>,
+}
+
+impl fmt::Debug for SqliteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteTable")
+            .field("table", &self.table)
+            .field("indexes", &self.indexes)
+            .finish()
+    }
+}
+
+impl SqliteTable {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    /// The database the table is in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// `NotFound` or `RevMismatch` unless the stored item satisfies `expect`.
+/// Runs inside the writer job, so nothing can change between the check and
+/// the write.
+fn check_expect(
+    conn: &Connection,
+    table: &str,
+    id: &str,
+    expect: &Expect,
+) -> Result<(), StoreError> {
+    let rev: Option<String> = conn
+        .prepare_cached(&format!("SELECT rev FROM {} WHERE id = ?1", quote(table)))?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match (rev, expect) {
+        (None, _) => Err(StoreError::NotFound),
+        (Some(stored), Expect::Rev(wanted)) if stored != *wanted => Err(StoreError::RevMismatch),
+        _ => Ok(()),
+    }
+}
+
+fn to_item(id: String, rev: String, doc: &str) -> Result<Item, StoreError> {
+    let doc = serde_json::from_str::<Map<String, Value>>(doc)
+        .map_err(|e| backend(format!("a stored item is not a JSON object: {e}")))?;
+    Ok(Item { id, rev, doc })
+}
+
+fn doc_text(item: &Item) -> Result<String, StoreError> {
+    serde_json::to_string(&item.doc).map_err(|e| backend(format!("cannot encode an item: {e}")))
+}
+
+impl Store for SqliteTable {
+    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        let id = id.to_owned();
+        // One row by its primary key: read on this thread (see `read_now`).
+        self.db
+            .read_now(move |c| {
+                let row = c
+                    .prepare_cached(&self.select_by_id)?
+                    .query_row([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?;
+                row.map(|(rev, doc)| to_item(id, rev, &doc)).transpose()
+            })
+            .await
+    }
+
+    async fn create(&self, item: &Item) -> Result<(), StoreError> {
+        let table = Arc::clone(&self.table);
+        let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
+        self.db
+            .write(move |c| {
+                let exists = c
+                    .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", quote(&table)))?
+                    .exists([&id])?;
+                if exists {
+                    return Err(StoreError::Exists);
+                }
+                c.prepare_cached(&format!(
+                    "INSERT INTO {} (id, rev, doc) VALUES (?1, ?2, ?3)",
+                    quote(&table)
+                ))?
+                .execute(params![id, rev, doc])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn replace(&self, item: &Item, expect: &Expect) -> Result<(), StoreError> {
+        let table = Arc::clone(&self.table);
+        let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
+        let expect = expect.clone();
+        self.db
+            .write(move |c| {
+                check_expect(c, &table, &id, &expect)?;
+                c.prepare_cached(&format!(
+                    "UPDATE {} SET rev = ?2, doc = ?3 WHERE id = ?1",
+                    quote(&table)
+                ))?
+                .execute(params![id, rev, doc])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete(&self, id: &str, expect: &Expect) -> Result<(), StoreError> {
+        let table = Arc::clone(&self.table);
+        let id = id.to_owned();
+        let expect = expect.clone();
+        self.db
+            .write(move |c| {
+                check_expect(c, &table, &id, &expect)?;
+                c.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", quote(&table)))?
+                    .execute([&id])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn search(&self, search: &Search) -> Result<Page, StoreError> {
+        let (sql, params) = search_sql(&self.table, &self.indexes, search)?;
+        let limit = page_limit(search.limit);
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt
+                    .query_map(params_from_iter(params.iter()), |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let more = rows.len() > limit;
+                let items = rows
+                    .into_iter()
+                    .take(limit)
+                    .map(|(id, rev, doc)| to_item(id, rev, &doc))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let next = match items.last() {
+                    Some(last) if more => Some(serde_json::json!({ "id": last.id })),
+                    _ => None,
+                };
+                Ok(Page { items, next })
+            })
+            .await
+    }
+}
+
+fn page_limit(limit: usize) -> usize {
+    limit.clamp(1, MAX_LIMIT)
+}
+
+/// The id a search continues after: `start` must be `{"id": "<last id>"}`,
+/// as `search` returned it.
+fn start_after(start: &Value) -> Result<String, StoreError> {
+    match start {
+        Value::Object(m) if m.len() == 1 => match m.get("id") {
+            Some(Value::String(id)) => Ok(id.clone()),
+            _ => Err(StoreError::BadStart(
+                "expected an object with a string \"id\"".into(),
+            )),
+        },
+        _ => Err(StoreError::BadStart(
+            "expected an object with a string \"id\" and nothing else".into(),
+        )),
+    }
+}
+
+/// A filter value as SQLite sees what `json_extract` returns for it:
+/// strings are TEXT, integers INTEGER, other numbers REAL, `true`/`false`
+/// INTEGER 1/0.
+fn sql_value(filter: &Filter) -> Result<SqlValue, StoreError> {
+    Ok(match &filter.value {
+        Value::String(s) => SqlValue::Text(s.clone()),
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => SqlValue::Integer(i),
+            (None, Some(x)) => SqlValue::Real(x),
+            (None, None) => return Err(backend(format!("unsupported number {n} in a filter"))),
+        },
+        other => {
+            return Err(backend(format!(
+                "a filter on {:?} compares with {}, not a string, number or boolean",
+                filter.field,
+                crate::field::type_of(other)
+            )));
+        }
+    })
+}
+
+/// The SQL of a search and its parameters, in order (the last is the row
+/// limit: one more than the page, to know whether there is a next page).
+pub(super) fn search_sql(
+    table: &str,
+    indexes: &BTreeMap<String, String>,
+    search: &Search,
+) -> Result<(String, Vec<SqlValue>), StoreError> {
+    let mut sql = format!("SELECT id, rev, doc FROM {}", quote(table));
+    if let Some(field) = &search.index {
+        let Some(index) = indexes.get(field) else {
+            return Err(backend(format!("no index on field {field:?}")));
+        };
+        if !search.filters.iter().any(|f| f.field == *field && !f.list) {
+            return Err(backend(format!(
+                "a search on the index of {field:?} needs an equality filter on it"
+            )));
+        }
+        sql.push_str(&format!(" INDEXED BY {}", quote(index)));
+    }
+
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    for filter in &search.filters {
+        if !names::is_field_name(&filter.field) {
+            return Err(backend(format!("invalid field name {:?}", filter.field)));
+        }
+        if filter.list {
+            // Elements of an array have integer keys; a scalar or an
+            // object stored under the name is not a list and never matches.
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(doc, '$.{}') \
+                 WHERE typeof(key) = 'integer' AND value = ?)",
+                filter.field
+            ));
+        } else {
+            conditions.push(format!("{} = ?", field_expr(&filter.field)));
+        }
+        params.push(sql_value(filter)?);
+    }
+    if let Some(start) = &search.start {
+        conditions.push("id > ?".to_owned());
+        params.push(SqlValue::Text(start_after(start)?));
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY id LIMIT ?");
+    let rows = i64::try_from(page_limit(search.limit) + 1).unwrap_or(i64::MAX);
+    params.push(SqlValue::Integer(rows));
+    Ok((sql, params))
+}

@@ -1,0 +1,12 @@
+//! The AWS target, through the real CLI or the library, against this run's
+//! moto behind the realism layer.
+mod apply;
+mod dynamo;
+mod faults;
+mod keys;
+mod live;
+mod openapi;
+mod quotas;
+mod realism;
+mod references;
+mod stamps;

@@ -1,0 +1,8 @@
+//! The local target: the CLI as a user runs it, and `apifactory up`
+//! serving the tenants over HTTP.
+mod cli;
+mod crash;
+mod hostile;
+mod keys;
+mod schemathesis;
+mod up;
