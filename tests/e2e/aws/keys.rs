@@ -443,8 +443,10 @@ async fn key_commands_on_aws() {
         )),
         "{plan_text}"
     );
+    // The file changed, so the tenant's stamp moves with it.
+    assert!(plan_text.contains("~ stamp "), "{plan_text}");
     assert!(
-        plan_text.contains("Plan: 0 to create, 1 to change, 0 to delete."),
+        plan_text.contains("Plan: 0 to create, 2 to change, 0 to delete."),
         "{plan_text}"
     );
     t.ok(&["apply"]);

@@ -16,8 +16,11 @@ use apifactory_tests::fleet::{Fleet, text};
 
 /// The reads a run with nothing to do may make: one page (or a few) of
 /// each account-wide list, whatever the number of tenants.
-const LISTS: [&str; 8] = [
+/// The account-wide calls a run makes whatever the fleet's size: the lists,
+/// and IAM's account summary for the roles quota.
+const LISTS: [&str; 9] = [
     "sts:GetCallerIdentity",
+    "iam:GetAccountSummary",
     "dynamodb:ListTables",
     "iam:ListRoles",
     "lambda:ListFunctions",
