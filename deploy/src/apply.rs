@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -28,6 +28,19 @@ pub struct TenantReport {
     pub secrets: Vec<Secret>,
 }
 
+impl TenantReport {
+    /// A tenant with nothing to do.
+    pub fn none(tenant: String) -> TenantReport {
+        TenantReport {
+            tenant,
+            planned: 0,
+            applied: 0,
+            error: None,
+            secrets: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub tenants: Vec<TenantReport>,
@@ -45,6 +58,9 @@ impl Report {
 
 /// Told about each action as it finishes (progress bars, log lines).
 pub trait Progress: Send + Sync + 'static {
+    /// A tenant's part is known: `actions` to go (a pipelined apply plans
+    /// each tenant as it goes, so its bar starts then).
+    fn planned(&self, _tenant: &str, _actions: usize) {}
     fn done(&self, action: &Action, result: &Result<(), String>);
 }
 
@@ -109,31 +125,56 @@ pub async fn apply<T: Target>(
         );
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            let mut report = TenantReport {
+            apply_tenant(
+                target.as_ref(),
                 tenant,
-                planned: actions.len(),
-                applied: 0,
-                error: None,
-                secrets: Vec::new(),
-            };
-            for action in &actions {
-                let result = target.apply(action, &desired).await;
-                let shown = result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
-                progress.done(action, &shown);
-                match result {
-                    Ok(applied) => {
-                        report.applied += 1;
-                        report.secrets.extend(applied.secret);
-                    }
-                    Err(e) => {
-                        report.error = Some(format!("{}: {e:#}", action.address));
-                        break;
-                    }
-                }
-            }
-            report
+                &actions,
+                &desired,
+                progress.as_ref(),
+            )
+            .await
         });
     }
+    let report = gather(tasks).await;
+    // What was created must be visible to the next run's observe before
+    // this run counts as done.
+    settle(target.as_ref()).await;
+    report
+}
+
+/// One tenant's actions, in order, one attempt each; the first failure
+/// ends the tenant's part.
+pub async fn apply_tenant<T: Target>(
+    target: &T,
+    tenant: String,
+    actions: &[Action],
+    desired: &Desired,
+    progress: &dyn Progress,
+) -> TenantReport {
+    let mut report = TenantReport {
+        planned: actions.len(),
+        ..TenantReport::none(tenant)
+    };
+    for action in actions {
+        let result = target.apply(action, desired).await;
+        let shown = result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
+        progress.done(action, &shown);
+        match result {
+            Ok(applied) => {
+                report.applied += 1;
+                report.secrets.extend(applied.secret);
+            }
+            Err(e) => {
+                report.error = Some(format!("{}: {e:#}", action.address));
+                break;
+            }
+        }
+    }
+    report
+}
+
+/// The tenants' reports as their tasks end, in tenant order.
+pub async fn gather(mut tasks: tokio::task::JoinSet<TenantReport>) -> Report {
     let mut report = Report::default();
     while let Some(done) = tasks.join_next().await {
         match done {
@@ -148,12 +189,15 @@ pub async fn apply<T: Target>(
         }
     }
     report.tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-    // What was created must be visible to the next run's observe before
-    // this run counts as done.
+    report
+}
+
+/// Returns once what the run created is visible to the next run's reads;
+/// a failure to wait is a warning, the run's work stands.
+pub async fn settle<T: Target>(target: &T) {
     if let Err(e) = target.settle().await {
         eprintln!("warning: {e:#}; a run started now may not see all of it yet");
     }
-    report
 }
 
 impl fmt::Display for Report {
@@ -186,37 +230,55 @@ impl fmt::Display for Report {
     }
 }
 
-/// One progress bar per tenant, on a terminal.
+/// One progress bar per tenant, on a terminal, added as each tenant's
+/// part becomes known.
 struct Bars {
-    bars: HashMap<String, ProgressBar>,
+    multi: MultiProgress,
+    style: ProgressStyle,
+    bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Bars {
     fn new(p: &Plan) -> Bars {
-        let multi = MultiProgress::new();
-        let style = ProgressStyle::with_template("{prefix:<16} [{bar:30}] {pos:>3}/{len:<3} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        let bars = Bars {
+            multi: MultiProgress::new(),
+            style: ProgressStyle::with_template("{prefix:<16} [{bar:30}] {pos:>3}/{len:<3} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            bars: Mutex::new(HashMap::new()),
+        };
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for a in &p.actions {
             *counts.entry(a.address.tenant.as_str()).or_default() += 1;
         }
-        let bars = counts
-            .into_iter()
-            .map(|(tenant, n)| {
-                let bar = multi.add(ProgressBar::new(n));
-                bar.set_style(style.clone());
-                bar.set_prefix(tenant.to_owned());
-                (tenant.to_owned(), bar)
-            })
-            .collect();
-        Bars { bars }
+        for (tenant, n) in counts {
+            bars.planned(tenant, n);
+        }
+        bars
     }
 }
 
 impl Progress for Bars {
+    fn planned(&self, tenant: &str, actions: usize) {
+        if actions == 0 {
+            return;
+        }
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        bars.entry(tenant.to_owned()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(actions as u64));
+            bar.set_style(self.style.clone());
+            bar.set_prefix(tenant.to_owned());
+            bar
+        });
+    }
+
     fn done(&self, a: &Action, result: &Result<(), String>) {
-        let Some(bar) = self.bars.get(&a.address.tenant) else {
+        let Ok(bars) = self.bars.lock() else {
+            return;
+        };
+        let Some(bar) = bars.get(&a.address.tenant) else {
             return;
         };
         let sign = sign(&a.change);

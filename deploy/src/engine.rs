@@ -4,7 +4,7 @@
 //! deploys through here too. What differs between targets lives behind
 //! [`Target`]; nothing here knows which target it runs on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use runtime::Tenant;
 use crate::apply::{Progress, Quiet, Report, apply, progress, secrets_table};
 use crate::desired::{Code, Desired, desired};
 use crate::keys::now_unix;
-use crate::plan::{Observed, Options, Plan, plan};
+use crate::plan::{Observed, Options, Plan, Waiting, plan};
 use crate::resource::{Address, Kind};
 use crate::target::Target;
 use crate::tenants::TenantSet;
@@ -168,21 +168,7 @@ pub async fn prepare<T: Target>(
         observed
     };
     if !quiet {
-        let owners: BTreeSet<&str> = observed
-            .resources
-            .keys()
-            .map(|a| a.tenant.as_str())
-            .collect();
-        eprintln!(
-            "observed {} resource(s) of {} tenant(s) in {}{}",
-            observed.resources.len(),
-            owners.len(),
-            target.place(),
-            target
-                .calls()
-                .map(|c| format!(" with {} read(s)", c.reads))
-                .unwrap_or_default()
-        );
+        seen(target, &observed, "observed");
     }
     let opts = Options {
         now: now_unix(),
@@ -231,11 +217,16 @@ pub async fn plan_command<T: Target>(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether apply asks before it changes anything: on a terminal (stdin and
+/// stderr both), unless `--yes`.
+fn asks(show: Show) -> bool {
+    !show.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
 /// On a terminal, asks before a plan with changes is applied (as
 /// `terraform apply` does); elsewhere (scripts, CI) applies at once.
 fn confirmed(p: &Plan, show: Show) -> anyhow::Result<bool> {
-    let asked = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if show.yes || p.is_empty() || !asked {
+    if p.is_empty() || !asks(show) {
         return Ok(true);
     }
     eprint!(
@@ -277,13 +268,7 @@ async fn execute<T: Target>(
         progress(&planned.plan),
     )
     .await;
-    if let (Some(before), Some(after)) = (before, target.calls()) {
-        eprintln!(
-            "apply made {} mutating call(s) and {} read(s)",
-            after.writes - before.writes,
-            after.reads - before.reads
-        );
-    }
+    made(target.as_ref(), before);
     show_report(&report, show)?;
     Ok(Some(report.ok()))
 }
@@ -334,19 +319,105 @@ pub async fn apply_command<T: Target>(
         concurrency,
         wait,
     } = how;
-    let mut planned = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
+    // Nobody to confirm the whole plan first: each tenant is read, planned
+    // and applied as it comes (`pipeline`).
+    let pipelined = !asks(show);
     // One round per index at most: DynamoDB creates them one at a time
     // (20 per table at most), and each round creates the next.
     for _ in 0..=21 {
-        let waiting = planned.plan.waiting.clone();
-        let ok = execute(&target, planned, concurrency, show).await?;
+        let (waiting, ok) = if pipelined {
+            pipelined_round(&target, code, set, opts, how, show).await?
+        } else {
+            let planned = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
+            let waiting = planned.plan.waiting.clone();
+            (waiting, execute(&target, planned, concurrency, show).await?)
+        };
         if !wait || ok != Some(true) || waiting.is_empty() {
             return Ok(exit(ok));
         }
         target.wait_for_indexes(&waiting).await?;
-        planned = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One pipelined apply (see [`crate::pipeline`]): the survey, then each
+/// tenant's reads, plan and apply; the fleet's plan is shown after, before
+/// the report. The tenants waiting for an index, and whether every tenant
+/// went through.
+async fn pipelined_round<T: Target>(
+    target: &Arc<T>,
+    code: &(dyn Code + Sync),
+    set: &TenantSet,
+    opts: &Options,
+    how: How,
+    show: Show,
+) -> anyhow::Result<(Vec<Waiting>, Option<bool>)> {
+    let tenants = in_scope(set, opts);
+    let d = desired(&tenants, &set.sources, code);
+    let opts = Options {
+        now: now_unix(),
+        ..opts.clone()
+    };
+    let survey = target
+        .survey(&opts.tenants, (!how.refresh).then_some(&d))
+        .await?;
+    // A tenant taken as converged had its references checked by the apply
+    // that stamped it.
+    let check: BTreeMap<String, Tenant> = tenants
+        .into_iter()
+        .filter(|t| how.refresh || !stamped(&d, &survey, &t.id))
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    let before = target.calls();
+    seen(target.as_ref(), &survey, "listed");
+    let (plan, report) = crate::pipeline::run(
+        target,
+        Arc::new(d),
+        survey,
+        check,
+        &opts,
+        how.concurrency,
+        progress(&Plan::default()),
+    )
+    .await?;
+    if !show.json {
+        print(&format!("{plan}\n"))?;
+    }
+    made(target.as_ref(), before);
+    show_report(&report, show)?;
+    Ok((plan.waiting, Some(report.ok())))
+}
+
+/// The "observed N resource(s)" line on stderr.
+fn seen<T: Target>(target: &T, observed: &Observed, verb: &str) {
+    let owners: BTreeSet<&str> = observed
+        .resources
+        .keys()
+        .map(|a| a.tenant.as_str())
+        .chain(observed.pending.keys().map(String::as_str))
+        .collect();
+    eprintln!(
+        "{verb} {} resource(s) of {} tenant(s) in {}{}",
+        observed.resources.len(),
+        owners.len(),
+        target.place(),
+        target
+            .calls()
+            .map(|c| format!(" with {} read(s)", c.reads))
+            .unwrap_or_default()
+    );
+}
+
+/// The "apply made W mutating call(s) and R read(s)" line on stderr, where
+/// the target counts its calls.
+fn made<T: Target>(target: &T, before: Option<crate::target::Calls>) {
+    if let (Some(before), Some(after)) = (before, target.calls()) {
+        eprintln!(
+            "apply made {} mutating call(s) and {} read(s)",
+            after.writes - before.writes,
+            after.reads - before.reads
+        );
+    }
 }
 
 /// `apifactory destroy --tenant X`: the tenant's resources in reverse

@@ -30,6 +30,11 @@ pub struct Observed {
     /// not only apifactory's), with their limits; `None` on a target that
     /// has no quotas (local).
     pub account: Option<crate::quotas::Account>,
+    /// The tenants a survey left to read one by one
+    /// ([`crate::target::Target::read_tenant`]), each with the resources
+    /// the lists named whose details those reads give. Empty after a full
+    /// observe.
+    pub pending: BTreeMap<String, BTreeSet<Address>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -572,44 +577,13 @@ impl fmt::Display for Plan {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
-    use runtime::Tenant;
     use serde_json::json;
-    use sha2::{Digest, Sha256};
 
     use super::*;
     use crate::apply::{Quiet, apply};
-    use crate::desired::{Code, desired, hex};
-    use crate::target::{MemoryTarget, Target};
-
-    struct SourceHash;
-    impl Code for SourceHash {
-        fn sha256(&self, _: &Tenant, source: &str) -> String {
-            hex(&Sha256::digest(source.as_bytes()))
-        }
-    }
-
-    fn desired_from(texts: &[(&str, String)]) -> Desired {
-        let mut tenants = Vec::new();
-        let mut sources = BTreeMap::new();
-        for (id, text) in texts {
-            tenants.push(Tenant::parse(Path::new(&format!("tenants/{id}.toml")), text).unwrap());
-            sources.insert(
-                id.to_string(),
-                crate::tenants::package_source(text).unwrap(),
-            );
-        }
-        desired(&tenants, &sources, &SourceHash)
-    }
-
-    fn file(id: &str) -> String {
-        std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tenants/{id}.toml")),
-        )
-        .unwrap()
-    }
+    use crate::target::{MemoryTarget, Target, desired_from, file};
 
     async fn converge(d: &Desired, target: &Arc<MemoryTarget>, opts: &Options) -> Plan {
         let observed = target.observe(&opts.tenants).await.unwrap();
@@ -927,6 +901,7 @@ mod tests {
             Observed {
                 resources: BTreeMap::new(),
                 vouched: BTreeSet::new(),
+                pending: BTreeMap::new(),
                 account: Some(Account {
                     limits,
                     counts: [(Quota::RestApis, rest_apis)].into(),
@@ -1180,6 +1155,7 @@ mod tests {
         let failing = Arc::new(MemoryTarget {
             resources: std::sync::Mutex::new(target.resources.lock().unwrap().clone()),
             fail_on: Some(Address::new("acme", Kind::UsagePlan, "apifactory-acme")),
+            ..MemoryTarget::default()
         });
         let report = apply(
             &p,

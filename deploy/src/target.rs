@@ -11,6 +11,7 @@ use crate::desired::Desired;
 use runtime::Tenant;
 
 use crate::plan::{Action, Observed, Waiting};
+use crate::resource::{Address, Attrs};
 
 /// An API key value created by an action: shown once, never stored in the
 /// clear by apifactory.
@@ -47,6 +48,34 @@ pub trait Target: Send + Sync + 'static {
         _desired: &Desired,
     ) -> impl Future<Output = anyhow::Result<Observed>> + Send {
         self.observe(tenants)
+    }
+
+    /// The first of observe's two steps: the reads made once for every
+    /// tenant (AWS's account-wide list calls), and with `trust` the stamps
+    /// taken as `observe_known` takes them. A tenant whose own resources
+    /// need reads of their own is named in `Observed::pending`;
+    /// [`Target::read_tenant`] reads them. A target that reads everything
+    /// at once leaves nothing pending (the default). Side-effect free.
+    fn survey(
+        &self,
+        tenants: &BTreeSet<String>,
+        trust: Option<&Desired>,
+    ) -> impl Future<Output = anyhow::Result<Observed>> + Send {
+        async move {
+            match trust {
+                Some(desired) => self.observe_known(tenants, desired).await,
+                None => self.observe(tenants).await,
+            }
+        }
+    }
+
+    /// The second step, for one tenant the last survey left pending: what
+    /// its resources hold beyond what the survey read. Side-effect free.
+    fn read_tenant(
+        &self,
+        _tenant: &str,
+    ) -> impl Future<Output = anyhow::Result<Vec<(Address, Attrs)>>> + Send {
+        async { Ok(Vec::new()) }
     }
 
     /// Carries out one action of a plan. Idempotent: an action interrupted
@@ -106,4 +135,4 @@ pub struct Calls {
 #[cfg(test)]
 mod memory;
 #[cfg(test)]
-pub use memory::MemoryTarget;
+pub use memory::{MemoryTarget, desired_from, file};

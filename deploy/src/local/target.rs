@@ -57,6 +57,7 @@ impl Target for LocalTarget {
             resources: self.state.resources(tenants).await?,
             vouched: BTreeSet::new(),
             account: None,
+            pending: Default::default(),
         })
     }
 
