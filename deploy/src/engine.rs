@@ -14,6 +14,7 @@ use runtime::Tenant;
 use crate::apply::{Progress, Quiet, Report, apply, progress, secrets_table};
 use crate::desired::{Code, Desired, desired};
 use crate::keys::now_unix;
+use crate::pipeline::Outcome;
 use crate::plan::{Observed, Options, Plan, Waiting, plan};
 use crate::resource::{Address, Kind};
 use crate::target::Target;
@@ -370,7 +371,7 @@ async fn pipelined_round<T: Target>(
         .collect();
     let before = target.calls();
     seen(target.as_ref(), &survey, "listed");
-    let (plan, report) = crate::pipeline::run(
+    let outcome = crate::pipeline::run(
         target,
         Arc::new(d),
         survey,
@@ -379,7 +380,17 @@ async fn pipelined_round<T: Target>(
         how.concurrency,
         progress(&Plan::default()),
     )
-    .await?;
+    .await;
+    let (plan, report) = match outcome {
+        Outcome::Done(plan, report) => (plan, report),
+        // Shown as the two-step apply shows a refused plan, then refused.
+        Outcome::Refused(plan) => {
+            if !show.json {
+                print(&format!("{plan}\n"))?;
+            }
+            anyhow::bail!("{}", plan.refused().unwrap_or_default());
+        }
+    };
     if !show.json {
         print(&format!("{plan}\n"))?;
     }

@@ -20,7 +20,10 @@
 //!
 //! What differs, as in any pipeline: one tenant's problem stops that
 //! tenant only. Its references (certificate, hosted zone) are checked
-//! just before its first write, not all tenants' before anyone's.
+//! just before its first write, not all tenants' before anyone's, and
+//! only when its plan creates or changes its custom domain: a tenant
+//! whose domain stays has them in use already. (`plan`, and an apply that
+//! asks first, check every file's before showing anything.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,8 +33,8 @@ use tokio::sync::Semaphore;
 
 use crate::apply::{Progress, Report, TenantReport, apply_tenant, gather, settle};
 use crate::desired::Desired;
-use crate::plan::{Observed, Options, Plan, plan};
-use crate::resource::{Address, Attrs};
+use crate::plan::{Change, Observed, Options, Plan, plan};
+use crate::resource::{Address, Attrs, Kind};
 use crate::target::Target;
 
 /// Tenants read and not yet applying, at most (the pacer holds the rate;
@@ -43,7 +46,8 @@ const READ_AHEAD: usize = 16;
 /// tenants applying at once. `survey` is the target's survey for these
 /// tenants; `check` names the tenants whose references are checked before
 /// their first write. Returns the fleet's plan (the tenants' parts in
-/// order) and the report; an error only when the quotas refuse the plan.
+/// order) and the report, or the plan the lists alone give when it would
+/// cross a hard quota (nothing is applied then).
 pub async fn run<T: Target>(
     target: &Arc<T>,
     desired: Arc<Desired>,
@@ -52,11 +56,12 @@ pub async fn run<T: Target>(
     opts: &Options,
     concurrency: usize,
     progress: Arc<dyn Progress>,
-) -> anyhow::Result<(Plan, Report)> {
-    let quotas = plan(&desired, &from_lists(&desired, &survey), opts).quotas;
-    if let Some(why) = quotas.as_ref().and_then(|q| q.refused()) {
-        anyhow::bail!("{why}");
+) -> Outcome {
+    let listed = plan(&desired, &from_lists(&desired, &survey), opts);
+    if listed.refused().is_some() {
+        return Outcome::Refused(listed);
     }
+    let quotas = listed.quotas;
     let in_scope = |tenant: &str| opts.tenants.is_empty() || opts.tenants.contains(tenant);
     let tenants: BTreeSet<String> = desired
         .tenants
@@ -101,12 +106,19 @@ pub async fn run<T: Target>(
             if part.actions.is_empty() {
                 return TenantReport::none(tenant);
             }
-            if let Some(file) = check.get(&tenant)
+            // What the file points to matters to the domain's create or
+            // update only: a tenant whose domain stays as it is (a code
+            // redeploy) has its certificate and zone in use already.
+            let domain = part
+                .actions
+                .iter()
+                .any(|a| a.address.kind == Kind::Domain && a.change != Change::Delete);
+            if let Some(file) = check.get(&tenant).filter(|_| domain)
                 && let Err(e) = target.check(std::slice::from_ref(file)).await
             {
                 return TenantReport {
                     planned: part.actions.len(),
-                    ..failed(tenant, format!("{e:#}"))
+                    ..failed(tenant, format!("not applied: {e:#}"))
                 };
             }
             progress.planned(&tenant, part.actions.len());
@@ -130,7 +142,16 @@ pub async fn run<T: Target>(
     while let Some(part) = parts_rx.recv().await {
         parts.push(part);
     }
-    Ok((joined(parts, quotas), report))
+    Outcome::Done(joined(parts, quotas), report)
+}
+
+/// How a pipelined apply ended.
+pub enum Outcome {
+    /// Applied: the fleet's plan and the report.
+    Done(Plan, Report),
+    /// Refused before any write: the plan from the lists (their creates
+    /// and deletes; the details were not read), whose quotas refuse it.
+    Refused(Plan),
 }
 
 /// The resources the survey read for `tenant`, with its own details.
@@ -190,7 +211,10 @@ fn first_tenant(p: &Plan) -> Option<&str> {
         .next()
 }
 
+/// A tenant stopped before its first action, said on stderr too (where
+/// the actions' progress goes).
 fn failed(tenant: String, error: String) -> TenantReport {
+    eprintln!("{tenant}: {error}");
     TenantReport {
         error: Some(error),
         ..TenantReport::none(tenant)
@@ -203,8 +227,6 @@ mod tests {
 
     use super::*;
     use crate::apply::Quiet;
-    use crate::plan::Change;
-    use crate::resource::Kind;
     use crate::target::{MemoryTarget, desired_from, file};
 
     /// The AWS target's split: what no list call carries is read per tenant.
@@ -234,9 +256,9 @@ mod tests {
         target: &Arc<MemoryTarget>,
         opts: &Options,
         concurrency: usize,
-    ) -> anyhow::Result<(Plan, Report)> {
-        let survey = target.survey(&opts.tenants, None).await?;
-        run(
+    ) -> Result<(Plan, Report), Plan> {
+        let survey = target.survey(&opts.tenants, None).await.unwrap();
+        let outcome = run(
             target,
             Arc::new(d.clone()),
             survey,
@@ -245,7 +267,11 @@ mod tests {
             concurrency,
             Arc::new(Quiet),
         )
-        .await
+        .await;
+        match outcome {
+            Outcome::Done(p, report) => Ok((p, report)),
+            Outcome::Refused(p) => Err(p),
+        }
     }
 
     /// The plan the two-step apply shows: one full observe, one plan.
@@ -379,13 +405,17 @@ mod tests {
             counts: [(Quota::RestApis, 0)].into(),
             not_counted: BTreeMap::new(),
         });
-        let err = pipelined(&d, &target, &Options::default(), 4)
-            .await
-            .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("nothing was applied"),
-            "{err:#}"
-        );
+        let Err(refused) = pipelined(&d, &target, &Options::default(), 4).await else {
+            panic!("applied over a hard quota");
+        };
+        let why = refused.refused().unwrap();
+        assert!(why.contains("nothing was applied"), "{why}");
+        // What the lists say is to be made: both tenants' REST APIs.
+        let apis = refused
+            .actions
+            .iter()
+            .filter(|a| a.address.kind == Kind::Api);
+        assert_eq!(apis.count(), 2, "{refused}");
         assert!(target.log().is_empty(), "{:?}", target.log());
         assert!(target.resources.lock().unwrap().resources.is_empty());
     }

@@ -375,7 +375,13 @@ async fn ensure_logging_role(t: &AwsTarget) -> anyhow::Result<()> {
                         .await
                     {
                         Ok(_) => Ok(Some(())),
-                        Err(e) if is(&e, &["BadRequestException"]) => Ok(None),
+                        // Throttled after the SDK's own retries: the
+                        // account's one call per 20 s went to another
+                        // client (another apply of this account, another
+                        // tool). The next try waits for the next token.
+                        Err(e) if is(&e, &["BadRequestException", "TooManyRequestsException"]) => {
+                            Ok(None)
+                        }
                         Err(e) => Err(fail("API Gateway UpdateAccount", e)),
                     }
                 },

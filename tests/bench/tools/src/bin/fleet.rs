@@ -3,8 +3,9 @@
 //! counting proxy that enforces AWS's published control-plane limits.
 //!
 //!   bench-fleet --moto URL --apifactory PATH --artifact PATH --templates DIR \
-//!       --work DIR [--tenants 100] [--pace K | --pace plan=K,apply=K,noop=K,code=K] \
-//!       [--project 600] [--moto-pid PID] [--concurrency C] [--phases plan,apply,noop,code]
+//!       --work DIR [--tenants 100] [--pace K | --pace plan=K,apply=K,noop=K,code=K,definition=K] \
+//!       [--project 600] [--moto-pid PID] [--concurrency C]
+//!       [--phases plan,apply,noop,code,definition]
 //!
 //! Writes N copies of the templates into DIR/tenants (ids `<stem>-<i>`,
 //! domains under `<stem>-<i>.` so they never clash, each with its own ACM
@@ -16,7 +17,10 @@
 //! - the first `apply`;
 //! - a second `apply` with no change (it must make no mutating call);
 //! - an `apply` with a changed artifact (the bootstrap with bytes appended,
-//!   so every function's zip and its `CodeSha256` differ): a code redeploy.
+//!   so every function's zip and its `CodeSha256` differ): a code redeploy;
+//! - an `apply` after a field is added to every tenant's collection: a
+//!   definition redeploy (every REST API's document, its deployment, and
+//!   the functions, which ship with the collection).
 //!
 //! K may differ per phase (default 1): each phase's bound divided by its K
 //! should be long beside what moto itself takes, or the ratio measures moto.
@@ -517,7 +521,7 @@ async fn main() {
         .collect();
     let moto_pid: Option<u32> = arg(&args, "--moto-pid").and_then(|p| p.parse().ok());
     let phases: Vec<String> = arg(&args, "--phases")
-        .unwrap_or_else(|| "plan,apply,noop,code".into())
+        .unwrap_or_else(|| "plan,apply,noop,code,definition".into())
         .split(',')
         .map(str::to_owned)
         .collect();
@@ -569,6 +573,10 @@ async fn main() {
             "plan" => ("plan", &artifact),
             "apply" | "noop" => ("apply", &artifact),
             "code" => ("apply", &changed),
+            "definition" => {
+                add_a_field(&setup.tenants_dir);
+                ("apply", &changed)
+            }
             other => fail(&format!("unknown phase {other}")),
         };
         let r = run_phase(&setup, phase, verb, art, tenants, &project, moto_pid).await;
@@ -596,4 +604,26 @@ async fn main() {
         "total_s": started.elapsed().as_secs_f64(),
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
+}
+
+/// The definition change: one more optional field in every tenant's
+/// collection (`[collection.fields]`), so every REST API's document and
+/// every function's package differ.
+fn add_a_field(dir: &Path) {
+    const HEADER: &str = "[collection.fields]\n";
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(at) = text.find(HEADER) else {
+            fail(&format!("{}: no [collection.fields]", path.display()));
+        };
+        let at = at + HEADER.len();
+        let field = "bench_note = { type = \"string\", max_length = 40 }\n";
+        std::fs::write(&path, format!("{}{field}{}", &text[..at], &text[at..])).unwrap();
+    }
 }
