@@ -62,12 +62,7 @@ use crate::target::{Applied, Target};
 pub use pacer::{Family, Pace, Pacer};
 pub use package::Package;
 
-/// Tag keys. Every resource that takes tags carries `managed-by` and the
-/// tenant; API keys also carry their client and origin.
-pub const TAG_MANAGED_BY: &str = "managed-by";
-pub const TAG_TENANT: &str = "apifactory:tenant";
-pub const TAG_CLIENT: &str = "apifactory:client";
-pub const TAG_ORIGIN: &str = "apifactory:origin";
+pub use crate::resource::{TAG_CLIENT, TAG_MANAGED_BY, TAG_ORIGIN, TAG_TENANT};
 
 /// The IAM path of every role apifactory makes: listing it lists ours only.
 pub const ROLE_PATH: &str = "/apifactory/";
@@ -81,6 +76,15 @@ pub fn tags(tenant: &str) -> HashMap<String, String> {
         (TAG_MANAGED_BY.to_owned(), names::PREFIX.to_owned()),
         (TAG_TENANT.to_owned(), tenant.to_owned()),
     ])
+}
+
+/// The `tags` attribute of a tag set: apifactory's own keys only.
+pub fn owned_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> serde_json::Value {
+    let ours: BTreeMap<&str, &str> = tags
+        .into_iter()
+        .filter(|(k, _)| [TAG_MANAGED_BY, TAG_TENANT].contains(k))
+        .collect();
+    serde_json::json!(ours)
 }
 
 /// The tenant a tag set belongs to, when apifactory manages it.
@@ -133,6 +137,21 @@ impl Env {
         format!(
             "arn:{}:iam::{}:role{ROLE_PATH}{role}",
             self.partition, self.account
+        )
+    }
+
+    pub fn function_arn(&self, function: &str) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{function}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// A stage as API Gateway's tagging calls name it.
+    pub fn stage_arn(&self, api_id: &str, stage: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}::/restapis/{api_id}/stages/{stage}",
+            self.partition, self.region
         )
     }
 
@@ -422,6 +441,27 @@ pub const VOUCHED: [Kind; 5] = [
     Kind::Domain,
 ];
 
+/// The attributes observe reads only under `--refresh` (no stamp
+/// trusted), each one call per resource that no list carries: a
+/// function's permission (GetPolicy) and tags (ListTags), a role's trust
+/// policy and tags (GetRole), a log group's tags (ListTagsForResource).
+/// Without `--refresh` they are reported as desired: nothing in the tenant
+/// files changes them (they follow from the tenant id alone), so only a
+/// change made by hand makes them differ, and that is what `--refresh` and
+/// `drift` are for. A no-change apply stays list calls only.
+pub const REFRESH_ONLY: [(Kind, &[&str]); 3] = [
+    (Kind::Function, &["invoked_by", crate::resource::TAGS]),
+    (Kind::Role, &["trust", crate::resource::TAGS]),
+    (Kind::LogGroup, &[crate::resource::TAGS]),
+];
+
+fn refresh_only(kind: Kind) -> &'static [&'static str] {
+    REFRESH_ONLY
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[], |(_, fields)| fields)
+}
+
 impl AwsTarget {
     /// Reads with the account-wide list calls, then per resource only for
     /// the tenants `trust` does not vouch for: with `trust`, a tenant whose
@@ -534,6 +574,7 @@ impl AwsTarget {
             .filter(|(t, _)| untrusted(t))
             .map(|(t, id)| (t.clone(), id.clone()))
             .collect();
+        let all_roles = roles.clone();
         let (tables, roles, stages, domains, groups) = tokio::try_join!(
             table::describe_all(self, tables),
             role::grants(self, roles),
@@ -560,6 +601,41 @@ impl AwsTarget {
             .chain(groups);
         for (address, attrs) in read {
             resources.insert(address, attrs);
+        }
+        match trust {
+            None => {
+                let of = |kind: Kind| -> Vec<Address> {
+                    resources
+                        .keys()
+                        .filter(|a| a.kind == kind)
+                        .cloned()
+                        .collect()
+                };
+                let (functions, groups) = (of(Kind::Function), of(Kind::LogGroup));
+                let (functions, roles, groups) = tokio::try_join!(
+                    function::details(self, functions, &api_ids),
+                    role::details(self, all_roles),
+                    logs::details(self, groups),
+                )?;
+                for (address, more) in functions.into_iter().chain(roles).chain(groups) {
+                    if let Some(have) = resources.get_mut(&address) {
+                        have.extend(more);
+                    }
+                }
+            }
+            Some(d) => {
+                for (address, have) in resources.iter_mut() {
+                    let (Some(want), fields) = (d.resources.get(address), refresh_only(address.kind))
+                    else {
+                        continue;
+                    };
+                    for field in fields {
+                        if let Some(v) = want.get(*field) {
+                            have.insert((*field).to_owned(), v.clone());
+                        }
+                    }
+                }
+            }
         }
         if let Some(d) = trust {
             let vouched = d.resources.iter().filter(|(a, _)| {
