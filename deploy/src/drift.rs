@@ -63,7 +63,11 @@ fn difference(a: &Address, attribute: &str, expected: Value, found: Value) -> Di
 /// The drift a refresh plan shows.
 pub fn drift(plan: &Plan) -> Drift {
     let mut differences = Vec::new();
-    for action in plan.actions.iter().filter(|a| a.address.kind != Kind::Stamp) {
+    for action in plan
+        .actions
+        .iter()
+        .filter(|a| a.address.kind != Kind::Stamp)
+    {
         let a = &action.address;
         match &action.change {
             Change::Create => {
@@ -173,7 +177,11 @@ mod tests {
                 ),
                 action(Kind::Stage, "old", Change::Delete),
             ],
-            orphans: vec![Address::new("gone", Kind::Role, "apifactory-gone-functions")],
+            orphans: vec![Address::new(
+                "gone",
+                Kind::Role,
+                "apifactory-gone-functions",
+            )],
             ..Plan::default()
         };
         let d = drift(&plan);
@@ -200,7 +208,12 @@ mod tests {
                     json!(1)
                 ),
                 ("old", EXISTS, json!(false), json!(true)),
-                ("apifactory-gone-functions", EXISTS, json!(false), json!(true)),
+                (
+                    "apifactory-gone-functions",
+                    EXISTS,
+                    json!(false),
+                    json!(true)
+                ),
             ]
         );
         let text = d.to_string();

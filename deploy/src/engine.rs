@@ -64,9 +64,7 @@ impl Job<'_> {
         match self {
             Job::Plan { set, opts, .. }
             | Job::Apply { set, opts, .. }
-            | Job::Drift { set, opts, .. } => {
-                !in_scope(set, opts).is_empty()
-            }
+            | Job::Drift { set, opts, .. } => !in_scope(set, opts).is_empty(),
             Job::Destroy { .. } => false,
         }
     }

@@ -625,7 +625,8 @@ impl AwsTarget {
             }
             Some(d) => {
                 for (address, have) in resources.iter_mut() {
-                    let (Some(want), fields) = (d.resources.get(address), refresh_only(address.kind))
+                    let (Some(want), fields) =
+                        (d.resources.get(address), refresh_only(address.kind))
                     else {
                         continue;
                     };

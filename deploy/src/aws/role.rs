@@ -114,8 +114,7 @@ pub async fn details(t: &AwsTarget, roles: Vec<(String, String)>) -> anyhow::Res
                 .role
                 .ok_or_else(|| anyhow::anyhow!("IAM GetRole {name}: no role"))?;
             let trusted = policy::trusted(role.assume_role_policy_document().unwrap_or_default());
-            let tags =
-                super::owned_tags(role.tags().iter().map(|t| (t.key(), t.value())));
+            let tags = super::owned_tags(role.tags().iter().map(|t| (t.key(), t.value())));
             Ok((
                 Address::new(&tenant, Kind::Role, name),
                 attrs([("trust", json!(trusted)), (TAGS, tags)]),
