@@ -186,13 +186,15 @@ async fn every_kind_changed_by_hand_is_drift_and_apply_refresh_repairs_it() {
         .await
         .unwrap();
 
-    // Usage plan: another throttle and quota.
+    // Usage plan: another throttle and quota. The quota's period, not its
+    // limit: moto stores a patched `/quota/limit` as a string, which no
+    // SDK reads back (GetUsagePlans then fails to parse).
     let plan_id = usage_plans(&api, &id).await[0].id().unwrap().to_owned();
     api.update_usage_plan()
         .usage_plan_id(&plan_id)
         .patch_operations(replace("/throttle/rateLimit", "1"))
         .patch_operations(replace("/throttle/burstLimit", "2"))
-        .patch_operations(replace("/quota/limit", "5"))
+        .patch_operations(replace("/quota/period", "WEEK"))
         .send()
         .await
         .unwrap();
@@ -344,7 +346,12 @@ async fn every_kind_changed_by_hand_is_drift_and_apply_refresh_repairs_it() {
         (stage.as_str(), "tags", tags.clone(), untagged.clone()),
         (usage_plan.as_str(), "rate", json!(20.0), json!(1.0)),
         (usage_plan.as_str(), "burst", json!(40), json!(2)),
-        (usage_plan.as_str(), "quota_limit", json!(20000), json!(5)),
+        (
+            usage_plan.as_str(),
+            "quota_period",
+            json!("DAY"),
+            json!("WEEK"),
+        ),
         (key_name.as_str(), "enabled", json!(true), json!(false)),
         (
             domain.name.as_str(),
