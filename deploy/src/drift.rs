@@ -11,6 +11,8 @@
 //!   it belongs to a tenant whose file is gone) is `exists`, expected
 //!   `false`, found `true`; a removed client's key the plan only disables
 //!   shows as `enabled` instead;
+//! - a function update held back while a new index backfills is the
+//!   attribute `held` (its fields show once the index is ACTIVE);
 //! - a tenant's stamp is apifactory's own bookkeeping, not something the
 //!   files set: it is never drift.
 

@@ -473,6 +473,36 @@ mod tests {
     }
 
     #[test]
+    fn the_access_log_reads_as_its_group_only_in_apifactorys_format() {
+        use aws_sdk_apigateway::types::AccessLogSettings;
+        let env = super::super::Env::new("us-east-1", "1");
+        let group = "/aws/apigateway/apifactory-acme";
+        let with = |destination: Option<String>, format: Option<&str>| {
+            let s = Stage::builder()
+                .access_log_settings(
+                    AccessLogSettings::builder()
+                        .set_destination_arn(destination)
+                        .set_format(format.map(str::to_owned))
+                        .build(),
+                )
+                .tags(crate::resource::TAG_TENANT, "acme")
+                .tags("someone-elses", "x")
+                .build();
+            stage_attrs(&s)
+        };
+        let ours = with(Some(env.log_group_arn(group)), Some(ACCESS_LOG_FORMAT));
+        assert_eq!(ours["access_log"], json!(group));
+        // Only apifactory's tag keys are its own.
+        assert_eq!(ours[TAGS], json!({ (crate::resource::TAG_TENANT): "acme" }));
+        assert_eq!(
+            with(Some(env.log_group_arn(group)), Some("$context.requestId"))["access_log"],
+            json!(format!("{group} in another format: $context.requestId"))
+        );
+        assert_eq!(with(None, None)["access_log"], Value::Null);
+        assert_eq!(stage_attrs(&stage(None))["access_log"], Value::Null);
+    }
+
+    #[test]
     fn throttling_is_set_from_the_total_and_disabled_without_one() {
         // A stage the earlier behaviour throttled at the per-key rate, and a
         // tenant without a total: both limits go to -1 (disabled).
