@@ -11,12 +11,24 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::openapi;
-use crate::resource::{Address, Attrs, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE, attrs};
+use crate::resource::{
+    Address, Attrs, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE, TAG_MANAGED_BY, TAG_TENANT, TAGS, attrs,
+};
 
 /// Every function's Lambda runtime and handler: the one `bootstrap`
 /// executable on the OS-only runtime.
 pub const FUNCTION_RUNTIME: &str = "provided.al2023";
 pub const FUNCTION_HANDLER: &str = "bootstrap";
+
+/// The one service the functions' role trusts to assume it.
+pub const ROLE_TRUSTS: &str = "lambda.amazonaws.com";
+
+/// The tags apifactory puts on each of a tenant's resources.
+pub fn tags(tenant: &str) -> Value {
+    let tags: BTreeMap<&str, &str> =
+        BTreeMap::from([(TAG_MANAGED_BY, names::PREFIX), (TAG_TENANT, tenant)]);
+    json!(tags)
+}
 
 /// Everything that should exist, by address, and the tenants it came from.
 #[derive(Debug, Clone, Default)]
@@ -91,20 +103,28 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
                 ),
             ),
             ("operations", json!(ops(t))),
+            ("trust", json!([ROLE_TRUSTS])),
+            (TAGS, tags(id)),
         ]),
     );
     // The stage's access log.
     put(
         Kind::LogGroup,
         names::access_log_group(id),
-        attrs([("retention_days", json!(t.logs.retention_days))]),
+        attrs([
+            ("retention_days", json!(t.logs.retention_days)),
+            (TAGS, tags(id)),
+        ]),
     );
     let code_sha256 = code.sha256(t, source);
     for op in &t.functions.operations {
         put(
             Kind::LogGroup,
             names::log_group(id, *op),
-            attrs([("retention_days", json!(t.logs.retention_days))]),
+            attrs([
+                ("retention_days", json!(t.logs.retention_days)),
+                (TAGS, tags(id)),
+            ]),
         );
         put(
             Kind::Function,
@@ -121,6 +141,9 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
                 // Search cursors are signed with a per-tenant secret the
                 // target keeps (never in the plan, only whether it is set).
                 ("cursor_secret", json!(true)),
+                // Who may invoke it: the tenant's REST API, and nothing else.
+                ("invoked_by", json!(names::rest_api(id))),
+                (TAGS, tags(id)),
             ]),
         );
     }
@@ -144,6 +167,8 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
             ("deployment", json!(definition)),
             ("rate", json!(api.map(|a| a.rate))),
             ("burst", json!(api.map(|a| a.burst))),
+            ("access_log", json!(names::access_log_group(id))),
+            (TAGS, tags(id)),
         ]),
     );
     let (limit, period) = match t.usage_plan.quota {

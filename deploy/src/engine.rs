@@ -50,6 +50,12 @@ pub enum Job<'a> {
         delete_data: bool,
         show: Show,
     },
+    /// Reads everything and reports what differs from the files.
+    Drift {
+        set: &'a TenantSet,
+        opts: &'a Options,
+        show: Show,
+    },
 }
 
 impl Job<'_> {
@@ -57,9 +63,9 @@ impl Job<'_> {
     /// functions ship (on AWS: a build of the bootstrap).
     pub fn deploys(&self) -> bool {
         match self {
-            Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. } => {
-                !in_scope(set, opts).is_empty()
-            }
+            Job::Plan { set, opts, .. }
+            | Job::Apply { set, opts, .. }
+            | Job::Drift { set, opts, .. } => !in_scope(set, opts).is_empty(),
             Job::Destroy { .. } => false,
         }
     }
@@ -98,6 +104,9 @@ pub async fn run<T: Target>(
             delete_data,
             show,
         } => destroy_command(target, tenant, delete_data, show).await,
+        Job::Drift { set, opts, show } => {
+            drift_command(target.as_ref(), code, set, opts, show).await
+        }
     }
 }
 
@@ -222,6 +231,35 @@ pub async fn plan_command<T: Target>(
 /// stderr both), unless `--yes`.
 fn asks(show: Show) -> bool {
     !show.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// The exit status of `drift` when something differs (0: nothing does,
+/// 1: an error kept it from telling).
+pub const DRIFTED: u8 = 2;
+
+/// `apifactory drift`: reads everything (as `plan --refresh` does, no
+/// stamp trusted) and reports every attribute apifactory sets that differs
+/// from the files: resource, attribute, expected, found (see
+/// [`crate::drift`]). Exit status 0 for none, [`DRIFTED`] for some.
+pub async fn drift_command<T: Target>(
+    target: &T,
+    code: &(dyn Code + Sync),
+    set: &TenantSet,
+    opts: &Options,
+    show: Show,
+) -> anyhow::Result<ExitCode> {
+    let planned = prepare(target, code, set, opts, true, false).await?;
+    let found = crate::drift::drift(&planned.plan);
+    if show.json {
+        print(&format!("{}\n", serde_json::to_string_pretty(&found)?))?;
+    } else {
+        print(&found.to_string())?;
+    }
+    Ok(if found.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DRIFTED)
+    })
 }
 
 /// On a terminal, asks before a plan with changes is applied (as

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod aws;
 pub mod demo;
 pub mod desired;
+pub mod drift;
 pub mod engine;
 pub mod keys;
 pub mod local;

@@ -103,6 +103,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read everything and report every attribute apifactory sets that
+    /// differs from the tenant files. Reads only. Exit status 0: no drift,
+    /// 2: drift, 1: an error.
+    Drift {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Only these tenants (comma-separated ids); all when left out.
+        #[arg(long, value_delimiter = ',')]
+        tenant: Vec<String>,
+        /// Print the differences as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the target match the tenant files. No --tenant: every tenant.
     Apply {
         #[command(flatten)]
@@ -331,6 +344,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     set: &set,
                     opts: &opts,
                     refresh: scope.refresh,
+                    show,
+                },
+            )
+            .await
+        }
+        Command::Drift {
+            target,
+            tenant,
+            json,
+        } => {
+            let set = TenantSet::load(&cli.tenants)?;
+            let opts = engine::options(&set, &tenant, false, false)?;
+            let show = Show { json, yes: false };
+            deploy(
+                &target,
+                Job::Drift {
+                    set: &set,
+                    opts: &opts,
                     show,
                 },
             )

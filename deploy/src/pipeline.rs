@@ -162,7 +162,7 @@ fn of_tenant(survey: &Observed, tenant: &str, details: Vec<(Address, Attrs)>) ->
         .filter(|(a, _)| a.tenant == tenant)
         .map(|(a, v)| (a.clone(), v.clone()))
         .collect();
-    resources.extend(details);
+    crate::target::merge(&mut resources, details);
     Observed {
         resources,
         vouched: survey.vouched.clone(),

@@ -121,5 +121,17 @@ pub const ENABLED: &str = "enabled";
 /// when its grace period ends (Unix seconds). The plan disables it then.
 pub const EXPIRES: &str = "expires";
 
+/// Tag keys. Every resource that takes tags carries `managed-by` and the
+/// tenant (the attribute `tags` of those whose tags are not what finds
+/// them); API keys also carry their client and origin.
+pub const TAG_MANAGED_BY: &str = "managed-by";
+pub const TAG_TENANT: &str = "apifactory:tenant";
+pub const TAG_CLIENT: &str = "apifactory:client";
+pub const TAG_ORIGIN: &str = "apifactory:origin";
+
+/// Attribute of a resource: its tags, as far as apifactory sets them (the
+/// keys `managed-by` and `apifactory:tenant`; others are not its own).
+pub const TAGS: &str = "tags";
+
 /// Attribute of a tenant's stamp: the fingerprint of its desired state.
 pub const FINGERPRINT: &str = "fingerprint";

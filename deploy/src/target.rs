@@ -2,7 +2,7 @@
 //! target and the AWS target both implement it; the planner never knows
 //! which one it plans for.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use serde::Serialize;
@@ -70,7 +70,8 @@ pub trait Target: Send + Sync + 'static {
     }
 
     /// The second step, for one tenant the last survey left pending: what
-    /// its resources hold beyond what the survey read. Side-effect free.
+    /// its resources hold beyond what the survey read, attributes to add
+    /// to the survey's ([`merge`]). Side-effect free.
     fn read_tenant(
         &self,
         _tenant: &str,
@@ -121,6 +122,15 @@ pub trait Target: Send + Sync + 'static {
         _waiting: &[Waiting],
     ) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
+    }
+}
+
+/// Adds what [`Target::read_tenant`] read to what the survey read: a
+/// resource read again gets the attributes read (the others stay), one the
+/// survey did not read is added.
+pub fn merge(resources: &mut BTreeMap<Address, Attrs>, details: Vec<(Address, Attrs)>) {
+    for (address, attrs) in details {
+        resources.entry(address).or_default().extend(attrs);
     }
 }
 

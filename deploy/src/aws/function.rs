@@ -17,7 +17,7 @@
 //! Also the permission that lets this tenant's REST API (and no other)
 //! invoke the function: read first, added only when missing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -31,10 +31,10 @@ use runtime::{Operation, names};
 use serde_json::{Value, json};
 
 use super::package::Architecture as Arch;
-use super::{AwsTarget, Family, Found, Scope, fail, is, wait_for};
+use super::{AwsTarget, Family, Found, Scope, each, fail, is, wait_for};
 use crate::desired::{Desired, FUNCTION_HANDLER, FUNCTION_RUNTIME};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, attrs};
+use crate::resource::{Address, Kind, TAGS, attrs};
 use crate::target::Applied;
 
 const LAMBDA: &[Family] = &[Family::Lambda];
@@ -122,6 +122,61 @@ pub async fn observe(
     Ok((found, secrets))
 }
 
+/// What only `--refresh` reads of each function (one GetPolicy and one
+/// ListTags each): who may invoke it (`invoked_by`: the tenant's REST API
+/// by name when the permission names its API, else the source ARN it
+/// names, `"*"` for a statement without one, null for none) and its tags.
+pub async fn details(
+    t: &AwsTarget,
+    functions: Vec<Address>,
+    api_ids: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Found>> {
+    let (t, api_ids) = (t.clone(), api_ids.clone());
+    each(functions, 8, move |address| {
+        let (t, api_ids) = (t.clone(), api_ids.clone());
+        async move {
+            let name = address.name.as_str();
+            t.pacer.read(GET_POLICY).await;
+            let policy = match t.lambda.get_policy().function_name(name).send().await {
+                Ok(p) => p.policy.unwrap_or_default(),
+                Err(e) if is(&e, &["ResourceNotFoundException"]) => String::new(),
+                Err(e) => return Err(fail(&format!("Lambda GetPolicy {name}"), e)),
+            };
+            let ours = api_ids
+                .get(&address.tenant)
+                .map(|id| t.env.execute_api_arn(id));
+            let invoked_by = match statement_source(&policy, STATEMENT_ID) {
+                None => Value::Null,
+                Some(None) => json!("*"),
+                Some(Some(arn)) if Some(&arn) == ours.as_ref() => {
+                    json!(names::rest_api(&address.tenant))
+                }
+                Some(Some(arn)) => json!(arn),
+            };
+            t.pacer.read(LAMBDA).await;
+            let listed = t
+                .lambda
+                .list_tags()
+                .resource(t.env.function_arn(name))
+                .send()
+                .await
+                .map_err(|e| fail(&format!("Lambda ListTags {name}"), e))?;
+            let tags = super::owned_tags(
+                listed
+                    .tags()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            Ok((
+                address.clone(),
+                attrs([("invoked_by", invoked_by), (TAGS, tags)]),
+            ))
+        }
+    })
+    .await
+}
+
 /// The cursor secret one of the tenant's functions holds, read function by
 /// function (for a target that has not observed).
 pub async fn read_cursor_secret(t: &AwsTarget, tenant: &str) -> anyhow::Result<Option<String>> {
@@ -205,6 +260,17 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
             }
         }
         Change::Update { .. } => update(t, action, desired, false).await?,
+    }
+    if matches!(&action.change, Change::Update { fields } if fields.iter().any(|f| f.field == TAGS))
+    {
+        t.pacer.write(LAMBDA).await;
+        t.lambda
+            .tag_resource()
+            .resource(t.env.function_arn(name))
+            .set_tags(Some(super::tags(tenant)))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("Lambda TagResource {name}"), e))?;
     }
     if let Some(api_id) = t.api_id(tenant).await? {
         ensure_permission(t, name, &api_id).await?;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{AwsTarget, Family, Found, Scope, fail, is};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, attrs};
+use crate::resource::{Address, Kind, TAGS, attrs};
 use crate::target::Applied;
 
 const LOGS: &[Family] = &[Family::Logs];
@@ -67,6 +67,35 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
     Ok(found)
 }
 
+/// What only `--refresh` reads of each log group (one
+/// ListTagsForResource each): its tags.
+pub async fn details(t: &AwsTarget, groups: Vec<Address>) -> anyhow::Result<Vec<Found>> {
+    let t = t.clone();
+    super::each(groups, 8, move |address| {
+        let t = t.clone();
+        async move {
+            let name = address.name.as_str();
+            t.pacer.read(LOGS).await;
+            let listed = t
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(t.env.log_group_arn(name))
+                .send()
+                .await
+                .map_err(|e| fail(&format!("CloudWatch Logs ListTagsForResource {name}"), e))?;
+            let tags = super::owned_tags(
+                listed
+                    .tags()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            Ok((address.clone(), attrs([(TAGS, tags)])))
+        }
+    })
+    .await
+}
+
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let name = &action.address.name;
     match &action.change {
@@ -93,6 +122,17 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                     Err(e) if is(&e, &["ResourceAlreadyExistsException"]) => {}
                     Err(e) => return Err(fail(&format!("CreateLogGroup {name}"), e)),
                 }
+            }
+            if matches!(change, Change::Update { fields } if fields.iter().any(|f| f.field == TAGS))
+            {
+                t.pacer.write(LOGS).await;
+                t.logs
+                    .tag_resource()
+                    .resource_arn(t.env.log_group_arn(name))
+                    .set_tags(Some(super::tags(&action.address.tenant)))
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("CloudWatch Logs TagResource {name}"), e))?;
             }
             t.pacer.write(LOGS).await;
             match action.attrs.get("retention_days").and_then(Value::as_i64) {

@@ -13,8 +13,10 @@
 //! was lost leaves two, and observe reports the one not in use as a
 //! duplicate for the plan to delete (`listing`).
 //!
-//! One file per resource kind; `listing` the paged API Gateway lists and
-//! the tenant's by tags and name, `pacer` the rate limits, `patch` API
+//! One file per resource kind; `survey` the reads of a run (the lists,
+//! then each tenant's own), `listing` the
+//! paged API Gateway lists and the tenant's by tags and name, `pacer` the
+//! rate limits, `patch` API
 //! Gateway's patch operations, `package` the reproducible zip, `policy` the
 //! IAM documents, `references` what tenant files point to (checked before
 //! the first write), `keys` the `apifactory keys` commands, `cli` the
@@ -60,15 +62,11 @@ use crate::plan::{Action, Observed};
 use crate::resource::{Address, Attrs, Kind};
 use crate::target::{Applied, Target};
 
+pub use survey::{REFRESH_ONLY, VOUCHED};
 pub use pacer::{Family, Pace, Pacer};
 pub use package::Package;
 
-/// Tag keys. Every resource that takes tags carries `managed-by` and the
-/// tenant; API keys also carry their client and origin.
-pub const TAG_MANAGED_BY: &str = "managed-by";
-pub const TAG_TENANT: &str = "apifactory:tenant";
-pub const TAG_CLIENT: &str = "apifactory:client";
-pub const TAG_ORIGIN: &str = "apifactory:origin";
+pub use crate::resource::{TAG_CLIENT, TAG_MANAGED_BY, TAG_ORIGIN, TAG_TENANT};
 
 /// The IAM path of every role apifactory makes: listing it lists ours only.
 pub const ROLE_PATH: &str = "/apifactory/";
@@ -82,6 +80,15 @@ pub fn tags(tenant: &str) -> HashMap<String, String> {
         (TAG_MANAGED_BY.to_owned(), names::PREFIX.to_owned()),
         (TAG_TENANT.to_owned(), tenant.to_owned()),
     ])
+}
+
+/// The `tags` attribute of a tag set: apifactory's own keys only.
+pub fn owned_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> serde_json::Value {
+    let ours: BTreeMap<&str, &str> = tags
+        .into_iter()
+        .filter(|(k, _)| [TAG_MANAGED_BY, TAG_TENANT].contains(k))
+        .collect();
+    serde_json::json!(ours)
 }
 
 /// The tenant a tag set belongs to, when apifactory manages it.
@@ -134,6 +141,21 @@ impl Env {
         format!(
             "arn:{}:iam::{}:role{ROLE_PATH}{role}",
             self.partition, self.account
+        )
+    }
+
+    pub fn function_arn(&self, function: &str) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{function}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// A stage as API Gateway's tagging calls name it.
+    pub fn stage_arn(&self, api_id: &str, stage: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}::/restapis/{api_id}/stages/{stage}",
+            self.partition, self.region
         )
     }
 

@@ -24,11 +24,56 @@ pub fn trust() -> String {
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Principal": { "Service": crate::desired::ROLE_TRUSTS },
             "Action": "sts:AssumeRole"
         }]
     })
     .to_string()
+}
+
+/// Who a trust policy lets assume the role: each principal of its `Allow`
+/// statements, a service by name and any other as `<type>:<value>`
+/// (`AWS:arn:...`, `Federated:...`, `*`), sorted. A document that does
+/// not parse trusts no one the plan knows of: `["unreadable"]`.
+pub fn trusted(text: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<Value>(&percent_decode(text)) else {
+        return vec!["unreadable".to_owned()];
+    };
+    let many = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let mut who: Vec<String> = Vec::new();
+    for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        match &s["Principal"] {
+            Value::String(p) => who.push(p.clone()),
+            Value::Object(m) => {
+                for (kind, v) in m {
+                    for p in many(v) {
+                        who.push(if kind == "Service" {
+                            p
+                        } else {
+                            format!("{kind}:{p}")
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    who.sort();
+    who.dedup();
+    who
 }
 
 /// The DynamoDB item actions the runtime's store uses for an operation (a
@@ -169,6 +214,21 @@ mod tests {
             operations: ops.to_vec(),
             log_groups: vec!["/aws/lambda/apifactory-acme-get".into()],
         }
+    }
+
+    #[test]
+    fn the_trust_policy_reads_back_as_who_it_trusts() {
+        assert_eq!(trusted(&trust()), ["lambda.amazonaws.com"]);
+        let encoded = "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%5B%22lambda.amazonaws.com%22%2C%22ec2.amazonaws.com%22%5D%2C%22AWS%22%3A%22arn%3Aaws%3Aiam%3A%3A1%3Aroot%22%7D%7D%5D%7D";
+        assert_eq!(
+            trusted(encoded),
+            [
+                "AWS:arn:aws:iam::1:root",
+                "ec2.amazonaws.com",
+                "lambda.amazonaws.com"
+            ]
+        );
+        assert_eq!(trusted("nonsense"), ["unreadable"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::policy::{self, Grant, POLICY_NAME};
 use super::{AwsTarget, Family, Found, ROLE_PATH, Scope, each, fail, is};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, attrs};
+use crate::resource::{Address, Kind, TAGS, attrs};
 use crate::target::Applied;
 
 const IAM: &[Family] = &[Family::Iam];
@@ -90,6 +90,34 @@ pub async fn grants(t: &AwsTarget, roles: Vec<(String, String)>) -> anyhow::Resu
                         ),
                     ),
                 ]),
+            ))
+        }
+    })
+    .await
+}
+
+/// What only `--refresh` reads of each role (one GetRole each): who its
+/// trust policy lets assume it, and its tags.
+pub async fn details(t: &AwsTarget, roles: Vec<(String, String)>) -> anyhow::Result<Vec<Found>> {
+    let t = t.clone();
+    each(roles, 8, move |(tenant, name)| {
+        let t = t.clone();
+        async move {
+            t.pacer.read(IAM).await;
+            let role = t
+                .iam
+                .get_role()
+                .role_name(&name)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("IAM GetRole {name}"), e))?
+                .role
+                .ok_or_else(|| anyhow::anyhow!("IAM GetRole {name}: no role"))?;
+            let trusted = policy::trusted(role.assume_role_policy_document().unwrap_or_default());
+            let tags = super::owned_tags(role.tags().iter().map(|t| (t.key(), t.value())));
+            Ok((
+                Address::new(&tenant, Kind::Role, name),
+                attrs([("trust", json!(trusted)), (TAGS, tags)]),
             ))
         }
     })
@@ -183,6 +211,16 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                         .send()
                         .await
                         .map_err(|e| fail(&format!("IAM UpdateAssumeRolePolicy {name}"), e))?;
+                    if super::table::changed(action, TAGS) {
+                        t.pacer.write(IAM).await;
+                        t.iam
+                            .tag_role()
+                            .role_name(name)
+                            .set_tags(Some(iam_tags(&action.address.tenant)?))
+                            .send()
+                            .await
+                            .map_err(|e| fail(&format!("IAM TagRole {name}"), e))?;
+                    }
                 }
                 Err(e) => return Err(fail(&format!("IAM CreateRole {name}"), e)),
             }

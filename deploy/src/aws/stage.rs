@@ -30,7 +30,7 @@ use super::pacer::APIGW;
 use super::patch::replace;
 use super::{AwsTarget, Family, Found, MARKER, ROLE_PATH, each, fail, is, number};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, attrs};
+use crate::resource::{Address, Kind, TAGS, attrs};
 use crate::target::Applied;
 
 /// UpdateAccount has a quota of its own (one call every 20 s), on top of
@@ -97,12 +97,41 @@ fn throttling(s: &Stage) -> Option<(f64, i32)> {
     (!off).then_some((rate, burst))
 }
 
+/// The stage's access log: the log group's name when the stage writes
+/// apifactory's format to it, else what it writes where (null: none).
+fn access_log(s: &Stage) -> Value {
+    let Some(settings) = s.access_log_settings() else {
+        return Value::Null;
+    };
+    let group = settings
+        .destination_arn()
+        .and_then(|arn| arn.split_once(":log-group:"))
+        .map(|(_, group)| group.trim_end_matches(":*").to_owned());
+    match (group, settings.format()) {
+        (None, None) => Value::Null,
+        (Some(group), Some(ACCESS_LOG_FORMAT)) => json!(group),
+        (group, format) => json!(format!(
+            "{} in another format: {}",
+            group.unwrap_or_else(|| "no log group".to_owned()),
+            format.unwrap_or("none")
+        )),
+    }
+}
+
 fn stage_attrs(s: &Stage) -> crate::resource::Attrs {
     let throttle = throttling(s);
+    let tags = super::owned_tags(
+        s.tags()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     attrs([
         ("deployment", json!(parse_marker(s.description()).0)),
         ("rate", json!(throttle.map(|(rate, _)| rate))),
         ("burst", json!(throttle.map(|(_, burst)| burst))),
+        ("access_log", access_log(s)),
+        (TAGS, tags),
     ])
 }
 
@@ -259,6 +288,16 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     }
     if logs.and_then(|l| l.format()) != Some(ACCESS_LOG_FORMAT) {
         patch.push(replace("/accessLogSettings/format", ACCESS_LOG_FORMAT)?);
+    }
+    if existing.is_some() && super::table::changed(action, TAGS) {
+        t.pacer.write(APIGW).await;
+        t.apigateway
+            .tag_resource()
+            .resource_arn(t.env.stage_arn(&api, name))
+            .set_tags(Some(super::tags(tenant)))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("TagResource stage {name} of {api}"), e))?;
     }
     if !patch.is_empty() {
         t.pacer.write(APIGW).await;
@@ -437,6 +476,36 @@ mod tests {
         assert_eq!(attrs(&stage(Some((-1.0, -1)))), (Value::Null, Value::Null));
         assert_eq!(attrs(&stage(Some((0.0, 0)))), (Value::Null, Value::Null));
         assert_eq!(attrs(&stage(Some((50.0, 100)))), (json!(50.0), json!(100)));
+    }
+
+    #[test]
+    fn the_access_log_reads_as_its_group_only_in_apifactorys_format() {
+        use aws_sdk_apigateway::types::AccessLogSettings;
+        let env = super::super::Env::new("us-east-1", "1");
+        let group = "/aws/apigateway/apifactory-acme";
+        let with = |destination: Option<String>, format: Option<&str>| {
+            let s = Stage::builder()
+                .access_log_settings(
+                    AccessLogSettings::builder()
+                        .set_destination_arn(destination)
+                        .set_format(format.map(str::to_owned))
+                        .build(),
+                )
+                .tags(crate::resource::TAG_TENANT, "acme")
+                .tags("someone-elses", "x")
+                .build();
+            stage_attrs(&s)
+        };
+        let ours = with(Some(env.log_group_arn(group)), Some(ACCESS_LOG_FORMAT));
+        assert_eq!(ours["access_log"], json!(group));
+        // Only apifactory's tag keys are its own.
+        assert_eq!(ours[TAGS], json!({ (crate::resource::TAG_TENANT): "acme" }));
+        assert_eq!(
+            with(Some(env.log_group_arn(group)), Some("$context.requestId"))["access_log"],
+            json!(format!("{group} in another format: $context.requestId"))
+        );
+        assert_eq!(with(None, None)["access_log"], Value::Null);
+        assert_eq!(stage_attrs(&stage(None))["access_log"], Value::Null);
     }
 
     #[test]

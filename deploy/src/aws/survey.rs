@@ -40,6 +40,39 @@ pub const VOUCHED: [Kind; 5] = [
     Kind::Domain,
 ];
 
+/// The attributes observe reads only under `--refresh` (no stamp
+/// trusted), each one call per resource that no list carries: a
+/// function's permission (GetPolicy) and tags (ListTags), a role's trust
+/// policy and tags (GetRole), a log group's tags (ListTagsForResource).
+/// Without `--refresh` they are reported as desired: nothing in the tenant
+/// files changes them (they follow from the tenant id alone), so only a
+/// change made by hand makes them differ, and that is what `--refresh` and
+/// `drift` are for. A no-change apply stays list calls only.
+pub const REFRESH_ONLY: [(Kind, &[&str]); 3] = [
+    (Kind::Function, &["invoked_by", crate::resource::TAGS]),
+    (Kind::Role, &["trust", crate::resource::TAGS]),
+    (Kind::LogGroup, &[crate::resource::TAGS]),
+];
+
+fn refresh_only(kind: Kind) -> &'static [&'static str] {
+    REFRESH_ONLY
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// The [`REFRESH_ONLY`] attributes of `address` as desired, to report
+/// where they are not read.
+fn as_desired(d: &Desired, address: &Address) -> Attrs {
+    let (Some(want), fields) = (d.resources.get(address), refresh_only(address.kind)) else {
+        return Attrs::new();
+    };
+    fields
+        .iter()
+        .filter_map(|f| Some(((*f).to_owned(), want.get(*f)?.clone())))
+        .collect()
+}
+
 /// What a survey left to read of one tenant.
 #[derive(Debug, Default)]
 pub struct Pending {
@@ -48,6 +81,11 @@ pub struct Pending {
     domains: Vec<DomainName>,
     /// Its REST API, whose stages are read.
     api: Option<String>,
+    /// Under `--refresh`, its listed functions and log groups, whose
+    /// [`REFRESH_ONLY`] attributes are read too (and its roles').
+    refresh: Option<(Vec<Address>, Vec<Address>)>,
+    /// Without it, those attributes of its roles as desired.
+    fill: Vec<(Address, Attrs)>,
 }
 
 impl AwsTarget {
@@ -183,6 +221,47 @@ impl AwsTarget {
         for (address, attrs) in groups {
             resources.insert(address, attrs);
         }
+        match trust {
+            // Under --refresh every tenant is read whole, the attributes
+            // only --refresh reads included.
+            None => {
+                let of = |kind: Kind, tenant: &str| -> Vec<Address> {
+                    resources
+                        .keys()
+                        .filter(|a| a.kind == kind && a.tenant == tenant)
+                        .cloned()
+                        .collect()
+                };
+                let tenants: BTreeSet<String> = resources
+                    .keys()
+                    .filter(|a| matches!(a.kind, Kind::Function | Kind::LogGroup))
+                    .map(|a| a.tenant.clone())
+                    .chain(pending.keys().cloned())
+                    .collect();
+                for tenant in tenants {
+                    let refresh = (of(Kind::Function, &tenant), of(Kind::LogGroup, &tenant));
+                    pending.entry(tenant).or_default().refresh = Some(refresh);
+                }
+            }
+            // Otherwise those attributes are reported as desired: here
+            // for what the lists gave, in `details` for the roles.
+            Some(d) => {
+                for (address, have) in resources.iter_mut() {
+                    have.extend(as_desired(d, address));
+                }
+                for (tenant, p) in &mut pending {
+                    p.fill = p
+                        .roles
+                        .iter()
+                        .map(|name| Address::new(tenant, Kind::Role, name))
+                        .map(|a| {
+                            let attrs = as_desired(d, &a);
+                            (a, attrs)
+                        })
+                        .collect();
+                }
+            }
+        }
         if let Some(d) = trust {
             let vouched = d.resources.iter().filter(|(a, _)| {
                 trusted.contains(&a.tenant)
@@ -228,7 +307,9 @@ impl AwsTarget {
         };
         let domains: Vec<(String, DomainName)> =
             p.domains.into_iter().map(|d| (tenant.clone(), d)).collect();
-        let (tables, roles, stages, domains) = tokio::try_join!(
+        let refreshed_roles = p.refresh.as_ref().map(|_| with(p.roles.clone()));
+        let (functions, groups) = p.refresh.unwrap_or_default();
+        let (tables, roles, stages, domains, (functions, more_roles, groups)) = tokio::try_join!(
             table::describe_all(self, with(p.tables)),
             role::grants(self, with(p.roles)),
             stage::observe(self, &api_ids),
@@ -238,12 +319,28 @@ impl AwsTarget {
                 }
                 domain::details(self, domains, &api_ids, &zones).await
             },
+            async {
+                let Some(roles) = refreshed_roles else {
+                    return Ok((Vec::new(), Vec::new(), Vec::new()));
+                };
+                tokio::try_join!(
+                    function::details(self, functions, &api_ids),
+                    role::details(self, roles),
+                    logs::details(self, groups),
+                )
+            },
         )?;
+        // Attributes to add to what the lists (or the reads above) gave:
+        // merged by the caller, see `merge`.
         Ok(tables
             .into_iter()
             .chain(roles)
             .chain(stages)
             .chain(domains)
+            .chain(functions)
+            .chain(more_roles)
+            .chain(groups)
+            .chain(p.fill)
             .collect())
     }
 
@@ -262,9 +359,7 @@ impl AwsTarget {
             async move { t.details(&tenant).await }
         })
         .await?;
-        for (address, attrs) in found.into_iter().flatten() {
-            observed.resources.insert(address, attrs);
-        }
+        crate::target::merge(&mut observed.resources, found.into_iter().flatten().collect());
         Ok(observed)
     }
 }

@@ -1,6 +1,7 @@
 //! The AWS target, through the real CLI or the library, against this run's
 //! moto behind the realism layer.
 mod apply;
+mod drift;
 mod dynamo;
 mod faults;
 mod keys;
