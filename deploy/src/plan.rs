@@ -570,6 +570,10 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The plans checked against golden files, for both targets.
+#[cfg(test)]
+mod golden;
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
