@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::desired::Desired;
 use crate::plan::{Action, Change, Plan};
 use crate::target::{Secret, Target};
 
@@ -86,7 +85,6 @@ impl Progress for Lines {
 
 pub async fn apply<T: Target>(
     plan: &Plan,
-    desired: Arc<Desired>,
     target: Arc<T>,
     concurrency: usize,
     progress: Arc<dyn Progress>,
@@ -101,12 +99,7 @@ pub async fn apply<T: Target>(
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (tenant, actions) in by_tenant {
-        let (desired, target, gate, progress) = (
-            desired.clone(),
-            target.clone(),
-            gate.clone(),
-            progress.clone(),
-        );
+        let (target, gate, progress) = (target.clone(), gate.clone(), progress.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
             let mut report = TenantReport {
@@ -117,7 +110,7 @@ pub async fn apply<T: Target>(
                 secrets: Vec::new(),
             };
             for action in &actions {
-                let result = target.apply(action, &desired).await;
+                let result = target.apply(action).await;
                 let shown = result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
                 progress.done(action, &shown);
                 match result {

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod keys;
 pub mod local;
 pub mod openapi;
+pub mod payload;
 pub mod plan;
 pub mod quotas;
 pub mod resource;

@@ -619,13 +619,13 @@ impl Target for AwsTarget {
         self.read(tenants, Some(desired)).await
     }
 
-    async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+    async fn apply(&self, action: &Action) -> anyhow::Result<Applied> {
         match action.address.kind {
-            Kind::Table => table::apply(self, action, desired).await,
+            Kind::Table => table::apply(self, action).await,
             Kind::Role => role::apply(self, action).await,
             Kind::LogGroup => logs::apply(self, action).await,
-            Kind::Function => function::apply(self, action, desired).await,
-            Kind::Api => api::apply(self, action, desired).await,
+            Kind::Function => function::apply(self, action).await,
+            Kind::Api => api::apply(self, action).await,
             Kind::Stage => stage::apply(self, action).await,
             Kind::UsagePlan => usage_plan::apply(self, action).await,
             Kind::ApiKey => api_key::apply(self, action).await,

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use super::{Applied, Target};
-use crate::desired::Desired;
 use crate::plan::{Action, Observed};
 
 /// Keeps planner tests fast and free of any real target.
@@ -33,7 +32,7 @@ impl Target for MemoryTarget {
         })
     }
 
-    async fn apply(&self, action: &Action, _: &Desired) -> anyhow::Result<Applied> {
+    async fn apply(&self, action: &Action) -> anyhow::Result<Applied> {
         if self.fail_on.as_ref() == Some(&action.address) {
             anyhow::bail!("injected failure");
         }

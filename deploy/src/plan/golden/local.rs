@@ -25,7 +25,7 @@ pub async fn observed(files: &BTreeMap<String, String>, s: &Scenario) -> Observe
             &target.observe(&all).await.unwrap(),
             &Options::default(),
         );
-        let report = apply(&p, Arc::new(d), target.clone(), 4, Arc::new(Quiet)).await;
+        let report = apply(&p, target.clone(), 4, Arc::new(Quiet)).await;
         assert!(report.ok(), "{report}");
     }
     for edit in s.edits {
