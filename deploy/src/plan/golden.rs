@@ -130,6 +130,8 @@ pub struct Scenario {
     pub delete_data: bool,
     /// The AWS target only (its observe reports what the local one cannot).
     pub aws_only: bool,
+    /// REST APIs in the account that are not apifactory's (AWS).
+    pub rest_apis_elsewhere: u64,
 }
 
 const BASE: Scenario = Scenario {
@@ -140,6 +142,7 @@ const BASE: Scenario = Scenario {
     prune: false,
     delete_data: false,
     aws_only: false,
+    rest_apis_elsewhere: 40,
 };
 
 const TITLE: &str = "title     = { type = \"string\", required = true, max_length = 200 }";
@@ -295,6 +298,21 @@ pub const SCENARIOS: &[Scenario] = &[
             },
         ],
         aws_only: true,
+        ..BASE
+    },
+    // The account near its hard quota of REST APIs: a warning line.
+    Scenario {
+        name: "quota_near",
+        aws_only: true,
+        rest_apis_elsewhere: 560,
+        ..BASE
+    },
+    // A first deploy that would cross it: the plan is refused.
+    Scenario {
+        name: "quota_refused",
+        fresh: true,
+        aws_only: true,
+        rest_apis_elsewhere: 596,
         ..BASE
     },
 ];
