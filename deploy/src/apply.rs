@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::desired::Desired;
 use crate::plan::{Action, Change, Plan};
 use crate::target::{Secret, Target};
 
@@ -102,7 +101,6 @@ impl Progress for Lines {
 
 pub async fn apply<T: Target>(
     plan: &Plan,
-    desired: Arc<Desired>,
     target: Arc<T>,
     concurrency: usize,
     progress: Arc<dyn Progress>,
@@ -117,22 +115,10 @@ pub async fn apply<T: Target>(
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (tenant, actions) in by_tenant {
-        let (desired, target, gate, progress) = (
-            desired.clone(),
-            target.clone(),
-            gate.clone(),
-            progress.clone(),
-        );
+        let (target, gate, progress) = (target.clone(), gate.clone(), progress.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            apply_tenant(
-                target.as_ref(),
-                tenant,
-                &actions,
-                &desired,
-                progress.as_ref(),
-            )
-            .await
+            apply_tenant(target.as_ref(), tenant, &actions, progress.as_ref()).await
         });
     }
     let report = gather(tasks).await;
@@ -148,7 +134,6 @@ pub async fn apply_tenant<T: Target>(
     target: &T,
     tenant: String,
     actions: &[Action],
-    desired: &Desired,
     progress: &dyn Progress,
 ) -> TenantReport {
     let mut report = TenantReport {
@@ -156,7 +141,7 @@ pub async fn apply_tenant<T: Target>(
         ..TenantReport::none(tenant)
     };
     for action in actions {
-        let result = target.apply(action, desired).await;
+        let result = target.apply(action).await;
         let shown = result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
         progress.done(action, &shown);
         match result {

@@ -3,14 +3,17 @@
 //! document is decided here, the same for every target.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use runtime::field::Kind as FieldKind;
 use runtime::names;
+use runtime::schema::TableSchema;
 use runtime::{Operation, Tenant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::openapi;
+use crate::payload::Payload;
 use crate::resource::{
     Address, Attrs, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE, TAG_MANAGED_BY, TAG_TENANT, TAGS, attrs,
 };
@@ -34,6 +37,9 @@ pub fn tags(tenant: &str) -> Value {
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     pub resources: BTreeMap<Address, Attrs>,
+    /// What applying a resource needs besides its attributes (tables,
+    /// functions, REST APIs); the plan hands it to the action.
+    pub payloads: BTreeMap<Address, Payload>,
     pub tenants: BTreeMap<String, Tenant>,
     /// The text of each tenant file: it ships with the function.
     pub sources: BTreeMap<String, String>,
@@ -147,7 +153,8 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
             ]),
         );
     }
-    let definition = api_definition_sha256(t);
+    let document = api_document(t);
+    let definition = hex(&Sha256::digest(document.as_bytes()));
     put(
         Kind::Api,
         names::rest_api(id),
@@ -209,6 +216,28 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
             ]),
         );
     }
+    // What the applies need besides the attributes.
+    let source: Arc<str> = source.into();
+    let functions: Vec<String> = functions(t).map(|(_, f)| f).collect();
+    for f in &functions {
+        d.payloads.insert(
+            Address::new(id, Kind::Function, f.clone()),
+            Payload::Function {
+                source: source.clone(),
+            },
+        );
+    }
+    d.payloads.insert(
+        Address::new(id, Kind::Table, table),
+        Payload::Table(TableSchema::of(&t.collection)),
+    );
+    d.payloads.insert(
+        Address::new(id, Kind::Api, names::rest_api(id)),
+        Payload::Api {
+            document: document.into(),
+            functions,
+        },
+    );
 }
 
 /// The fingerprint of a tenant's resources: a hash over every address and
@@ -250,10 +279,17 @@ fn index_type(kind: &FieldKind) -> &'static str {
 /// imports), independent of the partition, account and region it is
 /// deployed to: it changes exactly when the API does.
 pub fn api_definition_sha256(t: &Tenant) -> String {
-    let anywhere = openapi::Integration::new("{partition}", "{region}", "{account}");
-    let doc = openapi::render(t, &anywhere, openapi::Document::Import)
-        .unwrap_or_else(|e| format!("unrenderable: {e}"));
-    hex(&Sha256::digest(doc.as_bytes()))
+    hex(&Sha256::digest(api_document(t).as_bytes()))
+}
+
+/// The document API Gateway imports for the tenant, rendered for any
+/// account ([`openapi::Integration::anywhere`]): what the hash above is
+/// of, and what the API's action carries; [`openapi::bind`] names the
+/// account it is deployed to.
+pub fn api_document(t: &Tenant) -> String {
+    let anywhere = openapi::Integration::anywhere();
+    openapi::render(t, &anywhere, openapi::Document::Import)
+        .unwrap_or_else(|e| format!("unrenderable: {e}"))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -147,6 +147,7 @@ mod tests {
             address: Address::new("acme", kind, name),
             change,
             attrs: attrs([]),
+            payload: Default::default(),
         }
     }
 

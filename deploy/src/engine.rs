@@ -301,7 +301,6 @@ async fn execute<T: Target>(
     let before = target.calls();
     let report = apply(
         &planned.plan,
-        Arc::new(planned.desired),
         target.clone(),
         concurrency,
         progress(&planned.plan),
@@ -511,14 +510,7 @@ pub async fn deploy_quietly<T: Target>(
 ) -> anyhow::Result<(Plan, Report)> {
     let planned = prepare(target.as_ref(), code, set, opts, false, true).await?;
     let quiet: Arc<dyn Progress> = Arc::new(Quiet);
-    let report = apply(
-        &planned.plan,
-        Arc::new(planned.desired),
-        target.clone(),
-        4,
-        quiet,
-    )
-    .await;
+    let report = apply(&planned.plan, target.clone(), 4, quiet).await;
     Ok((planned.plan, report))
 }
 

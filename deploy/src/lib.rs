@@ -15,6 +15,7 @@ pub mod engine;
 pub mod keys;
 pub mod local;
 pub mod openapi;
+pub mod payload;
 pub mod pipeline;
 pub mod plan;
 pub mod quotas;

@@ -122,8 +122,12 @@ enum Command {
         target: TargetArgs,
         #[command(flatten)]
         scope: Scope,
-        /// How many tenants to apply at once.
-        #[arg(long, default_value_t = 4)]
+        /// How many tenants to apply at once. The pacer holds every call to
+        /// AWS's rate limits whatever this is; it only needs to be high
+        /// enough that calls waiting on each other (a function's update,
+        /// then its state, then its permission: 100 to 300 ms each on AWS)
+        /// keep those limits busy.
+        #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// Print the report as JSON.
         #[arg(long)]

@@ -58,6 +58,14 @@ impl Integration {
         }
     }
 
+    /// Placeholders for the partition, region and account: the import
+    /// document rendered with them is the same wherever it is deployed
+    /// (its hash changes exactly when the API does), and [`bind`] puts in
+    /// the real ones.
+    pub fn anywhere() -> Self {
+        Integration::new("{partition}", "{region}", "{account}")
+    }
+
     /// The API Gateway integration URI that invokes a function. Both ARNs
     /// are in the deploy region's partition (`aws-cn` in China,
     /// `aws-us-gov` in GovCloud: "Identify AWS resources with Amazon
@@ -97,6 +105,37 @@ pub fn render(t: &Tenant, integration: &Integration, document: Document) -> anyh
     // gives one canonical form.
     let doc: Value = serde_json::from_str(&rendered)
         .map_err(|e| anyhow::anyhow!("the OpenAPI template rendered invalid JSON: {e}"))?;
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+/// The import document rendered with [`Integration::anywhere`], bound to
+/// where it is deployed: the placeholders in its integration URIs (the
+/// only part of an import document that names an account) replaced. The
+/// same bytes as rendering it there.
+pub fn bind(document: &str, integration: &Integration) -> anyhow::Result<String> {
+    fn walk(v: &mut Value, i: &Integration) {
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if key != "x-amazon-apigateway-integration" {
+                        walk(child, i);
+                    } else if let Some(Value::String(uri)) = child.get_mut("uri") {
+                        *uri = uri
+                            .replace("{partition}", &i.partition)
+                            .replace("{region}", &i.region)
+                            .replace("{account}", &i.account);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, i)),
+            _ => {}
+        }
+    }
+    let mut doc: Value = serde_json::from_str(document).map_err(|e| {
+        let start: String = document.chars().take(200).collect();
+        anyhow::anyhow!("the planned API document is not JSON ({e}): {start}")
+    })?;
+    walk(&mut doc, integration);
     Ok(serde_json::to_string_pretty(&doc)?)
 }
 

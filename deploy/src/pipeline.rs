@@ -122,14 +122,7 @@ pub async fn run<T: Target>(
                 };
             }
             progress.planned(&tenant, part.actions.len());
-            apply_tenant(
-                target.as_ref(),
-                tenant,
-                &part.actions,
-                &desired,
-                progress.as_ref(),
-            )
-            .await
+            apply_tenant(target.as_ref(), tenant, &part.actions, progress.as_ref()).await
         });
     }
     drop(parts_tx);

@@ -79,14 +79,11 @@ pub trait Target: Send + Sync + 'static {
         async { Ok(Vec::new()) }
     }
 
-    /// Carries out one action of a plan. Idempotent: an action interrupted
-    /// and run again, or run against a resource that already matches, ends
-    /// in the same state and creates nothing twice.
-    fn apply(
-        &self,
-        action: &Action,
-        desired: &Desired,
-    ) -> impl Future<Output = anyhow::Result<Applied>> + Send;
+    /// Carries out one action of a plan, from what the action carries
+    /// alone (its attributes and payload). Idempotent: an action
+    /// interrupted and run again, or run against a resource that already
+    /// matches, ends in the same state and creates nothing twice.
+    fn apply(&self, action: &Action) -> impl Future<Output = anyhow::Result<Applied>> + Send;
 
     /// Returns once what this target's applies created is visible to the
     /// reads the next observe makes (AWS's list calls are eventually

@@ -32,7 +32,7 @@ pub async fn observe_and_plan(target: &AwsTarget, d: &Desired, opts: &Options) -
 /// Observes, plans and applies; the apply must succeed.
 pub async fn converge(target: &Arc<AwsTarget>, d: &Desired, opts: &Options) -> (Plan, Report) {
     let p = observe_and_plan(target, d, opts).await;
-    let report = apply(&p, Arc::new(d.clone()), target.clone(), 8, Arc::new(Quiet)).await;
+    let report = apply(&p, target.clone(), 8, Arc::new(Quiet)).await;
     assert!(report.ok(), "{report}");
     (p, report)
 }

@@ -24,12 +24,13 @@ use aws_sdk_apigateway::types::{
 };
 use runtime::names;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::pacer::APIGW;
 /// Also here for the tests that patch an API by hand.
 pub use super::patch::replace;
 use super::{AwsTarget, Family, Found, MARKER, Scope, fail, is, listing};
-use crate::desired::{self, Desired};
+use crate::desired::hex;
 use crate::openapi;
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
@@ -204,7 +205,7 @@ async fn delete(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
     }
 }
 
-pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let tenant = action.address.tenant.as_str();
     if action.change == Change::Delete {
         if let Some((id, _)) = listing::duplicate(&action.attrs) {
@@ -222,18 +223,17 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
         return Ok(Applied::default());
     }
 
-    let spec = desired
-        .tenants
-        .get(tenant)
-        .ok_or_else(|| anyhow::anyhow!("tenant {tenant} is not in the desired state"))?;
+    let (document, functions) = action.payload.api().ok_or_else(|| {
+        anyhow::anyhow!("the plan's action on REST API {tenant} carries no document")
+    })?;
     let hash = action
         .attrs
         .get("definition_sha256")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    // The plan's hash is of the document as this build renders it.
-    if hash != desired::api_definition_sha256(spec) {
-        anyhow::bail!("the planned API definition is not the one this build renders");
+    // The hash observe reads back must be of the document put.
+    if hash != hex(&Sha256::digest(document.as_bytes())) {
+        anyhow::bail!("the planned API definition is not the document the plan carries");
     }
     let name = names::rest_api(tenant);
     let id = match t.api_id(tenant).await? {
@@ -266,7 +266,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
         }
     };
 
-    let doc = openapi::render(spec, &integration(&t.env), openapi::Document::Import)?;
+    let doc = openapi::bind(document, &integration(&t.env))?;
     t.pacer
         .write(&[Family::ApiGateway, Family::PutRestApi])
         .await;
@@ -280,13 +280,17 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
 
     require_api_keys(t, &id).await?;
 
-    for (_, function) in desired::functions(spec) {
-        super::function::ensure_permission(t, &function, &id).await?;
+    for function in functions {
+        super::function::ensure_permission(t, function, &id).await?;
     }
 
     // Last: the name (putting a definition may rename the API after its
     // title) and the marker.
-    let collection = spec.collection.name.as_str();
+    let collection = action
+        .attrs
+        .get("collection")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     // The tenant's stamp stays as it is: only its own actions change it.
     let kept = t.description(tenant);
     let description = super::stamp::with(

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use super::package::Architecture as Arch;
 use super::{AwsTarget, Family, Found, Scope, each, fail, is, wait_for};
-use crate::desired::{Desired, FUNCTION_HANDLER, FUNCTION_RUNTIME};
+use crate::desired::{FUNCTION_HANDLER, FUNCTION_RUNTIME};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, TAGS, attrs};
 use crate::target::Applied;
@@ -240,7 +240,7 @@ fn number(action: &Action, k: &str) -> Option<i32> {
         .and_then(|n| i32::try_from(n).ok())
 }
 
-pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let name = action.address.name.as_str();
     let tenant = action.address.tenant.as_str();
     match &action.change {
@@ -254,12 +254,12 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
             return Ok(Applied::default());
         }
         Change::Create => {
-            if !create(t, action, desired).await? {
+            if !create(t, action).await? {
                 // An earlier run made it: bring it in line like an update.
-                update(t, action, desired, true).await?;
+                update(t, action, true).await?;
             }
         }
-        Change::Update { .. } => update(t, action, desired, false).await?,
+        Change::Update { .. } => update(t, action, false).await?,
     }
     if matches!(&action.change, Change::Update { fields } if fields.iter().any(|f| f.field == TAGS))
     {
@@ -278,11 +278,11 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
     Ok(Applied::default())
 }
 
-fn zip(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Vec<u8>> {
-    let source = desired.sources.get(&action.address.tenant).ok_or_else(|| {
+fn zip(t: &AwsTarget, action: &Action) -> anyhow::Result<Vec<u8>> {
+    let source = action.payload.source().ok_or_else(|| {
         anyhow::anyhow!(
-            "tenant {} is not in the desired state",
-            action.address.tenant
+            "the plan's action on function {} carries no tenant source",
+            action.address.name
         )
     })?;
     let bytes = t.package()?.zip(source)?;
@@ -295,10 +295,10 @@ fn zip(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Vec<
 }
 
 /// Creates the function; `false` when it already exists.
-async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<bool> {
+async fn create(t: &AwsTarget, action: &Action) -> anyhow::Result<bool> {
     let name = action.address.name.as_str();
     let tenant = action.address.tenant.as_str();
-    let bytes = zip(t, action, desired)?;
+    let bytes = zip(t, action)?;
     let arch = architecture(t.package()?.architecture);
     let role = t.env.role_arn(&names::role(tenant));
     let environment = environment(t, action).await?;
@@ -346,12 +346,7 @@ async fn create(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Re
     Ok(true)
 }
 
-async fn update(
-    t: &AwsTarget,
-    action: &Action,
-    desired: &Desired,
-    everything: bool,
-) -> anyhow::Result<()> {
+async fn update(t: &AwsTarget, action: &Action, everything: bool) -> anyhow::Result<()> {
     let name = action.address.name.as_str();
     let tenant = action.address.tenant.as_str();
     let changed = |field: &str| everything || super::table::changed(action, field);
@@ -359,7 +354,7 @@ async fn update(
     let code_differs =
         current.code_sha256.as_deref() != action.attrs.get("code_sha256").and_then(Value::as_str);
     if changed("code_sha256") && code_differs {
-        let bytes = zip(t, action, desired)?;
+        let bytes = zip(t, action)?;
         let arch = architecture(t.package()?.architecture);
         again_while_busy(t, name, "UpdateFunctionCode", || {
             t.lambda

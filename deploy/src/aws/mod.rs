@@ -62,9 +62,9 @@ use crate::plan::{Action, Observed};
 use crate::resource::{Address, Attrs, Kind};
 use crate::target::{Applied, Target};
 
-pub use survey::{REFRESH_ONLY, VOUCHED};
 pub use pacer::{Family, Pace, Pacer};
 pub use package::Package;
+pub use survey::{REFRESH_ONLY, VOUCHED};
 
 pub use crate::resource::{TAG_CLIENT, TAG_MANAGED_BY, TAG_ORIGIN, TAG_TENANT};
 
@@ -491,13 +491,13 @@ impl Target for AwsTarget {
         self.details(tenant).await
     }
 
-    async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+    async fn apply(&self, action: &Action) -> anyhow::Result<Applied> {
         match action.address.kind {
-            Kind::Table => table::apply(self, action, desired).await,
+            Kind::Table => table::apply(self, action).await,
             Kind::Role => role::apply(self, action).await,
             Kind::LogGroup => logs::apply(self, action).await,
-            Kind::Function => function::apply(self, action, desired).await,
-            Kind::Api => api::apply(self, action, desired).await,
+            Kind::Function => function::apply(self, action).await,
+            Kind::Api => api::apply(self, action).await,
             Kind::Stage => stage::apply(self, action).await,
             Kind::UsagePlan => usage_plan::apply(self, action).await,
             Kind::ApiKey => api_key::apply(self, action).await,

@@ -359,7 +359,10 @@ impl AwsTarget {
             async move { t.details(&tenant).await }
         })
         .await?;
-        crate::target::merge(&mut observed.resources, found.into_iter().flatten().collect());
+        crate::target::merge(
+            &mut observed.resources,
+            found.into_iter().flatten().collect(),
+        );
         Ok(observed)
     }
 }

@@ -37,7 +37,6 @@ use runtime::schema::{Index, TableSchema};
 use serde_json::{Value, json};
 
 use super::{AwsTarget, Family, Found, Scope, each, fail, is};
-use crate::desired::Desired;
 use crate::plan::{Action, BACKFILLING, Change};
 use crate::resource::{Address, Kind, attrs};
 use crate::target::Applied;
@@ -191,7 +190,7 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
     )))
 }
 
-pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let name = &action.address.name;
     let on = |k: &str| action.attrs.get(k) == Some(&Value::Bool(true));
     match &action.change {
@@ -232,11 +231,8 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
             Ok(Applied::default())
         }
         Change::Create | Change::Update { .. } => {
-            let tenant = desired.tenants.get(&action.address.tenant).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "tenant {} is not in the desired state",
-                    action.address.tenant
-                )
+            let schema = action.payload.table().ok_or_else(|| {
+                anyhow::anyhow!("the plan's action on table {name} carries no schema")
             })?;
             t.pacer.read(CONTROL).await;
             let existing = match t.dynamodb.describe_table().table_name(name).send().await {
@@ -244,13 +240,12 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 Err(e) if is(&e, &["ResourceNotFoundException"]) => None,
                 Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
             };
-            let schema = TableSchema::of(&tenant.collection);
             let Some(existing) = existing else {
                 let options = TableOptions {
                     deletion_protection: on("deletion_protection"),
-                    tags: super::tags(&tenant.id).into_iter().collect(),
+                    tags: super::tags(&action.address.tenant).into_iter().collect(),
                 };
-                create_table(&t.dynamodb, &t.pacer, name, &schema, &options).await?;
+                create_table(&t.dynamodb, &t.pacer, name, schema, &options).await?;
                 if on("point_in_time_recovery")
                     && !set_point_in_time_recovery(
                         &t.dynamodb,
@@ -304,7 +299,7 @@ pub async fn apply(t: &AwsTarget, action: &Action, desired: &Desired) -> anyhow:
                 t.left_unfinished(&action.address.tenant);
             }
             if changed(action, "indexes") {
-                step_indexes(t, name, &schema).await?;
+                step_indexes(t, name, schema).await?;
             }
             Ok(Applied::default())
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use runtime::Tenant;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{Code, Desired, hex};
+use crate::desired::{Code, hex};
 use crate::local::state::LocalState;
 use crate::plan::{Action, Change, Observed};
 use crate::resource::{Kind, ORIGIN, ORIGIN_FILE};
@@ -61,9 +61,8 @@ impl Target for LocalTarget {
         })
     }
 
-    async fn apply(&self, action: &Action, desired: &Desired) -> anyhow::Result<Applied> {
+    async fn apply(&self, action: &Action) -> anyhow::Result<Applied> {
         let a = &action.address;
-        let tenant = desired.tenants.get(&a.tenant);
         match (a.kind, &action.change) {
             (Kind::ApiKey, Change::Create) => {
                 let client = action
@@ -114,16 +113,17 @@ impl Target for LocalTarget {
                 Ok(Applied::default())
             }
             (kind, _) => {
-                let t = tenant.ok_or_else(|| {
-                    anyhow::anyhow!("tenant {} is not in the desired state", a.tenant)
-                })?;
+                let missing = || anyhow::anyhow!("the plan's {kind} action carries no payload");
                 if kind == Kind::Table {
                     // Creates the items table and one index per indexed
                     // field, and follows index changes; idempotent.
-                    self.state.database().table(t).await?;
+                    let schema = action.payload.table().ok_or_else(missing)?;
+                    self.state.database().table_of(&a.tenant, schema).await?;
                 }
-                let payload = (kind == Kind::Function)
-                    .then(|| desired.sources.get(&a.tenant).cloned().unwrap_or_default());
+                let payload = match kind {
+                    Kind::Function => Some(action.payload.source().ok_or_else(missing)?.to_owned()),
+                    _ => None,
+                };
                 self.state.put(a, &action.attrs, payload).await?;
                 Ok(Applied::default())
             }

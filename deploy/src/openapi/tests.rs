@@ -290,3 +290,24 @@ fn integrations_and_urls_follow_the_partition() {
             .starts_with("arn:aws-us-gov:apigateway:us-gov-west-1:lambda:path/2015-03-31/functions/arn:aws-us-gov:lambda:us-gov-west-1:")
     );
 }
+
+/// The document an API's action carries, bound to an account, is the one
+/// rendered for that account, byte for byte, in every partition.
+#[test]
+fn a_document_rendered_anywhere_binds_to_the_account_it_is_deployed_to() {
+    for id in ["acme", "bookshop", "clinic", "events", "fleet"] {
+        let t = tenant(id);
+        let anywhere = render(&t, &Integration::anywhere(), Document::Import).unwrap();
+        assert!(anywhere.contains("arn:{partition}:lambda:{region}:{account}:function:"));
+        for (partition, region) in [("aws", "eu-west-1"), ("aws-cn", "cn-north-1")] {
+            let here = Integration::new(partition, region, "111122223333");
+            let rendered = render(&t, &here, Document::Import).unwrap();
+            assert_eq!(
+                bind(&anywhere, &here).unwrap(),
+                rendered,
+                "{id} {partition}"
+            );
+        }
+    }
+    assert!(bind("unrenderable: oops", &Integration::anywhere()).is_err());
+}

@@ -89,7 +89,7 @@ impl Target for MemoryTarget {
         Ok(self.held(tenant))
     }
 
-    async fn apply(&self, action: &Action, _: &Desired) -> anyhow::Result<Applied> {
+    async fn apply(&self, action: &Action) -> anyhow::Result<Applied> {
         self.note(format!("apply {}", action.address));
         if self.fail_on.as_ref() == Some(&action.address) {
             anyhow::bail!("injected failure");

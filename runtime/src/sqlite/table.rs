@@ -20,9 +20,20 @@ impl Database {
     /// The tenant's table, created with one index per indexed field if
     /// missing. Indexes of fields no longer indexed are dropped.
     pub async fn table(&self, tenant: &Tenant) -> Result<SqliteTable, StoreError> {
-        let table = table_name(&tenant.id);
+        self.table_of(&tenant.id, &TableSchema::of(&tenant.collection))
+            .await
+    }
+
+    /// [`Database::table`] from the table's schema alone (what a deploy
+    /// action carries).
+    pub async fn table_of(
+        &self,
+        tenant_id: &str,
+        schema: &TableSchema,
+    ) -> Result<SqliteTable, StoreError> {
+        let table = table_name(tenant_id);
         let mut indexes = BTreeMap::new();
-        for index in TableSchema::of(&tenant.collection).indexes {
+        for index in schema.indexes.iter().cloned() {
             if !names::is_field_name(&index.attribute) {
                 return Err(backend(format!("invalid field name {:?}", index.attribute)));
             }

@@ -222,7 +222,7 @@ async fn an_apply_stopped_after_the_put_leaves_no_second_api() {
     .await;
     let through = target_at(proxy.url()).await;
     let p = observe_and_plan(&through, &d, &opts).await;
-    let report = apply(&p, Arc::new(d.clone()), through.clone(), 8, Arc::new(Quiet)).await;
+    let report = apply(&p, through.clone(), 8, Arc::new(Quiet)).await;
     let error = report.tenants[0].error.clone().unwrap_or_default();
     assert!(
         error.contains("UpdateRestApi") && error.contains("BadRequestException"),

@@ -78,14 +78,8 @@ async fn deploy(state: &LocalState, files: &[PathBuf]) -> Vec<Secret> {
     let target = LocalTarget::new(state.clone());
     let observed = target.observe(&Default::default()).await.unwrap();
     let plan = crate::plan::plan(&desired, &observed, &Default::default());
-    let report = crate::apply::apply(
-        &plan,
-        Arc::new(desired),
-        Arc::new(target),
-        4,
-        Arc::new(crate::apply::Quiet),
-    )
-    .await;
+    let report =
+        crate::apply::apply(&plan, Arc::new(target), 4, Arc::new(crate::apply::Quiet)).await;
     assert!(report.ok(), "{report:?}");
     report.secrets().cloned().collect()
 }
