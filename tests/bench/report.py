@@ -307,21 +307,22 @@ PHASES = {
 
 
 def fleet_targets(fleet):
-    """Rows of the Targets table for part 3."""
-    name = "fleet redeploy (part 3): paced wall time / (AWS's bound / K), each apply"
-    wanted = "within 1.2x of AWS's bound, 0 throttling errors"
+    """Rows of the Targets table for part 3 (issue 12's targets)."""
+    name = "fleet redeploy (part 3): paced wall time / (AWS's bound / K): first apply, code and definition redeploys"
+    wanted = "within 1.1x of AWS's bound, 0 throttling errors"
     if not fleet:
         return [(name, wanted, "not run", None, "")]
-    applies = [p for p in fleet["phases"] if p["verb"] == "apply" and p.get("ratio") is not None]
+    applies = [p for p in fleet["phases"]
+               if p["phase"] in ("apply", "code", "definition") and p.get("ratio") is not None]
     refused = sum(p["refused"] for p in fleet["phases"])
     failed = [p["phase"] for p in fleet["phases"] if p["exit"] != 0]
     rows = []
     if applies:
         worst = max(applies, key=lambda p: p["ratio"])
-        ok = worst["ratio"] <= 1.2 and refused == 0 and not failed
+        ok = worst["ratio"] <= 1.1 and refused == 0 and not failed
         got = (", ".join(f"{p['phase']} {p['ratio']:.2f}x" for p in applies) +
                f"; {refused} throttling error(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
-        gap = f"{worst['phase']}: {worst['ratio'] / 1.2:.1f}x the allowed 1.2x" if worst["ratio"] > 1.2 else f"{refused} throttled"
+        gap = f"{worst['phase']}: {worst['ratio'] / 1.1:.2f}x the allowed 1.1x" if worst["ratio"] > 1.1 else f"{refused} throttled"
         rows.append((name, wanted, got, ok, gap))
     noop = next((p for p in fleet["phases"] if p["phase"] == "noop"), None)
     if noop:
@@ -329,9 +330,16 @@ def fleet_targets(fleet):
                      noop["mutating"] == 0, f"{noop['mutating']} made"))
         n = fleet["tenants"]
         per = per_tenant_reads(noop, n)
-        rows.append((f"fleet: read calls of an apply with no change ({n} tenants)", "O(N / page size)",
-                     f"{noop['reads']} ({per['count']} of them one or more per tenant)", per["count"] == 0,
-                     f"{per['count'] / n:.1f} reads per tenant: {', '.join(per['ops'])}"))
+        rows.append((f"fleet: read calls of an apply with no change ({n} tenants)", "at most 30, none per tenant",
+                     f"{noop['reads']} ({per['count']} of them one or more per tenant)",
+                     noop["reads"] <= 30 and per["count"] == 0,
+                     f"{per['count'] / n:.1f} reads per tenant: {', '.join(per['ops'])}" if per["count"] else
+                     f"{noop['reads']} list calls"))
+        at600 = noop["bounds"].get("600")
+        if at600:
+            rows.append(("fleet: an apply with no change of 600 tenants, at AWS's limits (its calls scaled, bound)",
+                         "under 10 s", f"{at600['seconds']:.1f} s ({at600['family']})", at600["seconds"] < 10,
+                         f"{at600['seconds']:.1f} s"))
     return rows
 
 
@@ -350,7 +358,8 @@ def fleet_section(fleet, w):
         f"{fleet['templates']} in `tenants/` in turn (ids `acme-000`, `bookshop-001`, ...; each custom domain "
         f"moved under its copy's id, and the one hosted zone the templates name made once in moto), then runs "
         f"the release CLI as a user would, once per phase, all against one fresh moto 5.2.5 server: "
-        f"`apifactory plan --json`, `apply`, `apply` again, and `apply` with a changed artifact, each with "
+        f"`apifactory plan --json`, `apply`, `apply` again, `apply` with a changed artifact, and `apply` after "
+        f"one more field in every collection, each with "
         f"`--target aws --tenants DIR --artifact PATH` and `APIFACTORY_PACE=K`, with the CLI's default "
         f"concurrency{'' if not fleet.get('concurrency') else ' (' + str(fleet['concurrency']) + ')'}. "
         f"`AWS_ENDPOINT_URL` points at a fresh fault proxy per phase (tests/support/fault_proxy.rs, the e2e "
