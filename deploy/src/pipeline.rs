@@ -230,12 +230,10 @@ mod tests {
         }
     }
 
-    fn fleet(n: usize) -> Desired {
+    /// `n` tenants of the same file text.
+    fn fleet(n: usize, text: &str) -> Desired {
         let texts: Vec<(String, String)> = (0..n)
-            .map(|i| {
-                let id = format!("t{i:02}");
-                (id, file("clinic"))
-            })
+            .map(|i| (format!("t{i:02}"), text.to_owned()))
             .collect();
         let borrowed: Vec<(&str, String)> = texts
             .iter()
@@ -319,31 +317,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_tenant_is_applied_before_the_last_tenant_is_read() {
-        let d = fleet(READ_AHEAD + 8);
+        let d = fleet(READ_AHEAD + 8, &file("clinic"));
         let target = Arc::new(two_step());
         let opts = Options::default();
         let (_, report) = pipelined(&d, &target, &opts, 1).await.unwrap();
         assert!(report.ok(), "{report}");
         // Once every tenant exists, each has details to read.
-        let (_, report) = pipelined(&fleet(READ_AHEAD + 8), &target, &opts, 1)
-            .await
-            .unwrap();
+        let (_, report) = pipelined(&d, &target, &opts, 1).await.unwrap();
         assert!(report.tenants.is_empty(), "{report}");
-        let changed = {
-            let text = file("clinic").replace("memory_mb = 128", "memory_mb = 256");
-            assert_ne!(text, file("clinic"));
-            let texts: Vec<(String, String)> = (0..READ_AHEAD + 8)
-                .map(|i| {
-                    let id = format!("t{i:02}");
-                    (id, text.clone())
-                })
-                .collect();
-            let borrowed: Vec<(&str, String)> = texts
-                .iter()
-                .map(|(id, t)| (id.as_str(), t.clone()))
-                .collect();
-            desired_from(&borrowed)
-        };
+        let text = file("clinic").replace("memory_mb = 128", "memory_mb = 256");
+        assert_ne!(text, file("clinic"));
+        let changed = fleet(READ_AHEAD + 8, &text);
         target.log.lock().unwrap().clear();
         let (p, report) = pipelined(&changed, &target, &opts, 1).await.unwrap();
         assert!(report.ok(), "{report}");
