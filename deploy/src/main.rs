@@ -123,11 +123,9 @@ enum Command {
         #[command(flatten)]
         scope: Scope,
         /// How many tenants to apply at once. The pacer holds every call to
-        /// AWS's rate limits whatever this is; it only needs to be high
-        /// enough that calls waiting on each other (a function's update,
-        /// then its state, then its permission: 100 to 300 ms each on AWS)
-        /// keep those limits busy.
-        #[arg(long, default_value_t = 16)]
+        /// AWS's rate limits whatever this is; more tenants at once keep
+        /// those limits busier while a tenant's calls wait on each other.
+        #[arg(long, default_value_t = 4)]
         concurrency: usize,
         /// Print the report as JSON.
         #[arg(long)]

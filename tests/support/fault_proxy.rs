@@ -9,7 +9,7 @@
 //! - answers the service's throttling error in AWS's exact wire shape
 //!   (API Gateway and Lambda `TooManyRequestsException` 429, DynamoDB
 //!   `ThrottlingException` 400, IAM/STS/Route 53 `Throttling` 400 XML,
-//!   CloudWatch Logs `ThrottlingException` 400),
+//!   CloudWatch Logs and ACM `ThrottlingException` 400, JSON),
 //! - resets the connection: closes it without answering, either before
 //!   the request reaches moto or after moto has carried it out (the
 //!   response is lost: the client cannot tell whether it happened, and a
@@ -1082,7 +1082,9 @@ fn error_response(service: Option<&str>, status: u16, code: &str, message: &str)
                 r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#
             ),
         ),
-        Some("logs") => (
+        // CloudWatch Logs and ACM: AWS JSON 1.1 (ACM API reference,
+        // "Common Errors": ThrottlingException, HTTP 400).
+        Some("logs" | "acm") => (
             "application/x-amz-json-1.1",
             String::new(),
             format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
@@ -1133,7 +1135,9 @@ pub fn throttling_response(service: Option<&str>) -> Vec<u8> {
             "ThrottlingException",
             "Rate of requests exceeds the allowed throughput.",
         ),
-        Some("logs") => error_response(service, 400, "ThrottlingException", "Rate exceeded"),
+        Some("logs" | "acm") => {
+            error_response(service, 400, "ThrottlingException", "Rate exceeded")
+        }
         _ => error_response(service, 400, "Throttling", "Rate exceeded"),
     }
 }
@@ -2634,6 +2638,12 @@ mod tests {
         assert!(ddb.ends_with(
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#
         ));
+        // ACM speaks JSON: an XML answer is an unparsable 400 to its SDK,
+        // which then fails the call instead of retrying it.
+        let acm = text(throttling_response(Some("acm")));
+        assert!(acm.starts_with("HTTP/1.1 400 "));
+        assert!(acm.contains("Content-Type: application/x-amz-json-1.1\r\n"));
+        assert!(acm.ends_with(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
         let iam = text(throttling_response(Some("iam")));
         assert!(iam.starts_with("HTTP/1.1 400 "));
         assert!(iam.contains(
