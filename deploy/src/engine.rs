@@ -110,12 +110,6 @@ pub async fn run<T: Target>(
     }
 }
 
-/// A run's plan and the desired state it was computed from.
-pub struct Planned {
-    pub desired: Desired,
-    pub plan: Plan,
-}
-
 /// Plan options from the command line: unknown tenant ids are an error.
 pub fn options(
     set: &TenantSet,
@@ -159,7 +153,7 @@ pub async fn prepare<T: Target>(
     opts: &Options,
     refresh: bool,
     quiet: bool,
-) -> anyhow::Result<Planned> {
+) -> anyhow::Result<Plan> {
     let tenants = in_scope(set, opts);
     let d = desired(&tenants, &set.sources, code);
     let observed = if refresh {
@@ -184,8 +178,7 @@ pub async fn prepare<T: Target>(
         now: now_unix(),
         ..opts.clone()
     };
-    let plan = plan(&d, &observed, &opts);
-    Ok(Planned { desired: d, plan })
+    Ok(plan(&d, &observed, &opts))
 }
 
 /// Whether the tenant's observed stamp is its desired one.
@@ -222,8 +215,8 @@ pub async fn plan_command<T: Target>(
     refresh: bool,
     show: Show,
 ) -> anyhow::Result<ExitCode> {
-    let planned = prepare(target, code, set, opts, refresh, false).await?;
-    show_plan(&planned.plan, show)?;
+    let plan = prepare(target, code, set, opts, refresh, false).await?;
+    show_plan(&plan, show)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -248,8 +241,8 @@ pub async fn drift_command<T: Target>(
     opts: &Options,
     show: Show,
 ) -> anyhow::Result<ExitCode> {
-    let planned = prepare(target, code, set, opts, true, false).await?;
-    let found = crate::drift::drift(&planned.plan);
+    let plan = prepare(target, code, set, opts, true, false).await?;
+    let found = crate::drift::drift(&plan);
     if show.json {
         print(&format!("{}\n", serde_json::to_string_pretty(&found)?))?;
     } else {
@@ -282,30 +275,24 @@ fn confirmed(p: &Plan, show: Show) -> anyhow::Result<bool> {
 /// every tenant's part went through.
 async fn execute<T: Target>(
     target: &Arc<T>,
-    planned: Planned,
+    plan: Plan,
     concurrency: usize,
     show: Show,
 ) -> anyhow::Result<Option<bool>> {
     if !show.json {
-        print(&format!("{}\n", planned.plan))?;
+        print(&format!("{}\n", plan))?;
     }
     // A plan over a hard quota would fail part-way, some tenants made and
     // others not: it is refused before the first write.
-    if let Some(why) = planned.plan.refused() {
+    if let Some(why) = plan.refused() {
         anyhow::bail!("{why}");
     }
-    if !confirmed(&planned.plan, show)? {
+    if !confirmed(&plan, show)? {
         eprintln!("Apply cancelled: nothing was changed.");
         return Ok(None);
     }
     let before = target.calls();
-    let report = apply(
-        &planned.plan,
-        target.clone(),
-        concurrency,
-        progress(&planned.plan),
-    )
-    .await;
+    let report = apply(&plan, target.clone(), concurrency, progress(&plan)).await;
     made(target.as_ref(), before);
     show_report(&report, show)?;
     Ok(Some(report.ok()))
@@ -366,9 +353,9 @@ pub async fn apply_command<T: Target>(
         let (waiting, ok) = if pipelined {
             pipelined_round(&target, code, set, opts, how, show).await?
         } else {
-            let planned = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
-            let waiting = planned.plan.waiting.clone();
-            (waiting, execute(&target, planned, concurrency, show).await?)
+            let plan = prepare(target.as_ref(), code, set, opts, refresh, false).await?;
+            let waiting = plan.waiting.clone();
+            (waiting, execute(&target, plan, concurrency, show).await?)
         };
         if !wait || ok != Some(true) || waiting.is_empty() {
             return Ok(exit(ok));
@@ -484,7 +471,7 @@ pub async fn destroy_command<T: Target>(
         delete_data,
         ..Options::default()
     };
-    let planned = prepare(
+    let plan = prepare(
         target.as_ref(),
         &NoCode,
         &TenantSet::default(),
@@ -493,11 +480,11 @@ pub async fn destroy_command<T: Target>(
         false,
     )
     .await?;
-    if planned.plan.is_empty() && planned.plan.kept.is_empty() && !show.json {
+    if plan.is_empty() && plan.kept.is_empty() && !show.json {
         print(&format!("Nothing of tenant {tenant} is deployed.\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(exit(execute(&target, planned, 1, show).await?))
+    Ok(exit(execute(&target, plan, 1, show).await?))
 }
 
 /// Plans and applies a tenant set without showing either (`up`, and its
@@ -508,10 +495,10 @@ pub async fn deploy_quietly<T: Target>(
     set: &TenantSet,
     opts: &Options,
 ) -> anyhow::Result<(Plan, Report)> {
-    let planned = prepare(target.as_ref(), code, set, opts, false, true).await?;
+    let plan = prepare(target.as_ref(), code, set, opts, false, true).await?;
     let quiet: Arc<dyn Progress> = Arc::new(Quiet);
-    let report = apply(&planned.plan, target.clone(), 4, quiet).await;
-    Ok((planned.plan, report))
+    let report = apply(&plan, target.clone(), 4, quiet).await;
+    Ok((plan, report))
 }
 
 /// The code of a run that deploys no tenant (destroy): never asked for.

@@ -301,7 +301,6 @@ impl AwsTarget {
             .iter()
             .map(|id| (tenant.clone(), id.clone()))
             .collect();
-        let zones = self.zones();
         let with = |names: Vec<String>| -> Vec<(String, String)> {
             names.into_iter().map(|n| (tenant.clone(), n)).collect()
         };
@@ -317,7 +316,7 @@ impl AwsTarget {
                 if domains.is_empty() {
                     return Ok(Vec::new());
                 }
-                domain::details(self, domains, &api_ids, &zones).await
+                domain::details(self, domains, &api_ids, &self.zones()).await
             },
             async {
                 let Some(roles) = refreshed_roles else {
