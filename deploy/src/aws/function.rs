@@ -139,6 +139,9 @@ pub async fn details(
             t.pacer.read(GET_POLICY).await;
             let policy = match t.lambda.get_policy().function_name(name).send().await {
                 Ok(p) => p.policy.unwrap_or_default(),
+                // A function without a resource-based policy: GetPolicy
+                // answers ResourceNotFoundException (Lambda API reference,
+                // GetPolicy, Errors), which is "no permission", not a failure.
                 Err(e) if is(&e, &["ResourceNotFoundException"]) => String::new(),
                 Err(e) => return Err(fail(&format!("Lambda GetPolicy {name}"), e)),
             };

@@ -130,6 +130,9 @@ impl Env {
         )
     }
 
+    /// A log group as CloudWatch Logs' TagResource and ListTagsForResource
+    /// name it: without the `:*` that DescribeLogGroups' `arn` ends with
+    /// (CloudWatch Logs API reference, TagResource, `resourceArn`).
     pub fn log_group_arn(&self, group: &str) -> String {
         format!(
             "arn:{}:logs:{}:{}:log-group:{group}",
@@ -144,6 +147,8 @@ impl Env {
         )
     }
 
+    /// A function, unqualified, as Lambda's TagResource and ListTags take
+    /// it (Lambda API reference, TagResource, `Resource`).
     pub fn function_arn(&self, function: &str) -> String {
         format!(
             "arn:{}:lambda:{}:{}:function:{function}",
@@ -151,7 +156,9 @@ impl Env {
         )
     }
 
-    /// A stage as API Gateway's tagging calls name it.
+    /// A stage as API Gateway's tagging calls name it (API Gateway
+    /// developer guide, "API Gateway Amazon Resource Names (ARNs)":
+    /// `arn:partition:apigateway:region::/restapis/api-id/stages/stage-name`).
     pub fn stage_arn(&self, api_id: &str, stage: &str) -> String {
         format!(
             "arn:{}:apigateway:{}::/restapis/{api_id}/stages/{stage}",
