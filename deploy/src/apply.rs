@@ -1,5 +1,6 @@
-//! Carries out a plan: tenants in parallel, each tenant's actions in order,
-//! one attempt per action. One tenant's failure stops that tenant only.
+//! Carries out a plan: tenants in parallel, each tenant's actions in
+//! dependency order, one attempt per action. One tenant's failure stops
+//! that tenant only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::plan::{Action, Change, Plan};
+use crate::resource::Kind;
 use crate::target::{Secret, Target};
 
 /// How one tenant's part of the plan went.
@@ -128,20 +130,46 @@ pub async fn apply<T: Target>(
     report
 }
 
-/// One tenant's actions, in order, one attempt each; the first failure
-/// ends the tenant's part.
+/// One tenant's actions, one attempt each; the first failure ends the
+/// tenant's part (actions already running finish, none starts). On a
+/// target with [`Target::concurrent_actions`], an action starts as soon as
+/// every earlier action it must follow ([`follows`]) has finished: the
+/// five functions of a tenant update at once, and its REST API goes out
+/// when they are done, not after its table's and keys' turns. Elsewhere,
+/// in plan order.
 pub async fn apply_tenant<T: Target>(
     target: &T,
     tenant: String,
     actions: &[Action],
     progress: &dyn Progress,
 ) -> TenantReport {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+
     let mut report = TenantReport {
         planned: actions.len(),
         ..TenantReport::none(tenant)
     };
-    for action in actions {
-        let result = target.apply(action).await;
+    let concurrent = target.concurrent_actions();
+    let mut started = vec![false; actions.len()];
+    let mut finished = vec![false; actions.len()];
+    let mut running = FuturesUnordered::new();
+    loop {
+        if report.error.is_none() {
+            for i in 0..actions.len() {
+                let ready = !started[i]
+                    && (0..i)
+                        .all(|j| finished[j] || (concurrent && !follows(&actions[i], &actions[j])));
+                if ready {
+                    started[i] = true;
+                    running.push(async move { (i, target.apply(&actions[i]).await) });
+                }
+            }
+        }
+        let Some((i, result)) = running.next().await else {
+            break;
+        };
+        finished[i] = true;
+        let action = &actions[i];
         let shown = result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
         progress.done(action, &shown);
         match result {
@@ -149,13 +177,22 @@ pub async fn apply_tenant<T: Target>(
                 report.applied += 1;
                 report.secrets.extend(applied.secret);
             }
-            Err(e) => {
+            Err(e) if report.error.is_none() => {
                 report.error = Some(format!("{}: {e:#}", action.address));
-                break;
             }
+            Err(_) => {}
         }
     }
     report
+}
+
+/// Whether `later` must wait for `earlier`, an action before it in the
+/// tenant's plan order: a stamp (cleared first, written last) and a delete
+/// wait for everything before them and hold back everything after; a
+/// create or update waits for those of the kinds it is made from.
+pub fn follows(later: &Action, earlier: &Action) -> bool {
+    let barrier = |a: &Action| a.address.kind == Kind::Stamp || a.change == Change::Delete;
+    barrier(later) || barrier(earlier) || later.address.kind.depends_on(earlier.address.kind)
 }
 
 /// The tenants' reports as their tasks end, in tenant order.
@@ -294,4 +331,126 @@ pub fn secrets_table(secrets: &[&Secret]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Observed, Options, plan};
+    use crate::target::{MemoryTarget, desired_from, file};
+
+    #[test]
+    fn kinds_follow_what_they_are_made_from() {
+        assert!(Kind::Function.depends_on(Kind::Role));
+        assert!(Kind::Api.depends_on(Kind::Table), "through the functions");
+        assert!(Kind::ApiKey.depends_on(Kind::Api));
+        assert!(Kind::Domain.depends_on(Kind::Stage));
+        assert!(!Kind::Domain.depends_on(Kind::ApiKey));
+        assert!(!Kind::Table.depends_on(Kind::Role));
+        assert!(!Kind::Function.depends_on(Kind::Function));
+        assert!(!Kind::Stage.depends_on(Kind::UsagePlan));
+        for k in Kind::ALL {
+            assert!(!k.depends_on(k), "{k} depends on itself");
+            for other in Kind::ALL {
+                assert!(
+                    !(k.depends_on(other) && other.depends_on(k)),
+                    "{k} and {other} depend on each other"
+                );
+            }
+        }
+    }
+
+    /// Index of the first log line equal to `line`.
+    fn at(log: &[String], line: &str) -> usize {
+        log.iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("{line:?} not in {log:#?}"))
+    }
+
+    #[tokio::test]
+    async fn a_tenant_runs_its_independent_actions_at_once_and_the_rest_in_order() {
+        let desired = desired_from(&[("acme", file("acme"))]);
+        let p = plan(&desired, &Observed::default(), &Options::default());
+        let target = Arc::new(MemoryTarget {
+            concurrent: true,
+            ..MemoryTarget::default()
+        });
+        let report = apply(&p, target.clone(), 1, Arc::new(Quiet)).await;
+        assert!(report.ok(), "{report}");
+        assert_eq!(report.tenants[0].applied, p.actions.len());
+        let log = target.log();
+        let address = |kind: Kind| {
+            p.actions
+                .iter()
+                .find(|a| a.address.kind == kind)
+                .unwrap()
+                .address
+                .to_string()
+        };
+        let (table, role) = (address(Kind::Table), address(Kind::Role));
+        // Table, role and log groups need nothing: all started before any
+        // of them is done.
+        let first_done = log.iter().position(|l| l.starts_with("done ")).unwrap();
+        assert!(at(&log, &format!("apply {table}")) < first_done);
+        assert!(at(&log, &format!("apply {role}")) < first_done);
+        // Every function starts after its role, and the API after every
+        // function; two functions run at once.
+        let functions: Vec<&Action> = p
+            .actions
+            .iter()
+            .filter(|a| a.address.kind == Kind::Function)
+            .collect();
+        assert!(functions.len() >= 4);
+        let api = p
+            .actions
+            .iter()
+            .find(|a| a.address.kind == Kind::Api)
+            .unwrap();
+        for f in &functions {
+            assert!(at(&log, &format!("done {role}")) < at(&log, &format!("apply {}", f.address)));
+            assert!(
+                at(&log, &format!("done {}", f.address))
+                    < at(&log, &format!("apply {}", api.address))
+            );
+        }
+        assert!(
+            at(&log, &format!("apply {}", functions[1].address))
+                < at(&log, &format!("done {}", functions[0].address)),
+            "the functions ran one after another: {log:#?}"
+        );
+        // The stamp is last, after everything is done.
+        let stamp = p.actions.last().unwrap();
+        assert_eq!(stamp.address.kind, Kind::Stamp);
+        assert_eq!(log[log.len() - 2], format!("apply {}", stamp.address));
+    }
+
+    #[tokio::test]
+    async fn a_failure_starts_nothing_more_of_that_tenant() {
+        let desired = desired_from(&[("acme", file("acme"))]);
+        let p = plan(&desired, &Observed::default(), &Options::default());
+        let role = p
+            .actions
+            .iter()
+            .find(|a| a.address.kind == Kind::Role)
+            .unwrap()
+            .address
+            .clone();
+        let target = Arc::new(MemoryTarget {
+            concurrent: true,
+            fail_on: Some(role.clone()),
+            ..MemoryTarget::default()
+        });
+        let report = apply(&p, target.clone(), 1, Arc::new(Quiet)).await;
+        let t = &report.tenants[0];
+        assert!(t.error.as_deref().unwrap().starts_with(&role.to_string()));
+        let log = target.log();
+        // What ran beside the role finished; nothing made from it started.
+        assert!(
+            log.iter()
+                .all(|l| !l.starts_with("apply function") && !l.starts_with("apply api ")),
+            "{log:#?}"
+        );
+        let started = log.iter().filter(|l| l.starts_with("apply ")).count();
+        assert_eq!(t.applied, started - 1, "{log:#?}");
+    }
 }

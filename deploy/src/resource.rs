@@ -62,6 +62,45 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The kinds a resource of this kind is made from, directly: its
+    /// creates and updates wait for theirs. A function runs as its role,
+    /// logs to its group and reads its table (a new index first); the REST
+    /// API invokes the functions; a stage deploys the API and writes its
+    /// access log to a group; the usage plan names the stage, a key joins
+    /// the usage plan, and the domain maps a base path to the stage. The
+    /// stamp, written last, follows everything (see [`Kind::Stamp`]).
+    pub fn needs(self) -> &'static [Kind] {
+        match self {
+            Kind::Table | Kind::Role | Kind::LogGroup => &[],
+            Kind::Function => &[Kind::Role, Kind::LogGroup, Kind::Table],
+            Kind::Api => &[Kind::Function],
+            Kind::Stage => &[Kind::Api, Kind::LogGroup],
+            Kind::UsagePlan => &[Kind::Stage],
+            Kind::ApiKey => &[Kind::UsagePlan],
+            Kind::Domain => &[Kind::Stage],
+            Kind::Stamp => &[
+                Kind::Table,
+                Kind::Role,
+                Kind::LogGroup,
+                Kind::Function,
+                Kind::Api,
+                Kind::Stage,
+                Kind::UsagePlan,
+                Kind::ApiKey,
+                Kind::Domain,
+            ],
+        }
+    }
+
+    /// Whether this kind is made from `other`, directly or through others.
+    pub fn depends_on(self, other: Kind) -> bool {
+        self != other
+            && self
+                .needs()
+                .iter()
+                .any(|&k| k == other || k.depends_on(other))
+    }
 }
 
 impl fmt::Display for Kind {

@@ -111,6 +111,15 @@ pub trait Target: Send + Sync + 'static {
         None
     }
 
+    /// Whether a tenant's actions that do not depend on each other (see
+    /// [`Kind::needs`]) may run at once. Where each call waits on a remote
+    /// service (AWS) this shortens a tenant's part from the sum of its
+    /// calls to its longest chain; a target whose actions are quick local
+    /// writes keeps them in plan order (the default).
+    fn concurrent_actions(&self) -> bool {
+        false
+    }
+
     /// Returns once every index the waiting tenants' tables are building
     /// is ready, saying on stderr what it waits for. At once on a target
     /// whose indexes are ready the moment they are made.

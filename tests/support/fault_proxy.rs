@@ -331,6 +331,9 @@ pub struct Stats {
     pub lagged_lists: AtomicU64,
     /// Requests by `service:Operation` ([`operation_name`]).
     pub by_operation: Mutex<BTreeMap<String, OperationCount>>,
+    /// Every counted request in arrival order: when, `service:Operation`,
+    /// and whether an enforced limit refused it (the bench's timeline).
+    pub timeline: Mutex<Vec<(Instant, String, bool)>>,
 }
 
 /// The requests of one operation.
@@ -385,7 +388,15 @@ impl Stats {
             .unwrap_or_default()
     }
 
+    /// The requests so far, in arrival order.
+    pub fn timeline(&self) -> Vec<(Instant, String, bool)> {
+        self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
     fn count(&self, key: &str, refused: bool) {
+        if let Ok(mut t) = self.timeline.lock() {
+            t.push((Instant::now(), key.to_owned(), refused));
+        }
         if let Ok(mut m) = self.by_operation.lock() {
             let c = m.entry(key.to_owned()).or_default();
             if refused {

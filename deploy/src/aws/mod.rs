@@ -525,6 +525,10 @@ impl Target for AwsTarget {
         format!("region {} of account {}", self.env.region, self.env.account)
     }
 
+    fn concurrent_actions(&self) -> bool {
+        true
+    }
+
     fn calls(&self) -> Option<crate::target::Calls> {
         Some(crate::target::Calls {
             reads: self.pacer.reads(),

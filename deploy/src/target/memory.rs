@@ -17,8 +17,12 @@ pub struct MemoryTarget {
     /// Read in two steps, as the AWS target does: the survey leaves these
     /// kinds to each tenant's own read.
     pub detailed: Vec<Kind>,
-    /// "read <tenant>" and "apply <address>", in the order they happened.
+    /// "read <tenant>" and "apply <address>", in the order they happened;
+    /// with `concurrent`, also "done <address>" when an apply finishes.
     pub log: std::sync::Mutex<Vec<String>>,
+    /// Runs a tenant's independent actions at once, as the AWS target does
+    /// (each apply yields once between its start and its end).
+    pub concurrent: bool,
 }
 
 impl MemoryTarget {
@@ -84,6 +88,10 @@ impl Target for MemoryTarget {
         Ok(observed)
     }
 
+    fn concurrent_actions(&self) -> bool {
+        self.concurrent
+    }
+
     async fn read_tenant(&self, tenant: &str) -> anyhow::Result<Vec<(Address, Attrs)>> {
         self.note(format!("read {tenant}"));
         Ok(self.held(tenant))
@@ -91,6 +99,10 @@ impl Target for MemoryTarget {
 
     async fn apply(&self, action: &Action) -> anyhow::Result<Applied> {
         self.note(format!("apply {}", action.address));
+        if self.concurrent {
+            tokio::task::yield_now().await;
+            self.note(format!("done {}", action.address));
+        }
         if self.fail_on.as_ref() == Some(&action.address) {
             anyhow::bail!("injected failure");
         }

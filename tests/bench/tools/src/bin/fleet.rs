@@ -37,7 +37,8 @@
 //! once, then one every `every`, so `max(0, calls - burst) * every`. Its
 //! paced wall time at K is compared with `bound / K`.
 //!
-//! Prints one JSON document on stdout; the CLI's output goes to DIR.
+//! Prints one JSON document on stdout; the CLI's output goes to DIR, and
+//! each phase's calls as they reached the proxy to DIR/fleet-PHASE.calls.csv.
 
 // The proxy is the e2e tests' own (tests/support/fault_proxy.rs), compiled
 // in here rather than depended on as a crate: the support crate's other
@@ -406,6 +407,7 @@ async fn run_phase(
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL_LAMBDA");
     eprintln!("bench-fleet: {name}: {verb} at pace {pace}");
+    let phase_start = Instant::now();
     let (wall, output) = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
         let out = cmd.output();
@@ -428,6 +430,21 @@ async fn run_phase(
         .flatten()
         .and_then(|p| p["actions"].as_array().map(Vec::len));
 
+    // Every call as it reached the proxy, for a look at where a phase's time
+    // went: milliseconds since the CLI started, operation, refused or not.
+    let timeline: String = proxy
+        .stats()
+        .timeline()
+        .iter()
+        .map(|(at, op, refused)| {
+            format!(
+                "{:.1},{op},{}\n",
+                at.saturating_duration_since(phase_start).as_secs_f64() * 1e3,
+                u8::from(*refused)
+            )
+        })
+        .collect();
+    std::fs::write(s.work.join(format!("fleet-{name}.calls.csv")), timeline).unwrap();
     let counted = Counted {
         ops: proxy.stats().operations(),
     };
