@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::plan::{Action, Change, Plan};
 use crate::resource::Kind;
-use crate::target::{Secret, Target};
+use crate::target::{Secret, Target, in_place};
 
 /// How one tenant's part of the plan went.
 #[derive(Debug, Clone, Serialize)]
@@ -116,12 +116,12 @@ pub async fn apply<T: Target>(
     }
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (tenant, actions) in by_tenant {
+    for (place, (tenant, actions)) in (1..).zip(by_tenant) {
         let (target, gate, progress) = (target.clone(), gate.clone(), progress.clone());
-        tasks.spawn(async move {
+        tasks.spawn(in_place(place, async move {
             let _permit = gate.acquire_owned().await;
             apply_tenant(target.as_ref(), tenant, &actions, progress.as_ref()).await
-        });
+        }));
     }
     let report = gather(tasks).await;
     // What was created must be visible to the next run's observe before

@@ -35,7 +35,7 @@ use crate::apply::{Progress, Report, TenantReport, apply_tenant, gather, settle}
 use crate::desired::Desired;
 use crate::plan::{Change, Observed, Options, Plan, plan};
 use crate::resource::{Address, Attrs, Kind};
-use crate::target::Target;
+use crate::target::{Target, in_place};
 
 /// Tenants read and not yet applying, at most (the pacer holds the rate;
 /// this keeps reads ahead of the applies without reading the whole fleet
@@ -77,7 +77,7 @@ pub async fn run<T: Target>(
     let applies = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let (parts_tx, mut parts_rx) = tokio::sync::mpsc::unbounded_channel::<Plan>();
-    for tenant in tenants {
+    for (place, tenant) in (1..).zip(tenants) {
         let (target, desired, survey, check, progress) = (
             target.clone(),
             desired.clone(),
@@ -90,7 +90,7 @@ pub async fn run<T: Target>(
             tenants: [tenant.clone()].into(),
             ..opts.clone()
         };
-        tasks.spawn(async move {
+        tasks.spawn(in_place(place, async move {
             // Read ahead, but at most READ_AHEAD tenants read and not yet
             // applying: reads stay fresh and few.
             let ahead = reads.acquire_owned().await;
@@ -123,7 +123,7 @@ pub async fn run<T: Target>(
             }
             progress.planned(&tenant, part.actions.len());
             apply_tenant(target.as_ref(), tenant, &part.actions, progress.as_ref()).await
-        });
+        }));
     }
     drop(parts_tx);
     let mut report = gather(tasks).await;

@@ -7,13 +7,17 @@
 //! own). Throttling that still happens (other tools on the account) is
 //! retried by the SDK's standard retry mode, with backoff and jitter.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use governor::clock::DefaultClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+use tokio::sync::{mpsc, oneshot};
 
 /// A family of AWS operations that shares one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -202,15 +206,111 @@ type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
 
 /// The buckets of one run, and a count of the calls that went through them.
 pub struct Pacer {
-    buckets: Vec<(Family, Bucket)>,
+    lanes: Vec<Lane>,
     reads: AtomicU64,
     writes: AtomicU64,
+    /// Arrival order, to break ties between callers of the same place.
+    arrivals: AtomicU64,
+}
+
+/// One family's bucket and the callers waiting for its tokens, served the
+/// lowest place first ([`crate::target::place`]), then in arrival order.
+struct Lane {
+    family: Family,
+    bucket: Arc<Bucket>,
+    /// To the task that hands out this bucket's tokens; started by the
+    /// first call that waits (it needs the run's runtime).
+    queue: OnceLock<mpsc::UnboundedSender<Waiter>>,
+    /// Callers queued and not yet served.
+    waiting: Arc<AtomicU64>,
+}
+
+struct Waiter {
+    place: u64,
+    arrival: u64,
+    ready: oneshot::Sender<()>,
+}
+
+impl Waiter {
+    fn rank(&self) -> Reverse<(u64, u64)> {
+        Reverse((self.place, self.arrival))
+    }
+}
+
+impl PartialEq for Waiter {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+impl Eq for Waiter {}
+impl PartialOrd for Waiter {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Waiter {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl Lane {
+    async fn take(&self, place: u64, arrival: u64) {
+        // A token free now, with nobody queued, goes to whoever asks.
+        if self.waiting.load(Ordering::Acquire) == 0 && self.bucket.check().is_ok() {
+            return;
+        }
+        let queue = self
+            .queue
+            .get_or_init(|| dispatch(self.bucket.clone(), self.waiting.clone()));
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let (ready, wait) = oneshot::channel();
+        let waiter = Waiter {
+            place,
+            arrival,
+            ready,
+        };
+        if queue.send(waiter).is_err() || wait.await.is_err() {
+            // The dispatcher is gone (its runtime ended): wait unordered.
+            self.bucket.until_ready().await;
+        }
+    }
+}
+
+/// The task that hands out `bucket`'s tokens to the waiters it is sent,
+/// the best-ranked waiter first at each token; ends with the pacer.
+fn dispatch(bucket: Arc<Bucket>, queued: Arc<AtomicU64>) -> mpsc::UnboundedSender<Waiter> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Waiter>();
+    tokio::spawn(async move {
+        let mut waiting = BinaryHeap::new();
+        loop {
+            if waiting.is_empty() {
+                match rx.recv().await {
+                    Some(w) => waiting.push(w),
+                    None => return,
+                }
+            }
+            bucket.until_ready().await;
+            // Whoever came while the bucket refilled competes for it too.
+            while let Ok(w) = rx.try_recv() {
+                waiting.push(w);
+            }
+            // A waiter that gave up passes its token to the next.
+            while let Some(w) = waiting.pop() {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                if w.ready.send(()).is_ok() {
+                    break;
+                }
+            }
+        }
+    });
+    tx
 }
 
 impl std::fmt::Debug for Pacer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pacer")
-            .field("paced", &!self.buckets.is_empty())
+            .field("paced", &!self.lanes.is_empty())
             .field("reads", &self.reads())
             .field("writes", &self.writes())
             .finish()
@@ -254,17 +354,23 @@ impl Pace {
 
 impl Pacer {
     pub fn new(pace: Pace) -> Pacer {
-        let buckets = match pace {
+        let lanes = match pace {
             Pace::Off => Vec::new(),
             Pace::Scaled(factor) => LIMITS
                 .iter()
-                .map(|(family, limit, _)| (*family, bucket(*limit, factor)))
+                .map(|(family, limit, _)| Lane {
+                    family: *family,
+                    bucket: Arc::new(bucket(*limit, factor)),
+                    queue: OnceLock::new(),
+                    waiting: Arc::new(AtomicU64::new(0)),
+                })
                 .collect(),
         };
         Pacer {
-            buckets,
+            lanes,
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
         }
     }
 
@@ -280,10 +386,14 @@ impl Pacer {
         self.take(families).await;
     }
 
+    /// A token of each family, in turn; a caller that must wait is served
+    /// by its tenant's place in the run ([`crate::target::place`]).
     async fn take(&self, families: &[Family]) {
+        let place = crate::target::place();
         for family in families {
-            if let Some((_, bucket)) = self.buckets.iter().find(|(f, _)| f == family) {
-                bucket.until_ready().await;
+            if let Some(lane) = self.lanes.iter().find(|l| l.family == *family) {
+                let arrival = self.arrivals.fetch_add(1, Ordering::Relaxed);
+                lane.take(place, arrival).await;
             }
         }
     }
@@ -353,6 +463,31 @@ mod tests {
         }
     }
 
+    /// Callers waiting for one family's token are served by their
+    /// tenant's place, not by who asked first.
+    #[tokio::test]
+    async fn waiting_callers_are_served_lowest_place_first() {
+        // CreateDeployment at 100x: one every 50 ms, burst 1.
+        let pacer = Arc::new(Pacer::new(Pace::Scaled(100.0)));
+        pacer.write(&[Family::CreateDeployment]).await;
+        let served = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for place in [5, 3, 4, 1, 2] {
+            let (pacer, served) = (pacer.clone(), served.clone());
+            tasks.push(tokio::spawn(crate::target::in_place(place, async move {
+                pacer.write(&[Family::CreateDeployment]).await;
+                served.lock().unwrap().push(place);
+            })));
+            // In this order, well within the 50 ms the first token takes.
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*served.lock().unwrap(), [1, 2, 3, 4, 5]);
+        assert_eq!(pacer.writes(), 6);
+    }
+
     #[test]
     fn the_pace_parses() {
         assert_eq!(Pace::parse("off"), Ok(Pace::Off));
@@ -379,7 +514,7 @@ mod tests {
         // Off: no buckets at all (DeleteRestApi would otherwise hold the
         // second call for 30 s).
         let off = Pacer::new(Pace::Off);
-        assert!(off.buckets.is_empty());
+        assert!(off.lanes.is_empty());
         off.read(&[Family::DeleteRestApi]).await;
         off.read(&[Family::DeleteRestApi]).await;
         assert_eq!(off.reads(), 2);
@@ -392,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn update_account_and_list_tags_are_paced_at_their_own_quotas() {
         let pacer = Pacer::new(Pace::Scaled(1.0));
-        let bucket = |f: Family| &pacer.buckets.iter().find(|(g, _)| *g == f).unwrap().1;
+        let bucket = |f: Family| &pacer.lanes.iter().find(|l| l.family == f).unwrap().bucket;
         pacer.write(super::super::stage::UPDATE_ACCOUNT).await;
         assert!(
             bucket(Family::UpdateAccount).check().is_err(),
