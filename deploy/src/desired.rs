@@ -9,13 +9,14 @@ use runtime::field::Kind as FieldKind;
 use runtime::names;
 use runtime::schema::TableSchema;
 use runtime::{Operation, Tenant};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::openapi;
 use crate::payload::Payload;
-use crate::resource::{
-    Address, Attrs, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE, TAG_MANAGED_BY, TAG_TENANT, TAGS, attrs,
+use crate::resource::{Address, Attrs, Kind, ORIGIN_FILE, TAG_MANAGED_BY, TAG_TENANT};
+use crate::spec::{
+    ApiKeySpec, ApiSpec, DomainSpec, FunctionSpec, LogGroupSpec, RoleSpec, Spec, StageSpec,
+    StampSpec, TableSpec, Tags, UsagePlanSpec,
 };
 
 /// Every function's Lambda runtime and handler: the one `bootstrap`
@@ -27,10 +28,11 @@ pub const FUNCTION_HANDLER: &str = "bootstrap";
 pub const ROLE_TRUSTS: &str = "lambda.amazonaws.com";
 
 /// The tags apifactory puts on each of a tenant's resources.
-pub fn tags(tenant: &str) -> Value {
-    let tags: BTreeMap<&str, &str> =
-        BTreeMap::from([(TAG_MANAGED_BY, names::PREFIX), (TAG_TENANT, tenant)]);
-    json!(tags)
+pub fn tags(tenant: &str) -> Tags {
+    Tags::from([
+        (TAG_MANAGED_BY.to_owned(), names::PREFIX.to_owned()),
+        (TAG_TENANT.to_owned(), tenant.to_owned()),
+    ])
 }
 
 /// Everything that should exist, by address, and the tenants it came from.
@@ -60,9 +62,12 @@ pub fn desired(tenants: &[Tenant], sources: &BTreeMap<String, String>, code: &dy
         let source = sources.get(&t.id).cloned().unwrap_or_default();
         add_tenant(&mut d, t, &source, code);
         let stamp = fingerprint(&d.resources, &t.id);
+        let stamp = Spec::Stamp(StampSpec {
+            fingerprint: Some(stamp),
+        });
         d.resources.insert(
             Address::new(&t.id, Kind::Stamp, t.id.clone()),
-            attrs([(FINGERPRINT, json!(stamp))]),
+            stamp.attrs(),
         );
         d.tenants.insert(t.id.clone(), t.clone());
         d.sources.insert(t.id.clone(), source);
@@ -72,148 +77,126 @@ pub fn desired(tenants: &[Tenant], sources: &BTreeMap<String, String>, code: &dy
 
 fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
     let id = t.id.as_str();
-    let mut put = |kind: Kind, name: String, a: Attrs| {
-        d.resources.insert(Address::new(id, kind, name), a);
+    // The one place a spec becomes attributes.
+    let mut put = |name: String, spec: Spec| {
+        d.resources
+            .insert(Address::new(id, spec.kind(), name), spec.attrs());
     };
     let table = names::table(id);
-    let indexes: BTreeMap<String, Value> = t
-        .collection
-        .indexed()
-        .map(|f| (f.name.clone(), json!(index_type(&f.kind))))
-        .collect();
     put(
-        Kind::Table,
         table.clone(),
-        attrs([
-            ("key", json!(t.collection.key)),
-            ("indexes", json!(indexes)),
+        Spec::Table(TableSpec {
+            key: t.collection.key.clone(),
+            indexes: t
+                .collection
+                .indexed()
+                .map(|f| (f.name.clone(), index_type(&f.kind).to_owned()))
+                .collect(),
             // Both always on: the data outlives mistakes.
-            ("point_in_time_recovery", json!(true)),
-            ("deletion_protection", json!(true)),
-        ]),
+            point_in_time_recovery: true,
+            deletion_protection: true,
+        }),
     );
     put(
-        Kind::Role,
         names::role(id),
-        attrs([
-            ("table", json!(table)),
+        Spec::Role(RoleSpec {
+            table: table.clone(),
             // Only search reads the indexes, so only it is granted them.
-            (
-                "indexes",
-                json!(
-                    t.collection
-                        .indexed()
-                        .filter(|_| t.functions.enabled(Operation::Search))
-                        .map(|f| names::index(&f.name))
-                        .collect::<Vec<_>>()
-                ),
-            ),
-            ("operations", json!(ops(t))),
-            ("trust", json!([ROLE_TRUSTS])),
-            (TAGS, tags(id)),
-        ]),
+            indexes: t
+                .collection
+                .indexed()
+                .filter(|_| t.functions.enabled(Operation::Search))
+                .map(|f| names::index(&f.name))
+                .collect(),
+            operations: ops(t),
+            trust: vec![ROLE_TRUSTS.to_owned()],
+            tags: tags(id),
+        }),
     );
+    let log_group = || {
+        Spec::LogGroup(LogGroupSpec {
+            retention_days: t.logs.retention_days,
+            tags: tags(id),
+        })
+    };
     // The stage's access log.
-    put(
-        Kind::LogGroup,
-        names::access_log_group(id),
-        attrs([
-            ("retention_days", json!(t.logs.retention_days)),
-            (TAGS, tags(id)),
-        ]),
-    );
+    put(names::access_log_group(id), log_group());
     let code_sha256 = code.sha256(t, source);
     for op in &t.functions.operations {
+        put(names::log_group(id, *op), log_group());
         put(
-            Kind::LogGroup,
-            names::log_group(id, *op),
-            attrs([
-                ("retention_days", json!(t.logs.retention_days)),
-                (TAGS, tags(id)),
-            ]),
-        );
-        put(
-            Kind::Function,
             names::function(id, *op),
-            attrs([
-                ("operation", json!(op.as_str())),
-                ("runtime", json!(FUNCTION_RUNTIME)),
-                ("handler", json!(FUNCTION_HANDLER)),
-                ("role", json!(names::role(id))),
-                ("memory_mb", json!(t.functions.memory_mb)),
-                ("timeout_s", json!(t.functions.timeout_s)),
-                ("code_sha256", json!(code_sha256)),
-                ("table", json!(table)),
+            Spec::Function(FunctionSpec {
+                operation: op.as_str().to_owned(),
+                runtime: FUNCTION_RUNTIME.to_owned(),
+                handler: FUNCTION_HANDLER.to_owned(),
+                role: names::role(id),
+                memory_mb: t.functions.memory_mb,
+                timeout_s: t.functions.timeout_s,
+                code_sha256: code_sha256.clone(),
+                table: table.clone(),
                 // Search cursors are signed with a per-tenant secret the
                 // target keeps (never in the plan, only whether it is set).
-                ("cursor_secret", json!(true)),
+                cursor_secret: true,
                 // Who may invoke it: the tenant's REST API, and nothing else.
-                ("invoked_by", json!(names::rest_api(id))),
-                (TAGS, tags(id)),
-            ]),
+                invoked_by: names::rest_api(id),
+                tags: tags(id),
+            }),
         );
     }
     let document = api_document(t);
     let definition = hex(&Sha256::digest(document.as_bytes()));
     put(
-        Kind::Api,
         names::rest_api(id),
-        attrs([
-            ("definition_sha256", json!(definition)),
-            ("collection", json!(t.collection.name)),
-        ]),
+        Spec::Api(ApiSpec {
+            definition_sha256: definition.clone(),
+            collection: t.collection.name.clone(),
+        }),
     );
     // The stage's default method throttling is one bucket for all callers
     // together ("Throttle requests to your REST APIs"), so it carries the
     // tenant's API-wide total, never the per-key rate; null means none.
     let api = t.usage_plan.api;
     put(
-        Kind::Stage,
         t.stage.clone(),
-        attrs([
-            ("deployment", json!(definition)),
-            ("rate", json!(api.map(|a| a.rate))),
-            ("burst", json!(api.map(|a| a.burst))),
-            ("access_log", json!(names::access_log_group(id))),
-            (TAGS, tags(id)),
-        ]),
+        Spec::Stage(StageSpec {
+            deployment: definition,
+            rate: api.map(|a| a.rate),
+            burst: api.map(|a| a.burst),
+            access_log: names::access_log_group(id),
+            tags: tags(id),
+        }),
     );
-    let (limit, period) = match t.usage_plan.quota {
-        Some(q) => (json!(q.limit), json!(q.period.as_str())),
-        None => (Value::Null, Value::Null),
-    };
+    let quota = t.usage_plan.quota;
     put(
-        Kind::UsagePlan,
         names::usage_plan(id),
-        attrs([
-            ("rate", json!(t.usage_plan.rate)),
-            ("burst", json!(t.usage_plan.burst)),
-            ("quota_limit", limit),
-            ("quota_period", period),
-            ("stage", json!(t.stage)),
-        ]),
+        Spec::UsagePlan(UsagePlanSpec {
+            rate: t.usage_plan.rate,
+            burst: t.usage_plan.burst,
+            quota_limit: quota.map(|q| q.limit),
+            quota_period: quota.map(|q| q.period.as_str().to_owned()),
+            stage: t.stage.clone(),
+        }),
     );
     for c in &t.clients {
         put(
-            Kind::ApiKey,
             names::api_key(id, &c.name),
-            attrs([
-                ("client", json!(c.name)),
-                ("enabled", json!(true)),
-                (ORIGIN, json!(ORIGIN_FILE)),
-            ]),
+            Spec::ApiKey(ApiKeySpec {
+                client: Some(c.name.clone()),
+                enabled: true,
+                origin: ORIGIN_FILE.to_owned(),
+            }),
         );
     }
     if let Some(dom) = &t.domain {
         put(
-            Kind::Domain,
             dom.name.clone(),
-            attrs([
-                ("certificate_arn", json!(dom.certificate_arn)),
-                ("base_path", json!(dom.base_path)),
-                ("hosted_zone_id", json!(dom.hosted_zone_id)),
-                ("stage", json!(t.stage)),
-            ]),
+            Spec::Domain(DomainSpec {
+                certificate_arn: dom.certificate_arn.clone(),
+                base_path: dom.base_path.clone(),
+                hosted_zone_id: dom.hosted_zone_id.clone(),
+                stage: t.stage.clone(),
+            }),
         );
     }
     // What the applies need besides the attributes.
@@ -263,8 +246,12 @@ pub fn fingerprint(resources: &BTreeMap<Address, Attrs>, tenant: &str) -> String
     hex(&h.finalize())
 }
 
-fn ops(t: &Tenant) -> Vec<&'static str> {
-    t.functions.operations.iter().map(|o| o.as_str()).collect()
+fn ops(t: &Tenant) -> Vec<String> {
+    t.functions
+        .operations
+        .iter()
+        .map(|o| o.as_str().to_owned())
+        .collect()
 }
 
 /// DynamoDB attribute type of an index key.
@@ -307,6 +294,9 @@ pub fn functions(t: &Tenant) -> impl Iterator<Item = (Operation, String)> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::attrs;
+    use crate::spec::{BURST, FINGERPRINT, INDEXES, RATE};
+    use serde_json::{Value, json};
     use std::path::Path;
 
     pub struct FixedCode;
@@ -344,7 +334,37 @@ mod tests {
         assert_eq!(count("acme", Kind::Domain), 1);
         assert_eq!(count("clinic", Kind::Domain), 0);
         let table = &d.resources[&Address::new("acme", Kind::Table, "apifactory-acme")];
-        assert_eq!(table["indexes"], json!({"email": "S", "plan": "S"}));
+        assert_eq!(table[INDEXES], json!({"email": "S", "plan": "S"}));
+    }
+
+    #[test]
+    fn every_resource_reads_back_as_its_kinds_spec() {
+        use crate::plan::{Action, Change};
+        use crate::spec::{self, read};
+        let (tenants, sources) = load(&["acme", "clinic", "fleet"]);
+        let d = desired(&tenants, &sources, &FixedCode);
+        for (address, attrs) in &d.resources {
+            let action = Action {
+                address: address.clone(),
+                change: Change::Create,
+                attrs: attrs.clone(),
+                payload: Payload::None,
+            };
+            let spec = match address.kind {
+                Kind::Table => Spec::Table(read(&action).unwrap()),
+                Kind::Role => Spec::Role(read(&action).unwrap()),
+                Kind::LogGroup => Spec::LogGroup(read(&action).unwrap()),
+                Kind::Function => Spec::Function(read(&action).unwrap()),
+                Kind::Api => Spec::Api(read(&action).unwrap()),
+                Kind::Stage => Spec::Stage(read(&action).unwrap()),
+                Kind::UsagePlan => Spec::UsagePlan(read(&action).unwrap()),
+                Kind::ApiKey => Spec::ApiKey(read(&action).unwrap()),
+                Kind::Domain => Spec::Domain(read(&action).unwrap()),
+                Kind::Stamp => Spec::Stamp(read::<spec::StampSpec>(&action).unwrap()),
+            };
+            assert_eq!(spec.kind(), address.kind);
+            assert_eq!(&spec.attrs(), attrs, "{address}");
+        }
     }
 
     #[test]
@@ -353,7 +373,7 @@ mod tests {
         let d = desired(&tenants, &sources, &FixedCode);
         let limits = |tenant: &str, kind: Kind, name: &str| {
             let a = &d.resources[&Address::new(tenant, kind, name)];
-            (a["rate"].clone(), a["burst"].clone())
+            (a[RATE].clone(), a[BURST].clone())
         };
         // acme sets no total: the stage has no throttling of its own, and
         // the usage plan keeps the per-key limits.

@@ -23,9 +23,7 @@ use serde_json::Value;
 
 use crate::plan::{Change, Plan};
 use crate::resource::{Address, Kind};
-
-/// The attribute a missing or extra resource is reported under.
-pub const EXISTS: &str = "exists";
+use crate::spec::EXISTS;
 
 /// One attribute that differs.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -20,5 +20,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod quotas;
 pub mod resource;
+pub mod spec;
 pub mod target;
 pub mod tenants;

@@ -113,7 +113,7 @@ mod tests {
                     apis += 1;
                     let (document, invoked) = a.payload.api().unwrap();
                     assert_eq!(
-                        a.attrs["definition_sha256"],
+                        a.attrs[crate::spec::DEFINITION_SHA256],
                         hex(&Sha256::digest(document.as_bytes()))
                     );
                     let names: Vec<String> = functions(t).map(|(_, f)| f).collect();

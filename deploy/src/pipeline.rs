@@ -291,7 +291,7 @@ mod tests {
             let mut held = target.resources.lock().unwrap();
             let table = Address::new("acme", Kind::Table, "apifactory-acme");
             let attrs = held.resources.get_mut(&table).unwrap();
-            attrs.insert("point_in_time_recovery".into(), json!(false));
+            attrs.insert(crate::spec::POINT_IN_TIME_RECOVERY.into(), json!(false));
             held.resources.insert(
                 Address::new("gone", Kind::Role, "apifactory-gone"),
                 Attrs::new(),

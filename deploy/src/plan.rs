@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::desired::Desired;
 use crate::payload::Payload;
 use crate::quotas::{self, Step};
-use crate::resource::{
-    Address, Attrs, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, Kind, ORIGIN, ORIGIN_FILE,
+use crate::resource::{Address, Attrs, Kind, ORIGIN_FILE};
+use crate::spec::{
+    BACKFILLING, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, INDEXES, KEY, ORIGIN, Spec, StampSpec,
 };
 
 /// What exists on a target, as far as apifactory owns it. Only resources
@@ -84,13 +85,6 @@ pub struct Action {
     #[serde(skip)]
     pub payload: Payload,
 }
-
-/// The observed attribute of a table that lists its indexed fields whose
-/// index is not ACTIVE yet. A target that reports it builds a new index in
-/// the background (DynamoDB backfills it from the table's items, for hours
-/// on a large table, and a Query on it fails until then); a target that
-/// does not (local) has every index the moment it is made.
-pub const BACKFILLING: &str = "backfilling";
 
 /// A tenant whose table is still getting a new index: its function updates
 /// wait (the functions keep serving with their current configuration,
@@ -318,7 +312,7 @@ fn stamp_last(
                     to: Value::Null,
                 }],
             },
-            attrs: crate::resource::attrs([(FINGERPRINT, Value::Null)]),
+            attrs: Spec::Stamp(StampSpec { fingerprint: None }).attrs(),
             payload: Payload::None,
         });
         // Written again last, from the cleared state.
@@ -410,12 +404,12 @@ fn hold_for_indexes(
         let Some(building) = have.get(BACKFILLING) else {
             continue;
         };
-        let mut wanted = fields(want.get("indexes"));
+        let mut wanted = fields(want.get(INDEXES));
         // The key is the table's own, never a secondary index.
-        if let Some(Value::String(key)) = want.get("key") {
+        if let Some(Value::String(key)) = want.get(KEY) {
             wanted.remove(key);
         }
-        let present = fields(have.get("indexes"));
+        let present = fields(have.get(INDEXES));
         let backfilling: Vec<String> = building
             .as_array()
             .into_iter()

@@ -553,11 +553,11 @@ fn per_item(report: &mut Report, quota: Quota, limit: Limit, items: Vec<(String,
 /// own, never an index).
 fn indexes(attrs: &Attrs) -> BTreeSet<&str> {
     let mut fields: BTreeSet<&str> = attrs
-        .get("indexes")
+        .get(crate::spec::INDEXES)
         .and_then(Value::as_object)
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    if let Some(Value::String(key)) = attrs.get("key") {
+    if let Some(Value::String(key)) = attrs.get(crate::spec::KEY) {
         fields.remove(key.as_str());
     }
     fields

@@ -133,7 +133,9 @@ impl fmt::Display for Address {
     }
 }
 
-/// The attributes apifactory owns on a resource, by name.
+/// The attributes apifactory owns on a resource, by name: what the planner
+/// diffs and the plan carries. Each kind's are typed in [`crate::spec`],
+/// where their names are spelled.
 pub type Attrs = BTreeMap<String, Value>;
 
 /// Builds attributes from `(name, value)` pairs.
@@ -141,24 +143,9 @@ pub fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Attrs {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// Attribute of an API key: where it came from. Keys from `[[clients]]` are
-/// the planner's to create, disable and delete; keys made by
-/// `apifactory keys` are not.
-pub const ORIGIN: &str = "origin";
+/// The value of an API key's origin ([`crate::spec::ORIGIN`]) when it was
+/// made from the tenant file's `[[clients]]`.
 pub const ORIGIN_FILE: &str = "file";
-
-/// Attribute of a resource that a target found twice (a create repeated
-/// because its answer was lost, or because a list did not show the first
-/// yet): the id of the one that stands. A duplicate is deleted, never
-/// merely disabled.
-pub const DUPLICATE_OF: &str = "duplicate_of";
-
-/// Attribute of a key: whether it works.
-pub const ENABLED: &str = "enabled";
-
-/// Attribute of a rotated key on a target without key expiry of its own:
-/// when its grace period ends (Unix seconds). The plan disables it then.
-pub const EXPIRES: &str = "expires";
 
 /// Tag keys. Every resource that takes tags carries `managed-by` and the
 /// tenant (the attribute `tags` of those whose tags are not what finds
@@ -167,10 +154,3 @@ pub const TAG_MANAGED_BY: &str = "managed-by";
 pub const TAG_TENANT: &str = "apifactory:tenant";
 pub const TAG_CLIENT: &str = "apifactory:client";
 pub const TAG_ORIGIN: &str = "apifactory:origin";
-
-/// Attribute of a resource: its tags, as far as apifactory sets them (the
-/// keys `managed-by` and `apifactory:tenant`; others are not its own).
-pub const TAGS: &str = "tags";
-
-/// Attribute of a tenant's stamp: the fingerprint of its desired state.
-pub const FINGERPRINT: &str = "fingerprint";

@@ -23,7 +23,7 @@ use aws_sdk_apigateway::types::{
     ApiKeySourceType, EndpointConfiguration, EndpointType, PutMode, RestApi,
 };
 use runtime::names;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::pacer::APIGW;
@@ -34,6 +34,7 @@ use crate::desired::hex;
 use crate::openapi;
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, ApiSpec};
 use crate::target::Applied;
 
 /// Where the tenant's methods integrate: its functions, in the deploy
@@ -159,7 +160,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
         {
             out.duplicates.push((
                 Address::new(&tenant, Kind::Api, listing::duplicate_name(&name, other)),
-                attrs([("id", json!(other)), (listing::DUPLICATE_OF, json!(id))]),
+                attrs([(spec::ID, json!(other)), (spec::DUPLICATE_OF, json!(id))]),
             ));
         }
         let (mut hash, collection) = parse_marker(api.description());
@@ -175,8 +176,8 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Apis> {
                 (
                     Address::new(&tenant, Kind::Api, name),
                     attrs([
-                        ("definition_sha256", json!(hash)),
-                        ("collection", json!(collection)),
+                        (spec::DEFINITION_SHA256, json!(hash)),
+                        (spec::COLLECTION, json!(collection)),
                     ]),
                 ),
             ),
@@ -226,11 +227,8 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let (document, functions) = action.payload.api().ok_or_else(|| {
         anyhow::anyhow!("the plan's action on REST API {tenant} carries no document")
     })?;
-    let hash = action
-        .attrs
-        .get("definition_sha256")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let spec: ApiSpec = spec::read(action)?;
+    let hash = spec.definition_sha256.as_str();
     // The hash observe reads back must be of the document put.
     if hash != hex(&Sha256::digest(document.as_bytes())) {
         anyhow::bail!("the planned API definition is not the document the plan carries");
@@ -286,11 +284,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
 
     // Last: the name (putting a definition may rename the API after its
     // title) and the marker.
-    let collection = action
-        .attrs
-        .get("collection")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let collection = spec.collection.as_str();
     // The tenant's stamp stays as it is: only its own actions change it.
     let kept = t.description(tenant);
     let description = super::stamp::with(

@@ -8,7 +8,7 @@
 //! found by name and tags before one is created.
 
 use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::pacer::APIGW;
 use std::collections::HashMap;
@@ -17,7 +17,8 @@ use super::usage_plan::attach;
 use super::{AwsTarget, Family, Found, Scope, TAG_CLIENT, TAG_ORIGIN, fail, is, listing};
 use crate::keys::{ORIGIN_ROTATED, new_key_value, rfc3339};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, EXPIRES, Kind, ORIGIN, ORIGIN_FILE, attrs};
+use crate::resource::{Address, Kind, ORIGIN_FILE, attrs};
+use crate::spec::{self, ApiKeySpec};
 use crate::target::{Applied, Secret};
 
 /// What a rotation appends to the old key's description.
@@ -76,16 +77,16 @@ pub fn client_of(key: &ApiKey) -> String {
 fn attributes(key: &ApiKey) -> crate::resource::Attrs {
     let tag = |k: &str| key.tags().and_then(|t| t.get(k)).cloned();
     let mut found = attrs([
-        ("client", json!(tag(TAG_CLIENT))),
-        ("enabled", json!(key.enabled())),
+        (spec::CLIENT, json!(tag(TAG_CLIENT))),
+        (spec::ENABLED, json!(key.enabled())),
         // A key without an origin tag was not made from a tenant file; a
         // rotated key's description says so, whatever its tag.
-        (ORIGIN, json!(origin(key))),
+        (spec::ORIGIN, json!(origin(key))),
     ]);
     // API Gateway has no key expiry: the plan disables a rotated key once
     // the expiry its description records has passed.
     if let Some(expires) = rotation_expiry(key.description()) {
-        found.insert(EXPIRES.into(), json!(expires));
+        found.insert(spec::EXPIRES.into(), json!(expires));
     }
     found
 }
@@ -129,8 +130,8 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             // out of the plan, as before.
             Some(first) if !key.enabled() && origin(key) == ORIGIN_FILE => {
                 let mut attrs = attributes(key);
-                attrs.insert("id".into(), json!(id));
-                attrs.insert(listing::DUPLICATE_OF.into(), json!(first));
+                attrs.insert(spec::ID.into(), json!(id));
+                attrs.insert(spec::DUPLICATE_OF.into(), json!(first));
                 found.push((
                     Address::new(tenant, Kind::ApiKey, listing::duplicate_name(name, id)),
                     attrs,
@@ -219,17 +220,6 @@ async fn value_of(t: &AwsTarget, id: &str) -> anyhow::Result<String> {
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let tenant = action.address.tenant.as_str();
     let name = action.address.name.as_str();
-    let client = action
-        .attrs
-        .get("client")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let enabled = action
-        .attrs
-        .get("enabled")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
     if action.change == Change::Delete
         && let Some((id, _)) = listing::duplicate(&action.attrs)
     {
@@ -260,7 +250,9 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         }
         return Ok(Applied::default());
     }
-    if !enabled {
+    let spec: ApiKeySpec = spec::read(action)?;
+    let client = spec.client.unwrap_or_default();
+    if !spec.enabled {
         // A client gone from the file: the key stops working, and stays.
         if let Some(id) = existing.as_ref().and_then(|k| k.id()) {
             set_enabled(t, id, false).await?;

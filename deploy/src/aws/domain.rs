@@ -18,6 +18,7 @@ use super::patch::replace;
 use super::{AwsTarget, Family, Found, Scope, each, fail, is, listing};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, DomainSpec};
 use crate::target::Applied;
 
 const ROUTE53: &[Family] = &[Family::Route53];
@@ -140,10 +141,10 @@ pub async fn details(
             Ok((
                 Address::new(&tenant, Kind::Domain, &name),
                 attrs([
-                    ("certificate_arn", json!(d.regional_certificate_arn())),
-                    ("base_path", json!(base_path)),
-                    ("hosted_zone_id", json!(zone)),
-                    ("stage", json!(mapping.and_then(|m| m.stage()))),
+                    (spec::CERTIFICATE_ARN, json!(d.regional_certificate_arn())),
+                    (spec::BASE_PATH, json!(base_path)),
+                    (spec::HOSTED_ZONE_ID, json!(zone)),
+                    (spec::STAGE, json!(mapping.and_then(|m| m.stage()))),
                 ]),
             ))
         }
@@ -193,10 +194,6 @@ async fn alias_zone(
     Ok(None)
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).map(str::to_owned)
-}
-
 /// The value a field had before an update.
 fn before(action: &Action, field: &str) -> Option<Value> {
     match &action.change {
@@ -211,8 +208,6 @@ fn before(action: &Action, field: &str) -> Option<Value> {
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let tenant = action.address.tenant.as_str();
     let name = action.address.name.as_str();
-    let zone = text(action.attrs.get("hosted_zone_id"));
-
     t.pacer.read(APIGW).await;
     let existing = match t
         .apigateway
@@ -237,10 +232,12 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         let Some(d) = existing else {
             return Ok(Applied::default());
         };
-        if let Some(zone) = &zone {
+        // What was observed: any attribute may be null.
+        let text = |k: &str| action.attrs.get(k).and_then(Value::as_str);
+        if let Some(zone) = text(spec::HOSTED_ZONE_ID) {
             alias(t, zone, &d, ChangeAction::Delete).await?;
         }
-        if let Some(base_path) = text(action.attrs.get("base_path")) {
+        if let Some(base_path) = text(spec::BASE_PATH) {
             t.pacer.write(APIGW).await;
             match t
                 .apigateway
@@ -249,7 +246,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 .base_path(if base_path.is_empty() {
                     ROOT
                 } else {
-                    &base_path
+                    base_path
                 })
                 .send()
                 .await
@@ -274,7 +271,8 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         return Ok(Applied::default());
     }
 
-    let certificate = text(action.attrs.get("certificate_arn")).unwrap_or_default();
+    let spec: DomainSpec = spec::read(action)?;
+    let certificate = spec.certificate_arn.clone();
     let domain = match existing {
         None => {
             t.pacer.write(DOMAIN_WRITE).await;
@@ -316,12 +314,13 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         }
     };
 
-    map_base_path(t, action).await?;
+    map_base_path(t, action, &spec).await?;
 
+    let zone = spec.hosted_zone_id;
     if let Some(zone) = &zone {
         alias(t, zone, &domain, ChangeAction::Upsert).await?;
     }
-    if let Some(Value::String(old)) = before(action, "hosted_zone_id")
+    if let Some(Value::String(old)) = before(action, spec::HOSTED_ZONE_ID)
         && Some(&old) != zone.as_ref()
     {
         alias(t, &old, &domain, ChangeAction::Delete).await?;
@@ -331,19 +330,18 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
 
 /// Maps the base path to the tenant's API stage, and removes the mapping
 /// an update moved away from.
-async fn map_base_path(t: &AwsTarget, action: &Action) -> anyhow::Result<()> {
+async fn map_base_path(t: &AwsTarget, action: &Action, spec: &DomainSpec) -> anyhow::Result<()> {
     let tenant = action.address.tenant.as_str();
     let name = action.address.name.as_str();
     let api = t
         .api_id(tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no REST API to map {name} to"))?;
-    let base_path = text(action.attrs.get("base_path")).unwrap_or_default();
-    let stage = text(action.attrs.get("stage")).unwrap_or_default();
+    let (base_path, stage) = (spec.base_path.as_str(), spec.stage.as_str());
     let key = if base_path.is_empty() {
         ROOT
     } else {
-        &base_path
+        base_path
     };
 
     // Try to create first: reading the mappings of a domain that has none
@@ -353,9 +351,9 @@ async fn map_base_path(t: &AwsTarget, action: &Action) -> anyhow::Result<()> {
         .apigateway
         .create_base_path_mapping()
         .domain_name(name)
-        .set_base_path((!base_path.is_empty()).then(|| base_path.clone()))
+        .set_base_path((!base_path.is_empty()).then(|| base_path.to_owned()))
         .rest_api_id(&api)
-        .stage(&stage)
+        .stage(stage)
         .send()
         .await;
     match created {
@@ -376,13 +374,13 @@ async fn map_base_path(t: &AwsTarget, action: &Action) -> anyhow::Result<()> {
                     m.rest_api_id().unwrap_or("?")
                 );
             }
-            if m.stage() != Some(stage.as_str()) {
+            if m.stage() != Some(stage) {
                 t.pacer.write(APIGW).await;
                 t.apigateway
                     .update_base_path_mapping()
                     .domain_name(name)
                     .base_path(key)
-                    .patch_operations(replace("/stage", &stage)?)
+                    .patch_operations(replace("/stage", stage)?)
                     .send()
                     .await
                     .map_err(|e| fail(&format!("UpdateBasePathMapping {name}/{key}"), e))?;
@@ -390,7 +388,7 @@ async fn map_base_path(t: &AwsTarget, action: &Action) -> anyhow::Result<()> {
         }
         Err(e) => return Err(fail(&format!("CreateBasePathMapping {name}/{key}"), e)),
     }
-    if let Some(Value::String(old)) = before(action, "base_path")
+    if let Some(Value::String(old)) = before(action, spec::BASE_PATH)
         && old != base_path
     {
         t.pacer.write(APIGW).await;

@@ -34,7 +34,8 @@ use super::package::Architecture as Arch;
 use super::{AwsTarget, Family, Found, Scope, each, fail, is, wait_for};
 use crate::desired::{FUNCTION_HANDLER, FUNCTION_RUNTIME};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, TAGS, attrs};
+use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, FunctionSpec};
 use crate::target::Applied;
 
 const LAMBDA: &[Family] = &[Family::Lambda];
@@ -101,16 +102,19 @@ pub async fn observe(
             found.push((
                 Address::new(tenant, Kind::Function, name),
                 attrs([
-                    ("operation", json!(var(ENV_OPERATION))),
-                    ("runtime", json!(f.runtime().map(|r| r.as_str()))),
-                    ("handler", json!(f.handler())),
+                    (spec::OPERATION, json!(var(ENV_OPERATION))),
+                    (spec::RUNTIME, json!(f.runtime().map(|r| r.as_str()))),
+                    (spec::HANDLER, json!(f.handler())),
                     // The role's name: the ARN's last path segment.
-                    ("role", json!(f.role().and_then(|r| r.rsplit('/').next()))),
-                    ("memory_mb", json!(f.memory_size())),
-                    ("timeout_s", json!(f.timeout())),
-                    ("code_sha256", json!(f.code_sha256())),
-                    ("table", json!(table)),
-                    ("cursor_secret", json!(secret.is_some())),
+                    (
+                        spec::ROLE,
+                        json!(f.role().and_then(|r| r.rsplit('/').next())),
+                    ),
+                    (spec::MEMORY_MB, json!(f.memory_size())),
+                    (spec::TIMEOUT_S, json!(f.timeout())),
+                    (spec::CODE_SHA256, json!(f.code_sha256())),
+                    (spec::TABLE, json!(table)),
+                    (spec::CURSOR_SECRET, json!(secret.is_some())),
                 ]),
             ));
         }
@@ -173,7 +177,7 @@ pub async fn details(
             );
             Ok((
                 address.clone(),
-                attrs([("invoked_by", invoked_by), (TAGS, tags)]),
+                attrs([(spec::INVOKED_BY, invoked_by), (spec::TAGS, tags)]),
             ))
         }
     })
@@ -218,29 +222,21 @@ fn architecture(a: Arch) -> Architecture {
 
 /// The function's environment, with the tenant's cursor secret (never in
 /// the plan: the target holds it).
-async fn environment(t: &AwsTarget, action: &Action) -> anyhow::Result<Environment> {
-    let text = |k: &str| {
-        action
-            .attrs
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+async fn environment(
+    t: &AwsTarget,
+    action: &Action,
+    spec: &FunctionSpec,
+) -> anyhow::Result<Environment> {
     let secret = t.cursor_secret(&action.address.tenant).await?;
     Ok(Environment::builder()
-        .variables(ENV_TABLE, text("table"))
-        .variables(ENV_OPERATION, text("operation"))
+        .variables(ENV_TABLE, &spec.table)
+        .variables(ENV_OPERATION, &spec.operation)
         .variables(ENV_CURSOR_SECRET, secret)
         .build())
 }
 
-fn number(action: &Action, k: &str) -> Option<i32> {
-    action
-        .attrs
-        .get(k)
-        .and_then(Value::as_i64)
-        .and_then(|n| i32::try_from(n).ok())
+fn number(n: u32) -> Option<i32> {
+    i32::try_from(n).ok()
 }
 
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
@@ -257,14 +253,15 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             return Ok(Applied::default());
         }
         Change::Create => {
-            if !create(t, action).await? {
+            let spec = spec::read(action)?;
+            if !create(t, action, &spec).await? {
                 // An earlier run made it: bring it in line like an update.
-                update(t, action, true).await?;
+                update(t, action, &spec, true).await?;
             }
         }
-        Change::Update { .. } => update(t, action, false).await?,
+        Change::Update { .. } => update(t, action, &spec::read(action)?, false).await?,
     }
-    if matches!(&action.change, Change::Update { fields } if fields.iter().any(|f| f.field == TAGS))
+    if matches!(&action.change, Change::Update { fields } if fields.iter().any(|f| f.field == spec::TAGS))
     {
         t.pacer.write(LAMBDA).await;
         t.lambda
@@ -281,7 +278,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     Ok(Applied::default())
 }
 
-fn zip(t: &AwsTarget, action: &Action) -> anyhow::Result<Vec<u8>> {
+fn zip(t: &AwsTarget, action: &Action, spec: &FunctionSpec) -> anyhow::Result<Vec<u8>> {
     let source = action.payload.source().ok_or_else(|| {
         anyhow::anyhow!(
             "the plan's action on function {} carries no tenant source",
@@ -289,22 +286,22 @@ fn zip(t: &AwsTarget, action: &Action) -> anyhow::Result<Vec<u8>> {
         )
     })?;
     let bytes = t.package()?.zip(source)?;
-    let want = action.attrs.get("code_sha256").and_then(Value::as_str);
+    let want = &spec.code_sha256;
     let have = super::package::code_sha256(&bytes);
-    if want != Some(have.as_str()) {
+    if *want != have {
         anyhow::bail!("the package's SHA-256 {have} is not the planned {want:?}");
     }
     Ok(bytes)
 }
 
 /// Creates the function; `false` when it already exists.
-async fn create(t: &AwsTarget, action: &Action) -> anyhow::Result<bool> {
+async fn create(t: &AwsTarget, action: &Action, spec: &FunctionSpec) -> anyhow::Result<bool> {
     let name = action.address.name.as_str();
     let tenant = action.address.tenant.as_str();
-    let bytes = zip(t, action)?;
+    let bytes = zip(t, action, spec)?;
     let arch = architecture(t.package()?.architecture);
     let role = t.env.role_arn(&names::role(tenant));
-    let environment = environment(t, action).await?;
+    let environment = environment(t, action, spec).await?;
     // A role made seconds ago may not be assumable yet (IAM is eventually
     // consistent): Lambda says so, and a retry a little later succeeds.
     let mut pause = Duration::from_secs(2);
@@ -324,8 +321,8 @@ async fn create(t: &AwsTarget, action: &Action) -> anyhow::Result<bool> {
                     .zip_file(Blob::new(bytes.clone()))
                     .build(),
             )
-            .set_memory_size(number(action, "memory_mb"))
-            .set_timeout(number(action, "timeout_s"))
+            .set_memory_size(number(spec.memory_mb))
+            .set_timeout(number(spec.timeout_s))
             .environment(environment.clone())
             .description(format!("apifactory: tenant {tenant}"))
             .set_tags(Some(super::tags(tenant)))
@@ -349,15 +346,19 @@ async fn create(t: &AwsTarget, action: &Action) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-async fn update(t: &AwsTarget, action: &Action, everything: bool) -> anyhow::Result<()> {
+async fn update(
+    t: &AwsTarget,
+    action: &Action,
+    spec: &FunctionSpec,
+    everything: bool,
+) -> anyhow::Result<()> {
     let name = action.address.name.as_str();
     let tenant = action.address.tenant.as_str();
     let changed = |field: &str| everything || super::table::changed(action, field);
     let current = ready(t, name).await?;
-    let code_differs =
-        current.code_sha256.as_deref() != action.attrs.get("code_sha256").and_then(Value::as_str);
-    if changed("code_sha256") && code_differs {
-        let bytes = zip(t, action)?;
+    let code_differs = current.code_sha256.as_deref() != Some(spec.code_sha256.as_str());
+    if changed(spec::CODE_SHA256) && code_differs {
+        let bytes = zip(t, action, spec)?;
         let arch = architecture(t.package()?.architecture);
         again_while_busy(t, name, "UpdateFunctionCode", || {
             t.lambda
@@ -371,20 +372,20 @@ async fn update(t: &AwsTarget, action: &Action, everything: bool) -> anyhow::Res
         ready(t, name).await?;
     }
     if [
-        "runtime",
-        "handler",
-        "role",
-        "memory_mb",
-        "timeout_s",
-        "table",
-        "operation",
-        "cursor_secret",
+        spec::RUNTIME,
+        spec::HANDLER,
+        spec::ROLE,
+        spec::MEMORY_MB,
+        spec::TIMEOUT_S,
+        spec::TABLE,
+        spec::OPERATION,
+        spec::CURSOR_SECRET,
     ]
     .iter()
     .any(|f| changed(f))
     {
         let role = t.env.role_arn(&names::role(tenant));
-        let environment = environment(t, action).await?;
+        let environment = environment(t, action, spec).await?;
         again_while_busy(t, name, "UpdateFunctionConfiguration", || {
             t.lambda
                 .update_function_configuration()
@@ -392,8 +393,8 @@ async fn update(t: &AwsTarget, action: &Action, everything: bool) -> anyhow::Res
                 .runtime(Runtime::from(FUNCTION_RUNTIME))
                 .handler(FUNCTION_HANDLER)
                 .role(&role)
-                .set_memory_size(number(action, "memory_mb"))
-                .set_timeout(number(action, "timeout_s"))
+                .set_memory_size(number(spec.memory_mb))
+                .set_timeout(number(spec.timeout_s))
                 .environment(environment.clone())
                 .send()
         })

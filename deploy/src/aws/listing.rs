@@ -31,6 +31,7 @@ use aws_sdk_apigateway::types::{
 };
 
 use crate::quotas::Quota;
+use crate::spec;
 
 use super::pacer::APIGW;
 use super::{AwsTarget, Family, ROLE_PATH, fail, wait_for};
@@ -240,19 +241,16 @@ pub fn by_tenant<T: Listed>(items: &[T], name: fn(&str) -> String) -> BTreeMap<S
     found
 }
 
-/// The attribute a duplicate's observed attributes carry: the id of the one
-/// that stands. With `id`, it tells apply which one to delete.
-pub const DUPLICATE_OF: &str = crate::resource::DUPLICATE_OF;
-
 /// The address name of a duplicate: the name, and its id to tell it apart.
 pub fn duplicate_name(name: &str, id: &str) -> String {
     format!("{name} (duplicate {id})")
 }
 
-/// A planned delete of a duplicate: (its id, the id of the one that stands).
+/// A planned delete of a duplicate: (its id, the id of the one that stands),
+/// from the attributes observe gave it ([`spec::ID`], [`spec::DUPLICATE_OF`]).
 pub fn duplicate(attrs: &crate::resource::Attrs) -> Option<(String, String)> {
     let text = |k: &str| attrs.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    Some((text("id")?, text(DUPLICATE_OF)?))
+    Some((text(spec::ID)?, text(spec::DUPLICATE_OF)?))
 }
 
 /// Something an apply created, as the list calls show it.
@@ -473,8 +471,8 @@ mod tests {
     #[test]
     fn a_duplicate_reads_back_from_its_attributes() {
         let attrs = crate::resource::attrs([
-            ("id", serde_json::json!("x1")),
-            (DUPLICATE_OF, serde_json::json!("k9")),
+            (spec::ID, serde_json::json!("x1")),
+            (spec::DUPLICATE_OF, serde_json::json!("k9")),
         ]);
         assert_eq!(duplicate(&attrs), Some(("x1".into(), "k9".into())));
         assert_eq!(duplicate(&crate::resource::Attrs::new()), None);

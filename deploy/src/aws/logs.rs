@@ -3,11 +3,12 @@
 //! the stage's access log (`/aws/apigateway/apifactory-<tenant>`).
 
 use runtime::{Operation, names};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{AwsTarget, Family, Found, Scope, fail, is};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, TAGS, attrs};
+use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, LogGroupSpec};
 use crate::target::Applied;
 
 const LOGS: &[Family] = &[Family::Logs];
@@ -55,7 +56,7 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
                 }
                 found.push((
                     Address::new(tenant, Kind::LogGroup, name),
-                    attrs([("retention_days", json!(g.retention_in_days()))]),
+                    attrs([(spec::RETENTION_DAYS, json!(g.retention_in_days()))]),
                 ));
             }
             match page.next_token {
@@ -90,7 +91,7 @@ pub async fn details(t: &AwsTarget, groups: Vec<Address>) -> anyhow::Result<Vec<
                     .flatten()
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             );
-            Ok((address.clone(), attrs([(TAGS, tags)])))
+            Ok((address.clone(), attrs([(spec::TAGS, tags)])))
         }
     })
     .await
@@ -108,6 +109,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             }
         }
         change => {
+            let spec: LogGroupSpec = spec::read(action)?;
             if matches!(change, Change::Create) {
                 t.pacer.write(LOGS).await;
                 match t
@@ -123,7 +125,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                     Err(e) => return Err(fail(&format!("CreateLogGroup {name}"), e)),
                 }
             }
-            if matches!(change, Change::Update { fields } if fields.iter().any(|f| f.field == TAGS))
+            if matches!(change, Change::Update { fields } if fields.iter().any(|f| f.field == spec::TAGS))
             {
                 t.pacer.write(LOGS).await;
                 t.logs
@@ -135,25 +137,13 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                     .map_err(|e| fail(&format!("CloudWatch Logs TagResource {name}"), e))?;
             }
             t.pacer.write(LOGS).await;
-            match action.attrs.get("retention_days").and_then(Value::as_i64) {
-                Some(days) => {
-                    t.logs
-                        .put_retention_policy()
-                        .log_group_name(name)
-                        .retention_in_days(days as i32)
-                        .send()
-                        .await
-                        .map_err(|e| fail(&format!("PutRetentionPolicy {name}"), e))?;
-                }
-                None => {
-                    t.logs
-                        .delete_retention_policy()
-                        .log_group_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| fail(&format!("DeleteRetentionPolicy {name}"), e))?;
-                }
-            }
+            t.logs
+                .put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(spec.retention_days as i32)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("PutRetentionPolicy {name}"), e))?;
         }
     }
     Ok(Applied::default())

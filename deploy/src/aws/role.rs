@@ -3,12 +3,13 @@
 //! policy (see `policy`).
 
 use runtime::{Operation, names};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::policy::{self, Grant, POLICY_NAME};
 use super::{AwsTarget, Family, Found, ROLE_PATH, Scope, each, fail, is};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, TAGS, attrs};
+use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, RoleSpec};
 use crate::target::Applied;
 
 const IAM: &[Family] = &[Family::Iam];
@@ -77,10 +78,10 @@ pub async fn grants(t: &AwsTarget, roles: Vec<(String, String)>) -> anyhow::Resu
             Ok((
                 Address::new(&tenant, Kind::Role, name),
                 attrs([
-                    ("table", json!(grant.table)),
-                    ("indexes", json!(grant.indexes)),
+                    (spec::TABLE, json!(grant.table)),
+                    (spec::INDEXES, json!(grant.indexes)),
                     (
-                        "operations",
+                        spec::OPERATIONS,
                         json!(
                             grant
                                 .operations
@@ -117,40 +118,23 @@ pub async fn details(t: &AwsTarget, roles: Vec<(String, String)>) -> anyhow::Res
             let tags = super::owned_tags(role.tags().iter().map(|t| (t.key(), t.value())));
             Ok((
                 Address::new(&tenant, Kind::Role, name),
-                attrs([("trust", json!(trusted)), (TAGS, tags)]),
+                attrs([(spec::TRUST, json!(trusted)), (spec::TAGS, tags)]),
             ))
         }
     })
     .await
 }
 
-/// The grant an action asks for.
-pub fn grant(action: &Action) -> Grant {
-    let strings = |k: &str| -> Vec<String> {
-        action
-            .attrs
-            .get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let operations: Vec<Operation> = strings("operations")
+/// The grant a role's spec asks for.
+fn grant(tenant: &str, spec: RoleSpec) -> Grant {
+    let operations: Vec<Operation> = spec
+        .operations
         .iter()
         .filter_map(|o| Operation::parse(o))
         .collect();
-    let tenant = &action.address.tenant;
     Grant {
-        table: action
-            .attrs
-            .get("table")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        indexes: strings("indexes"),
+        table: spec.table,
+        indexes: spec.indexes,
         log_groups: operations
             .iter()
             .map(|op| names::log_group(tenant, *op))
@@ -184,6 +168,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             }
         }
         Change::Create | Change::Update { .. } => {
+            let grant = grant(&action.address.tenant, spec::read(action)?);
             let trust = policy::trust();
             t.pacer.write(IAM).await;
             let created = t
@@ -211,7 +196,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                         .send()
                         .await
                         .map_err(|e| fail(&format!("IAM UpdateAssumeRolePolicy {name}"), e))?;
-                    if super::table::changed(action, TAGS) {
+                    if super::table::changed(action, spec::TAGS) {
                         t.pacer.write(IAM).await;
                         t.iam
                             .tag_role()
@@ -229,7 +214,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 .put_role_policy()
                 .role_name(name)
                 .policy_name(POLICY_NAME)
-                .policy_document(policy::document(&t.env, &grant(action)))
+                .policy_document(policy::document(&t.env, &grant))
                 .send()
                 .await
                 .map_err(|e| fail(&format!("IAM PutRolePolicy {name}"), e))?;

@@ -30,7 +30,8 @@ use super::pacer::APIGW;
 use super::patch::replace;
 use super::{AwsTarget, Family, Found, MARKER, ROLE_PATH, each, fail, is, number};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, TAGS, attrs};
+use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, StageSpec};
 use crate::target::Applied;
 
 /// UpdateAccount has a quota of its own (one call every 20 s), on top of
@@ -127,11 +128,11 @@ fn stage_attrs(s: &Stage) -> crate::resource::Attrs {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     attrs([
-        ("deployment", json!(parse_marker(s.description()).0)),
-        ("rate", json!(throttle.map(|(rate, _)| rate))),
-        ("burst", json!(throttle.map(|(_, burst)| burst))),
-        ("access_log", access_log(s)),
-        (TAGS, tags),
+        (spec::DEPLOYMENT, json!(parse_marker(s.description()).0)),
+        (spec::RATE, json!(throttle.map(|(rate, _)| rate))),
+        (spec::BURST, json!(throttle.map(|(_, burst)| burst))),
+        (spec::ACCESS_LOG, access_log(s)),
+        (spec::TAGS, tags),
     ])
 }
 
@@ -186,6 +187,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         return Ok(Applied::default());
     }
 
+    let spec: StageSpec = spec::read(action)?;
     let log_group = names::access_log_group(tenant);
     let destination = t.env.log_group_arn(&log_group);
     ensure_logging_role(t).await?;
@@ -212,11 +214,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         Err(e) => return Err(fail(&format!("GetStage {name} of {api}"), e)),
     };
 
-    let hash = action
-        .attrs
-        .get("deployment")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let hash = spec.deployment.as_str();
     let stamp = format!("{MARKER}{hash}");
     let deployed = existing
         .as_ref()
@@ -273,11 +271,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         }
         _ => {}
     }
-    let want = action
-        .attrs
-        .get("rate")
-        .and_then(Value::as_f64)
-        .zip(action.attrs.get("burst").and_then(Value::as_i64));
+    let want = spec.rate.zip(spec.burst.map(i64::from));
     patch.extend(throttling_patch(
         existing.as_ref().and_then(throttling),
         want,
@@ -289,7 +283,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     if logs.and_then(|l| l.format()) != Some(ACCESS_LOG_FORMAT) {
         patch.push(replace("/accessLogSettings/format", ACCESS_LOG_FORMAT)?);
     }
-    if existing.is_some() && super::table::changed(action, TAGS) {
+    if existing.is_some() && super::table::changed(action, spec::TAGS) {
         t.pacer.write(APIGW).await;
         t.apigateway
             .tag_resource()
@@ -468,8 +462,8 @@ mod tests {
     fn a_stage_reads_as_throttled_only_with_positive_limits() {
         let attrs = |s: &Stage| {
             (
-                stage_attrs(s)["rate"].clone(),
-                stage_attrs(s)["burst"].clone(),
+                stage_attrs(s)[spec::RATE].clone(),
+                stage_attrs(s)[spec::BURST].clone(),
             )
         };
         assert_eq!(attrs(&stage(None)), (Value::Null, Value::Null));
@@ -497,15 +491,18 @@ mod tests {
             stage_attrs(&s)
         };
         let ours = with(Some(env.log_group_arn(group)), Some(ACCESS_LOG_FORMAT));
-        assert_eq!(ours["access_log"], json!(group));
+        assert_eq!(ours[spec::ACCESS_LOG], json!(group));
         // Only apifactory's tag keys are its own.
-        assert_eq!(ours[TAGS], json!({ (crate::resource::TAG_TENANT): "acme" }));
         assert_eq!(
-            with(Some(env.log_group_arn(group)), Some("$context.requestId"))["access_log"],
+            ours[spec::TAGS],
+            json!({ (crate::resource::TAG_TENANT): "acme" })
+        );
+        assert_eq!(
+            with(Some(env.log_group_arn(group)), Some("$context.requestId"))[spec::ACCESS_LOG],
             json!(format!("{group} in another format: $context.requestId"))
         );
-        assert_eq!(with(None, None)["access_log"], Value::Null);
-        assert_eq!(stage_attrs(&stage(None))["access_log"], Value::Null);
+        assert_eq!(with(None, None)[spec::ACCESS_LOG], Value::Null);
+        assert_eq!(stage_attrs(&stage(None))[spec::ACCESS_LOG], Value::Null);
     }
 
     #[test]

@@ -10,13 +10,12 @@
 //! the API's own apply keeps the fingerprint there when it writes its
 //! marker: the stamp changes only by its own actions.
 
-use serde_json::{Value, json};
-
 use super::pacer::APIGW;
 use super::patch::replace;
 use super::{AwsTarget, Found, fail, is};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, FINGERPRINT, Kind, attrs};
+use crate::resource::{Address, Kind};
+use crate::spec::{self, Spec, StampSpec};
 use crate::target::Applied;
 
 const TOKEN: &str = "fingerprint=";
@@ -43,7 +42,10 @@ pub fn found(tenant: &str, description: Option<&str>) -> Option<Found> {
     let fingerprint = parse(description)?;
     Some((
         Address::new(tenant, Kind::Stamp, tenant),
-        attrs([(FINGERPRINT, json!(fingerprint))]),
+        Spec::Stamp(StampSpec {
+            fingerprint: Some(fingerprint.to_owned()),
+        })
+        .attrs(),
     ))
 }
 
@@ -51,8 +53,9 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let tenant = action.address.tenant.as_str();
     let fingerprint = match action.change {
         Change::Delete => None,
-        _ => action.attrs.get(FINGERPRINT).and_then(Value::as_str),
+        _ => spec::read::<StampSpec>(action)?.fingerprint,
     };
+    let fingerprint = fingerprint.as_deref();
     if fingerprint.is_some() && t.is_unfinished(tenant) {
         eprintln!("{tenant}: stamp not written: an action left the tenant short of its files");
         return Ok(Applied::default());

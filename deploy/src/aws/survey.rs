@@ -27,6 +27,7 @@ use super::{
 use crate::desired::Desired;
 use crate::plan::Observed;
 use crate::resource::{Address, Attrs, Kind};
+use crate::spec;
 
 /// The kinds observe reads only for a tenant whose stamp does not match:
 /// no list call carries what the plan compares of them (a table's
@@ -49,9 +50,9 @@ pub const VOUCHED: [Kind; 5] = [
 /// change made by hand makes them differ, and that is what `--refresh` and
 /// `drift` are for. A no-change apply stays list calls only.
 pub const REFRESH_ONLY: [(Kind, &[&str]); 3] = [
-    (Kind::Function, &["invoked_by", crate::resource::TAGS]),
-    (Kind::Role, &["trust", crate::resource::TAGS]),
-    (Kind::LogGroup, &[crate::resource::TAGS]),
+    (Kind::Function, &[spec::INVOKED_BY, spec::TAGS]),
+    (Kind::Role, &[spec::TRUST, spec::TAGS]),
+    (Kind::LogGroup, &[spec::TAGS]),
 ];
 
 fn refresh_only(kind: Kind) -> &'static [&'static str] {

@@ -22,7 +22,7 @@
 //!   (LimitExceededException "Only 1 online index can be created or deleted
 //!   simultaneously per table"; UpdateTable docs: one per call). So apply
 //!   starts the next index and returns; observe reports what is still
-//!   backfilling ([`BACKFILLING`]) and the plan holds the tenant's function
+//!   backfilling ([`spec::BACKFILLING`]) and the plan holds the tenant's function
 //!   updates until every index is ACTIVE.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,11 +34,12 @@ use aws_sdk_dynamodb::types::{
 };
 use runtime::names;
 use runtime::schema::{Index, TableSchema};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{AwsTarget, Family, Found, Scope, each, fail, is};
-use crate::plan::{Action, BACKFILLING, Change};
+use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, attrs};
+use crate::spec::{self, TableSpec};
 use crate::target::Applied;
 
 mod ops;
@@ -178,12 +179,12 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
     Ok(Some((
         Address::new(tenant, Kind::Table, name),
         attrs([
-            ("key", json!(key)),
-            ("indexes", json!(indexes)),
-            (BACKFILLING, json!(backfilling)),
-            ("point_in_time_recovery", json!(pitr)),
+            (spec::KEY, json!(key)),
+            (spec::INDEXES, json!(indexes)),
+            (spec::BACKFILLING, json!(backfilling)),
+            (spec::POINT_IN_TIME_RECOVERY, json!(pitr)),
             (
-                "deletion_protection",
+                spec::DELETION_PROTECTION,
                 json!(desc.deletion_protection_enabled().unwrap_or(false)),
             ),
         ]),
@@ -192,7 +193,6 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
 
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let name = &action.address.name;
-    let on = |k: &str| action.attrs.get(k) == Some(&Value::Bool(true));
     match &action.change {
         Change::Delete => {
             // Only a table carrying apifactory's tags for this tenant.
@@ -231,6 +231,7 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             Ok(Applied::default())
         }
         Change::Create | Change::Update { .. } => {
+            let spec: TableSpec = spec::read(action)?;
             let schema = action.payload.table().ok_or_else(|| {
                 anyhow::anyhow!("the plan's action on table {name} carries no schema")
             })?;
@@ -242,11 +243,11 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             };
             let Some(existing) = existing else {
                 let options = TableOptions {
-                    deletion_protection: on("deletion_protection"),
+                    deletion_protection: spec.deletion_protection,
                     tags: super::tags(&action.address.tenant).into_iter().collect(),
                 };
                 create_table(&t.dynamodb, &t.pacer, name, schema, &options).await?;
-                if on("point_in_time_recovery")
+                if spec.point_in_time_recovery
                     && !set_point_in_time_recovery(
                         &t.dynamodb,
                         &t.pacer,
@@ -275,30 +276,30 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             }
             // Settings first: an index being backfilled keeps the table
             // busy for as long as it takes, and these need not wait for it.
-            if existing.deletion_protection_enabled() != Some(on("deletion_protection")) {
+            if existing.deletion_protection_enabled() != Some(spec.deletion_protection) {
                 t.pacer.write(TABLE_WRITE).await;
                 t.dynamodb
                     .update_table()
                     .table_name(name)
-                    .deletion_protection_enabled(on("deletion_protection"))
+                    .deletion_protection_enabled(spec.deletion_protection)
                     .send()
                     .await
                     .map_err(|e| fail(&format!("UpdateTable {name}"), e))?;
                 wait_for_table(t, name).await?;
             }
-            if changed(action, "point_in_time_recovery")
+            if changed(action, spec::POINT_IN_TIME_RECOVERY)
                 && !set_point_in_time_recovery(
                     &t.dynamodb,
                     &t.pacer,
                     &action.address.tenant,
                     name,
-                    on("point_in_time_recovery"),
+                    spec.point_in_time_recovery,
                 )
                 .await?
             {
                 t.left_unfinished(&action.address.tenant);
             }
-            if changed(action, "indexes") {
+            if changed(action, spec::INDEXES) {
                 step_indexes(t, name, schema).await?;
             }
             Ok(Applied::default())

@@ -10,12 +10,13 @@ use aws_sdk_apigateway::types::{
     ApiStage, Op, PatchOperation, QuotaPeriodType, QuotaSettings, ThrottleSettings, UsagePlan,
 };
 use runtime::names;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::pacer::APIGW;
 use super::{AwsTarget, Family, Found, Scope, TAG_ORIGIN, fail, is, listing, number, wait_for};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Kind, ORIGIN_FILE, attrs};
+use crate::spec::{self, UsagePlanSpec};
 use crate::target::Applied;
 
 /// The ids of the keys in a plan.
@@ -108,7 +109,7 @@ pub async fn observe(
                     Kind::UsagePlan,
                     listing::duplicate_name(&name, other),
                 ),
-                attrs([("id", json!(other)), (listing::DUPLICATE_OF, json!(id))]),
+                attrs([(spec::ID, json!(other)), (spec::DUPLICATE_OF, json!(id))]),
             ));
         }
         let stage = plan
@@ -121,14 +122,14 @@ pub async fn observe(
         found.push((
             Address::new(&tenant, Kind::UsagePlan, name),
             attrs([
-                ("rate", json!(throttle.map(|t| t.rate_limit()))),
-                ("burst", json!(throttle.map(|t| t.burst_limit()))),
-                ("quota_limit", json!(quota.map(|q| q.limit()))),
+                (spec::RATE, json!(throttle.map(|t| t.rate_limit()))),
+                (spec::BURST, json!(throttle.map(|t| t.burst_limit()))),
+                (spec::QUOTA_LIMIT, json!(quota.map(|q| q.limit()))),
                 (
-                    "quota_period",
+                    spec::QUOTA_PERIOD,
                     json!(quota.and_then(|q| q.period()).map(|p| p.as_str())),
                 ),
-                ("stage", json!(stage)),
+                (spec::STAGE, json!(stage)),
             ]),
         ));
     }
@@ -228,7 +229,6 @@ fn op(op: Op, path: &str, value: Option<String>) -> PatchOperation {
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let tenant = action.address.tenant.as_str();
     let name = action.address.name.as_str();
-    let get = |k: &str| action.attrs.get(k).cloned().unwrap_or(Value::Null);
 
     if action.change == Change::Delete {
         if let Some((id, standing)) = listing::duplicate(&action.attrs) {
@@ -251,13 +251,12 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
         .api_id(tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no REST API to bind the plan to"))?;
-    let stage = get("stage").as_str().unwrap_or_default().to_owned();
-    let rate = get("rate").as_f64();
-    let burst = get("burst").as_i64().and_then(|b| i32::try_from(b).ok());
-    let quota_limit = get("quota_limit")
-        .as_i64()
-        .and_then(|b| i32::try_from(b).ok());
-    let quota_period = get("quota_period").as_str().map(QuotaPeriodType::from);
+    let spec: UsagePlanSpec = spec::read(action)?;
+    let stage = spec.stage;
+    let rate = Some(spec.rate);
+    let burst = i32::try_from(spec.burst).ok();
+    let quota_limit = spec.quota_limit.and_then(|l| i32::try_from(l).ok());
+    let quota_period = spec.quota_period.as_deref().map(QuotaPeriodType::from);
 
     let existing = find(t, tenant).await?;
     let Some(id) = existing else {

@@ -22,6 +22,7 @@ pub use quota::period_start;
 pub use snapshot::{DeployedTenant, Snapshot};
 
 use crate::resource::{Address, Attrs, Kind};
+use crate::spec;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS deployed (
@@ -183,9 +184,9 @@ impl LocalState {
             out.insert(
                 Address::new(&k.tenant, Kind::ApiKey, k.name.clone()),
                 crate::resource::attrs([
-                    ("client", Value::String(k.client.clone())),
-                    ("enabled", Value::Bool(k.enabled)),
-                    (crate::resource::ORIGIN, Value::String(k.origin.clone())),
+                    (spec::CLIENT, Value::String(k.client.clone())),
+                    (spec::ENABLED, Value::Bool(k.enabled)),
+                    (spec::ORIGIN, Value::String(k.origin.clone())),
                 ]),
             );
         }

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::desired::{Code, hex};
 use crate::local::state::LocalState;
 use crate::plan::{Action, Change, Observed};
-use crate::resource::{Kind, ORIGIN, ORIGIN_FILE};
+use crate::resource::Kind;
+use crate::spec::{self, ApiKeySpec};
 use crate::target::{Applied, Secret, Target};
 
 /// The local function's code: this build's runtime and the tenant file.
@@ -65,19 +66,11 @@ impl Target for LocalTarget {
         let a = &action.address;
         match (a.kind, &action.change) {
             (Kind::ApiKey, Change::Create) => {
-                let client = action
-                    .attrs
-                    .get("client")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or_default();
-                let origin = action
-                    .attrs
-                    .get(ORIGIN)
-                    .and_then(|c| c.as_str())
-                    .unwrap_or(ORIGIN_FILE);
+                let spec: ApiKeySpec = spec::read(action)?;
+                let client = spec.client.unwrap_or_default();
                 let (record, value) = self
                     .state
-                    .create_key(&a.tenant, client, &a.name, origin)
+                    .create_key(&a.tenant, &client, &a.name, &spec.origin)
                     .await?;
                 Ok(Applied {
                     secret: value.map(|value| Secret {
@@ -89,12 +82,8 @@ impl Target for LocalTarget {
                 })
             }
             (Kind::ApiKey, Change::Update { .. }) => {
-                let enabled = action
-                    .attrs
-                    .get("enabled")
-                    .and_then(|e| e.as_bool())
-                    .unwrap_or(true);
-                if !self.state.set_key_enabled(&a.name, enabled).await? {
+                let spec: ApiKeySpec = spec::read(action)?;
+                if !self.state.set_key_enabled(&a.name, spec.enabled).await? {
                     anyhow::bail!("no key named {}", a.name);
                 }
                 Ok(Applied::default())

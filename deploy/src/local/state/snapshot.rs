@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{KeyRecord, LocalState, api_keys, sql};
 use crate::resource::{Attrs, Kind};
+use crate::spec;
 
 /// A tenant as deployed on the local target: what the gateway serves.
 #[derive(Debug, Clone)]
@@ -115,17 +116,17 @@ fn deployed_tenant(id: &str, resources: &[Row]) -> Option<DeployedTenant> {
     of(Kind::Api).next()?;
     let (_, stage, stage_attrs, _) = of(Kind::Stage).next()?;
     let api = stage_attrs
-        .get("rate")
+        .get(spec::RATE)
         .and_then(Value::as_f64)
-        .zip(stage_attrs.get("burst").and_then(Value::as_u64))
+        .zip(stage_attrs.get(spec::BURST).and_then(Value::as_u64))
         .map(|(rate, burst)| (rate, u32::try_from(burst).unwrap_or(u32::MAX)));
     let (_, _, plan, _) = of(Kind::UsagePlan).next()?;
     let operations = of(Kind::Function)
-        .filter_map(|(_, _, a, _)| a.get("operation")?.as_str().and_then(Operation::parse))
+        .filter_map(|(_, _, a, _)| a.get(spec::OPERATION)?.as_str().and_then(Operation::parse))
         .collect();
     let quota = match (
-        plan.get("quota_limit").and_then(Value::as_u64),
-        plan.get("quota_period").and_then(Value::as_str),
+        plan.get(spec::QUOTA_LIMIT).and_then(Value::as_u64),
+        plan.get(spec::QUOTA_PERIOD).and_then(Value::as_str),
     ) {
         (Some(limit), Some(period)) => Some(Quota {
             limit,
@@ -140,7 +141,7 @@ fn deployed_tenant(id: &str, resources: &[Row]) -> Option<DeployedTenant> {
     let domain = of(Kind::Domain).next().map(|(_, name, a, _)| {
         (
             name.clone(),
-            a.get("base_path")
+            a.get(spec::BASE_PATH)
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),
@@ -150,11 +151,11 @@ fn deployed_tenant(id: &str, resources: &[Row]) -> Option<DeployedTenant> {
         stage: stage.clone(),
         operations,
         rate: plan
-            .get("rate")
+            .get(spec::RATE)
             .and_then(Value::as_f64)
             .unwrap_or(tenant.usage_plan.rate),
         burst: plan
-            .get("burst")
+            .get(spec::BURST)
             .and_then(Value::as_u64)
             .map_or(tenant.usage_plan.burst, |b| b as u32),
         quota,

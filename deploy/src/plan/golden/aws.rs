@@ -14,9 +14,10 @@ use crate::aws::VOUCHED;
 use crate::aws::listing::duplicate_name;
 use crate::desired::Desired;
 use crate::keys::ORIGIN_ROTATED;
-use crate::plan::{BACKFILLING, Observed};
+use crate::plan::Observed;
 use crate::quotas::{Account, Limits, Quota};
-use crate::resource::{Address, Attrs, DUPLICATE_OF, ENABLED, EXPIRES, Kind, ORIGIN, attrs};
+use crate::resource::{Address, Attrs, Kind, attrs};
+use crate::spec::{BACKFILLING, CLIENT, DUPLICATE_OF, ENABLED, EXPIRES, ID, ORIGIN};
 
 /// What the account holds besides apifactory's resources, so that the
 /// counts are not apifactory's alone (REST APIs: the scenario's).
@@ -84,7 +85,7 @@ fn apply(resources: &mut BTreeMap<Address, Attrs>, edit: Edit) {
             resources.insert(
                 Address::new(tenant, Kind::ApiKey, format!("{name}-rotated-{ROTATED_ID}")),
                 attrs([
-                    ("client", json!(client)),
+                    (CLIENT, json!(client)),
                     (ENABLED, json!(true)),
                     (ORIGIN, json!(ORIGIN_ROTATED)),
                     (EXPIRES, json!(NOW - 3600)),
@@ -96,7 +97,7 @@ fn apply(resources: &mut BTreeMap<Address, Attrs>, edit: Edit) {
             resources.insert(
                 Address::new(tenant, Kind::Api, duplicate_name(&name, DUPLICATE_ID)),
                 attrs([
-                    ("id", json!(DUPLICATE_ID)),
+                    (ID, json!(DUPLICATE_ID)),
                     (DUPLICATE_OF, json!("api0000001")),
                 ]),
             );
