@@ -272,7 +272,12 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             .await
             .map_err(|e| fail(&format!("Lambda TagResource {name}"), e))?;
     }
-    if let Some(api_id) = t.api_id(tenant).await? {
+    // The permission is made with the function and when the plan says it
+    // differs (read with --refresh); a code or configuration update leaves
+    // it as it was.
+    if super::table::changed(action, spec::INVOKED_BY)
+        && let Some(api_id) = t.api_id(tenant).await?
+    {
         ensure_permission(t, name, &api_id).await?;
     }
     Ok(Applied::default())
@@ -355,8 +360,11 @@ async fn update(
     let name = action.address.name.as_str();
     let tenant = action.address.tenant.as_str();
     let changed = |field: &str| everything || super::table::changed(action, field);
-    let current = ready(t, name).await?;
-    let code_differs = current.code_sha256.as_deref() != Some(spec.code_sha256.as_str());
+    // A planned code change differs by the list the plan read; only a
+    // function found in the way of a create is read first. An update that
+    // meets another in progress waits for it (again_while_busy).
+    let code_differs = !everything
+        || ready(t, name).await?.code_sha256.as_deref() != Some(spec.code_sha256.as_str());
     if changed(spec::CODE_SHA256) && code_differs {
         let bytes = zip(t, action, spec)?;
         let arch = architecture(t.package()?.architecture);
