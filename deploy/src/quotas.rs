@@ -10,8 +10,8 @@
 //! source is the account itself (IAM's `RolesQuota`), and, for tests only,
 //! the `APIFACTORY_TEST_QUOTAS` variable ([`Limits::from_env`]).
 //!
-//! Over 600 lines only with its unit tests (about 600 without): the
-//! table, the arithmetic and the lines it prints are one idea.
+//! About 600 lines (its unit tests are in `quotas/tests.rs`): the table,
+//! the arithmetic and the lines it prints are one idea.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -79,22 +79,16 @@ impl Kind {
             Kind::UsagePlan => &[Kind::Stage],
             Kind::ApiKey => &[Kind::UsagePlan],
             Kind::Domain => &[Kind::Stage],
-            Kind::Stamp => &[
-                Kind::Table,
-                Kind::Role,
-                Kind::LogGroup,
-                Kind::Function,
-                Kind::Api,
-                Kind::Stage,
-                Kind::UsagePlan,
-                Kind::ApiKey,
-                Kind::Domain,
-            ],
+            // Follows every other kind: see `depends_on`.
+            Kind::Stamp => &[],
         }
     }
 
     /// Whether this kind is made from `other`, directly or through others.
     pub fn depends_on(self, other: Kind) -> bool {
+        if self == Kind::Stamp {
+            return other != Kind::Stamp;
+        }
         self != other
             && self
                 .needs()
