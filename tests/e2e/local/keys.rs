@@ -348,3 +348,57 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Issue 13: a rotated key's successor starts with the quota its client
+/// has already used this period, so rotating is no way around a quota. The
+/// gateway reserves quota a block ahead (1 % of the limit, at least one
+/// request), so the successor may find one more counted than was served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_keeps_the_quota_its_client_used() {
+    const LIMIT: u64 = 10;
+    const USED: u64 = 6;
+    let tmp = tempfile::tempdir().unwrap();
+    let tenants = tmp.path().join("tenants");
+    std::fs::create_dir_all(&tenants).unwrap();
+    std::fs::write(
+        tenants.join("metered.toml"),
+        format!(
+            "[tenant]\ndisplay_name = \"Metered\"\n\n[collection]\nname = \"hits\"\n\n\
+             [collection.fields]\ntext = {{ type = \"string\" }}\n\n\
+             [usage_plan]\nrate = 1000\nburst = 500\nquota = {{ limit = {LIMIT}, period = \"DAY\" }}\n\n\
+             [[clients]]\nname = \"reader\"\n"
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&tenants, &data, &[]).await;
+    let old = server.keys()[&("metered".to_owned(), "reader".to_owned())].clone();
+    let c = server.client();
+    let (host, path) = ("metered.localhost", "/prod/hits?limit=1");
+    for _ in 0..USED {
+        assert_eq!(status(&c, host, path, &old).await, 200);
+    }
+    let cli = Cli { tenants, data };
+    let rotated = cli.json(&[
+        "keys", "rotate", "metered", "reader", "--grace", "1h", "--json",
+    ]);
+    let new = rotated["value"].as_str().unwrap().to_owned();
+    // The first 200 is the first request counted against the new key.
+    assert_eq!(
+        eventually(&c, host, path, &new, 200, Duration::from_secs(5)).await,
+        200
+    );
+    let mut served = 1;
+    loop {
+        match status(&c, host, path, &new).await {
+            200 => served += 1,
+            429 => break,
+            other => panic!("unexpected {other}"),
+        }
+        assert!(served <= LIMIT, "the new key got a fresh quota");
+    }
+    assert!(
+        (LIMIT - USED - 1..=LIMIT - USED).contains(&served),
+        "the new key served {served} of what {USED} used left of {LIMIT}"
+    );
+}

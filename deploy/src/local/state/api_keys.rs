@@ -134,8 +134,11 @@ impl LocalState {
 
     /// Rotates a key: a new key takes over its name (so the tenant file's
     /// client keeps its identity), and the old one is renamed, marked
-    /// `rotated`, and stops working at `expires` (Unix seconds). One
-    /// transaction: there is never a moment with neither key working.
+    /// `rotated`, and stops working at `expires` (Unix seconds). The new
+    /// key starts with the old one's counted use in every period, so a
+    /// rotation is never a way around a quota (on AWS, UpdateUsage does the
+    /// same). One transaction: there is never a moment with neither key
+    /// working, nor a new key with a fresh quota.
     pub async fn rotate_key(
         &self,
         old_id: &str,
@@ -167,6 +170,12 @@ impl LocalState {
                     "INSERT INTO api_keys (id, tenant, client, name, hash, enabled, origin, created)
                      VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
                     params![id, tenant, client, name, h.to_vec(), origin, c],
+                )
+                .map_err(sql)?;
+                conn.execute(
+                    "INSERT INTO quota_usage (key_id, period_start, used)
+                     SELECT ?2, period_start, used FROM quota_usage WHERE key_id = ?1",
+                    params![old_id, id],
                 )
                 .map_err(sql)?;
                 bump(conn)
@@ -307,10 +316,36 @@ mod tests {
             "never goes down"
         );
         assert_eq!(state.quota_used(&record.id, 100).await.unwrap(), 10);
+
         assert!(state.set_key_enabled(&record.id, false).await.unwrap());
         assert!(!state.keys().await.unwrap()[0].enabled);
         assert!(state.delete_key("apifactory-acme-web").await.unwrap());
         assert!(state.keys().await.unwrap().is_empty());
         assert_eq!(state.quota_used(&record.id, 100).await.unwrap(), 0);
+    }
+
+    /// Issue 13: rotating a key is never a way around its quota.
+    #[tokio::test]
+    async fn a_rotated_keys_successor_starts_with_its_counted_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = LocalState::open(dir.path()).await.unwrap();
+        let (old, _) = state
+            .create_key("acme", "web", "apifactory-acme-web", "file")
+            .await
+            .unwrap();
+        state.quota_reserve(&old.id, 100, 10).await.unwrap();
+        state.quota_reserve(&old.id, 200, 3).await.unwrap();
+        let (new, value) = state.rotate_key(&old.id, i64::MAX).await.unwrap();
+        assert!(!value.is_empty());
+        assert_ne!(new.id, old.id);
+        assert_eq!(new.name, "apifactory-acme-web", "the client's identity");
+        // Every period's count, and the old key keeps its own.
+        assert_eq!(state.quota_used(&new.id, 100).await.unwrap(), 10);
+        assert_eq!(state.quota_used(&new.id, 200).await.unwrap(), 3);
+        assert_eq!(state.quota_used(&new.id, 300).await.unwrap(), 0);
+        assert_eq!(state.quota_used(&old.id, 100).await.unwrap(), 10);
+        // Counted on from there, never below.
+        assert_eq!(state.quota_reserve(&new.id, 200, 2).await.unwrap(), 3);
+        assert_eq!(state.quota_reserve(&new.id, 200, 8).await.unwrap(), 8);
     }
 }
