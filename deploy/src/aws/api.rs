@@ -278,10 +278,12 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
 
     require_api_keys(t, &id).await?;
 
-    // The functions' permissions name this API's id: made when the API is,
-    // and again while its marker is missing (an apply stopped before its
-    // end, which writes the marker after the permissions). An API whose
-    // marker was written has them; drift (--refresh) reads them.
+    // The functions' permissions name this API's id, which PutRestApi keeps
+    // (API Gateway API reference, PutRestApi: the API is updated in place,
+    // `restapi_id` in its path): made when the API is, and again while its
+    // marker is missing (an apply stopped before its end, which writes the
+    // marker after the permissions). An API whose marker was written has
+    // them; drift (--refresh) reads them.
     let unmarked = match &action.change {
         Change::Update { fields } => fields.iter().any(|f| f.from.is_null()),
         _ => true,

@@ -168,13 +168,7 @@ pub async fn details(
                 .send()
                 .await
                 .map_err(|e| fail(&format!("Lambda ListTags {name}"), e))?;
-            let tags = super::owned_tags(
-                listed
-                    .tags()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            );
+            let tags = super::owned_tag_map(listed.tags());
             Ok((
                 address.clone(),
                 attrs([(spec::INVOKED_BY, invoked_by), (spec::TAGS, tags)]),
@@ -274,7 +268,10 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     }
     // The permission is made with the function and when the plan says it
     // differs (read with --refresh); a code or configuration update leaves
-    // it as it was.
+    // it as it was: the resource-based policy is the function's, apart from
+    // its code and configuration (Lambda developer guide, "Viewing
+    // resource-based IAM policies in Lambda"; UpdateFunctionCode and
+    // UpdateFunctionConfiguration take no policy).
     if super::table::changed(action, spec::INVOKED_BY)
         && let Some(api_id) = t.api_id(tenant).await?
     {
@@ -362,7 +359,10 @@ async fn update(
     let changed = |field: &str| everything || super::table::changed(action, field);
     // A planned code change differs by the list the plan read; only a
     // function found in the way of a create is read first. An update that
-    // meets another in progress waits for it (again_while_busy).
+    // meets a function still Pending or another update InProgress gets
+    // 409 ResourceConflictException and waits for it (again_while_busy;
+    // Lambda developer guide, "Lambda function states"; the fault proxy's
+    // realism layer answers so).
     let code_differs = !everything
         || ready(t, name).await?.code_sha256.as_deref() != Some(spec.code_sha256.as_str());
     if changed(spec::CODE_SHA256) && code_differs {

@@ -84,13 +84,7 @@ pub async fn details(t: &AwsTarget, groups: Vec<Address>) -> anyhow::Result<Vec<
                 .send()
                 .await
                 .map_err(|e| fail(&format!("CloudWatch Logs ListTagsForResource {name}"), e))?;
-            let tags = super::owned_tags(
-                listed
-                    .tags()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            );
+            let tags = super::owned_tag_map(listed.tags());
             Ok((address.clone(), attrs([(spec::TAGS, tags)])))
         }
     })

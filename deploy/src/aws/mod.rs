@@ -92,6 +92,16 @@ pub fn owned_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> ser
     serde_json::json!(ours)
 }
 
+/// [`owned_tags`] of a tag map as Lambda, CloudWatch Logs and API
+/// Gateway's stages return it (absent when the resource has none).
+pub fn owned_tag_map(tags: Option<&HashMap<String, String>>) -> serde_json::Value {
+    owned_tags(
+        tags.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
 /// The tenant a tag set belongs to, when apifactory manages it.
 pub fn tagged_tenant(tags: Option<&HashMap<String, String>>) -> Option<&str> {
     let tags = tags?;

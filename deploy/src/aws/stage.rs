@@ -121,12 +121,7 @@ fn access_log(s: &Stage) -> Value {
 
 fn stage_attrs(s: &Stage) -> crate::resource::Attrs {
     let throttle = throttling(s);
-    let tags = super::owned_tags(
-        s.tags()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    let tags = super::owned_tag_map(s.tags());
     attrs([
         (spec::DEPLOYMENT, json!(parse_marker(s.description()).0)),
         (spec::RATE, json!(throttle.map(|(rate, _)| rate))),
