@@ -23,3 +23,4 @@ pub mod resource;
 pub mod spec;
 pub mod target;
 pub mod tenants;
+pub mod usage;

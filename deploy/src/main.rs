@@ -170,6 +170,9 @@ enum Command {
         /// Re-plan and apply when a tenant file is added, edited or removed.
         #[arg(long)]
         watch: bool,
+        /// Do not record usage (for measuring what recording costs).
+        #[arg(long)]
+        no_usage: bool,
     },
     /// Print a tenant's access and function logs from the local target.
     Logs {
@@ -408,6 +411,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             watch,
+            no_usage,
         } => {
             let state = LocalState::open(&data_dir).await?;
             up(
@@ -416,6 +420,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     listen,
                     tenants: cli.tenants,
                     watch,
+                    record_usage: !no_usage,
                 },
             )
             .await?;

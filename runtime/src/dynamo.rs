@@ -28,7 +28,7 @@ use crate::store::{Expect, Item, Page, Search, Store, StoreError};
 use crate::tenant::Collection;
 
 /// The attribute holding an item's revision.
-pub const REV_ATTRIBUTE: &str = "_rev";
+pub use crate::names::REV_ATTRIBUTE;
 
 /// A search stops after this many DynamoDB calls even when it has fewer
 /// than `limit` items (a filter that matches little in a large table); the

@@ -6,6 +6,7 @@
 //! the local gateway are two front doors to it.
 
 pub mod api;
+pub mod capacity;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod field;

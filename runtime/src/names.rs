@@ -138,6 +138,9 @@ pub fn is_item_id(s: &str) -> bool {
         && s != ".."
 }
 
+/// The attribute holding an item's revision in its table.
+pub const REV_ATTRIBUTE: &str = "_rev";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,10 @@
 //! 7. **Logs** (`logs`): an access line per request and START/END/REPORT
 //!    lines per invocation, JSON lines in `logs/<tenant>.log`, written by
 //!    a background thread. Key values are never logged.
+//! 8. **Usage** (`usage`): the request's figures added to its key's for
+//!    the minute (statuses, refusals, bytes, latency, function time, the
+//!    table's request units), written to the database in the background
+//!    and rolled up to hours and days (`apifactory usage` reads them).
 //!
 //! The deployed state (`live`) is re-read whenever its generation changes
 //! (polled every 200 ms), so deploys, key changes and removals made by
@@ -53,6 +57,7 @@ mod logs;
 mod route;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -96,26 +101,43 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     account: DefaultDirectRateLimiter,
     logs: logs::Logs,
+    /// `None` when usage is not recorded.
+    usage: Option<usage::Recorder>,
     /// Mixed into every tenant's cursor-signing key.
     cursor_secret: Vec<u8>,
+}
+
+/// How a gateway runs; the default is API Gateway's.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The account-wide bucket: API Gateway's default is 10,000 rps with
+    /// a burst of 5,000. Benchmarks raise it so as not to measure it.
+    pub account_rate: f64,
+    pub account_burst: u32,
+    /// Whether usage is recorded (on unless measuring what it costs).
+    pub record_usage: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            account_rate: f64::from(ACCOUNT_RATE),
+            account_burst: ACCOUNT_BURST,
+            record_usage: true,
+        }
+    }
 }
 
 impl Gateway {
     /// Loads the first snapshot from the state and prepares every tenant's
     /// runtime.
     pub async fn new(state: LocalState) -> anyhow::Result<Gateway> {
-        Gateway::with_account_throttle(state, f64::from(ACCOUNT_RATE), ACCOUNT_BURST).await
+        Gateway::with_config(state, Config::default()).await
     }
 
-    /// Like [`Gateway::new`] with another account-wide bucket than API
-    /// Gateway's default (10,000 rps, burst 5,000): for benchmarks that
-    /// must not measure the account throttle.
-    pub async fn with_account_throttle(
-        state: LocalState,
-        rate: f64,
-        burst: u32,
-    ) -> anyhow::Result<Gateway> {
-        let account = key_limiter(rate, burst);
+    /// Like [`Gateway::new`], configured.
+    pub async fn with_config(state: LocalState, config: Config) -> anyhow::Result<Gateway> {
+        let account = key_limiter(config.account_rate, config.account_burst);
         let logs =
             logs::Logs::start().map_err(|e| anyhow::anyhow!("cannot start the log writer: {e}"))?;
         let cursor_secret = state.cursor_secret().await?;
@@ -127,6 +149,7 @@ impl Gateway {
                 reloading: tokio::sync::Mutex::new(()),
                 account,
                 logs,
+                usage: config.record_usage.then(usage::Recorder::default),
             }),
         };
         gateway.reload().await?;
@@ -166,10 +189,28 @@ impl Gateway {
         })
     }
 
-    /// Writes out the queued log lines and the last-used times of keys.
+    /// Writes out the queued log lines, the recorded usage and the
+    /// last-used times of keys.
     pub async fn flush(&self) {
         self.touch_keys().await;
+        self.flush_usage().await;
         self.inner.logs.flush().await;
+    }
+
+    /// Writes the usage recorded so far to the database; what cannot be
+    /// written is kept for the next time.
+    pub(super) async fn flush_usage(&self) {
+        let Some(recorder) = &self.inner.usage else {
+            return;
+        };
+        let rows = recorder.take();
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.state.record_usage(rows.clone()).await {
+            tracing::warn!(error = %e, "cannot record usage; will retry");
+            recorder.restore(rows);
+        }
     }
 
     /// Answers one request. Never panics, never fails: every problem is a
@@ -211,6 +252,8 @@ impl Gateway {
             path: full_path,
             key_id: None,
             invocation: None,
+            refusal: usage::Refusal::None,
+            bytes_in: 0,
         };
 
         // A declared body length over the limit (stage 5) fails before
@@ -242,6 +285,7 @@ impl Gateway {
             Err(BodyError::TooLong) => return exchange.fail(GatewayError::RequestTooLong),
             Err(BodyError::Read) => return exchange.fail(GatewayError::BadRequest),
         };
+        exchange.bytes_in = body.len();
         let event = event(EventParts {
             parts: &parts,
             routed: &routed,
@@ -259,7 +303,9 @@ impl Gateway {
         }
 
         // 6. The integration; 7. the logs.
-        let (converted, invocation) = invoke::call(&t, routed.op, &request_id, event).await;
+        let metered = self.inner.usage.is_some();
+        let (converted, invocation) =
+            invoke::call(&t, routed.op, &request_id, event, metered).await;
         exchange.invocation = Some(invocation);
         match converted {
             Ok((mut response, bytes)) => {
@@ -315,10 +361,18 @@ struct Exchange<'a> {
     path: &'a str,
     key_id: Option<&'a str>,
     invocation: Option<logs::Invocation<'a>>,
+    refusal: usage::Refusal,
+    bytes_in: usize,
 }
 
 impl Exchange<'_> {
-    fn fail(&self, error: GatewayError) -> Response {
+    fn fail(&mut self, error: GatewayError) -> Response {
+        self.refusal = match error {
+            GatewayError::Forbidden => usage::Refusal::Forbidden,
+            GatewayError::TooManyRequests => usage::Refusal::Throttled,
+            GatewayError::LimitExceeded => usage::Refusal::QuotaExceeded,
+            _ => usage::Refusal::None,
+        };
         self.log(error.status(), error.body().len());
         error.response(self.request_id_header)
     }
@@ -336,11 +390,34 @@ impl Exchange<'_> {
             latency: self.started.elapsed(),
             bytes,
         };
+        let mut log_bytes = 0;
         self.gateway.inner.logs.append(&self.tenant.log, |out| {
+            let before = out.len();
             access.write(out);
             if let Some(invocation) = &self.invocation {
                 invocation.write(out);
             }
+            log_bytes = out.len() - before;
         });
+        if let Some(recorder) = &self.gateway.inner.usage {
+            recorder.record(&usage::Sample {
+                tenant: &self.tenant.id,
+                key_id: self.key_id,
+                at: self.now,
+                status,
+                refusal: self.refusal,
+                bytes_in: self.bytes_in,
+                bytes_out: bytes,
+                latency: access.latency,
+                invocation: self.invocation.as_ref().map(|i| usage::Invoked {
+                    duration: i.duration,
+                    memory_mb: i.memory_mb,
+                    failed: i.timed_out.is_some() || status == StatusCode::BAD_GATEWAY,
+                    read_units: i.units.0,
+                    write_units: i.units.1,
+                }),
+                log_bytes,
+            });
+        }
     }
 }

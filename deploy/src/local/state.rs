@@ -8,6 +8,7 @@
 mod api_keys;
 mod quota;
 mod snapshot;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use serde_json::Value;
 pub use api_keys::{KeyRecord, hash_key, same_hash};
 pub use quota::period_start;
 pub use snapshot::{DeployedTenant, Snapshot};
+pub use usage::{Grain, KEEP_HOURS, KEEP_MINUTES, UsageRecord, UsageRow};
 
 use crate::resource::{Address, Attrs, Kind};
 use crate::spec;
@@ -80,7 +82,11 @@ impl LocalState {
             anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
         })?;
         let db = Database::open(&dir.join("apifactory.sqlite"))?;
-        db.write(|c| c.execute_batch(SCHEMA).map_err(sql)).await?;
+        db.write(|c| {
+            c.execute_batch(SCHEMA).map_err(sql)?;
+            c.execute_batch(usage::SCHEMA).map_err(sql)
+        })
+        .await?;
         Ok(LocalState {
             db,
             dir: dir.to_owned(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::apply::secrets_table;
 use crate::engine::deploy_quietly;
-use crate::local::gateway::Gateway;
+use crate::local::gateway::{Config, Gateway};
 use crate::local::{LocalCode, LocalState, LocalTarget};
 use crate::plan::Options;
 use crate::tenants::{TenantSet, fingerprint};
@@ -19,6 +19,8 @@ pub struct Up {
     pub listen: SocketAddr,
     pub tenants: PathBuf,
     pub watch: bool,
+    /// Record usage (`--no-usage` turns it off, to measure its cost).
+    pub record_usage: bool,
 }
 
 fn urls_table(set: &TenantSet, addr: SocketAddr) -> String {
@@ -111,12 +113,15 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|&rps| rps > 0);
-    let gateway = match account_rps {
-        Some(rps) => {
-            Gateway::with_account_throttle(state.clone(), f64::from(rps), (rps / 2).max(1)).await?
-        }
-        None => Gateway::new(state.clone()).await?,
+    let mut config = Config {
+        record_usage: opts.record_usage,
+        ..Config::default()
     };
+    if let Some(rps) = account_rps {
+        config.account_rate = f64::from(rps);
+        config.account_burst = (rps / 2).max(1);
+    }
+    let gateway = Gateway::with_config(state.clone(), config).await?;
     if opts.watch {
         tokio::spawn(watch(
             opts.tenants.clone(),

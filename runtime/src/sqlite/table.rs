@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::{Database, MAX_LIMIT, backend};
+use crate::capacity::{self, item_size};
 use crate::names;
 use crate::schema::TableSchema;
 use crate::store::{Expect, Filter, Item, Page, Search, Store, StoreError};
@@ -75,6 +76,7 @@ impl Database {
 
         Ok(SqliteTable {
             db: self.clone(),
+            key: schema.key.as_str().into(),
             select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
             table: table.into(),
             indexes: Arc::new(indexes),
@@ -116,6 +118,8 @@ fn field_expr(field: &str) -> String {
 #[derive(Clone)]
 pub struct SqliteTable {
     db: Database,
+    /// The key attribute's name (for item sizes, see `capacity`).
+    key: Arc<str>,
     pub(super) table: Arc<str>,
     /// The statement of `get`, made once (every GET runs it).
     select_by_id: Arc<str>,
@@ -133,6 +137,15 @@ impl fmt::Debug for SqliteTable {
 }
 
 impl SqliteTable {
+    /// The index writes of a change (see `capacity::index_writes`).
+    fn index_writes(&self, before: Option<&Item>, after: Option<&Item>) -> usize {
+        capacity::index_writes(
+            self.indexes.keys().map(String::as_str),
+            before.map(|it| &it.doc),
+            after.map(|it| &it.doc),
+        )
+    }
+
     /// The table's name.
     pub fn name(&self) -> &str {
         &self.table
@@ -144,23 +157,43 @@ impl SqliteTable {
     }
 }
 
-/// `NotFound` or `RevMismatch` unless the stored item satisfies `expect`.
-/// Runs inside the writer job, so nothing can change between the check and
-/// the write.
+/// `NotFound` or `RevMismatch` unless the stored item satisfies `expect`;
+/// the stored item when it does. Runs inside the writer job, so nothing can
+/// change between the check and the write. `seen` gets the stored item
+/// either way, for counting request units.
 fn check_expect(
     conn: &Connection,
     table: &str,
     id: &str,
     expect: &Expect,
+    seen: &mut Option<Item>,
 ) -> Result<(), StoreError> {
-    let rev: Option<String> = conn
-        .prepare_cached(&format!("SELECT rev FROM {} WHERE id = ?1", quote(table)))?
-        .query_row([id], |r| r.get(0))
+    let row: Option<(String, String)> = conn
+        .prepare_cached(&format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(table)))?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    match (rev, expect) {
-        (None, _) => Err(StoreError::NotFound),
-        (Some(stored), Expect::Rev(wanted)) if stored != *wanted => Err(StoreError::RevMismatch),
-        _ => Ok(()),
+    let Some((stored, doc)) = row else {
+        return Err(StoreError::NotFound);
+    };
+    let matches = match expect {
+        Expect::Rev(wanted) => stored == *wanted,
+        Expect::Exists => true,
+    };
+    *seen = Some(to_item(id.to_owned(), stored, &doc)?);
+    if matches {
+        Ok(())
+    } else {
+        Err(StoreError::RevMismatch)
+    }
+}
+
+/// A condition's outcome: `Ok(Err(_))` when the write is refused (the job
+/// still commits: it wrote nothing), `Err(_)` when the database failed.
+fn condition(checked: Result<(), StoreError>) -> Result<Result<(), StoreError>, StoreError> {
+    match checked {
+        Err(refused @ (StoreError::NotFound | StoreError::RevMismatch)) => Ok(Err(refused)),
+        Err(failed) => Err(failed),
+        Ok(()) => Ok(Ok(())),
     }
 }
 
@@ -189,12 +222,17 @@ impl Store for SqliteTable {
                 row.map(|(rev, doc)| to_item(id, rev, &doc)).transpose()
             })
             .await
+            .inspect(|found| {
+                let size = found.as_ref().map_or(0, |it| item_size(&self.key, it));
+                capacity::read(size, true);
+            })
     }
 
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
         let table = Arc::clone(&self.table);
         let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
-        self.db
+        let done = self
+            .db
             .write(move |c| {
                 let exists = c
                     .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", quote(&table)))?
@@ -209,38 +247,65 @@ impl Store for SqliteTable {
                 .execute(params![id, rev, doc])?;
                 Ok(())
             })
-            .await
+            .await;
+        let indexes = match &done {
+            Ok(()) => self.index_writes(None, Some(item)),
+            Err(_) => 0,
+        };
+        capacity::write(0, item_size(&self.key, item), indexes);
+        done
     }
 
     async fn replace(&self, item: &Item, expect: &Expect) -> Result<(), StoreError> {
         let table = Arc::clone(&self.table);
         let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
         let expect = expect.clone();
-        self.db
+        let (done, before) = self
+            .db
             .write(move |c| {
-                check_expect(c, &table, &id, &expect)?;
+                let mut before = None;
+                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))? {
+                    return Ok((Err(refused), before));
+                }
                 c.prepare_cached(&format!(
                     "UPDATE {} SET rev = ?2, doc = ?3 WHERE id = ?1",
                     quote(&table)
                 ))?
                 .execute(params![id, rev, doc])?;
-                Ok(())
+                Ok((Ok(()), before))
             })
-            .await
+            .await?;
+        let indexes = match &done {
+            Ok(()) => self.index_writes(before.as_ref(), Some(item)),
+            Err(_) => 0,
+        };
+        let old = before.as_ref().map_or(0, |it| item_size(&self.key, it));
+        capacity::write(old, item_size(&self.key, item), indexes);
+        done
     }
 
     async fn delete(&self, id: &str, expect: &Expect) -> Result<(), StoreError> {
         let table = Arc::clone(&self.table);
         let id = id.to_owned();
         let expect = expect.clone();
-        self.db
+        let (done, before) = self
+            .db
             .write(move |c| {
-                check_expect(c, &table, &id, &expect)?;
+                let mut before = None;
+                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))? {
+                    return Ok((Err(refused), before));
+                }
                 c.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", quote(&table)))?
                     .execute([&id])?;
-                Ok(())
+                Ok((Ok(()), before))
             })
-            .await
+            .await?;
+        let indexes = match &done {
+            Ok(()) => self.index_writes(before.as_ref(), None),
+            Err(_) => 0,
+        };
+        capacity::write(before.as_ref().map_or(0, |it| item_size(&self.key, it)), 0, indexes);
+        done
     }
 
     async fn search(&self, search: &Search) -> Result<Page, StoreError> {
@@ -271,6 +336,12 @@ impl Store for SqliteTable {
                 Ok(Page { items, next })
             })
             .await
+            .inspect(|page| {
+                let bytes = page.items.iter().map(|it| item_size(&self.key, it)).sum();
+                // A Query on an index is eventually consistent, and so is
+                // the runtime's Scan.
+                capacity::read(bytes, false);
+            })
     }
 }
 

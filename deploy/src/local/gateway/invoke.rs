@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::StatusCode;
 use http::header::HeaderMap;
 use runtime::Operation;
+use runtime::capacity::{self, Meter};
 use time::OffsetDateTime;
 
 use super::live::TenantRt;
@@ -33,17 +34,25 @@ pub(super) enum Failure {
 
 /// Calls the tenant's function for `op` with the event: the HTTP response
 /// and its body's length, or how the call failed; and the invocation, for
-/// the logs.
+/// the logs and usage (its request units counted when `metered`).
 pub(super) async fn call<'a>(
     t: &'a TenantRt,
     op: Operation,
     request_id: &'a str,
     event: ApiGatewayProxyRequest,
+    metered: bool,
 ) -> (Result<(Response, usize), Failure>, logs::Invocation<'a>) {
     let api = Arc::clone(&t.api);
     let invoked_at = OffsetDateTime::from(SystemTime::now());
     let clock = Instant::now();
-    let outcome = invoke(async move { api.handle(event).await }, t.timeout).await;
+    let meter = metered.then(|| Arc::new(Meter::default()));
+    let outcome = match &meter {
+        Some(meter) => {
+            let function = capacity::metered(Arc::clone(meter), async move { api.handle(event).await });
+            invoke(function, t.timeout).await
+        }
+        None => invoke(async move { api.handle(event).await }, t.timeout).await,
+    };
     let invocation = logs::Invocation {
         function: &t.functions[op as usize],
         request_id,
@@ -52,6 +61,7 @@ pub(super) async fn call<'a>(
         duration: clock.elapsed(),
         memory_mb: t.memory_mb,
         timed_out: (outcome == Err(Failure::Timeout)).then_some(t.timeout.as_secs_f64()),
+        units: meter.map_or((0.0, 0.0), |m| (m.read_units(), m.write_units())),
     };
     let converted = outcome.and_then(|r| to_http(r).ok_or(Failure::Crashed));
     (converted, invocation)

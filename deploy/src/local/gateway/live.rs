@@ -25,6 +25,8 @@ use crate::local::state::{DeployedTenant, Snapshot, now_rfc3339};
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Last-used times are written every this many polls (once a second).
 const TOUCH_EVERY_POLLS: u32 = 5;
+/// Recorded usage is written every this many polls.
+const USAGE_EVERY_POLLS: u32 = (super::usage::FLUSH_EVERY.as_millis() / POLL_EVERY.as_millis()) as u32;
 
 /// What is served, as of one generation of the state. Swapped whole.
 #[derive(Default)]
@@ -271,8 +273,8 @@ impl Gateway {
     }
 }
 
-/// Polls the generation (reloading on change) and batches last-used times
-/// while the gateway lives.
+/// Polls the generation (reloading on change), and writes recorded usage
+/// and batches of last-used times, while the gateway lives.
 pub(super) async fn background(inner: Weak<Inner>) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -295,6 +297,9 @@ pub(super) async fn background(inner: Weak<Inner>) {
             }
         }
         polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(USAGE_EVERY_POLLS) {
+            gateway.flush_usage().await;
+        }
         if polls.is_multiple_of(TOUCH_EVERY_POLLS) {
             gateway.touch_keys().await;
         }

@@ -367,6 +367,8 @@ pub(super) struct Invocation<'a> {
     pub memory_mb: u32,
     /// The timeout in seconds, when the invocation ran out of time.
     pub timed_out: Option<f64>,
+    /// The DynamoDB request units (read, write) it used, when metered.
+    pub units: (f64, f64),
 }
 
 impl Invocation<'_> {
@@ -436,6 +438,7 @@ mod tests {
             duration: Duration::from_micros(1230),
             memory_mb: 256,
             timed_out: Some(10.0),
+            units: (0.0, 0.0),
         }
         .write(&mut out);
         let lines: Vec<Value> = out
