@@ -8,6 +8,7 @@ mod events;
 mod invocation;
 mod live_state;
 mod logging;
+mod recording;
 mod routing;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,162 @@
+//! Usage recording: each request lands in its key's figures (or its
+//! tenant's, without a usable key), with the refusals, bytes, latency,
+//! function time and request units, once the recorder is flushed.
+
+use super::*;
+use crate::local::state::{Grain, UsageRow};
+use crate::usage::Counts;
+
+/// Every recorded row of a key, added up (a run can cross a minute).
+fn total(rows: &[UsageRow], tenant: &str, key_id: &str) -> Counts {
+    let mut c = Counts::default();
+    for r in rows
+        .iter()
+        .filter(|r| r.tenant == tenant && r.key_id == key_id)
+    {
+        c.merge(&r.counts);
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_recorded_on_its_key_with_what_happened_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let state = LocalState::open(dir.path()).await.unwrap();
+    // A bucket of 10 that refills one token every 100 s, and a quota of 6.
+    let small = write_tenant(
+        files.path(),
+        "small",
+        &small_tenant("test", 0.01, 10, Some(6)),
+    );
+    let secrets = deploy(&state, &[small]).await;
+    let one = key(&secrets, "small", "one");
+    let two = key(&secrets, "small", "two");
+    let gateway = Gateway::new(state.clone()).await.unwrap();
+    let server = start(&gateway).await;
+    let a = server.addr;
+    let host = "small.localhost";
+    let k = Some(one.value.as_str());
+
+    let created = send(
+        a,
+        "POST",
+        host,
+        "/test/notes",
+        k,
+        Some(r#"{"text":"hello"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let item = format!("/test/notes/{id}");
+    let statuses = [
+        send(a, "GET", host, &item, k, None).await.status,
+        send(a, "GET", host, "/test/notes/missing", k, None)
+            .await
+            .status,
+        send(a, "POST", host, "/test/notes", k, Some(r#"{"text":7}"#))
+            .await
+            .status,
+        send(a, "GET", host, "/test/notes", k, None).await.status,
+        send(a, "DELETE", host, &item, k, None).await.status,
+    ];
+    assert_eq!(statuses, [200, 404, 400, 200, 204]);
+    // The quota (6) is used up: four refusals, which still take tokens,
+    // then the bucket (10) is empty.
+    for _ in 0..4 {
+        send(a, "GET", host, "/test/notes", k, None)
+            .await
+            .assert_gateway(429, "Limit Exceeded", "LimitExceededException");
+    }
+    send(a, "GET", host, "/test/notes", k, None)
+        .await
+        .assert_gateway(429, "Too Many Requests", "TooManyRequestsException");
+    assert_eq!(
+        send(a, "GET", host, "/test/notes", Some(&two.value), None)
+            .await
+            .status,
+        200
+    );
+    for bad in [None, Some("not-a-key-of-this-tenant-at-all")] {
+        send(a, "GET", host, "/test/notes", bad, None)
+            .await
+            .assert_gateway(403, "Forbidden", "ForbiddenException");
+    }
+
+    // Nothing is written until a flush (every 400 ms in the background, or
+    // on shutdown).
+    server.stop().await;
+    gateway.flush().await;
+    let rows = state.usage(Grain::Minute, 0, i64::MAX).await.unwrap();
+
+    let c = total(&rows, "small", &one.id);
+    assert_eq!(c.requests, 11);
+    assert_eq!((c.status_2xx, c.status_4xx, c.status_5xx), (4, 7, 0));
+    assert_eq!((c.quota_refused, c.throttled, c.forbidden), (4, 1, 0));
+    assert_eq!(c.invocations, 6, "every request the quota let through");
+    assert_eq!(c.function_errors, 0);
+    assert_eq!(c.latency_us.count(), 11);
+    assert_eq!(
+        c.bytes_in,
+        (r#"{"text":"hello"}"#.len() + r#"{"text":7}"#.len()) as u64
+    );
+    assert!(c.bytes_out > 0 && c.log_bytes > c.bytes_out);
+    assert!(c.billed_ms >= c.invocations && c.billed_ms * 1000 >= c.duration_us);
+    assert_eq!(c.billed_mb_ms, c.billed_ms * 256, "the default memory size");
+    // Reads: GET found (1), GET missing (1), the search (0.5, eventually
+    // consistent). Writes: the create (1) and the delete (1); the refused
+    // POST never reached the table.
+    assert_eq!((c.read_units, c.write_units), (2.5, 2.0), "{c:?}");
+
+    let c = total(&rows, "small", &two.id);
+    assert_eq!((c.requests, c.status_2xx, c.invocations), (1, 1, 1));
+
+    let c = total(&rows, "small", "");
+    assert_eq!(
+        (c.requests, c.forbidden, c.status_4xx, c.invocations),
+        (2, 2, 2, 0)
+    );
+
+    // The same figures in the hour and the day.
+    for grain in [Grain::Hour, Grain::Day] {
+        let rolled = state.usage(grain, 0, i64::MAX).await.unwrap();
+        assert_eq!(
+            total(&rolled, "small", &one.id),
+            total(&rows, "small", &one.id)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_recorded_when_recording_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = LocalState::open(dir.path()).await.unwrap();
+    let secrets = deploy(&state, &[repo_tenant("acme")]).await;
+    let config = Config {
+        record_usage: false,
+        ..Config::default()
+    };
+    let gateway = Gateway::with_config(state.clone(), config).await.unwrap();
+    let server = start(&gateway).await;
+    let web = key(&secrets, "acme", "acme-web");
+    let r = send(
+        server.addr,
+        "GET",
+        "acme.localhost",
+        "/prod/accounts",
+        Some(&web.value),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    server.stop().await;
+    gateway.flush().await;
+    assert!(
+        state
+            .usage(Grain::Minute, 0, i64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
