@@ -12,11 +12,14 @@ use apifactory::apply::secrets_table;
 use apifactory::aws::cli::AwsArgs;
 use apifactory::desired::Code;
 use apifactory::engine::{self, Job, Show, print};
+use apifactory::local::state::Grain;
 use apifactory::local::up::{Up, up};
 use apifactory::local::{LocalCode, LocalState, LocalTarget};
 use apifactory::openapi;
 use apifactory::plan::Options;
 use apifactory::tenants::TenantSet;
+use apifactory::usage::prices::Prices;
+use apifactory::usage::report::{Report, invoice as invoice_text, month_range};
 
 /// `up` allocates and frees a few dozen small blocks per request, often on
 /// another worker thread than the one that allocated them: mimalloc does
@@ -184,6 +187,43 @@ enum Command {
         /// The local target's data directory.
         #[arg(long, default_value = ".apifactory", env = "APIFACTORY_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Requests, errors, refusals, quota, latency and estimated cost per
+    /// tenant and per client key; `--invoice` prints a month's statement per
+    /// client.
+    Usage {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Only these tenants (comma-separated ids); all when left out.
+        #[arg(long, value_delimiter = ',')]
+        tenant: Vec<String>,
+        /// Only this client's keys.
+        #[arg(long)]
+        client: Option<String>,
+        /// The first day (YYYY-MM-DD, UTC); the month's first day by default.
+        #[arg(long)]
+        from: Option<String>,
+        /// The last day, included (YYYY-MM-DD, UTC); today by default.
+        #[arg(long)]
+        to: Option<String>,
+        /// The length of each line's period.
+        #[arg(long, value_enum, default_value = "day")]
+        by: apifactory::usage::report::By,
+        /// Print JSON (for a billing pipeline).
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, one row per tenant, key and period.
+        #[arg(long)]
+        csv: bool,
+        /// Print the per-client statements of this tenant for `--month`.
+        #[arg(long, requires = "month", conflicts_with_all = ["from", "to", "csv"])]
+        invoice: Option<String>,
+        /// The statement's month (YYYY-MM).
+        #[arg(long, requires = "invoice")]
+        month: Option<String>,
+        /// Another price table than the built-in one (`deploy/prices.toml`).
+        #[arg(long)]
+        prices: Option<PathBuf>,
     },
     /// Per-client API keys: list, create, rotate, disable, enable, revoke.
     Keys {
@@ -426,6 +466,73 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Usage {
+            target,
+            tenant,
+            client,
+            from,
+            to,
+            by,
+            json,
+            csv,
+            invoice,
+            month,
+            prices,
+        } => {
+            let prices = match prices {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    Prices::parse(&path, &text)?
+                }
+                None => Prices::built_in(),
+            };
+            let (from, to, tenants) = match (&invoice, &month) {
+                (Some(t), Some(m)) => {
+                    let (first, last) = month_range(m)?;
+                    (first, last, vec![t.clone()])
+                }
+                _ => {
+                    let today = time::OffsetDateTime::now_utc().date();
+                    let from = match from {
+                        Some(d) => parse_date("--from", &d)?,
+                        None => today.replace_day(1)?,
+                    };
+                    let to = match to {
+                        Some(d) => parse_date("--to", &d)?,
+                        None => today,
+                    };
+                    (from, to, tenant)
+                }
+            };
+            if to < from {
+                anyhow::bail!("--to {to} is before --from {from}");
+            }
+            let gathered = usage_gather(&target, &tenants, from, to, by).await?;
+            let report = Report::build(&gathered, from, to, by, client.as_deref(), &prices);
+            if let Some(t) = &invoice {
+                let display = TenantSet::load(&cli.tenants).ok().and_then(|set| {
+                    set.tenants
+                        .iter()
+                        .find(|x| &x.id == t)
+                        .map(|x| x.display_name.clone())
+                });
+                if json {
+                    let found = report.tenants.iter().find(|x| &x.tenant == t);
+                    let v = found.map_or(serde_json::Value::Null, |_| report.json());
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    print!("{}", invoice_text(&report, t, display.as_deref()));
+                }
+            } else if json {
+                println!("{}", serde_json::to_string_pretty(&report.json())?);
+            } else if csv {
+                print!("{}", report.csv());
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Logs {
             tenant,
             follow,
@@ -486,6 +593,40 @@ async fn deploy(target: &TargetArgs, job: Job<'_>) -> anyhow::Result<ExitCode> {
                 None => &engine::NoCode,
             };
             engine::run(Arc::new(t), code, job).await
+        }
+    }
+}
+
+/// A date given on the command line.
+fn parse_date(flag: &str, text: &str) -> anyhow::Result<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format).map_err(|_| {
+        anyhow::anyhow!("{flag} {text:?}: expected a date YYYY-MM-DD, for example 2026-11-01")
+    })
+}
+
+/// The figures of a usage report from its target: the tenants' rows from
+/// `from` to `to` (both included), in hours, or in days for days and
+/// months.
+async fn usage_gather(
+    target: &TargetArgs,
+    tenants: &[String],
+    from: time::Date,
+    to: time::Date,
+    by: apifactory::usage::report::By,
+) -> anyhow::Result<apifactory::usage::Gathered> {
+    let start = from.midnight().assume_utc().unix_timestamp();
+    let end = to.midnight().assume_utc().unix_timestamp() + 86_400;
+    let hourly = by == apifactory::usage::report::By::Hour;
+    match target.target {
+        TargetName::Local => {
+            let state = LocalState::open(&target.data_dir).await?;
+            let grain = if hourly { Grain::Hour } else { Grain::Day };
+            let tenants = tenants.iter().cloned().collect();
+            apifactory::local::usage::gather(&state, &tenants, start, end, grain).await
+        }
+        TargetName::Aws => {
+            anyhow::bail!("usage --target aws: not yet")
         }
     }
 }

@@ -9,6 +9,8 @@
 //! table (`prices`).
 
 pub mod histogram;
+pub mod prices;
+pub mod report;
 
 use serde::{Deserialize, Serialize};
 

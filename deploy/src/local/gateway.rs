@@ -204,12 +204,27 @@ impl Gateway {
             return;
         };
         let rows = recorder.take();
-        if rows.is_empty() {
-            return;
-        }
-        if let Err(e) = self.inner.state.record_usage(rows.clone()).await {
+        if !rows.is_empty()
+            && let Err(e) = self.inner.state.record_usage(rows.clone()).await
+        {
             tracing::warn!(error = %e, "cannot record usage; will retry");
             recorder.restore(rows);
+        }
+        // What each key served of its quota (the enforced count runs a
+        // block ahead): a lease held by a request is taken next time.
+        let served: Vec<(String, i64, u64)> = self
+            .live()
+            .keys
+            .values()
+            .filter_map(|k| {
+                let (start, used) = k.lease.try_lock().ok()?.unrecorded()?;
+                Some((k.record.id.clone(), start, used))
+            })
+            .collect();
+        if !served.is_empty()
+            && let Err(e) = self.inner.state.quota_served_upto(served).await
+        {
+            tracing::warn!(error = %e, "cannot record the quota served");
         }
     }
 

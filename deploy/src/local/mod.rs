@@ -6,6 +6,7 @@ pub mod keys;
 pub mod state;
 pub mod target;
 pub mod up;
+pub mod usage;
 
 pub use state::LocalState;
 pub use target::{LocalCode, LocalTarget};

@@ -84,7 +84,8 @@ impl LocalState {
         let db = Database::open(&dir.join("apifactory.sqlite"))?;
         db.write(|c| {
             c.execute_batch(SCHEMA).map_err(sql)?;
-            c.execute_batch(usage::SCHEMA).map_err(sql)
+            c.execute_batch(usage::SCHEMA).map_err(sql)?;
+            c.execute_batch(quota::SCHEMA).map_err(sql)
         })
         .await?;
         Ok(LocalState {

@@ -33,6 +33,20 @@ pub(super) struct Lease {
     period_start: Option<i64>,
     used: u64,
     reserved: u64,
+    /// `used` as last written to the served counts (for reports).
+    recorded: u64,
+}
+
+impl Lease {
+    /// The period and served count to write down, when it changed since
+    /// the last call.
+    pub(super) fn unrecorded(&mut self) -> Option<(i64, u64)> {
+        let start = self.period_start?;
+        (self.used != self.recorded).then(|| {
+            self.recorded = self.used;
+            (start, self.used)
+        })
+    }
 }
 
 /// The request's API key and its value, when it is usable and the routed
@@ -113,6 +127,7 @@ impl Gateway {
                 period_start: Some(start),
                 used,
                 reserved: used,
+                recorded: 0,
             };
         }
         // Twice at most: a second round only if someone else (another

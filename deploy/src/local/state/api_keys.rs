@@ -178,6 +178,12 @@ impl LocalState {
                     params![old_id, id],
                 )
                 .map_err(sql)?;
+                conn.execute(
+                    "INSERT INTO quota_served (key_id, period_start, served)
+                     SELECT ?2, period_start, served FROM quota_served WHERE key_id = ?1",
+                    params![old_id, id],
+                )
+                .map_err(sql)?;
                 bump(conn)
             })
             .await?;
@@ -208,6 +214,8 @@ impl LocalState {
                 c.execute("DELETE FROM api_keys WHERE id = ?1", [&id])
                     .map_err(sql)?;
                 c.execute("DELETE FROM quota_usage WHERE key_id = ?1", [&id])
+                    .map_err(sql)?;
+                c.execute("DELETE FROM quota_served WHERE key_id = ?1", [&id])
                     .map_err(sql)?;
                 bump(c)?;
                 Ok(true)

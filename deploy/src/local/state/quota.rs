@@ -1,5 +1,8 @@
 //! Quota counters of the local target: requests counted per key and
-//! period, only ever raised.
+//! period, only ever raised. `quota_usage` is what the gateway enforces:
+//! reserved in blocks ahead of serving, so it can run up to a block ahead
+//! of what was served. `quota_served` is what was served, as the gateway
+//! last wrote it (with its usage figures), for reports.
 
 use runtime::tenant::Period;
 use rusqlite::{OptionalExtension, params};
@@ -7,7 +10,59 @@ use time::OffsetDateTime;
 
 use super::{LocalState, sql};
 
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS quota_served (
+    key_id TEXT NOT NULL,
+    period_start INTEGER NOT NULL,
+    served INTEGER NOT NULL,
+    PRIMARY KEY (key_id, period_start)
+) WITHOUT ROWID;
+";
+
 impl LocalState {
+    /// Raises the served counts of keys in periods: `(key id, period
+    /// start, served)`.
+    pub async fn quota_served_upto(&self, counts: Vec<(String, i64, u64)>) -> anyhow::Result<()> {
+        self.db
+            .write(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "INSERT INTO quota_served (key_id, period_start, served) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key_id, period_start) DO UPDATE SET served = max(served, excluded.served)",
+                    )
+                    .map_err(sql)?;
+                for (key, start, served) in &counts {
+                    stmt.execute(params![key, start, *served as i64]).map_err(sql)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A key's quota use in a period as a report shows it: what was served
+    /// when the gateway last wrote it down, or the enforced count when it
+    /// never did (a key rotated before, or a data directory from before
+    /// served counts were kept).
+    pub async fn quota_report(&self, key_id: &str, period_start: i64) -> anyhow::Result<u64> {
+        let key_id = key_id.to_owned();
+        Ok(self
+            .db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT coalesce(
+                        (SELECT served FROM quota_served WHERE key_id = ?1 AND period_start = ?2),
+                        (SELECT used FROM quota_usage WHERE key_id = ?1 AND period_start = ?2),
+                        0)",
+                    params![key_id, period_start],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|v| v as u64)
+                .map_err(sql)
+            })
+            .await?)
+    }
+
     /// Requests counted against a key's quota in the period starting at
     /// `period_start` (Unix seconds).
     pub async fn quota_used(&self, key_id: &str, period_start: i64) -> anyhow::Result<u64> {

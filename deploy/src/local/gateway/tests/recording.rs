@@ -118,6 +118,12 @@ async fn each_request_is_recorded_on_its_key_with_what_happened_to_it() {
         (2, 2, 2, 0)
     );
 
+    // The quota each key served, for reports.
+    let period =
+        crate::local::state::period_start(runtime::tenant::Period::Day, OffsetDateTime::now_utc());
+    assert_eq!(state.quota_report(&one.id, period).await.unwrap(), 6);
+    assert_eq!(state.quota_report(&two.id, period).await.unwrap(), 1);
+
     // The same figures in the hour and the day.
     for grain in [Grain::Hour, Grain::Day] {
         let rolled = state.usage(grain, 0, i64::MAX).await.unwrap();
