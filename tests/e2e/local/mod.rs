@@ -7,3 +7,4 @@ mod hostile;
 mod keys;
 mod schemathesis;
 mod up;
+mod usage;
