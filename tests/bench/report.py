@@ -32,6 +32,19 @@ def percentile(sorted_values, q):
     return sorted_values[min(i, len(sorted_values) - 1)]
 
 
+def usage_figures(runs):
+    """Part 4: the runs with and without usage recording, paired by round."""
+    on = {r["name"].split("/")[2]: r for r in runs if r["name"].startswith("usage-on/")}
+    off = {r["name"].split("/")[2]: r for r in runs if r["name"].startswith("usage-off/")}
+    rounds = sorted(set(on) & set(off), key=lambda k: int(k.split("-")[1]))
+    if not rounds:
+        return None
+    pairs = [(on[k], off[k]) for k in rounds]
+    m_on = statistics.median(p[0]["rps"] for p in pairs)
+    m_off = statistics.median(p[1]["rps"] for p in pairs)
+    return {"pairs": pairs, "on": m_on, "off": m_off, "ratio": m_on / m_off if m_off else 0}
+
+
 def merge(name, seconds, files):
     durations = []
     statuses = {}
@@ -575,6 +588,8 @@ def write(directory, out):
     machine = json.load(open(os.path.join(directory, "machine.json")))
     commands = json.load(open(os.path.join(directory, "commands.json")))
     results = load_lines(os.path.join(directory, "results.jsonl"))
+    usage_runs = load_lines(os.path.join(directory, "usage.jsonl"))
+    usage = usage_figures(usage_runs)
     lam = None
     if os.path.exists(os.path.join(directory, "lambda.json")):
         lam = json.load(open(os.path.join(directory, "lambda.json")))
@@ -719,6 +734,10 @@ def write(directory, out):
             z = extra["zip_bytes"] / 1e6
             targets_rows.append(("function zip (the AWS target's package)", "below 5 MB", f"{z:.2f} MB", z < 5,
                                  f"{z - 5:.2f} MB over"))
+    if usage:
+        r = usage["ratio"]
+        targets_rows.append(("GET by id with usage recorded vs `--no-usage`", "within 3 %", f"{(r - 1) * 100:+.1f} %",
+                             r >= 0.97, f"{(0.97 - r) * 100:.1f} points over"))
     w("## Targets")
     w("")
     w("| target | wanted | this run | | gap |")
@@ -992,6 +1011,29 @@ def write(directory, out):
     w("")
     if fleet:
         fleet_section(fleet, w)
+    else:
+        w("Not measured in this run.")
+        w("")
+
+    # ----- part 4
+    w("## 4. What recording usage costs")
+    w("")
+    if usage:
+        w("`apifactory up` (release) on one data directory serves the part 1 tenant (`bench`), started again for every run: "
+          "with usage recorded (the default: each request's figures added to its key's for the minute under a short lock, "
+          "written to SQLite every 400 ms in the background) and with `--no-usage`, alternating in ABBA order so that a "
+          "drift of the machine's load weighs on both alike. Each server gets a warm-up, then one throughput run of GET "
+          f"by id ({commands['connections']} connections, {commands['seconds']} s, the load split as in part 1). "
+          "The ratio is the medians' ratio.")
+        w("")
+        w("| run | recorded (rps) | `--no-usage` (rps) | recorded p99 (ms) | `--no-usage` p99 (ms) |")
+        w("| --- | --- | --- | --- | --- |")
+        for i, (on, off) in enumerate(usage["pairs"], 1):
+            w(f"| {i} | {fmt_int(on['rps'])} | {fmt_int(off['rps'])} | {fmt_ms(on['p99_ms'])} | {fmt_ms(off['p99_ms'])} |")
+        w(f"| median | {fmt_int(usage['on'])} | {fmt_int(usage['off'])} | | |")
+        w("")
+        w(f"Recorded / not: {usage['ratio']:.3f} ({(usage['ratio'] - 1) * 100:+.1f} %).")
+        w("")
     else:
         w("Not measured in this run.")
         w("")
