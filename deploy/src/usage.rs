@@ -136,6 +136,22 @@ impl QuotaNow {
     }
 }
 
+/// An alarm's state as last evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmState {
+    pub tenant: String,
+    pub name: String,
+    pub metric: String,
+    pub threshold: f64,
+    pub minutes: u32,
+    /// `OK` or `ALARM` (`INSUFFICIENT_DATA` on AWS too).
+    pub state: String,
+    /// RFC 3339: when it entered this state.
+    pub since: String,
+    /// The value last evaluated (none without requests in the window).
+    pub value: Option<f64>,
+}
+
 /// What a target reports for a range: figures per key and span, the keys,
 /// each key's quota now, and each tenant's function architecture (for the
 /// price of its compute).
@@ -147,4 +163,6 @@ pub struct Gathered {
     pub quotas: std::collections::BTreeMap<String, QuotaNow>,
     /// By tenant: `x86_64` or `arm64`; x86_64 when unknown.
     pub arch: std::collections::BTreeMap<String, String>,
+    /// Every alarm's current state.
+    pub alarms: Vec<AlarmState>,
 }

@@ -73,6 +73,40 @@ pub fn is_client_name(s: &str) -> bool {
     lower_alnum_dash(s, 63, true)
 }
 
+/// Alarm names in a tenant file.
+pub fn is_alarm_name(s: &str) -> bool {
+    lower_alnum_dash(s, 64, false)
+}
+
+/// The CloudWatch alarm of a tenant's rule: `apifactory-<tenant>-<name>`.
+pub fn alarm(tenant: &str, name: &str) -> String {
+    format!("{PREFIX}-{tenant}-{name}")
+}
+
+/// `arn:<partition>:sns:<region>:<12-digit account>:<topic>`, the topic 1
+/// to 256 letters, digits, - and _ (and `.fifo` at the end).
+pub fn is_sns_topic_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [arn, partition, service, region, account, topic] = parts[..] else {
+        return false;
+    };
+    let topic_name = topic.strip_suffix(".fifo").unwrap_or(topic);
+    arn == "arn"
+        && matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
+        && service == "sns"
+        && !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && !topic_name.is_empty()
+        && topic.len() <= 256
+        && topic_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// API Gateway stage names: letters, digits, hyphens and underscores.
 pub fn is_stage(s: &str) -> bool {
     !s.is_empty()

@@ -50,6 +50,8 @@ pub struct Tenant {
     pub domain: Option<Domain>,
     pub logs: Logs,
     pub clients: Vec<Client>,
+    /// `[[alarms]]`, in file order.
+    pub alarms: Vec<Alarm>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +127,51 @@ pub struct Domain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logs {
     pub retention_days: u32,
+}
+
+/// A health rule: `[[alarms]]` in the tenant file. On AWS a CloudWatch
+/// alarm per rule (SNS topics in `notify`); locally `apifactory up`
+/// evaluates it on its own figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    /// Unique in the tenant: 1 to 64 of a-z, 0-9 and -.
+    pub name: String,
+    pub metric: AlarmMetric,
+    /// The alarm fires above this: a share (0 to 1) for `5xx_rate` and
+    /// `quota_share`, milliseconds for `p99_latency_ms`.
+    pub threshold: f64,
+    /// The window, in minutes (1 to 1440; 5 when not given): the value is
+    /// the window's (its 5xx share, its p99), as a CloudWatch alarm with
+    /// one period this long evaluates it. Not used by `quota_share`.
+    pub minutes: u32,
+    /// SNS topic ARNs told of every change of state (AWS).
+    pub notify: Vec<String>,
+}
+
+/// What an alarm watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub enum AlarmMetric {
+    /// The share of requests answered 5xx (API Gateway's 5XXError,
+    /// averaged).
+    #[serde(rename = "5xx_rate")]
+    ServerErrorRate,
+    /// The 99th percentile of the gateway's latency, in milliseconds.
+    #[serde(rename = "p99_latency_ms")]
+    P99LatencyMs,
+    /// The largest share of its quota any key has used in the current
+    /// period (needs a quota).
+    #[serde(rename = "quota_share")]
+    QuotaShare,
+}
+
+impl AlarmMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmMetric::ServerErrorRate => "5xx_rate",
+            AlarmMetric::P99LatencyMs => "p99_latency_ms",
+            AlarmMetric::QuotaShare => "quota_share",
+        }
+    }
 }
 
 /// A client of the tenant's API, with its own API key. Identified by name,

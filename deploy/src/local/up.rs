@@ -122,6 +122,7 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
         config.account_burst = (rps / 2).max(1);
     }
     let gateway = Gateway::with_config(state.clone(), config).await?;
+    tokio::spawn(crate::local::alarms::watch(state.clone()));
     if opts.watch {
         tokio::spawn(watch(
             opts.tenants.clone(),

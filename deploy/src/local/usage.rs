@@ -69,5 +69,11 @@ pub async fn gather(
     for id in snapshot.tenants.keys().filter(|t| wanted(t)) {
         out.arch.insert(id.clone(), arch.to_owned());
     }
+    out.alarms = state
+        .alarm_states()
+        .await?
+        .into_iter()
+        .filter(|a| wanted(&a.tenant))
+        .collect();
     Ok(out)
 }

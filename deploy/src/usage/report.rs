@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use time::{Date, Month, OffsetDateTime};
 
 use super::prices::{Cost, Prices, billed_requests};
-use super::{Counts, Gathered, KeyInfo, QuotaNow};
+use super::{AlarmState, Counts, Gathered, KeyInfo, QuotaNow};
 
 /// The length of a report's periods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -106,6 +106,8 @@ pub struct TenantReport {
     pub tenant: String,
     pub keys: Vec<KeyReport>,
     pub total: Line,
+    /// The tenant's alarms, as last evaluated.
+    pub alarms: Vec<AlarmState>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,9 @@ impl Report {
 
         // tenant → key → period → counts.
         let mut tree: BTreeMap<&str, BTreeMap<&str, Periods>> = BTreeMap::new();
+        for a in &gathered.alarms {
+            tree.entry(&a.tenant).or_default();
+        }
         for k in &gathered.keys {
             if keep(&k.key_id) {
                 tree.entry(&k.tenant)
@@ -190,6 +195,12 @@ impl Report {
                 tenant: tenant.to_owned(),
                 keys: Vec::new(),
                 total: Line::default(),
+                alarms: gathered
+                    .alarms
+                    .iter()
+                    .filter(|a| a.tenant == tenant)
+                    .cloned()
+                    .collect(),
             };
             for (key_id, periods) in key_map {
                 let info = keys.get(key_id);
@@ -263,7 +274,7 @@ impl Report {
                         })
                     })
                     .collect();
-                json!({ "tenant": t.tenant, "totals": t.total.json(), "keys": keys })
+                json!({ "tenant": t.tenant, "totals": t.total.json(), "keys": keys, "alarms": t.alarms })
             })
             .collect();
         json!({
@@ -387,6 +398,19 @@ impl Report {
                 }
             }
             row(&mut out, "TOTAL", "", &t.total, "");
+            if !t.alarms.is_empty() {
+                let states: Vec<String> = t
+                    .alarms
+                    .iter()
+                    .map(|a| {
+                        let value = a
+                            .value
+                            .map_or_else(String::new, |v| format!(", {} {v:.3}", a.metric));
+                        format!("{} {} since {}{value}", a.name, a.state, a.since)
+                    })
+                    .collect();
+                let _ = writeln!(out, "  alarms: {}", states.join("; "));
+            }
         }
         if self.tenants.len() > 1 {
             out.push('\n');
@@ -430,14 +454,10 @@ fn quota_cell(q: &QuotaNow) -> String {
         ""
     };
     format!(
-        "{}/{} {}{:.0}%{mark}",
+        "{}/{} {} {:.0}%{mark}",
         q.used,
         q.limit,
-        match q.period.as_str() {
-            "DAY" => "d ",
-            "WEEK" => "w ",
-            _ => "m ",
-        },
+        q.period.to_lowercase(),
         share * 100.0
     )
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use super::field_spec::field;
 use super::raw;
 use super::{
-    Client, Collection, Domain, Functions, Logs, Operation, Quota, RESERVED_NAMES, RETENTION_DAYS,
-    Tenant, Throttle, UsagePlan,
+    Alarm, AlarmMetric, Client, Collection, Domain, Functions, Logs, Operation, Quota,
+    RESERVED_NAMES, RETENTION_DAYS, Tenant, Throttle, UsagePlan,
 };
 use crate::field::MAX_INDEXES;
 use crate::names;
@@ -333,6 +333,8 @@ impl Tenant {
             });
         }
 
+        let alarms = alarms(&mut r, raw.alarms, quota.is_some());
+
         if !r.errors.is_empty() {
             return Err(TenantErrors(r.errors));
         }
@@ -361,8 +363,78 @@ impl Tenant {
             domain,
             logs: Logs { retention_days },
             clients,
+            alarms,
         })
     }
+}
+
+/// `[[alarms]]`, each checked: its name, threshold, window and topics.
+fn alarms(r: &mut Report<'_>, raw: Vec<raw::AlarmSection>, has_quota: bool) -> Vec<Alarm> {
+    let mut out: Vec<Alarm> = Vec::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let at = |k: &str| format!("alarms[{i}].{k}");
+        if !names::is_alarm_name(&a.name) {
+            r.key(
+                &at("name"),
+                "an alarm name of 1 to 64 characters of a-z, 0-9 and -, starting with a letter",
+                format!("{:?}", a.name),
+            );
+        } else if out.iter().any(|o| o.name == a.name) {
+            r.key(
+                &at("name"),
+                "an alarm name used once per tenant",
+                format!("a second alarm named {:?}", a.name),
+            );
+        }
+        let share = matches!(
+            a.metric,
+            AlarmMetric::ServerErrorRate | AlarmMetric::QuotaShare
+        );
+        let fits = if share {
+            a.threshold > 0.0 && a.threshold <= 1.0
+        } else {
+            a.threshold > 0.0 && a.threshold <= 30_000.0
+        };
+        if !fits || !a.threshold.is_finite() {
+            r.key(
+                &at("threshold"),
+                if share {
+                    "a share above 0 and at most 1 (0.05 is 5 %)"
+                } else {
+                    "milliseconds above 0 and at most 30000"
+                },
+                a.threshold.to_string(),
+            );
+        }
+        if a.metric == AlarmMetric::QuotaShare && !has_quota {
+            r.key(
+                &at("metric"),
+                "a metric the tenant has: quota_share needs usage_plan.quota",
+                "\"quota_share\" without a quota".into(),
+            );
+        }
+        let minutes = a.minutes.unwrap_or(5);
+        if !(1..=1440).contains(&minutes) {
+            r.key(&at("minutes"), "1 to 1440 minutes", minutes.to_string());
+        }
+        for (j, topic) in a.notify.iter().enumerate() {
+            if !names::is_sns_topic_arn(topic) {
+                r.key(
+                    &format!("alarms[{i}].notify[{j}]"),
+                    "an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)",
+                    format!("{topic:?}"),
+                );
+            }
+        }
+        out.push(Alarm {
+            name: a.name,
+            metric: a.metric,
+            threshold: a.threshold,
+            minutes,
+            notify: a.notify,
+        });
+    }
+    out
 }
 
 /// The optional API-wide bucket. AWS would take a stage limit below one

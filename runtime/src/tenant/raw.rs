@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Operation, Period};
+use super::{AlarmMetric, Operation, Period};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +18,8 @@ pub struct File {
     pub logs: Option<LogsSection>,
     #[serde(default)]
     pub clients: Vec<ClientSection>,
+    #[serde(default)]
+    pub alarms: Vec<AlarmSection>,
 }
 
 #[derive(Deserialize)]
@@ -130,4 +132,15 @@ pub struct LogsSection {
 pub struct ClientSection {
     pub name: String,
     pub description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmSection {
+    pub name: String,
+    pub metric: AlarmMetric,
+    pub threshold: f64,
+    pub minutes: Option<u32>,
+    #[serde(default)]
+    pub notify: Vec<String>,
 }

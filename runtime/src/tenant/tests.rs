@@ -301,3 +301,91 @@ fn at_most_twenty_indexed_fields() {
     assert_eq!(e.found, "an index on `f20`, indexed field 21 of 22");
     assert!(e.expected.starts_with("at most 20 indexed fields"), "{e}");
 }
+
+fn with_alarms(alarms: &str) -> String {
+    with_usage_plan(&format!(
+        "rate = 10\nburst = 20\nquota = {{ limit = 100, period = \"DAY\" }}\n{alarms}"
+    ))
+}
+
+#[test]
+fn alarms_are_read_with_their_defaults() {
+    let text = with_alarms(
+        "[[alarms]]\nname = \"errors\"\nmetric = \"5xx_rate\"\nthreshold = 0.05\n\
+         notify = [\"arn:aws:sns:us-east-1:123456789012:ops\"]\n\
+         [[alarms]]\nname = \"slow\"\nmetric = \"p99_latency_ms\"\nthreshold = 800\nminutes = 15\n\
+         [[alarms]]\nname = \"quota\"\nmetric = \"quota_share\"\nthreshold = 0.8\n",
+    );
+    let t = Tenant::parse(Path::new("t.toml"), &text).unwrap();
+    let got: Vec<(&str, AlarmMetric, f64, u32, usize)> = t
+        .alarms
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.metric,
+                a.threshold,
+                a.minutes,
+                a.notify.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("errors", AlarmMetric::ServerErrorRate, 0.05, 5, 1),
+            ("slow", AlarmMetric::P99LatencyMs, 800.0, 15, 0),
+            ("quota", AlarmMetric::QuotaShare, 0.8, 5, 0),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_alarm_names_its_line_and_key() {
+    let problems = |text: String| -> Vec<(String, usize)> {
+        Tenant::parse(Path::new("t.toml"), &text)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.key, e.line))
+            .collect()
+    };
+    // Lines 1 to 10 are the tenant, the collection and the usage plan.
+    let head = "[[alarms]]\nname = \"a\"\n";
+    assert_eq!(
+        problems(with_alarms(&format!(
+            "{head}metric = \"5xx_rate\"\nthreshold = 5\n"
+        ))),
+        [("alarms[0].threshold".to_owned(), 14)]
+    );
+    assert_eq!(
+        problems(with_alarms(&format!(
+            "{head}metric = \"p99_latency_ms\"\nthreshold = 100\nminutes = 0\n"
+        ))),
+        [("alarms[0].minutes".to_owned(), 15)]
+    );
+    assert_eq!(
+        problems(with_alarms(&format!(
+            "{head}metric = \"5xx_rate\"\nthreshold = 0.1\nnotify = [\"arn:aws:sqs:us-east-1:123456789012:q\"]\n"
+        ))),
+        [("alarms[0].notify[0]".to_owned(), 15)]
+    );
+    assert_eq!(
+        problems(with_alarms(
+            "[[alarms]]\nname = \"Bad Name\"\nmetric = \"5xx_rate\"\nthreshold = 0.1\n"
+        )),
+        [("alarms[0].name".to_owned(), 12)]
+    );
+    let unknown = Tenant::parse(
+        Path::new("t.toml"),
+        &with_alarms(&format!("{head}metric = \"cpu\"\nthreshold = 1\n")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(unknown.contains("5xx_rate"), "{unknown}");
+    // quota_share needs a quota.
+    let no_quota = with_usage_plan(
+        "rate = 10\nburst = 20\n[[alarms]]\nname = \"q\"\nmetric = \"quota_share\"\nthreshold = 0.5\n",
+    );
+    assert_eq!(problems(no_quota), [("alarms[0].metric".to_owned(), 12)]);
+}

@@ -219,7 +219,7 @@ async fn a_scripted_load_is_reported_exactly_across_a_sigkill() {
         [(8, 0), (8, 0), (1, 7)]
     );
     let table = usage(&tenants, &data, &[]);
-    assert!(table.contains("8/8 d 100%**"), "{table}");
+    assert!(table.contains("8/8 day 100%**"), "{table}");
 
     // Totals add up: keys to the tenant, periods to the key (by hour), and
     // the CSV rows to the JSON totals.

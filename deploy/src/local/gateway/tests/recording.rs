@@ -166,3 +166,84 @@ async fn nothing_is_recorded_when_recording_is_off() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_fire_on_the_recorded_figures_and_clear_when_the_window_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let state = LocalState::open(dir.path()).await.unwrap();
+    let text = small_tenant("test", 100.0, 100, Some(1000))
+        + "\n[[alarms]]\nname = \"errors\"\nmetric = \"5xx_rate\"\nthreshold = 0.2\nminutes = 5\n\
+           \n[[alarms]]\nname = \"quota\"\nmetric = \"quota_share\"\nthreshold = 0.5\n";
+    let small = write_tenant(files.path(), "small", &text);
+    let secrets = deploy(&state, &[small]).await;
+    let one = key(&secrets, "small", "one");
+    // An item its table cannot read: the function answers 500 for it.
+    state
+        .database()
+        .write(|c| {
+            c.execute(
+                "INSERT INTO items_small (id, rev, doc) VALUES ('broken', 'r', 'not json')",
+                [],
+            )
+            .map_err(|e| runtime::StoreError::Backend(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let gateway = Gateway::new(state.clone()).await.unwrap();
+    let server = start(&gateway).await;
+    let k = Some(one.value.as_str());
+    for (path, status) in [
+        ("/test/notes/broken", 500),
+        ("/test/notes/broken", 500),
+        ("/test/notes/a", 404),
+        ("/test/notes/b", 404),
+        ("/test/notes/c", 404),
+    ] {
+        assert_eq!(
+            send(server.addr, "GET", "small.localhost", path, k, None)
+                .await
+                .status,
+            status
+        );
+    }
+    server.stop().await;
+    gateway.flush().await;
+
+    let now = OffsetDateTime::now_utc();
+    let changed = crate::local::alarms::evaluate(&state, now).await.unwrap();
+    let moves: Vec<(&str, &str)> = changed
+        .iter()
+        .map(|a| (a.name.as_str(), a.state.as_str()))
+        .collect();
+    assert_eq!(
+        moves,
+        [("errors", "ALARM")],
+        "2 of 5 answered 5xx: 0.4 > 0.2"
+    );
+    assert!(
+        crate::local::alarms::evaluate(&state, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no change, no report"
+    );
+    let states = state.alarm_states().await.unwrap();
+    let got: Vec<(&str, &str, Option<f64>)> = states
+        .iter()
+        .map(|a| (a.name.as_str(), a.state.as_str(), a.value))
+        .collect();
+    assert_eq!(
+        got,
+        [("errors", "ALARM", Some(0.4)), ("quota", "OK", Some(0.005))]
+    );
+
+    // Ten minutes on, the window holds no requests: back to OK.
+    let later = now + time::Duration::minutes(10);
+    let changed = crate::local::alarms::evaluate(&state, later).await.unwrap();
+    let moves: Vec<(&str, &str)> = changed
+        .iter()
+        .map(|a| (a.name.as_str(), a.state.as_str()))
+        .collect();
+    assert_eq!(moves, [("errors", "OK")]);
+}
