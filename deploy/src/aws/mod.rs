@@ -31,6 +31,7 @@ pub mod cli;
 pub mod domain;
 mod env;
 pub mod function;
+pub mod key_usage;
 pub mod keys;
 pub mod listing;
 pub mod logs;
@@ -44,6 +45,7 @@ pub mod stage;
 pub mod stamp;
 mod survey;
 pub mod table;
+pub mod usage;
 pub mod usage_plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,6 +125,8 @@ pub struct Inner {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// Reads only: the usage figures' metrics (GetMetricData).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub route53: aws_sdk_route53::Client,
     /// Reads only: the certificates tenant files name.
     pub acm: aws_sdk_acm::Client,
@@ -205,6 +209,7 @@ impl AwsTarget {
                 lambda: aws_sdk_lambda::Client::new(config),
                 iam: aws_sdk_iam::Client::new(config),
                 logs: aws_sdk_cloudwatchlogs::Client::new(config),
+                cloudwatch: aws_sdk_cloudwatch::Client::new(config),
                 route53: aws_sdk_route53::Client::new(config),
                 acm: aws_sdk_acm::Client::new(config),
                 pacer,
