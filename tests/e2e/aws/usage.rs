@@ -125,9 +125,12 @@ async fn put_log(tenant: &str, mut lines: Vec<(i64, String)>) {
     }
 }
 
-/// Metric points (namespace, name, dimensions, Unix seconds, value),
-/// through the proxy (moto's CloudWatch speaks JSON, the SDK CBOR).
-async fn put_metrics(proxy: &FaultProxy, points: &[(&str, &str, Vec<(&str, String)>, i64, f64)]) {
+/// A metric point: namespace, name, dimensions, Unix seconds, value.
+type Point<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, i64, f64);
+
+/// Metric points, through the proxy (moto's CloudWatch speaks JSON, the
+/// SDK CBOR).
+async fn put_metrics(proxy: &FaultProxy, points: &[Point<'_>]) {
     let cw = aws_sdk_cloudwatch::Client::new(&sdk_config_at(proxy.url()).await);
     for (namespace, name, dims, at, value) in points {
         cw.put_metric_data()
