@@ -398,6 +398,8 @@ enum Series {
     Duration(usize),
     ReadUnits,
     WriteUnits,
+    /// Bytes a log group took in (the access log's, a function's).
+    LogBytes,
 }
 
 /// A tenant's CloudWatch figures of one span.
@@ -414,6 +416,7 @@ struct Span {
     billed_mb_ms: u64,
     read_units: f64,
     write_units: f64,
+    log_bytes: u64,
 }
 
 fn query(
@@ -489,6 +492,14 @@ async fn metrics(
         );
         add(Series::Errors(i), "AWS/Lambda", "Errors", &dims, "Sum");
         add(Series::Duration(i), "AWS/Lambda", "Duration", &dims, "Sum");
+    }
+    // CloudWatch Logs ingestion: the access log's and each function's.
+    let groups: Vec<String> = std::iter::once(names::access_log_group(tenant))
+        .chain(functions.iter().map(|f| format!("/aws/lambda/{}", f.name)))
+        .collect();
+    for group in &groups {
+        let dims = [("LogGroupName", group.as_str())];
+        add(Series::LogBytes, "AWS/Logs", "IncomingBytes", &dims, "Sum");
     }
     let tables: BTreeSet<&str> = functions.iter().map(|f| f.table.as_str()).collect();
     for table in tables {
@@ -574,6 +585,7 @@ async fn metrics(
                 }
                 Series::ReadUnits => s.read_units += v.max(0.0),
                 Series::WriteUnits => s.write_units += v.max(0.0),
+                Series::LogBytes => s.log_bytes += count,
             }
         }
     }
@@ -610,7 +622,8 @@ pub fn split(total: u64, weights: &[u64]) -> Vec<u64> {
 /// per span. Requests the metrics count and the log misses go to key `""`
 /// (at the span's average latency); the function's and the table's work
 /// is shared by the keys whose requests reached the function, or goes to
-/// `""` when none did.
+/// `""` when none did. The bytes the logs took in are shared by all the
+/// requests (every one writes an access log line).
 fn combine(tenant: &str, mut logged: Logged, metrics: BTreeMap<i64, Span>) -> Vec<Figures> {
     for (start, m) in metrics {
         let in_span: Vec<&(String, i64)> = logged.keys().filter(|(_, s)| *s == start).collect();
@@ -634,6 +647,20 @@ fn combine(tenant: &str, mut logged: Logged, metrics: BTreeMap<i64, Span>) -> Ve
                     c.latency_us.record(us);
                 }
             }
+        }
+        let all: Vec<(String, i64)> = logged
+            .keys()
+            .filter(|(_, s)| *s == start)
+            .cloned()
+            .collect();
+        let requests: Vec<u64> = all.iter().map(|k| logged[k].0.requests).collect();
+        let (all, requests) = if requests.iter().all(|&r| r == 0) {
+            (vec![(String::new(), start)], vec![1])
+        } else {
+            (all, requests)
+        };
+        for (k, bytes) in all.iter().zip(split(m.log_bytes, &requests)) {
+            logged.entry(k.clone()).or_default().0.log_bytes += bytes;
         }
         let mut weights: Vec<u64> = keys.iter().map(|k| logged[k].1).collect();
         if weights.iter().all(|&w| w == 0) {
@@ -792,6 +819,7 @@ mod tests {
                 billed_mb_ms: 11 * 256,
                 read_units: 8.0,
                 latency_ms: 4.0,
+                log_bytes: 700,
                 ..Span::default()
             },
         )]);
@@ -818,6 +846,8 @@ mod tests {
             (2, 1, 1, 2)
         );
         assert_eq!(none.invocations, 0);
+        // Log bytes by requests: a 3, b 2, none 2.
+        assert_eq!((a.log_bytes, b.log_bytes, none.log_bytes), (300, 200, 200));
         assert!(figures.iter().all(|f| f.start == 36_000 && f.tenant == "t"));
     }
 }

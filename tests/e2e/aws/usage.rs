@@ -247,6 +247,11 @@ async fn write_traffic(d: &Deployed, desk: &str, partner: &str, h0: i64) {
     ];
     let function = |op: &str| vec![("FunctionName", format!("apifactory-{}-{op}", d.tenant))];
     let table = vec![("TableName", names::table(&d.tenant))];
+    let access = vec![("LogGroupName", names::access_log_group(&d.tenant))];
+    let get_log = vec![(
+        "LogGroupName",
+        format!("/aws/lambda/apifactory-{}-get", d.tenant),
+    )];
     put_metrics(
         &d.proxy,
         &[
@@ -281,6 +286,16 @@ async fn write_traffic(d: &Deployed, desk: &str, partner: &str, h0: i64) {
                 table.clone(),
                 h0 + 60,
                 2.0,
+            ),
+            // Log ingestion: the access log's and get's.
+            ("AWS/Logs", "IncomingBytes", access.clone(), h0 + 60, 1000.0),
+            ("AWS/Logs", "IncomingBytes", get_log.clone(), h0 + 60, 500.0),
+            (
+                "AWS/Logs",
+                "IncomingBytes",
+                get_log.clone(),
+                h0 + 3660,
+                90.0,
             ),
             // Hour 1: the function only.
             ("AWS/Lambda", "Invocations", function("get"), h0 + 3660, 3.0),
@@ -352,6 +367,8 @@ fn check_figures(g: &Gathered, tenant: &str, desk: &str, partner: &str, h0: i64)
         close(d0.read_units, 6.4) && close(d0.write_units, 1.6),
         "{d0:?}"
     );
+    // 1500 bytes of logs shared by all requests: 4 of 10.
+    assert_eq!(d0.log_bytes, 600);
 
     let p0 = by[&(partner, h0)];
     assert_eq!(
@@ -380,6 +397,7 @@ fn check_figures(g: &Gathered, tenant: &str, desk: &str, partner: &str, h0: i64)
         close(p0.read_units, 1.6) && close(p0.write_units, 0.4),
         "{p0:?}"
     );
+    assert_eq!(p0.log_bytes, 450);
 
     // Without a key: the forbidden request, and the two CloudWatch counted
     // that the log lacks (one 4xx), at the hour's average latency.
@@ -389,7 +407,7 @@ fn check_figures(g: &Gathered, tenant: &str, desk: &str, partner: &str, h0: i64)
         (3, 1, 2, 1)
     );
     assert_eq!(n0.latency_us, histogram(&[2, 20, 20]));
-    assert_eq!(n0.invocations, 0);
+    assert_eq!((n0.invocations, n0.log_bytes), (0, 450));
 
     // Hour 1: every bit of function work is front-desk's.
     let d1 = by[&(desk, h0 + 3600)];
@@ -404,6 +422,7 @@ fn check_figures(g: &Gathered, tenant: &str, desk: &str, partner: &str, h0: i64)
         ),
         (3, 1, 7_500, 8, 1_024)
     );
+    assert_eq!(d1.log_bytes, 90);
 
     // The shares add up to the tenant's figures.
     let mut all = Counts::default();
@@ -419,6 +438,7 @@ fn check_figures(g: &Gathered, tenant: &str, desk: &str, partner: &str, h0: i64)
         ),
         (13, 7, 21, 1_664 + 1_024)
     );
+    assert_eq!(all.log_bytes, 1_590);
     assert_eq!(g.arch.get(tenant).map(String::as_str), Some("x86_64"));
 }
 
@@ -589,9 +609,9 @@ async fn gather_reads_every_page() {
     let calls =
         |op: &str| after.get(op).map_or(0, |c| c.calls) - before.get(op).map_or(0, |c| c.calls);
     // 12 events in the range (11 lines and the one that is not JSON) in
-    // pages of 2; 14 points in pages of 3; 2 keys in pages of 1.
+    // pages of 2; 17 points in pages of 3; 2 keys in pages of 1.
     assert!(calls("logs:FilterLogEvents") >= 6, "{after:?}");
-    assert!(calls("monitoring:GetMetricData") >= 5, "{after:?}");
+    assert!(calls("monitoring:GetMetricData") >= 6, "{after:?}");
     assert_eq!(calls("apigateway:GetUsage"), 2);
 }
 
