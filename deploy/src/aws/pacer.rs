@@ -492,6 +492,8 @@ mod tests {
         assert_eq!(limit(Family::UpdateAccount).every, Duration::from_secs(20));
         assert_eq!(limit(Family::UpdateAccount).burst, 1);
         assert_eq!(limit(Family::DynamoDbListTags), per_second(10, 10));
+        assert_eq!(limit(Family::CloudWatchGetMetricData), per_second(50, 50));
+        assert_eq!(limit(Family::LogsFilterLogEvents), per_second(5, 5));
         for (_, l, source) in LIMITS {
             assert!(l.burst >= 1 && !source.is_empty());
         }
