@@ -167,10 +167,7 @@ mod tests {
         let it = item(json!({"name": "Ada", "n": 123.45, "ok": true}));
         assert_eq!(item_size("id", &it), 9 + 7 + 5 + 3);
         // A list: 3 + (1 + 1) + (1 + 2).
-        assert_eq!(
-            doc_size(json!({"t": ["a", "bc"]}).as_object().unwrap()),
-            1 + 8
-        );
+        assert_eq!(doc_size(json!({"t": ["a", "bc"]}).as_object().unwrap()), 1 + 8);
     }
 
     #[tokio::test]

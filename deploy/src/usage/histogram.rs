@@ -95,10 +95,7 @@ mod tests {
         for v in (0..100_000u64).chain([u64::MAX / 3, u64::MAX]) {
             let b = bucket(v);
             let (low, width) = bounds(b);
-            assert!(
-                low <= v && v - low < width,
-                "{v} in bucket {b} = {low}+{width}"
-            );
+            assert!(low <= v && v - low < width, "{v} in bucket {b} = {low}+{width}");
             if let Some(prev) = last
                 && v < 100_000
             {
@@ -116,10 +113,7 @@ mod tests {
         }
         for (q, exact) in [(0.5, 5_000.0), (0.9, 9_000.0), (0.99, 9_900.0)] {
             let got = h.quantile(q).unwrap() as f64;
-            assert!(
-                (got - exact).abs() / exact < 0.035,
-                "q{q}: {got} vs {exact}"
-            );
+            assert!((got - exact).abs() / exact < 0.035, "q{q}: {got} vs {exact}");
         }
         assert_eq!(Histogram::default().quantile(0.5), None);
     }

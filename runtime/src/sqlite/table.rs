@@ -169,10 +169,7 @@ fn check_expect(
     seen: &mut Option<Item>,
 ) -> Result<(), StoreError> {
     let row: Option<(String, String)> = conn
-        .prepare_cached(&format!(
-            "SELECT rev, doc FROM {} WHERE id = ?1",
-            quote(table)
-        ))?
+        .prepare_cached(&format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(table)))?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((stored, doc)) = row else {
@@ -267,8 +264,7 @@ impl Store for SqliteTable {
             .db
             .write(move |c| {
                 let mut before = None;
-                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))?
-                {
+                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))? {
                     return Ok((Err(refused), before));
                 }
                 c.prepare_cached(&format!(
@@ -296,8 +292,7 @@ impl Store for SqliteTable {
             .db
             .write(move |c| {
                 let mut before = None;
-                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))?
-                {
+                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))? {
                     return Ok((Err(refused), before));
                 }
                 c.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", quote(&table)))?
@@ -309,11 +304,7 @@ impl Store for SqliteTable {
             Ok(()) => self.index_writes(before.as_ref(), None),
             Err(_) => 0,
         };
-        capacity::write(
-            before.as_ref().map_or(0, |it| item_size(&self.key, it)),
-            0,
-            indexes,
-        );
+        capacity::write(before.as_ref().map_or(0, |it| item_size(&self.key, it)), 0, indexes);
         done
     }
 

@@ -48,8 +48,7 @@ pub(super) async fn call<'a>(
     let meter = metered.then(|| Arc::new(Meter::default()));
     let outcome = match &meter {
         Some(meter) => {
-            let function =
-                capacity::metered(Arc::clone(meter), async move { api.handle(event).await });
+            let function = capacity::metered(Arc::clone(meter), async move { api.handle(event).await });
             invoke(function, t.timeout).await
         }
         None => invoke(async move { api.handle(event).await }, t.timeout).await,

@@ -26,8 +26,7 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Last-used times are written every this many polls (once a second).
 const TOUCH_EVERY_POLLS: u32 = 5;
 /// Recorded usage is written every this many polls.
-const USAGE_EVERY_POLLS: u32 =
-    (super::usage::FLUSH_EVERY.as_millis() / POLL_EVERY.as_millis()) as u32;
+const USAGE_EVERY_POLLS: u32 = (super::usage::FLUSH_EVERY.as_millis() / POLL_EVERY.as_millis()) as u32;
 
 /// What is served, as of one generation of the state. Swapped whole.
 #[derive(Default)]

@@ -66,9 +66,10 @@ pub(super) struct Recorder {
 
 impl Recorder {
     pub(super) fn record(&self, s: &Sample<'_>) {
-        let minute =
-            s.at.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| (d.as_secs() / 60 * 60) as i64);
+        let minute = s
+            .at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| (d.as_secs() / 60 * 60) as i64);
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let tenants = pending.entry(minute).or_default();
         let keys = match tenants.get_mut(s.tenant) {
@@ -85,8 +86,9 @@ impl Recorder {
 
     /// Takes everything recorded so far, as rows to write.
     pub(super) fn take(&self) -> Vec<UsageRecord> {
-        let pending =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let pending = std::mem::take(
+            &mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner),
+        );
         let mut rows = Vec::new();
         for (minute, tenants) in pending {
             for (tenant, keys) in tenants {

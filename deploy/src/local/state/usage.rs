@@ -231,19 +231,9 @@ mod tests {
         let days = state.usage(Grain::Day, day, day + 86_400).await.unwrap();
         let k1 = days.iter().find(|r| r.key_id == "k1").unwrap();
         assert_eq!(k1.counts.requests, 9);
-        assert_eq!(
-            k1.counts.latency_us.count(),
-            3,
-            "one latency per record written"
-        );
+        assert_eq!(k1.counts.latency_us.count(), 3, "one latency per record written");
 
         // Nothing outside the range.
-        assert!(
-            state
-                .usage(Grain::Day, day + 86_400, day + 2 * 86_400)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(state.usage(Grain::Day, day + 86_400, day + 2 * 86_400).await.unwrap().is_empty());
     }
 }
