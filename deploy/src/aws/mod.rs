@@ -18,7 +18,9 @@
 //! tenant's by tags and name, `pacer` the rate limits, `patch` API
 //! Gateway's patch operations, `package` the reproducible zip, `policy` the
 //! IAM documents, `references` what tenant files point to (checked before
-//! the first write), `keys` the `apifactory keys` commands, `cli` the
+//! the first write), `keys` the `apifactory keys` commands, `usage` the
+//! usage figures (access log, CloudWatch metrics) and `key_usage` each
+//! key's quota (GetUsage, UpdateUsage), `cli` the
 //! commands, `env` the account and region and how to reach them. Imports
 //! between these files point one way (a kind's file uses `listing`,
 //! `pacer` and `patch`, never the reverse; `api_key` uses `usage_plan`,
