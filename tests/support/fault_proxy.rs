@@ -41,6 +41,11 @@
 //! leave out what was created a moment ago. [`FaultConfig::realistic`] turns
 //! every behaviour on with windows short enough for tests.
 //!
+//! For the usage figures it models what moto lacks there ([`usage_models`]):
+//! API Gateway's GetUsage and UpdateUsage, CloudWatch over the RPC v2 CBOR
+//! protocol the Rust SDK speaks (carried to moto as AWS JSON), and
+//! GetMetricData's paging.
+//!
 //! Requests are read with `Content-Length` or chunked bodies; each one goes
 //! to moto on a fresh connection (`Connection: close`) and the answer is
 //! relayed with a `Content-Length`, keeping the client's connection alive
@@ -54,6 +59,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+// Files of their own, named from here so that a binary that includes this
+// file by `#[path]` finds them too.
+#[path = "cbor.rs"]
+pub mod cbor;
+#[path = "usage_models.rs"]
+pub mod usage_models;
 
 /// The largest request or response head the proxy reads.
 const MAX_HEAD: usize = 64 * 1024;
@@ -84,6 +96,15 @@ pub struct FaultConfig {
     /// that stops exactly there, as one killed between the call before
     /// and this one would, for a test that must stop between two calls.
     pub refuse_first: Vec<&'static str>,
+    /// Operations (as [`operation_name`] names them) whose next call is
+    /// answered with the service's throttling error without reaching moto,
+    /// one call per entry (an operation listed twice is refused twice): a
+    /// throttled call a test can count on.
+    pub throttle_first: Vec<&'static str>,
+    /// API Gateway's GetUsage and UpdateUsage, which moto answers 404,
+    /// modelled in [`usage_models`] (on by default: without it AWS's
+    /// answer is a 404 no AWS account gives).
+    pub usage_model: bool,
     /// PutRestApi with `mode=overwrite` renames the API to the document's
     /// `info.title` ("PutRestApi", API Gateway API reference: overwrite
     /// replaces the API with the definition, its title the API's name),
@@ -139,6 +160,8 @@ impl FaultConfig {
             lose_responses: false,
             lose_first: Vec::new(),
             refuse_first: Vec::new(),
+            throttle_first: Vec::new(),
+            usage_model: true,
             put_rest_api_renames: false,
             import_warnings: false,
             pitr_window: None,
@@ -467,6 +490,8 @@ impl FaultProxy {
             rng: Mutex::new(SplitMix(config.seed)),
             lose_first: Mutex::new(config.lose_first.clone()),
             refuse_first: Mutex::new(config.refuse_first.clone()),
+            throttle_first: Mutex::new(config.throttle_first.clone()),
+            usage: Mutex::new(usage_models::UsageModel::default()),
             buckets: config
                 .limits
                 .iter()
@@ -506,6 +531,13 @@ impl FaultProxy {
         }
     }
 
+    /// Sets what a key used of its usage plan's quota on a day
+    /// (`YYYY-MM-DD`, UTC), as GetUsage will answer it.
+    pub fn set_usage(&self, plan: &str, key: &str, day: &str, used: u64) {
+        let day = usage_models::parse_day(day).expect("a day is YYYY-MM-DD");
+        self.dynamo.usage.lock().unwrap().set(plan, key, day, used);
+    }
+
     /// The URL to give the SDK (`AWS_ENDPOINT_URL`).
     pub fn url(&self) -> &str {
         &self.url
@@ -523,6 +555,10 @@ struct Shared {
     lose_first: Mutex<Vec<&'static str>>,
     /// What is left of `config.refuse_first`.
     refuse_first: Mutex<Vec<&'static str>>,
+    /// What is left of `config.throttle_first`.
+    throttle_first: Mutex<Vec<&'static str>>,
+    /// The keys' use of their quotas (`config.usage_model`).
+    usage: Mutex<usage_models::UsageModel>,
     rng: Mutex<SplitMix>,
     buckets: Vec<Mutex<Bucket>>,
     /// What the DynamoDB model (`pitr_window`, `gsi_backfill`) remembers.
@@ -923,6 +959,10 @@ pub fn operation_name(
         return action.to_owned();
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Smithy RPC v2 CBOR (CloudWatch): `/service/<service>/operation/<op>`.
+    if let ["service", _, "operation", op] = segments.as_slice() {
+        return (*op).to_owned();
+    }
     let named = match service {
         Some("apigateway") => apigateway_operation(method, &segments, query),
         Some("lambda") => lambda_operation(method, &segments),
@@ -1065,6 +1105,10 @@ fn route53_operation(method: &str, segments: &[&str]) -> Option<String> {
 
 /// An error answer in the wire shape of `service`'s protocol.
 fn error_response(service: Option<&str>, status: u16, code: &str, message: &str) -> Vec<u8> {
+    if service == Some("monitoring") {
+        // CloudWatch, as the Rust SDK reaches it: RPC v2 CBOR.
+        return usage_models::cbor_error(status, code, message);
+    }
     let (content_type, extra, body) = match service {
         Some("apigateway") => (
             "application/json",
@@ -1149,6 +1193,8 @@ pub fn throttling_response(service: Option<&str>) -> Vec<u8> {
         Some("logs" | "acm") => {
             error_response(service, 400, "ThrottlingException", "Rate exceeded")
         }
+        // IAM, STS, Route 53, and CloudWatch (whose code is the query
+        // protocol's, in CBOR).
         _ => error_response(service, 400, "Throttling", "Rate exceeded"),
     }
 }
@@ -1193,6 +1239,15 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 
         if let Some(refusal) = refused_first(shared, svc.as_deref(), &op) {
             write.write_all(&reframe(&refusal, keep)?).await?;
+            if !keep {
+                return Ok(());
+            }
+            continue;
+        }
+        if let Some(throttled) = throttled_first(shared, svc.as_deref(), &op) {
+            shared.stats.throttles.fetch_add(1, Ordering::Relaxed);
+            shared.stats.count(&key, true);
+            write.write_all(&reframe(&throttled, keep)?).await?;
             if !keep {
                 return Ok(());
             }
@@ -1276,6 +1331,14 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 /// Sends the request to moto and adds what AWS does on top of it that moto
 /// does not (each behaviour behind its switch).
 async fn carry_out(shared: &Shared, op: &str, r: &Request) -> std::io::Result<Vec<u8>> {
+    if shared.config.usage_model && matches!(op, "GetUsage" | "UpdateUsage") {
+        return usage_models::answer(&shared.upstream, &shared.usage, op, r).await;
+    }
+    if r.header("smithy-protocol")
+        .is_some_and(|p| p.eq_ignore_ascii_case("rpc-v2-cbor"))
+    {
+        return usage_models::cloudwatch(&shared.upstream, r).await;
+    }
     let mut answer = forward(&shared.upstream, r).await?;
     if shared.config.put_rest_api_renames && op == "PutRestApi" {
         answer = put_rest_api_renames(&shared.upstream, r, answer).await?;
@@ -1333,6 +1396,15 @@ fn refused_first(shared: &Shared, service: Option<&str>, op: &str) -> Option<Vec
         "BadRequestException",
         "Refused by the fault proxy (refuse_first)",
     ))
+}
+
+/// The throttling answer a `throttle_first` operation gets, once per entry.
+fn throttled_first(shared: &Shared, service: Option<&str>, op: &str) -> Option<Vec<u8>> {
+    let mut left = shared.throttle_first.lock().unwrap();
+    let i = left.iter().position(|o| *o == op)?;
+    left.remove(i);
+    eprintln!("fault proxy: {op} throttled (throttle_first)");
+    Some(throttling_response(service))
 }
 
 /// A query parameter of a request target, its name compared without case
@@ -2925,6 +2997,8 @@ mod tests {
             rng: Mutex::new(SplitMix(1)),
             lose_first: Mutex::new(Vec::new()),
             refuse_first: Mutex::new(Vec::new()),
+            throttle_first: Mutex::new(Vec::new()),
+            usage: Mutex::new(usage_models::UsageModel::default()),
             table_keys: Mutex::new(BTreeMap::new()),
             buckets: Vec::new(),
             dynamo: Mutex::new(DynamoModel::default()),

@@ -242,6 +242,13 @@ impl KeyStore for AwsTarget {
         super::usage_plan::attach(self, &plan, &id)
             .await
             .map_err(interrupted)?;
+        // A new key starts the period with its whole quota: it takes over
+        // what the old one used before it works, so that rotating is no
+        // way around a quota (the old key keeps counting on its own until
+        // it expires).
+        super::key_usage::carry_over(self, &plan, &old_id, &id)
+            .await
+            .map_err(|e| interrupted(e.context("carrying the used quota over")))?;
         super::api_key::set_enabled(self, &id, true)
             .await
             .map_err(interrupted)?;

@@ -18,7 +18,9 @@
 //! tenant's by tags and name, `pacer` the rate limits, `patch` API
 //! Gateway's patch operations, `package` the reproducible zip, `policy` the
 //! IAM documents, `references` what tenant files point to (checked before
-//! the first write), `keys` the `apifactory keys` commands, `cli` the
+//! the first write), `keys` the `apifactory keys` commands, `usage` the
+//! usage figures (access log, CloudWatch metrics) and `key_usage` each
+//! key's quota (GetUsage, UpdateUsage), `cli` the
 //! commands, `env` the account and region and how to reach them. Imports
 //! between these files point one way (a kind's file uses `listing`,
 //! `pacer` and `patch`, never the reverse; `api_key` uses `usage_plan`,
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod domain;
 mod env;
 pub mod function;
+pub mod key_usage;
 pub mod keys;
 pub mod listing;
 pub mod logs;
@@ -44,6 +47,7 @@ pub mod stage;
 pub mod stamp;
 mod survey;
 pub mod table;
+pub mod usage;
 pub mod usage_plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,6 +127,8 @@ pub struct Inner {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// Reads only: the usage figures' metrics (GetMetricData).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub route53: aws_sdk_route53::Client,
     /// Reads only: the certificates tenant files name.
     pub acm: aws_sdk_acm::Client,
@@ -205,6 +211,7 @@ impl AwsTarget {
                 lambda: aws_sdk_lambda::Client::new(config),
                 iam: aws_sdk_iam::Client::new(config),
                 logs: aws_sdk_cloudwatchlogs::Client::new(config),
+                cloudwatch: aws_sdk_cloudwatch::Client::new(config),
                 route53: aws_sdk_route53::Client::new(config),
                 acm: aws_sdk_acm::Client::new(config),
                 pacer,

@@ -59,6 +59,10 @@ pub enum Family {
     /// Route 53 GetHostedZone (how plan checks a domain's hosted zone); it
     /// also takes a token of the account's `Route53` bucket.
     Route53GetHostedZone,
+    /// CloudWatch GetMetricData (usage figures).
+    CloudWatchGetMetricData,
+    /// CloudWatch Logs FilterLogEvents (the access log's lines).
+    LogsFilterLogEvents,
 }
 
 /// A token bucket: `burst` tokens, one more every `every`.
@@ -86,7 +90,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 22] = [
+pub const LIMITS: [(Family, Limit, &str); 24] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -187,6 +191,16 @@ pub const LIMITS: [(Family, Limit, &str); 22] = [
         Family::Route53GetHostedZone,
         per_second(10, 50),
         "Route 53 GetHostedZone: the per-operation default, refill 10 per second, bucket 50 (\"Throttling for Amazon Route 53 API requests\")",
+    ),
+    (
+        Family::CloudWatchGetMetricData,
+        per_second(50, 50),
+        "CloudWatch GetMetricData: 50 transactions per second (CloudWatch user guide, \"CloudWatch service quotas\")",
+    ),
+    (
+        Family::LogsFilterLogEvents,
+        per_second(5, 5),
+        "CloudWatch Logs FilterLogEvents: 5 transactions per second per account and Region (CloudWatch Logs user guide, \"CloudWatch Logs quotas\")",
     ),
 ];
 
@@ -431,8 +445,15 @@ fn bucket(limit: Limit, factor: f64) -> Bucket {
 }
 
 /// What an API Gateway call counts against (key creates and deletes add
-/// `ApiKeyWrite`).
+/// `ApiKeyWrite`). GetUsage and UpdateUsage have no quota of their own in
+/// "Amazon API Gateway quotas": they count here only.
 pub const APIGW: &[Family] = &[Family::ApiGateway];
+
+/// GetMetricData (CloudWatch's own quota).
+pub const METRIC_DATA: &[Family] = &[Family::CloudWatchGetMetricData];
+
+/// FilterLogEvents (a quota of its own, apart from the Logs control plane).
+pub const LOGS_FILTER: &[Family] = &[Family::LogsFilterLogEvents];
 
 #[cfg(test)]
 mod tests {
@@ -471,6 +492,8 @@ mod tests {
         assert_eq!(limit(Family::UpdateAccount).every, Duration::from_secs(20));
         assert_eq!(limit(Family::UpdateAccount).burst, 1);
         assert_eq!(limit(Family::DynamoDbListTags), per_second(10, 10));
+        assert_eq!(limit(Family::CloudWatchGetMetricData), per_second(50, 50));
+        assert_eq!(limit(Family::LogsFilterLogEvents), per_second(5, 5));
         for (_, l, source) in LIMITS {
             assert!(l.burst >= 1 && !source.is_empty());
         }

@@ -38,13 +38,20 @@ use crate::target::Applied;
 /// API Gateway's overall one.
 pub const UPDATE_ACCOUNT: &[Family] = &[Family::ApiGateway, Family::UpdateAccount];
 
-/// One JSON line per request in the access log.
+/// One JSON line per request in the access log: what the usage figures
+/// read per key (`aws::usage`), including the gateway's latency and the
+/// response type that tells a throttled 429 from a quota's ("Gateway
+/// response types"; "$context variables for data models, authorizers,
+/// mapping templates, and access logging", API Gateway developer guide).
 pub const ACCESS_LOG_FORMAT: &str = concat!(
     r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","#,
     r#""apiKeyId":"$context.identity.apiKeyId","requestTime":"$context.requestTime","#,
+    r#""requestTimeEpoch":"$context.requestTimeEpoch","#,
     r#""httpMethod":"$context.httpMethod","resourcePath":"$context.resourcePath","#,
     r#""status":"$context.status","responseLength":"$context.responseLength","#,
-    r#""integrationLatency":"$context.integrationLatency","error":"$context.error.message"}"#
+    r#""responseLatency":"$context.responseLatency","#,
+    r#""integrationLatency":"$context.integrationLatency","error":"$context.error.message","#,
+    r#""responseType":"$context.error.responseType"}"#
 );
 
 /// The account-wide role API Gateway writes logs with (one per account and

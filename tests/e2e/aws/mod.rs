@@ -11,3 +11,4 @@ mod quotas;
 mod realism;
 mod references;
 mod stamps;
+mod usage;
