@@ -8,6 +8,7 @@ use std::sync::Arc;
 use runtime::field::Kind as FieldKind;
 use runtime::names;
 use runtime::schema::TableSchema;
+use runtime::tenant::AlarmMetric;
 use runtime::{Operation, Tenant};
 use sha2::{Digest, Sha256};
 
@@ -15,8 +16,8 @@ use crate::openapi;
 use crate::payload::Payload;
 use crate::resource::{Address, Attrs, Kind, ORIGIN_FILE, TAG_MANAGED_BY, TAG_TENANT};
 use crate::spec::{
-    ApiKeySpec, ApiSpec, DomainSpec, FunctionSpec, LogGroupSpec, RoleSpec, Spec, StageSpec,
-    StampSpec, TableSpec, Tags, UsagePlanSpec,
+    AlarmSpec, ApiKeySpec, ApiSpec, DomainSpec, FunctionSpec, LogGroupSpec, RoleSpec, Spec,
+    StageSpec, StampSpec, TableSpec, Tags, UsagePlanSpec,
 };
 
 /// Every function's Lambda runtime and handler: the one `bootstrap`
@@ -199,6 +200,25 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
             }),
         );
     }
+    // `quota_share` has no CloudWatch metric (none is per key): `up` and
+    // `apifactory usage` evaluate it, no alarm is made for it.
+    for a in t
+        .alarms
+        .iter()
+        .filter(|a| a.metric != AlarmMetric::QuotaShare)
+    {
+        put(
+            names::alarm(id, &a.name),
+            Spec::Alarm(AlarmSpec {
+                metric: a.metric.as_str().to_owned(),
+                threshold: a.threshold,
+                minutes: a.minutes,
+                notify: a.notify.clone(),
+                api: names::rest_api(id),
+                stage: t.stage.clone(),
+            }),
+        );
+    }
     // What the applies need besides the attributes.
     let source: Arc<str> = source.into();
     let functions: Vec<String> = functions(t).map(|(_, f)| f).collect();
@@ -360,6 +380,7 @@ mod tests {
                 Kind::UsagePlan => Spec::UsagePlan(read(&action).unwrap()),
                 Kind::ApiKey => Spec::ApiKey(read(&action).unwrap()),
                 Kind::Domain => Spec::Domain(read(&action).unwrap()),
+                Kind::Alarm => Spec::Alarm(read(&action).unwrap()),
                 Kind::Stamp => Spec::Stamp(read::<spec::StampSpec>(&action).unwrap()),
             };
             assert_eq!(spec.kind(), address.kind);

@@ -626,7 +626,13 @@ async fn usage_gather(
             apifactory::local::usage::gather(&state, &tenants, start, end, grain).await
         }
         TargetName::Aws => {
-            anyhow::bail!("usage --target aws: not yet")
+            let t = apifactory::aws::cli::key_store(&target.aws).await?;
+            let span = if hourly { 3_600 } else { 86_400 };
+            let mut gathered =
+                apifactory::aws::usage::gather(&t, tenants, start, end, span).await?;
+            let scope = apifactory::aws::Scope(tenants.iter().cloned().collect());
+            gathered.alarms = apifactory::aws::alarm::states(&t, &scope).await?;
+            Ok(gathered)
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Kind {
     UsagePlan,
     ApiKey,
     Domain,
+    /// A CloudWatch alarm of one of the tenant's `[[alarms]]`.
+    Alarm,
     /// The record that a tenant's apply went through whole: the
     /// fingerprint of its desired resources, written as the tenant's last
     /// action. A target that finds it matching may take the tenant's
@@ -31,7 +33,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Table,
         Kind::Role,
         Kind::LogGroup,
@@ -41,6 +43,7 @@ impl Kind {
         Kind::UsagePlan,
         Kind::ApiKey,
         Kind::Domain,
+        Kind::Alarm,
         Kind::Stamp,
     ];
 
@@ -55,6 +58,7 @@ impl Kind {
             Kind::UsagePlan => "usage_plan",
             Kind::ApiKey => "api_key",
             Kind::Domain => "domain",
+            Kind::Alarm => "alarm",
             Kind::Stamp => "stamp",
         }
     }
@@ -79,6 +83,8 @@ impl Kind {
             Kind::UsagePlan => &[Kind::Stage],
             Kind::ApiKey => &[Kind::UsagePlan],
             Kind::Domain => &[Kind::Stage],
+            // Its metric is the stage's.
+            Kind::Alarm => &[Kind::Stage],
             // Follows every other kind: see `depends_on`.
             Kind::Stamp => &[],
         }

@@ -20,6 +20,7 @@ use crate::resource::{Attrs, Kind};
 // Attribute names, as the structs below serialize them (a test holds the
 // two together).
 pub const ACCESS_LOG: &str = "access_log";
+pub const API: &str = "api";
 pub const BASE_PATH: &str = "base_path";
 pub const BURST: &str = "burst";
 pub const CERTIFICATE_ARN: &str = "certificate_arn";
@@ -40,6 +41,9 @@ pub const INDEXES: &str = "indexes";
 pub const INVOKED_BY: &str = "invoked_by";
 pub const KEY: &str = "key";
 pub const MEMORY_MB: &str = "memory_mb";
+pub const METRIC: &str = "metric";
+pub const MINUTES: &str = "minutes";
+pub const NOTIFY: &str = "notify";
 pub const OPERATION: &str = "operation";
 pub const OPERATIONS: &str = "operations";
 /// Attribute of an API key: where it came from. Keys from `[[clients]]` are
@@ -58,6 +62,7 @@ pub const TABLE: &str = "table";
 /// Attribute of a resource: its tags, as far as apifactory sets them (the
 /// keys `managed-by` and `apifactory:tenant`; others are not its own).
 pub const TAGS: &str = "tags";
+pub const THRESHOLD: &str = "threshold";
 pub const TIMEOUT_S: &str = "timeout_s";
 pub const TRUST: &str = "trust";
 
@@ -194,6 +199,20 @@ pub struct DomainSpec {
     pub stage: String,
 }
 
+/// A CloudWatch alarm of one of the tenant's `[[alarms]]` (`quota_share`
+/// has none: no metric is per key): what it watches on which API and
+/// stage, above what over how many minutes, and the topics it tells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))]
+pub struct AlarmSpec {
+    pub metric: String,
+    pub threshold: f64,
+    pub minutes: u32,
+    pub notify: Vec<String>,
+    pub api: String,
+    pub stage: String,
+}
+
 /// A tenant's stamp (see [`Kind::Stamp`]); `None` clears it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Default))]
@@ -214,6 +233,7 @@ pub enum Spec {
     UsagePlan(UsagePlanSpec),
     ApiKey(ApiKeySpec),
     Domain(DomainSpec),
+    Alarm(AlarmSpec),
     Stamp(StampSpec),
 }
 
@@ -229,6 +249,7 @@ impl Spec {
             Spec::UsagePlan(_) => Kind::UsagePlan,
             Spec::ApiKey(_) => Kind::ApiKey,
             Spec::Domain(_) => Kind::Domain,
+            Spec::Alarm(_) => Kind::Alarm,
             Spec::Stamp(_) => Kind::Stamp,
         }
     }
@@ -246,6 +267,7 @@ impl Spec {
             Spec::UsagePlan(s) => to_attrs(s),
             Spec::ApiKey(s) => to_attrs(s),
             Spec::Domain(s) => to_attrs(s),
+            Spec::Alarm(s) => to_attrs(s),
             Spec::Stamp(s) => to_attrs(s),
         }
     }
@@ -297,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_constants_name_every_field_of_every_kind() {
-        let specs: [(Spec, &[&str]); 10] = [
+        let specs: [(Spec, &[&str]); 11] = [
             (
                 Spec::Table(Default::default()),
                 &[KEY, INDEXES, POINT_IN_TIME_RECOVERY, DELETION_PROTECTION],
@@ -339,6 +361,10 @@ mod tests {
             (
                 Spec::Domain(Default::default()),
                 &[CERTIFICATE_ARN, BASE_PATH, HOSTED_ZONE_ID, STAGE],
+            ),
+            (
+                Spec::Alarm(Default::default()),
+                &[METRIC, THRESHOLD, MINUTES, NOTIFY, API, STAGE],
             ),
             (Spec::Stamp(Default::default()), &[FINGERPRINT]),
         ];

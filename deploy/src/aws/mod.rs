@@ -27,6 +27,7 @@
 //! which attaches keys to plans); what they all share (the clients, tags,
 //! `fail`) is here.
 
+pub mod alarm;
 pub mod api;
 pub mod api_key;
 pub mod cli;
@@ -416,6 +417,7 @@ impl Target for AwsTarget {
             Kind::UsagePlan => usage_plan::apply(self, action).await,
             Kind::ApiKey => api_key::apply(self, action).await,
             Kind::Domain => domain::apply(self, action).await,
+            Kind::Alarm => alarm::apply(self, action).await,
             Kind::Stamp => stamp::apply(self, action).await,
         }
     }

@@ -63,6 +63,10 @@ pub enum Family {
     CloudWatchGetMetricData,
     /// CloudWatch Logs FilterLogEvents (the access log's lines).
     LogsFilterLogEvents,
+    /// CloudWatch DescribeAlarms (the tenants' alarms).
+    CloudWatchDescribeAlarms,
+    /// CloudWatch PutMetricAlarm and DeleteAlarms.
+    CloudWatchAlarmWrite,
 }
 
 /// A token bucket: `burst` tokens, one more every `every`.
@@ -90,7 +94,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 24] = [
+pub const LIMITS: [(Family, Limit, &str); 26] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -201,6 +205,16 @@ pub const LIMITS: [(Family, Limit, &str); 24] = [
         Family::LogsFilterLogEvents,
         per_second(5, 5),
         "CloudWatch Logs FilterLogEvents: 5 transactions per second per account and Region (CloudWatch Logs user guide, \"CloudWatch Logs quotas\")",
+    ),
+    (
+        Family::CloudWatchDescribeAlarms,
+        per_second(9, 9),
+        "CloudWatch DescribeAlarms: 9 transactions per second (CloudWatch user guide, \"CloudWatch service quotas\")",
+    ),
+    (
+        Family::CloudWatchAlarmWrite,
+        per_second(3, 3),
+        "CloudWatch PutMetricAlarm and DeleteAlarms: 3 transactions per second each (CloudWatch user guide, \"CloudWatch service quotas\"); one bucket for both, the lower reading",
     ),
 ];
 

@@ -21,8 +21,8 @@ use std::time::Duration;
 use aws_sdk_apigateway::types::DomainName;
 
 use super::{
-    AwsTarget, Family, Found, Scope, api, api_key, domain, fail, function, listing, logs, role,
-    stage, table, usage_plan,
+    AwsTarget, Family, Found, Scope, alarm, api, api_key, domain, fail, function, listing, logs,
+    role, stage, table, usage_plan,
 };
 use crate::desired::Desired;
 use crate::plan::Observed;
@@ -32,13 +32,14 @@ use crate::spec;
 /// The kinds observe reads only for a tenant whose stamp does not match:
 /// no list call carries what the plan compares of them (a table's
 /// description, a role's policy, a stage, a domain's mapping and alias),
-/// or their list takes a page per 50 (log groups).
-pub const VOUCHED: [Kind; 5] = [
+/// or their list takes a page per 50 or 100 (log groups, alarms).
+pub const VOUCHED: [Kind; 6] = [
     Kind::Table,
     Kind::Role,
     Kind::LogGroup,
     Kind::Stage,
     Kind::Domain,
+    Kind::Alarm,
 ];
 
 /// The attributes observe reads only under `--refresh` (no stamp
@@ -204,7 +205,7 @@ impl AwsTarget {
         let any_domain = pending.values().any(|p| !p.domains.is_empty());
         // The hosted zones (a page per 100) and the log groups are lists:
         // read here, once, not per tenant.
-        let (zones, groups) = tokio::try_join!(
+        let (zones, groups, alarms) = tokio::try_join!(
             async {
                 if !any_domain {
                     return Ok(Vec::new());
@@ -217,9 +218,17 @@ impl AwsTarget {
                 }
                 logs::observe(self, &scope).await
             },
+            // The alarms are a list too (100 a page): read with the log
+            // groups, when some tenant is not taken on trust.
+            async {
+                if all_trusted {
+                    return Ok(Vec::new());
+                }
+                alarm::observe(self, &scope).await
+            },
         )?;
         self.listed_zones(zones);
-        for (address, attrs) in groups {
+        for (address, attrs) in groups.into_iter().chain(alarms) {
             resources.insert(address, attrs);
         }
         match trust {
@@ -267,7 +276,7 @@ impl AwsTarget {
             let vouched = d.resources.iter().filter(|(a, _)| {
                 trusted.contains(&a.tenant)
                     && VOUCHED.contains(&a.kind)
-                    && (a.kind != Kind::LogGroup || all_trusted)
+                    && (!matches!(a.kind, Kind::LogGroup | Kind::Alarm) || all_trusted)
             });
             for (address, attrs) in vouched {
                 resources.insert(address.clone(), attrs.clone());
@@ -389,7 +398,7 @@ fn converged(
     let shown = wanted.iter().all(|a| match a.kind {
         Kind::Table | Kind::Role | Kind::Domain => named.contains(*a),
         Kind::Function | Kind::Api | Kind::UsagePlan | Kind::ApiKey => listed.contains_key(*a),
-        Kind::Stage | Kind::LogGroup | Kind::Stamp => true,
+        Kind::Stage | Kind::LogGroup | Kind::Alarm | Kind::Stamp => true,
     });
     shown && named.iter().filter(of_tenant).all(|a| wanted.contains(a))
 }
