@@ -508,7 +508,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if to < from {
                 anyhow::bail!("--to {to} is before --from {from}");
             }
-            let gathered = usage_gather(&target, &tenants, from, to, by).await?;
+            let mut gathered = usage_gather(&target, &tenants, from, to, by).await?;
+            if matches!(target.target, TargetName::Aws)
+                && let Ok(set) = TenantSet::load(&cli.tenants)
+            {
+                let wanted: Vec<runtime::Tenant> = set
+                    .tenants
+                    .into_iter()
+                    .filter(|t| tenants.is_empty() || tenants.contains(&t.id))
+                    .collect();
+                gathered
+                    .alarms
+                    .extend(apifactory::usage::quota_alarms(&wanted, &gathered));
+            }
             let report = Report::build(&gathered, from, to, by, client.as_deref(), &prices);
             if let Some(t) = &invoice {
                 let display = TenantSet::load(&cli.tenants).ok().and_then(|set| {

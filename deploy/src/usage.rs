@@ -152,6 +152,44 @@ pub struct AlarmState {
     pub value: Option<f64>,
 }
 
+/// The `quota_share` rules of these tenants evaluated on the quotas a
+/// target reported: on AWS no CloudWatch metric is per key, so `apifactory
+/// usage` evaluates them from GetUsage (`up` does so locally on its own).
+pub fn quota_alarms(tenants: &[runtime::Tenant], gathered: &Gathered) -> Vec<AlarmState> {
+    let mut out = Vec::new();
+    for t in tenants {
+        let rules = t
+            .alarms
+            .iter()
+            .filter(|a| a.metric == runtime::tenant::AlarmMetric::QuotaShare);
+        for a in rules {
+            let share = gathered
+                .keys
+                .iter()
+                .filter(|k| k.tenant == t.id && k.enabled)
+                .filter_map(|k| gathered.quotas.get(&k.key_id))
+                .map(QuotaNow::share)
+                .reduce(f64::max);
+            out.push(AlarmState {
+                tenant: t.id.clone(),
+                name: a.name.clone(),
+                metric: a.metric.as_str().to_owned(),
+                threshold: a.threshold,
+                minutes: a.minutes,
+                state: if share.is_some_and(|s| s > a.threshold) {
+                    "ALARM"
+                } else {
+                    "OK"
+                }
+                .to_owned(),
+                since: runtime::field::now_rfc3339(),
+                value: share,
+            });
+        }
+    }
+    out
+}
+
 /// What a target reports for a range: figures per key and span, the keys,
 /// each key's quota now, and each tenant's function architecture (for the
 /// price of its compute).

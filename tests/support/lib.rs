@@ -103,6 +103,35 @@ pub fn realistic_endpoint() -> &'static str {
     })
 }
 
+/// moto behind a fault proxy that models nothing of AWS: it only carries
+/// CloudWatch's RPC v2 CBOR, which the SDK speaks and moto 5.2.5 cannot
+/// read (see `cbor`), so that the AWS target can reach moto "directly".
+/// One for the test process, on a thread of its own like
+/// [`realistic_endpoint`].
+pub fn plain_endpoint() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let upstream = moto_url();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("plain-proxy".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("the plain proxy's runtime");
+                rt.block_on(async move {
+                    let proxy = FaultProxy::start(&upstream, FaultConfig::with_rate(0.0)).await;
+                    let _ = tx.send(proxy.url().to_owned());
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("the plain proxy's thread starts");
+        rx.recv().expect("the plain proxy starts")
+    })
+}
+
 /// A DynamoDB client talking to moto.
 pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config().await)

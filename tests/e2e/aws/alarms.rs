@@ -139,7 +139,8 @@ async fn alarms_are_planned_applied_changed_and_destroyed() {
     std::fs::write(
         &file,
         tenant_text(&format!(
-            "[[alarms]]\nname = \"errors\"\nmetric = \"5xx_rate\"\nthreshold = 0.1\nnotify = [\"{TOPIC}\"]\n"
+            "[[alarms]]\nname = \"errors\"\nmetric = \"5xx_rate\"\nthreshold = 0.1\nnotify = [\"{TOPIC}\"]\n\
+             \n[[alarms]]\nname = \"quota\"\nmetric = \"quota_share\"\nthreshold = 0.8\n"
         )),
     )
     .unwrap();
@@ -171,6 +172,13 @@ async fn alarms_are_planned_applied_changed_and_destroyed() {
     let states = &report["tenants"][0]["alarms"];
     assert_eq!(states[0]["name"], "errors", "{report}");
     assert!(states[0]["state"].is_string(), "{report}");
+    // quota_share has no CloudWatch alarm: usage evaluates it on GetUsage
+    // (no key has used any of its quota).
+    assert_eq!(
+        (&states[1]["name"], &states[1]["state"], &states[1]["value"]),
+        (&Value::from("quota"), &Value::from("OK"), &Value::from(0.0)),
+        "{report}"
+    );
 
     let (ok, _, out) = run(
         dir.path(),

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy};
-use apifactory_tests::{moto_url, sdk_config, sdk_config_at};
+use apifactory_tests::{moto_url, plain_endpoint, sdk_config, sdk_config_at};
 use runtime::names;
 use serde_json::{Value, json};
 
@@ -48,10 +48,11 @@ fn kinds(plan: &Value) -> Vec<String> {
         .collect()
 }
 
-/// `apply` directly on moto (no model): the tenant as it is now.
+/// `apply` on moto with no model of AWS (`plain_endpoint`): the tenant as
+/// it is now.
 async fn apply_on_moto(fleet: &Fleet) {
     let out = fleet
-        .command("apply", &[], &moto_url(), "off")
+        .command("apply", &[], plain_endpoint(), "off")
         .output()
         .await;
     assert!(
@@ -107,7 +108,10 @@ async fn a_first_apply_retries_through_the_point_in_time_recovery_window() {
         point_in_time_recovery(&ddb, &table).await.as_deref(),
         Some("ENABLED")
     );
-    assert_eq!(plan_json(&fleet, &moto_url()).await["actions"], json!([]));
+    assert_eq!(
+        plan_json(&fleet, plain_endpoint()).await["actions"],
+        json!([])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +142,7 @@ async fn a_window_longer_than_the_bound_leaves_recovery_to_the_next_apply() {
         Some("ENABLED")
     );
     // The next plan has exactly that left to do.
-    let p = plan_json(&fleet, &moto_url()).await;
+    let p = plan_json(&fleet, plain_endpoint()).await;
     assert_eq!(kinds(&p), ["table"], "{p}");
     assert_eq!(
         p["actions"][0]["fields"][0]["field"],
@@ -203,7 +207,7 @@ async fn functions_keep_their_configuration_while_a_new_index_backfills() {
     assert!(shown.contains("(update held back)"), "{shown}");
     // moto itself has the index ACTIVE and the functions as they were:
     // seen from there, only their updates are left.
-    let p = plan_json(&fleet, &moto_url()).await;
+    let p = plan_json(&fleet, plain_endpoint()).await;
     assert_eq!(kinds(&p), vec!["function"; functions], "{p}");
 
     // The model: the index cannot be read, and no second index can start.
@@ -274,7 +278,10 @@ async fn functions_keep_their_configuration_while_a_new_index_backfills() {
         .output()
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(plan_json(&fleet, &moto_url()).await["actions"], json!([]));
+    assert_eq!(
+        plan_json(&fleet, plain_endpoint()).await["actions"],
+        json!([])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,5 +340,8 @@ async fn apply_wait_waits_for_the_backfill_and_finishes_in_one_run() {
     // Nothing left, seen through the model or from moto.
     let p = plan_json(&fleet, proxy.url()).await;
     assert_eq!((&p["actions"], &p["waiting"]), (&json!([]), &json!([])));
-    assert_eq!(plan_json(&fleet, &moto_url()).await["actions"], json!([]));
+    assert_eq!(
+        plan_json(&fleet, plain_endpoint()).await["actions"],
+        json!([])
+    );
 }
