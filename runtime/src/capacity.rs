@@ -21,12 +21,12 @@
 //! (the local store filters in SQL), so filtered scans cost less here.
 //!
 //! Counting is per task: the caller wraps an invocation in [`metered`],
-//! and the store adds to its [`Meter`]. Outside a meter nothing is
-//! counted (inside Lambda, CloudWatch has the table's figures).
+//! and the store adds to its [`Units`] (a task-local cell: nothing is
+//! allocated or shared per request). Outside it nothing is counted (inside
+//! Lambda, CloudWatch has the table's figures).
 
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
 
@@ -40,50 +40,59 @@ const WRITE_BYTES: usize = 1024;
 const REV: &str = crate::names::REV_ATTRIBUTE;
 
 tokio::task_local! {
-    static METER: Arc<Meter>;
+    static METER: Cell<Units>;
 }
 
 /// The request units of one invocation.
-#[derive(Debug, Default)]
-pub struct Meter {
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
     /// In half units (an eventually consistent read of 4 KB).
-    read_halves: AtomicU64,
-    writes: AtomicU64,
+    read_halves: u64,
+    writes: u64,
 }
 
-impl Meter {
+impl Units {
     pub fn read_units(&self) -> f64 {
-        self.read_halves.load(Ordering::Relaxed) as f64 / 2.0
+        self.read_halves as f64 / 2.0
     }
 
     pub fn write_units(&self) -> f64 {
-        self.writes.load(Ordering::Relaxed) as f64
+        self.writes as f64
     }
 }
 
-/// Runs `f` with `meter` counting the request units its store uses.
-pub async fn metered<F: Future>(meter: Arc<Meter>, f: F) -> F::Output {
-    METER.scope(meter, f).await
+/// Runs `f`, counting the request units its store uses.
+pub async fn metered<F: Future>(f: F) -> (F::Output, Units) {
+    METER
+        .scope(Cell::new(Units::default()), async move {
+            let out = f.await;
+            (out, METER.with(Cell::get))
+        })
+        .await
+}
+
+fn add(read_halves: u64, writes: u64) {
+    let _ = METER.try_with(|m| {
+        let u = m.get();
+        m.set(Units {
+            read_halves: u.read_halves + read_halves,
+            writes: u.writes + writes,
+        });
+    });
 }
 
 /// Counts a read of `bytes` (one item, or the sum of a page's items).
 pub fn read(bytes: usize, consistent: bool) {
-    let _ = METER.try_with(|m| {
-        let units = bytes.div_ceil(READ_BYTES).max(1) as u64;
-        let halves = if consistent { units * 2 } else { units };
-        m.read_halves.fetch_add(halves, Ordering::Relaxed);
-    });
+    let units = bytes.div_ceil(READ_BYTES).max(1) as u64;
+    add(if consistent { units * 2 } else { units }, 0);
 }
 
 /// Counts a write of an item that was `before` bytes and is `after` bytes
 /// (0 for none), in a table whose indexes it enters or leaves `indexes`
 /// times.
 pub fn write(before: usize, after: usize, indexes: usize) {
-    let _ = METER.try_with(|m| {
-        let units = before.max(after).div_ceil(WRITE_BYTES).max(1) as u64;
-        m.writes
-            .fetch_add(units * (1 + indexes as u64), Ordering::Relaxed);
-    });
+    let units = before.max(after).div_ceil(WRITE_BYTES).max(1) as u64;
+    add(0, units * (1 + indexes as u64));
 }
 
 /// The index writes a change from `before` to `after` costs: one per
@@ -176,17 +185,17 @@ mod tests {
     #[tokio::test]
     async fn units_round_up_per_item_and_count_only_inside_a_meter() {
         read(10, true); // outside a meter: nothing, no panic
-        let meter = Arc::new(Meter::default());
-        metered(Arc::clone(&meter), async {
+        let ((), units) = metered(async {
             read(10, true); // 1
             read(4097, true); // 2
+            tokio::task::yield_now().await;
             read(4096, false); // 0.5
             write(0, 1025, 0); // 2
             write(3000, 100, 1); // 3 + 3 for the index
         })
         .await;
-        assert_eq!(meter.read_units(), 3.5);
-        assert_eq!(meter.write_units(), 8.0);
+        assert_eq!(units.read_units(), 3.5);
+        assert_eq!(units.write_units(), 8.0);
     }
 
     #[test]

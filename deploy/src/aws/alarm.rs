@@ -57,10 +57,8 @@ fn dimension<'a>(a: &'a MetricAlarm, name: &str) -> Option<&'a str> {
         .and_then(|d| d.value())
 }
 
-/// The attributes of an alarm as DescribeAlarms shows it, and its tenant.
-fn found(a: &MetricAlarm) -> Option<(String, Attrs)> {
-    let api = dimension(a, "ApiName")?;
-    let tenant = super::tenant_between(api, &format!("{}-", names::PREFIX), "")?;
+/// The attributes of an alarm as DescribeAlarms shows it.
+fn found(a: &MetricAlarm) -> Attrs {
     // An alarm of another shape under apifactory's name is reported with
     // what it watches as null, so the plan replaces it.
     let metric = rule_of(a).map_or(serde_json::Value::Null, |m| json!(m));
@@ -71,21 +69,19 @@ fn found(a: &MetricAlarm) -> Option<(String, Attrs)> {
         notify.push(format!("(ok actions differ: {:?})", a.ok_actions()));
     }
     let minutes = a.period().map(|p| p / 60).unwrap_or_default();
-    Some((
-        tenant.to_owned(),
-        attrs([
-            (spec::METRIC, metric),
-            (spec::THRESHOLD, json!(a.threshold())),
-            (spec::MINUTES, json!(minutes)),
-            (spec::NOTIFY, json!(notify)),
-            (spec::API, json!(api)),
-            (spec::STAGE, json!(dimension(a, "Stage"))),
-        ]),
-    ))
+    attrs([
+        (spec::METRIC, metric),
+        (spec::THRESHOLD, json!(a.threshold())),
+        (spec::MINUTES, json!(minutes)),
+        (spec::NOTIFY, json!(notify)),
+        (spec::API, json!(dimension(a, "ApiName"))),
+        (spec::STAGE, json!(dimension(a, "Stage"))),
+    ])
 }
 
-/// Every alarm of the tenants in scope.
-pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+/// Every alarm under apifactory's prefix, with its tenant (the one its
+/// `ApiName` names), from DescribeAlarms, page by page (100 a page).
+async fn describe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<(String, MetricAlarm)>> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -101,11 +97,10 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
             .await
             .map_err(|e| fail("CloudWatch DescribeAlarms", e))?;
         for a in page.metric_alarms() {
-            let (Some(name), Some((tenant, attrs))) = (a.alarm_name(), found(a)) else {
-                continue;
-            };
-            if scope.covers(&tenant) {
-                out.push((Address::new(&tenant, Kind::Alarm, name), attrs));
+            let tenant = dimension(a, "ApiName")
+                .and_then(|api| super::tenant_between(api, &format!("{}-", names::PREFIX), ""));
+            if let Some(tenant) = tenant.filter(|t| scope.covers(t)) {
+                out.push((tenant.to_owned(), a.clone()));
             }
         }
         match page.next_token() {
@@ -116,36 +111,32 @@ pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>>
     Ok(out)
 }
 
+/// Every alarm of the tenants in scope.
+pub async fn observe(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<Found>> {
+    Ok(describe(t, scope)
+        .await?
+        .into_iter()
+        .filter_map(|(tenant, a)| {
+            let name = a.alarm_name()?;
+            Some((Address::new(&tenant, Kind::Alarm, name), found(&a)))
+        })
+        .collect())
+}
+
 /// Every alarm of these tenants with its state, for `apifactory usage`.
 pub async fn states(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<crate::usage::AlarmState>> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        t.pacer.read(DESCRIBE).await;
-        let page = t
-            .cloudwatch
-            .describe_alarms()
-            .alarm_name_prefix(format!("{}-", names::PREFIX))
-            .alarm_types(AlarmType::MetricAlarm)
-            .max_records(100)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| fail("CloudWatch DescribeAlarms", e))?;
-        for a in page.metric_alarms() {
-            let (Some(name), Some((tenant, _))) = (a.alarm_name(), found(a)) else {
-                continue;
-            };
-            if !scope.covers(&tenant) {
-                continue;
-            }
+    Ok(describe(t, scope)
+        .await?
+        .into_iter()
+        .filter_map(|(tenant, a)| {
+            let name = a.alarm_name()?;
             let rule = name
                 .strip_prefix(&format!("{}-{tenant}-", names::PREFIX))
-                .unwrap_or(name);
-            out.push(crate::usage::AlarmState {
-                tenant: tenant.clone(),
-                name: rule.to_owned(),
-                metric: rule_of(a).unwrap_or("other").to_owned(),
+                .unwrap_or(name)
+                .to_owned();
+            Some(crate::usage::AlarmState {
+                name: rule,
+                metric: rule_of(&a).unwrap_or("other").to_owned(),
                 threshold: a.threshold().unwrap_or_default(),
                 minutes: a.period().map_or(0, |p| (p / 60) as u32),
                 state: a
@@ -157,14 +148,10 @@ pub async fn states(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<crate::u
                     .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
                     .unwrap_or_default(),
                 value: None,
-            });
-        }
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-            _ => break,
-        }
-    }
-    Ok(out)
+                tenant,
+            })
+        })
+        .collect())
 }
 
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {

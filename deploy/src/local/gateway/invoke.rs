@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::StatusCode;
 use http::header::HeaderMap;
 use runtime::Operation;
-use runtime::capacity::{self, Meter};
+use runtime::capacity;
 use time::OffsetDateTime;
 
 use super::live::TenantRt;
@@ -45,14 +45,12 @@ pub(super) async fn call<'a>(
     let api = Arc::clone(&t.api);
     let invoked_at = OffsetDateTime::from(SystemTime::now());
     let clock = Instant::now();
-    let meter = metered.then(|| Arc::new(Meter::default()));
-    let outcome = match &meter {
-        Some(meter) => {
-            let function =
-                capacity::metered(Arc::clone(meter), async move { api.handle(event).await });
-            invoke(function, t.timeout).await
-        }
-        None => invoke(async move { api.handle(event).await }, t.timeout).await,
+    let function = async move { api.handle(event).await };
+    let (outcome, units) = if metered {
+        let (outcome, units) = capacity::metered(invoke(function, t.timeout)).await;
+        (outcome, Some(units))
+    } else {
+        (invoke(function, t.timeout).await, None)
     };
     let invocation = logs::Invocation {
         function: &t.functions[op as usize],
@@ -62,7 +60,7 @@ pub(super) async fn call<'a>(
         duration: clock.elapsed(),
         memory_mb: t.memory_mb,
         timed_out: (outcome == Err(Failure::Timeout)).then_some(t.timeout.as_secs_f64()),
-        units: meter.map_or((0.0, 0.0), |m| (m.read_units(), m.write_units())),
+        units: units.map_or((0.0, 0.0), |u| (u.read_units(), u.write_units())),
     };
     let converted = outcome.and_then(|r| to_http(r).ok_or(Failure::Crashed));
     (converted, invocation)

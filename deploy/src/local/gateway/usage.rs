@@ -8,7 +8,8 @@
 //! here.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
@@ -58,10 +59,24 @@ pub(super) struct Invoked {
 /// Minute → tenant → key id ("" for none) → counts.
 type Pending = HashMap<i64, HashMap<String, HashMap<String, Counts>>>;
 
+/// Shards of the recorder: each worker thread adds to its own, so no
+/// lock or cache line is shared between cores on the request path.
+const SHARDS: usize = 8;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
 /// The figures recorded since the last flush.
 #[derive(Default)]
 pub(super) struct Recorder {
-    pending: Mutex<Pending>,
+    shards: [Mutex<Pending>; SHARDS],
+}
+
+fn lock(m: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Recorder {
@@ -69,7 +84,7 @@ impl Recorder {
         let minute =
             s.at.duration_since(UNIX_EPOCH)
                 .map_or(0, |d| (d.as_secs() / 60 * 60) as i64);
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.shards[SHARD.with(|i| *i)]);
         let tenants = pending.entry(minute).or_default();
         let keys = match tenants.get_mut(s.tenant) {
             Some(keys) => keys,
@@ -83,20 +98,22 @@ impl Recorder {
         add(c, s);
     }
 
-    /// Takes everything recorded so far, as rows to write.
+    /// Takes everything recorded so far, as rows to write (a key's minute
+    /// may come once per shard: the state adds them up).
     pub(super) fn take(&self) -> Vec<UsageRecord> {
-        let pending =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         let mut rows = Vec::new();
-        for (minute, tenants) in pending {
-            for (tenant, keys) in tenants {
-                for (key_id, counts) in keys {
-                    rows.push(UsageRecord {
-                        tenant: tenant.clone(),
-                        key_id,
-                        minute,
-                        counts,
-                    });
+        for shard in &self.shards {
+            let pending = std::mem::take(&mut *lock(shard));
+            for (minute, tenants) in pending {
+                for (tenant, keys) in tenants {
+                    for (key_id, counts) in keys {
+                        rows.push(UsageRecord {
+                            tenant: tenant.clone(),
+                            key_id,
+                            minute,
+                            counts,
+                        });
+                    }
                 }
             }
         }
@@ -105,7 +122,7 @@ impl Recorder {
 
     /// Puts back rows that could not be written, for the next flush.
     pub(super) fn restore(&self, rows: Vec<UsageRecord>) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.shards[0]);
         for row in rows {
             pending
                 .entry(row.minute)
