@@ -45,7 +45,11 @@ pub(super) async fn call<'a>(
     let api = Arc::clone(&t.api);
     let invoked_at = OffsetDateTime::from(SystemTime::now());
     let clock = Instant::now();
-    let function = async move { api.handle(event).await };
+    // Boxed here, once: the function's future is large (kilobytes), and
+    // each wrapper around it (the panic catcher, the timeout, the meter)
+    // would otherwise copy it whole when it is made; a profile showed
+    // those copies as most of what metering cost a GET.
+    let function = Box::pin(async move { api.handle(event).await });
     let (outcome, units) = if metered {
         let (outcome, units) = capacity::metered(invoke(function, t.timeout)).await;
         (outcome, Some(units))
@@ -70,13 +74,13 @@ pub(super) async fn call<'a>(
 /// crash. It runs inside the request's own task: a task of its own would
 /// cost every request a spawn and a wake-up across tasks.
 pub(super) async fn invoke<F>(
-    function: F,
+    function: Pin<Box<F>>,
     timeout: Duration,
 ) -> Result<ApiGatewayProxyResponse, Failure>
 where
-    F: Future<Output = ApiGatewayProxyResponse> + Send + 'static,
+    F: Future<Output = ApiGatewayProxyResponse> + Send + ?Sized + 'static,
 {
-    match tokio::time::timeout(timeout, CatchUnwind(Box::pin(function))).await {
+    match tokio::time::timeout(timeout, CatchUnwind(function)).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(_panicked)) => Err(Failure::Crashed),
         // Dropping the future cancels the invocation.
@@ -86,9 +90,9 @@ where
 
 /// A future whose panic is caught and returned, as a task's join handle
 /// would return it.
-struct CatchUnwind<F>(Pin<Box<F>>);
+struct CatchUnwind<F: ?Sized>(Pin<Box<F>>);
 
-impl<F: Future> Future for CatchUnwind<F> {
+impl<F: Future + ?Sized> Future for CatchUnwind<F> {
     type Output = std::thread::Result<F::Output>;
 
     fn poll(

@@ -12,27 +12,27 @@ use crate::local::gateway::invoke::{invoke, to_http};
 #[tokio::test]
 async fn function_failures_map_to_502_and_504() {
     let ok = invoke(
-        async { ApiGatewayProxyResponse::default() },
+        Box::pin(async { ApiGatewayProxyResponse::default() }),
         Duration::from_secs(1),
     )
     .await;
     assert!(ok.is_ok());
     let slow = invoke(
-        async {
+        Box::pin(async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             ApiGatewayProxyResponse::default()
-        },
+        }),
         Duration::from_millis(20),
     )
     .await;
     assert_eq!(slow, Err(Failure::Timeout));
     let crashed = invoke(
-        async {
+        Box::pin(async {
             if Instant::now().elapsed() < Duration::from_secs(3600) {
                 panic!("the function crashed");
             }
             ApiGatewayProxyResponse::default()
-        },
+        }),
         Duration::from_secs(1),
     )
     .await;
