@@ -81,26 +81,7 @@ pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
 /// read moto directly (the ground truth).
 pub fn realistic_endpoint() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let upstream = moto_url();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("realism".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("the realism layer's runtime");
-                rt.block_on(async move {
-                    let proxy = FaultProxy::start(&upstream, FaultConfig::realistic()).await;
-                    let _ = tx.send(proxy.url().to_owned());
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("the realism layer's thread starts");
-        rx.recv().expect("the realism layer starts")
-    })
+    URL.get_or_init(|| proxy_in_front_of_moto("realism", FaultConfig::realistic()))
 }
 
 /// moto behind a fault proxy that models nothing of AWS: it only carries
@@ -110,26 +91,31 @@ pub fn realistic_endpoint() -> &'static str {
 /// [`realistic_endpoint`].
 pub fn plain_endpoint() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let upstream = moto_url();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("plain-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .expect("the plain proxy's runtime");
-                rt.block_on(async move {
-                    let proxy = FaultProxy::start(&upstream, FaultConfig::with_rate(0.0)).await;
-                    let _ = tx.send(proxy.url().to_owned());
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("the plain proxy's thread starts");
-        rx.recv().expect("the plain proxy starts")
-    })
+    URL.get_or_init(|| proxy_in_front_of_moto("plain-proxy", FaultConfig::with_rate(0.0)))
+}
+
+/// A fault proxy in front of moto on a thread and runtime of its own (each
+/// test's runtime ends with the test), serving for the whole test process;
+/// its URL.
+fn proxy_in_front_of_moto(name: &str, config: FaultConfig) -> String {
+    let upstream = moto_url();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("the proxy's runtime");
+            rt.block_on(async move {
+                let proxy = FaultProxy::start(&upstream, config).await;
+                let _ = tx.send(proxy.url().to_owned());
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("the proxy's thread starts");
+    rx.recv().expect("the proxy starts")
 }
 
 /// A DynamoDB client talking to moto.

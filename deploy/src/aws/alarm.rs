@@ -11,8 +11,10 @@
 //!
 //! One DescribeAlarms list (100 a page) shows every attribute the plan
 //! compares; the tenant of an alarm is the one its `ApiName` dimension
-//! names. PutMetricAlarm creates and updates alike (tags only at create:
-//! an update ignores them).
+//! names. PutMetricAlarm creates and updates alike; tags are set only at
+//! create (its API reference: "If you are using this operation to update
+//! an existing alarm, any tags you specify in this parameter are
+//! ignored").
 
 use aws_sdk_cloudwatch::primitives::DateTimeFormat;
 use aws_sdk_cloudwatch::types::{
@@ -21,7 +23,7 @@ use aws_sdk_cloudwatch::types::{
 use runtime::names;
 use serde_json::json;
 
-use super::{AwsTarget, Family, Found, Scope, fail};
+use super::{AwsTarget, Family, Found, Scope, fail, is};
 use crate::plan::{Action, Change};
 use crate::resource::{Address, Attrs, Kind, attrs};
 use crate::spec::{self, AlarmSpec};
@@ -157,14 +159,14 @@ pub async fn states(t: &AwsTarget, scope: &Scope) -> anyhow::Result<Vec<crate::u
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
     let name = &action.address.name;
     if action.change == Change::Delete {
-        // DeleteAlarms of a name that does not exist succeeds.
+        // DeleteAlarms lists ResourceNotFound among its errors (CloudWatch
+        // API reference, DeleteAlarms): an alarm already gone is deleted.
         t.pacer.write(WRITE).await;
-        t.cloudwatch
-            .delete_alarms()
-            .alarm_names(name)
-            .send()
-            .await
-            .map_err(|e| fail(&format!("CloudWatch DeleteAlarms {name}"), e))?;
+        match t.cloudwatch.delete_alarms().alarm_names(name).send().await {
+            Ok(_) => {}
+            Err(e) if is(&e, &["ResourceNotFound"]) => {}
+            Err(e) => return Err(fail(&format!("CloudWatch DeleteAlarms {name}"), e)),
+        }
         return Ok(Applied::default());
     }
     let spec: AlarmSpec = spec::read(action)?;

@@ -22,7 +22,7 @@ use crate::usage::{AlarmState, Counts};
 /// How often `up` evaluates the alarms.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(10);
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS alarm_state (
     tenant TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -54,17 +54,9 @@ fn backend(e: rusqlite::Error) -> runtime::StoreError {
 }
 
 impl LocalState {
-    async fn alarm_schema(&self) -> anyhow::Result<()> {
-        self.database()
-            .write(|c| c.execute_batch(SCHEMA).map_err(backend))
-            .await?;
-        Ok(())
-    }
-
     /// Every alarm's state as last evaluated (alarms `up` never evaluated
     /// are not listed).
     pub async fn alarm_states(&self) -> anyhow::Result<Vec<AlarmState>> {
-        self.alarm_schema().await?;
         Ok(self
             .database()
             .read(|c| {
@@ -98,7 +90,6 @@ impl LocalState {
 /// An alarm evaluated for the first time starts in its state without a
 /// change, unless it is ALARM.
 pub async fn evaluate(state: &LocalState, now: OffsetDateTime) -> anyhow::Result<Vec<AlarmState>> {
-    state.alarm_schema().await?;
     let snapshot = state.snapshot().await?;
     let keys = state.keys().await?;
     let now_s = now.unix_timestamp();

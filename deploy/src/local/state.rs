@@ -85,7 +85,8 @@ impl LocalState {
         db.write(|c| {
             c.execute_batch(SCHEMA).map_err(sql)?;
             c.execute_batch(usage::SCHEMA).map_err(sql)?;
-            c.execute_batch(quota::SCHEMA).map_err(sql)
+            c.execute_batch(quota::SCHEMA).map_err(sql)?;
+            c.execute_batch(crate::local::alarms::SCHEMA).map_err(sql)
         })
         .await?;
         Ok(LocalState {
