@@ -85,10 +85,23 @@ struct Scope {
 enum Command {
     /// Check every tenant file and the set of them; exit non-zero on any error.
     Validate,
-    /// Print the OpenAPI 3 document of one tenant's API.
+    /// Print the OpenAPI 3 document of one tenant's API; with --all, write
+    /// or check every tenant's (definitions kept in git).
     Openapi {
         /// The tenant id (the file stem).
-        tenant: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        tenant: Option<String>,
+        /// Every tenant: with --out, write `DIR/<tenant>.json`; with
+        /// --check, compare those files with what the tenant files produce
+        /// (exit status 1, naming each difference, when they differ).
+        #[arg(long, requires = "dir")]
+        all: bool,
+        /// Write every tenant's document into this directory.
+        #[arg(long, group = "dir", value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Check the documents committed in this directory.
+        #[arg(long, group = "dir", value_name = "DIR")]
+        check: Option<PathBuf>,
         /// The AWS region the integration URIs name.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -302,6 +315,57 @@ enum KeysCommand {
     },
 }
 
+/// `openapi --all --out DIR` or `--check DIR`.
+fn definitions(
+    tenants: &std::path::Path,
+    integration: &openapi::Integration,
+    out: Option<PathBuf>,
+    check: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let set = runtime::tenant::load_dir(tenants)?;
+    let docs = apifactory::definitions::documents(&set, integration)?;
+    if let Some(dir) = out {
+        let (written, stale) = apifactory::definitions::write(&dir, &docs)?;
+        let mut text = String::new();
+        for p in &written {
+            text += &format!("wrote {}\n", p.display());
+        }
+        for p in &stale {
+            text += &format!(
+                "stale {} (no tenant file produces it; not deleted)\n",
+                p.display()
+            );
+        }
+        text += &format!(
+            "{} document(s) in {}, {} written\n",
+            docs.len(),
+            dir.display(),
+            written.len()
+        );
+        print(&text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = check.expect("clap requires --out or --check with --all");
+    let diffs = apifactory::definitions::check(&dir, &docs)?;
+    if diffs.0.is_empty() {
+        print(&format!(
+            "{} document(s) in {} match the tenant files\n",
+            docs.len(),
+            dir.display()
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &diffs.0 {
+        eprintln!("error: {d}");
+    }
+    eprintln!(
+        "{} difference(s); regenerate with `apifactory openapi --all --out {}`",
+        diffs.0.len(),
+        dir.display()
+    );
+    Ok(ExitCode::FAILURE)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -364,13 +428,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Openapi {
             tenant,
+            all,
+            out,
+            check,
             region,
             account,
         } => {
-            let path = cli.tenants.join(format!("{tenant}.toml"));
-            let t = runtime::Tenant::load(&path)?;
             let env = apifactory::aws::Env::new(&region, &account);
             let integration = openapi::Integration::new(&env.partition, &region, &account);
+            let Some(tenant) = tenant.filter(|_| !all) else {
+                return definitions(&cli.tenants, &integration, out, check);
+            };
+            let path = cli.tenants.join(format!("{tenant}.toml"));
+            let t = runtime::Tenant::load(&path)?;
             let doc = openapi::render(&t, &integration, openapi::Document::Client)?;
             print(&format!("{doc}\n"))?;
             Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! serving the tenants over HTTP.
 mod cli;
 mod crash;
+mod definitions;
 mod drift;
 mod hostile;
 mod keys;
