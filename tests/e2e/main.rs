@@ -5,5 +5,6 @@
 //! than one file uses lives in the `apifactory_tests` library
 //! (`tests/support`).
 mod aws;
+mod browser;
 mod local;
 mod runtime;

@@ -5,6 +5,7 @@
 //! fails with a message saying so: it never skips silently.
 
 pub mod aws;
+pub mod browser;
 pub mod fault_proxy;
 pub mod fleet;
 pub mod server;
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use base64::Engine as _;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -212,17 +214,43 @@ async fn http_inner(method: &str, url: &str, body: Option<&[u8]>) -> HttpRespons
         .await
         .and(stream.write_all(body).await)
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    // To the end of the stream, or of the body its length announces:
+    // some servers (ChromeDriver) keep the connection open after their
+    // answer despite `Connection: close`.
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if complete(&raw) {
+            break;
+        }
+    }
     parse_response(&raw).unwrap_or_else(|| {
         panic!(
             "{method} {url}: malformed response {:?}",
             String::from_utf8_lossy(&raw)
         )
     })
+}
+
+/// Whether `raw` holds a whole response with a `Content-Length` body.
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    head.lines()
+        .filter_map(|l| l.strip_prefix("content-length:"))
+        .filter_map(|v| v.trim().parse::<usize>().ok())
+        .next()
+        .is_some_and(|len| raw.len() >= end + 4 + len)
 }
 
 fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
@@ -396,7 +424,9 @@ fn parse_recorded(entry: &Value) -> RecordedRequest {
         })
         .unwrap_or_default();
     let body = if entry.get("body_encoded").and_then(Value::as_bool) == Some(true) {
-        let bytes = decode_base64(text("body")).unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text("body"))
+            .unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     } else {
         text("body").to_owned()
@@ -407,39 +437,6 @@ fn parse_recorded(entry: &Value) -> RecordedRequest {
         headers,
         body,
     }
-}
-
-/// Standard base64 (moto records request bodies that way); `None` when
-/// malformed. Small enough not to need a dependency.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let bytes: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let data = bytes
-        .strip_suffix(b"==")
-        .or_else(|| bytes.strip_suffix(b"="))
-        .unwrap_or(&bytes);
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    for chunk in data.chunks(4) {
-        if chunk.len() == 1 {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c)? << (18 - 6 * i);
-        }
-        let [_, a, b, c] = n.to_be_bytes();
-        out.extend_from_slice(&[a, b, c][..chunk.len() - 1]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -458,19 +455,6 @@ mod tests {
         .expect("chunked");
         assert_eq!((r.status, r.text().as_str()), (201, "abcde"));
         assert!(parse_response(b"garbage").is_none());
-    }
-
-    #[test]
-    fn base64_decodes() {
-        assert_eq!(decode_base64("").as_deref(), Some(&b""[..]));
-        assert_eq!(decode_base64("YQ==").as_deref(), Some(&b"a"[..]));
-        assert_eq!(decode_base64("YWI=").as_deref(), Some(&b"ab"[..]));
-        assert_eq!(decode_base64("YWJj").as_deref(), Some(&b"abc"[..]));
-        assert_eq!(
-            decode_base64("eyJhIjogMX0=").as_deref(),
-            Some(&br#"{"a": 1}"#[..])
-        );
-        assert_eq!(decode_base64("Y!=="), None);
     }
 
     #[test]
