@@ -12,7 +12,6 @@ use apifactory::apply::secrets_table;
 use apifactory::aws::cli::AwsArgs;
 use apifactory::desired::Code;
 use apifactory::engine::{self, Job, Show, print};
-use apifactory::local::state::Grain;
 use apifactory::local::up::{Up, up};
 use apifactory::local::{LocalCode, LocalState, LocalTarget};
 use apifactory::openapi;
@@ -627,24 +626,22 @@ async fn usage_gather(
     to: time::Date,
     by: apifactory::usage::report::By,
 ) -> anyhow::Result<apifactory::usage::Gathered> {
+    use apifactory::usage::{Source, Span, gather};
     let start = from.midnight().assume_utc().unix_timestamp();
     let end = to.midnight().assume_utc().unix_timestamp() + 86_400;
-    let hourly = by == apifactory::usage::report::By::Hour;
+    let span = if by == apifactory::usage::report::By::Hour {
+        Span::Hour
+    } else {
+        Span::Day
+    };
     match target.target {
         TargetName::Local => {
             let state = LocalState::open(&target.data_dir).await?;
-            let grain = if hourly { Grain::Hour } else { Grain::Day };
-            let tenants = tenants.iter().cloned().collect();
-            apifactory::local::usage::gather(&state, &tenants, start, end, grain).await
+            gather(Source::Local(&state), tenants, start, end, span).await
         }
         TargetName::Aws => {
             let t = apifactory::aws::cli::key_store(&target.aws).await?;
-            let span = if hourly { 3_600 } else { 86_400 };
-            let mut gathered =
-                apifactory::aws::usage::gather(&t, tenants, start, end, span).await?;
-            let scope = apifactory::aws::Scope(tenants.iter().cloned().collect());
-            gathered.alarms = apifactory::aws::alarm::states(&t, &scope).await?;
-            Ok(gathered)
+            gather(Source::Aws(&t), tenants, start, end, span).await
         }
     }
 }
