@@ -176,6 +176,16 @@ enum Command {
         #[arg(long)]
         no_usage: bool,
     },
+    /// Serve the provider's console for a fleet from this machine
+    /// (`apifactory up` serves the local one at /_console/ too). The admin
+    /// token is printed once, in the console's address.
+    Console {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4580")]
+        listen: SocketAddr,
+    },
     /// Print a tenant's access and function logs from the local target.
     Logs {
         /// The tenant id.
@@ -571,6 +581,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Keys { command } => keys(command).await,
+        Command::Console { target, listen } => {
+            use apifactory::console::{Fleet, serve};
+            let fleet = match target.target {
+                TargetName::Local => Fleet::Local(LocalState::open(&target.data_dir).await?),
+                TargetName::Aws => Fleet::Aws {
+                    target: apifactory::aws::cli::key_store(&target.aws).await?,
+                    args: target.aws.clone(),
+                },
+            };
+            serve(fleet, cli.tenants, listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { tenant } => {
             let tenants = runtime::tenant::load_dir(&cli.tenants)?;
             print(&format!("{} tenant file(s) valid\n\n", tenants.len()))?;
