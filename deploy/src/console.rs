@@ -430,18 +430,19 @@ fn csrf_refused(c: &Console) -> Response {
     )
 }
 
-/// The tenant of a page, from its files; `None` answers 404.
-fn known_tenant(c: &Console, id: &str) -> Result<runtime::Tenant, Response> {
+/// The tenant of a page, from its files.
+fn known_tenant(c: &Console, id: &str) -> Option<runtime::Tenant> {
     TenantSet::load(&c.tenants_dir)
         .ok()
         .and_then(|set| set.get(id).cloned())
-        .ok_or_else(|| {
-            c.problem(
-                StatusCode::NOT_FOUND,
-                "No such tenant",
-                &format!("There is no tenant file {id}.toml."),
-            )
-        })
+}
+
+fn no_tenant(c: &Console, id: &str) -> Response {
+    c.problem(
+        StatusCode::NOT_FOUND,
+        "No such tenant",
+        &format!("There is no tenant file {id}.toml."),
+    )
 }
 
 /// The buckets of a period ending now: the span of each, how many, and
@@ -485,9 +486,8 @@ async fn tenant(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let t = match known_tenant(&c, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(t) = known_tenant(&c, &id) else {
+        return no_tenant(&c, &id);
     };
     let q = query.as_deref().map(form).unwrap_or_default();
     let period = q
@@ -536,8 +536,8 @@ async fn tenant(
 }
 
 async fn logs(State(c): State<Arc<Console>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = known_tenant(&c, &id) {
-        return r;
+    if known_tenant(&c, &id).is_none() {
+        return no_tenant(&c, &id);
     }
     match &c.fleet {
         Fleet::Local(state) => tail::local(state.log_path(&id)),
@@ -546,9 +546,8 @@ async fn logs(State(c): State<Arc<Console>>, Path(id): Path<String>) -> Response
 }
 
 async fn keys(State(c): State<Arc<Console>>, Path(id): Path<String>) -> Response {
-    let t = match known_tenant(&c, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(t) = known_tenant(&c, &id) else {
+        return no_tenant(&c, &id);
     };
     let keys = match c.list_keys(Some(&id)).await {
         Ok(k) => k,
@@ -578,8 +577,8 @@ async fn confirm(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = known_tenant(&c, &id) {
-        return r;
+    if known_tenant(&c, &id).is_none() {
+        return no_tenant(&c, &id);
     }
     let q = query.as_deref().map(form).unwrap_or_default();
     let Some(action) = q.get("action").and_then(|a| Action::parse(a)) else {
@@ -696,8 +695,8 @@ async fn key_action(
     if !c.auth.csrf_ok(f.get("csrf").map(String::as_str)) {
         return csrf_refused(&c);
     }
-    if let Err(r) = known_tenant(&c, &id) {
-        return r;
+    if known_tenant(&c, &id).is_none() {
+        return no_tenant(&c, &id);
     }
     let Some(action) = Action::parse(&action) else {
         return c.problem(
