@@ -322,13 +322,20 @@ async fn fleet(State(c): State<Arc<Console>>) -> Response {
         problems.push(format!("Cannot list the keys: {e:#}"));
         Vec::new()
     });
+    // Only the files' tenants: an account may hold many more (all would
+    // be read on AWS when none is named).
+    let ids: Vec<String> = set.tenants.iter().map(|t| t.id.clone()).collect();
     let today = day_start(now_unix());
-    let gathered = gather(c.source(), &[], today, today + 86_400, Span::Day)
-        .await
-        .unwrap_or_else(|e| {
-            problems.push(format!("Cannot read the quotas: {e:#}"));
-            Gathered::default()
-        });
+    let gathered = if ids.is_empty() {
+        Gathered::default()
+    } else {
+        gather(c.source(), &ids, today, today + 86_400, Span::Day)
+            .await
+            .unwrap_or_else(|e| {
+                problems.push(format!("Cannot read the quotas: {e:#}"));
+                Gathered::default()
+            })
+    };
     let local = matches!(c.fleet, Fleet::Local(_));
     let mut drift = if local {
         match drift_of(&c, &set).await {
