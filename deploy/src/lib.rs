@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod artifact;
 pub mod aws;
+pub mod console;
 pub mod definitions;
 pub mod demo;
 pub mod desired;

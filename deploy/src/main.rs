@@ -12,7 +12,6 @@ use apifactory::apply::secrets_table;
 use apifactory::aws::cli::AwsArgs;
 use apifactory::desired::Code;
 use apifactory::engine::{self, Job, Show, print};
-use apifactory::local::state::Grain;
 use apifactory::local::up::{Up, up};
 use apifactory::local::{LocalCode, LocalState, LocalTarget};
 use apifactory::openapi;
@@ -189,6 +188,16 @@ enum Command {
         /// Do not record usage (for measuring what recording costs).
         #[arg(long)]
         no_usage: bool,
+    },
+    /// Serve the provider's console for a fleet from this machine
+    /// (`apifactory up` serves the local one at /_console/ too). The admin
+    /// token is printed once, in the console's address.
+    Console {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4580")]
+        listen: SocketAddr,
     },
     /// Print a tenant's access and function logs from the local target.
     Logs {
@@ -642,6 +651,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Keys { command } => keys(command).await,
+        Command::Console { target, listen } => {
+            use apifactory::console::{Fleet, serve};
+            let fleet = match target.target {
+                TargetName::Local => Fleet::Local(LocalState::open(&target.data_dir).await?),
+                TargetName::Aws => Fleet::Aws {
+                    target: apifactory::aws::cli::key_store(&target.aws).await?,
+                    args: target.aws.clone(),
+                },
+            };
+            serve(fleet, cli.tenants, listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { tenant } => {
             let tenants = runtime::tenant::load_dir(&cli.tenants)?;
             print(&format!("{} tenant file(s) valid\n\n", tenants.len()))?;
@@ -697,24 +718,22 @@ async fn usage_gather(
     to: time::Date,
     by: apifactory::usage::report::By,
 ) -> anyhow::Result<apifactory::usage::Gathered> {
+    use apifactory::usage::{Source, Span, gather};
     let start = from.midnight().assume_utc().unix_timestamp();
     let end = to.midnight().assume_utc().unix_timestamp() + 86_400;
-    let hourly = by == apifactory::usage::report::By::Hour;
+    let span = if by == apifactory::usage::report::By::Hour {
+        Span::Hour
+    } else {
+        Span::Day
+    };
     match target.target {
         TargetName::Local => {
             let state = LocalState::open(&target.data_dir).await?;
-            let grain = if hourly { Grain::Hour } else { Grain::Day };
-            let tenants = tenants.iter().cloned().collect();
-            apifactory::local::usage::gather(&state, &tenants, start, end, grain).await
+            gather(Source::Local(&state), tenants, start, end, span).await
         }
         TargetName::Aws => {
             let t = apifactory::aws::cli::key_store(&target.aws).await?;
-            let span = if hourly { 3_600 } else { 86_400 };
-            let mut gathered =
-                apifactory::aws::usage::gather(&t, tenants, start, end, span).await?;
-            let scope = apifactory::aws::Scope(tenants.iter().cloned().collect());
-            gathered.alarms = apifactory::aws::alarm::states(&t, &scope).await?;
-            Ok(gathered)
+            gather(Source::Aws(&t), tenants, start, end, span).await
         }
     }
 }

@@ -8,12 +8,14 @@
 //! adds them up by tenant, key and period and prices them from one price
 //! table (`prices`).
 
+pub mod gather;
 pub mod histogram;
 pub mod prices;
 pub mod report;
 
 use serde::{Deserialize, Serialize};
 
+pub use gather::{Source, Span, gather};
 pub use histogram::Histogram;
 
 /// What a key's (or a tenant's) traffic did over some span of time. Every

@@ -79,6 +79,17 @@ impl Server {
         parse_keys(&self.stdout.lock().unwrap())
     }
 
+    /// The console's address with its admin token, as `up` printed it
+    /// (`http://ADDR/_console/?token=TOKEN`).
+    pub fn console_url(&self) -> String {
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("apifactory up: console at "))
+            .map(|url| url.trim().to_owned())
+            .unwrap_or_else(|| panic!("up printed no console address: {lines:?}"))
+    }
+
     pub fn output(&self) -> String {
         self.stdout.lock().unwrap().join("\n")
     }

@@ -163,13 +163,34 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let app = self.router();
+        self.serve_app(listener, app, shutdown).await
+    }
+
+    /// Like [`Gateway::serve`], with `beside`'s routes answered first (the
+    /// console's, under `/_console`) and every other request the
+    /// gateway's, as before.
+    pub async fn serve_beside(
+        self,
+        listener: tokio::net::TcpListener,
+        beside: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = beside.merge(self.router());
+        self.serve_app(listener, app, shutdown).await
+    }
+
+    async fn serve_app(
+        self,
+        listener: tokio::net::TcpListener,
+        app: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let background = AbortOnDrop(tokio::spawn(background(Arc::downgrade(&self.inner))));
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -1,6 +1,7 @@
 //! `apifactory up`: apply every tenant to the local target, then serve them
-//! all with API Gateway's behaviour; with `--watch`, follow the tenant
-//! directory without a restart.
+//! all with API Gateway's behaviour, with the provider's console at
+//! `/_console/`; with `--watch`, follow the tenant directory without a
+//! restart.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::apply::secrets_table;
+use crate::console::{Console, Fleet};
 use crate::engine::deploy_quietly;
 use crate::local::gateway::{Config, Gateway};
 use crate::local::{LocalCode, LocalState, LocalTarget};
@@ -97,6 +99,13 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
     }
     out += &secrets_table(&report.secrets().collect::<Vec<_>>());
     out += &urls_table(&set, addr);
+    let (console, token) = Console::new(Fleet::Local(state.clone()), opts.tenants.clone())?;
+    console.record_apply(&report);
+    // Before the listening line, which tells scripts the server is up.
+    let _ = writeln!(
+        out,
+        "apifactory up: console at http://{addr}/_console/?token={token}"
+    );
     let _ = writeln!(
         out,
         "apifactory up: listening on http://{addr} (data in {})",
@@ -129,9 +138,12 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
             target,
             fingerprint(&opts.tenants),
             deploy_opts,
+            console.clone(),
         ));
     }
-    gateway.serve(listener, shutdown_signal()).await?;
+    gateway
+        .serve_beside(listener, console.router(), shutdown_signal())
+        .await?;
     println!("apifactory up: stopped");
     Ok(())
 }
@@ -139,7 +151,13 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
 /// Re-plans and applies whenever the tenant directory changes. A directory
 /// with errors is reported and left undeployed until it is fixed: what is
 /// running keeps running.
-async fn watch(dir: PathBuf, target: Arc<LocalTarget>, mut seen: String, opts: Options) {
+async fn watch(
+    dir: PathBuf,
+    target: Arc<LocalTarget>,
+    mut seen: String,
+    opts: Options,
+    console: Arc<Console>,
+) {
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = fingerprint(&dir);
@@ -158,6 +176,7 @@ async fn watch(dir: PathBuf, target: Arc<LocalTarget>, mut seen: String, opts: O
         };
         match deploy_quietly(&target, &LocalCode, &set, &opts).await {
             Ok((p, report)) => {
+                console.record_apply(&report);
                 let mut out = format!("apifactory up: tenant files changed\n{p}\n");
                 out += &secrets_table(&report.secrets().collect::<Vec<_>>());
                 if !report.ok() {

@@ -2,6 +2,7 @@
 //! moto behind the realism layer.
 mod alarms;
 mod apply;
+mod console;
 mod drift;
 mod dynamo;
 mod faults;

@@ -1,6 +1,7 @@
 //! The local target: the CLI as a user runs it, and `apifactory up`
 //! serving the tenants over HTTP.
 mod cli;
+mod console;
 mod crash;
 mod definitions;
 mod drift;
