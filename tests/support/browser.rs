@@ -259,6 +259,34 @@ impl Browser {
         path
     }
 
+    /// Like [`Browser::screenshot`], of the whole page: the window grows
+    /// to the page's height (up to 3,000 pixels) for the picture, then
+    /// goes back to 1280x900.
+    pub async fn screenshot_page(&self, name: &str) -> PathBuf {
+        let height = self
+            .eval("return document.documentElement.scrollHeight;")
+            .await
+            .as_u64()
+            .unwrap_or(900)
+            .clamp(900, 3000);
+        // The window's outer height is the viewport's plus the (headless)
+        // browser's chrome, which is nothing or a few pixels.
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 1280, "height": height})),
+        )
+        .await;
+        let path = self.screenshot(name).await;
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 1280, "height": 900})),
+        )
+        .await;
+        path
+    }
+
     /// What the browser logged and requested since the last call (the
     /// driver hands each entry out once).
     pub async fn logged(&self) -> Logged {
@@ -326,11 +354,16 @@ pub fn screenshots_dir() -> PathBuf {
 
 /// Whether a URL the browser requested stays on this machine: loopback
 /// addresses, `localhost` and its subdomains (which Chromium resolves to
-/// loopback itself), and the browser's own schemes that make no request.
+/// loopback itself), and the browser's own pages and schemes, which make
+/// no request.
 pub fn is_loopback(url: &str) -> bool {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.starts_with("data:") || url.starts_with("about:") || url.starts_with("blob:");
     };
+    // The browser's own pages (its new tab page among them) are built in.
+    if matches!(scheme, "chrome" | "chrome-untrusted" | "devtools") {
+        return true;
+    }
     if !matches!(scheme, "http" | "https" | "ws" | "wss") {
         return false;
     }
@@ -379,6 +412,7 @@ mod tests {
             "http://[::1]:80/",
             "data:image/png;base64,xx",
             "about:blank",
+            "chrome://new-tab-page-third-party/",
         ] {
             assert!(is_loopback(u), "{u}");
         }

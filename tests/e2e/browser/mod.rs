@@ -3,4 +3,6 @@
 //! Every test saves screenshots under `target/screenshots/` for a person
 //! to look at, and checks that the browser logged no error and sent no
 //! request beyond 127.0.0.1.
+mod console;
 mod harness;
+// mod portal;
