@@ -194,7 +194,14 @@ fn context(t: &Tenant) -> Value {
             "curl_head": format!("curl -i -X POST -H \"x-api-key: $API_KEY\" -H \"content-type: application/json\" -d {} \"", shell_quote(&body.to_string())),
             "curl_tail": format!("/{}\"", c.name),
         }));
-        tryit_ops.push(tryit("add", "Add (POST /{c})", "POST", false, Some((&body, "application/json")), c));
+        tryit_ops.push(tryit(
+            "add",
+            "Add (POST /{c})",
+            "POST",
+            false,
+            Some((&body, "application/json")),
+            c,
+        ));
     }
     if enabled(Operation::Update) {
         let body = Value::Object(replacement);
@@ -235,7 +242,14 @@ fn context(t: &Tenant) -> Value {
             "curl_head": format!("curl -i -X PATCH -H \"x-api-key: $API_KEY\" -H \"content-type: application/merge-patch+json\" -d {} \"", shell_quote(&patch.to_string())),
             "curl_tail": format!("/{}/{id}\"", c.name),
         }));
-        tryit_ops.push(tryit("update", "Update (PUT /{c}/{id})", "PUT", true, Some((&body, "application/json")), c));
+        tryit_ops.push(tryit(
+            "update",
+            "Update (PUT /{c}/{id})",
+            "PUT",
+            true,
+            Some((&body, "application/json")),
+            c,
+        ));
     }
     if enabled(Operation::Delete) {
         endpoints.push(json!({
@@ -258,7 +272,14 @@ fn context(t: &Tenant) -> Value {
             "curl_head": "curl -i -X DELETE -H \"x-api-key: $API_KEY\" \"",
             "curl_tail": format!("/{}/{id}\"", c.name),
         }));
-        tryit_ops.push(tryit("delete", "Delete (DELETE /{c}/{id})", "DELETE", true, None, c));
+        tryit_ops.push(tryit(
+            "delete",
+            "Delete (DELETE /{c}/{id})",
+            "DELETE",
+            true,
+            None,
+            c,
+        ));
     }
 
     let gateway_errors: Vec<Value> = catalogue::GATEWAY
@@ -406,7 +427,9 @@ fn type_name(f: &Field) -> String {
 fn rules(f: &Field) -> Vec<String> {
     let mut out = Vec::new();
     match (&f.auto, f.required, &f.default) {
-        (Some(Auto::Create), ..) => out.push("read-only: set by the server when the item is created".into()),
+        (Some(Auto::Create), ..) => {
+            out.push("read-only: set by the server when the item is created".into())
+        }
         (Some(Auto::Update), ..) => out.push("read-only: set by the server on every write".into()),
         (None, true, _) => out.push("required".into()),
         (None, false, Some(d)) => out.push(format!("optional; {d} when left out")),
@@ -414,8 +437,16 @@ fn rules(f: &Field) -> Vec<String> {
     }
     match &f.kind {
         Kind::String(r) => string_rules(r, &mut out, ""),
-        Kind::Integer { min, max } => bounds(min.map(|v| v.to_string()), max.map(|v| v.to_string()), &mut out),
-        Kind::Number { min, max } => bounds(min.map(|v| v.to_string()), max.map(|v| v.to_string()), &mut out),
+        Kind::Integer { min, max } => bounds(
+            min.map(|v| v.to_string()),
+            max.map(|v| v.to_string()),
+            &mut out,
+        ),
+        Kind::Number { min, max } => bounds(
+            min.map(|v| v.to_string()),
+            max.map(|v| v.to_string()),
+            &mut out,
+        ),
         Kind::Boolean | Kind::Timestamp => {}
         Kind::StringList { max_items, item } => {
             if let Some(n) = max_items {
@@ -425,7 +456,10 @@ fn rules(f: &Field) -> Vec<String> {
         }
     }
     if f.index {
-        out.push(format!("indexed ({}): a search on it reads only the matching items", names::index(&f.name)));
+        out.push(format!(
+            "indexed ({}): a search on it reads only the matching items",
+            names::index(&f.name)
+        ));
     }
     out
 }
@@ -480,7 +514,11 @@ fn invalid_example(c: &runtime::tenant::Collection) -> (String, String) {
     }
     match c.fields.first() {
         Some(f) => {
-            let wrong = if matches!(f.kind, Kind::Boolean) { json!("yes") } else { json!(true) };
+            let wrong = if matches!(f.kind, Kind::Boolean) {
+                json!("yes")
+            } else {
+                json!(true)
+            };
             let message = f.check(&wrong).err().unwrap_or_else(|| "is invalid".into());
             (f.name.clone(), message)
         }

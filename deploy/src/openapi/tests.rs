@@ -325,7 +325,10 @@ fn the_import_document_serves_the_portal_without_a_key_or_a_function() {
         let i = &op["x-amazon-apigateway-integration"];
         assert_eq!(i["type"], "mock", "{id}");
         assert!(i.get("uri").is_none(), "{id}: no function");
-        assert_eq!(i["requestTemplates"]["application/json"], "{\"statusCode\": 200}");
+        assert_eq!(
+            i["requestTemplates"]["application/json"],
+            "{\"statusCode\": 200}"
+        );
         let r = &i["responses"]["default"];
         assert_eq!(r["statusCode"], "200");
         assert_eq!(

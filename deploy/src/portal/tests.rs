@@ -38,22 +38,48 @@ fn every_field_rule_index_endpoint_and_error_is_on_the_page() {
         let c = &t.collection;
         assert!(text.contains(&t.display_name), "{}", t.id);
         assert!(html.contains(&format!("data-collection=\"{}\"", c.name)));
-        assert!(html.contains(&format!("id=\"field-{}\"", c.key)), "{}: the key", t.id);
+        assert!(
+            html.contains(&format!("id=\"field-{}\"", c.key)),
+            "{}: the key",
+            t.id
+        );
         for f in &c.fields {
-            assert!(html.contains(&format!("id=\"field-{}\"", f.name)), "{}.{}", t.id, f.name);
+            assert!(
+                html.contains(&format!("id=\"field-{}\"", f.name)),
+                "{}.{}",
+                t.id,
+                f.name
+            );
             for rule in rules(f) {
-                assert!(text.contains(&format!("<li>{rule}</li>")), "{}.{}: {rule}", t.id, f.name);
+                assert!(
+                    text.contains(&format!("<li>{rule}</li>")),
+                    "{}.{}: {rule}",
+                    t.id,
+                    f.name
+                );
             }
             if let Some(d) = &f.description {
-                assert!(text.contains(d.as_str()), "{}.{}: its description", t.id, f.name);
+                assert!(
+                    text.contains(d.as_str()),
+                    "{}.{}: its description",
+                    t.id,
+                    f.name
+                );
             }
             // Every field is a search parameter.
             if t.functions.enabled(Operation::Search) {
-                assert!(text.contains(&format!("<th scope=\"row\"><code>{}</code></th><td>query</td>", f.name)));
+                assert!(text.contains(&format!(
+                    "<th scope=\"row\"><code>{}</code></th><td>query</td>",
+                    f.name
+                )));
             }
         }
         for f in c.indexed() {
-            assert!(text.contains(&format!("<code>{}</code> on <code>{}</code>", names::index(&f.name), f.name)));
+            assert!(text.contains(&format!(
+                "<code>{}</code> on <code>{}</code>",
+                names::index(&f.name),
+                f.name
+            )));
         }
         // Exactly the deployed operations, as endpoints and as try-it
         // options.
@@ -65,20 +91,54 @@ fn every_field_rule_index_endpoint_and_error_is_on_the_page() {
             (Operation::Delete, "delete", "delete"),
         ] {
             let on = t.functions.enabled(op);
-            assert_eq!(html.contains(&format!("id=\"op-{anchor}\"")), on, "{} {anchor}", t.id);
-            assert_eq!(html.contains(&format!("<option value=\"{value}\"")), on, "{} {value}", t.id);
+            assert_eq!(
+                html.contains(&format!("id=\"op-{anchor}\"")),
+                on,
+                "{} {anchor}",
+                t.id
+            );
+            assert_eq!(
+                html.contains(&format!("<option value=\"{value}\"")),
+                on,
+                "{} {value}",
+                t.id
+            );
         }
         for e in catalogue::GATEWAY {
-            assert!(text.contains(&format!("<th scope=\"row\">{}</th><td><code>{}</code></td>", e.status, e.body)), "{}: {}", t.id, e.body);
+            assert!(
+                text.contains(&format!(
+                    "<th scope=\"row\">{}</th><td><code>{}</code></td>",
+                    e.status, e.body
+                )),
+                "{}: {}",
+                t.id,
+                e.body
+            );
         }
         for p in catalogue::FUNCTION {
-            assert!(text.contains(&format!("\"status\": {}", p.status)), "{}: {}", t.id, p.status);
+            assert!(
+                text.contains(&format!("\"status\": {}", p.status)),
+                "{}: {}",
+                t.id,
+                p.status
+            );
         }
         for id in [
-            "tryit-key", "tryit-base", "tryit-op", "tryit-id", "tryit-body", "tryit-send",
-            "tryit-status", "tryit-response",
+            "tryit-key",
+            "tryit-base",
+            "tryit-op",
+            "tryit-id",
+            "tryit-body",
+            "tryit-send",
+            "tryit-status",
+            "tryit-response",
         ] {
-            assert_eq!(html.matches(&format!("id=\"{id}\"")).count(), 1, "{}: #{id}", t.id);
+            assert_eq!(
+                html.matches(&format!("id=\"{id}\"")).count(),
+                1,
+                "{}: #{id}",
+                t.id
+            );
         }
         assert!(html.contains("<input id=\"tryit-key\" name=\"key\" type=\"password\""));
     }
@@ -96,7 +156,10 @@ fn every_control_has_a_label() {
                 .nth(1)
                 .and_then(|s| s.split('"').next())
                 .expect("an id");
-            assert!(html.contains(&format!("<label for=\"{id}\">")), "#{id} has no label");
+            assert!(
+                html.contains(&format!("<label for=\"{id}\">")),
+                "#{id} has no label"
+            );
             controls += 1;
         }
     }
@@ -113,7 +176,11 @@ fn examples_pass_the_fields_own_checks() {
         for f in c.fields.iter().filter(|f| f.auto.is_none()) {
             match new.get(&f.name) {
                 Some(v) => assert!(f.check(v).is_ok(), "{}.{}: {v}", t.id, f.name),
-                None => assert!(!f.required, "{}.{}: a required field has no example", t.id, f.name),
+                None => assert!(
+                    !f.required,
+                    "{}.{}: a required field has no example",
+                    t.id, f.name
+                ),
             }
         }
         // A required field with a pattern gets a value from it.
@@ -126,7 +193,19 @@ fn examples_pass_the_fields_own_checks() {
     assert_eq!(example::from_pattern("[A-Z0-9 -]{2,12}"), "AA");
     assert_eq!(example::from_pattern("(ab|cd)+x?\\d"), "ab0");
     // Whatever the pattern, no panic.
-    for p in ["(", ")", "[", "\\", "{", "a{", "a{9999999999}", "[^]", "(?", "|", "[]]"] {
+    for p in [
+        "(",
+        ")",
+        "[",
+        "\\",
+        "{",
+        "a{",
+        "a{9999999999}",
+        "[^]",
+        "(?",
+        "|",
+        "[]]",
+    ] {
         let _ = example::from_pattern(p);
     }
 }
@@ -135,20 +214,29 @@ fn examples_pass_the_fields_own_checks() {
 fn the_page_loads_nothing_from_anywhere() {
     for t in tenants() {
         let html = render(&t).unwrap();
-        for bad in ["src=", "url(", "@import", "<iframe", "<object", "<embed", "srcset", "<base"] {
+        for bad in [
+            "src=", "url(", "@import", "<iframe", "<object", "<embed", "srcset", "<base",
+        ] {
             assert!(!html.contains(bad), "{}: {bad}", t.id);
         }
         // Links go within the page, but for the empty data: icon that keeps
         // browsers from asking the API for /favicon.ico.
         for part in html.split("href=\"").skip(1) {
             let href = part.split('"').next().unwrap_or_default();
-            assert!(href.starts_with('#') || href == "data:,", "{}: href {href}", t.id);
+            assert!(
+                href.starts_with('#') || href == "data:,",
+                "{}: href {href}",
+                t.id
+            );
         }
         assert_eq!(html.matches("<link ").count(), 1, "{}", t.id);
         assert!(html.contains("default-src 'none'"));
         // The only absolute URLs are the API's own (its domain), as text.
         for part in html.split("https://").skip(1) {
-            let host: String = part.chars().take_while(|c| *c != '/' && *c != '"' && *c != '<').collect();
+            let host: String = part
+                .chars()
+                .take_while(|c| *c != '/' && *c != '"' && *c != '<')
+                .collect();
             let own = t.domain.as_ref().is_some_and(|d| host == d.name)
                 || host == "{restApiId}.execute-api.{region}.amazonaws.com"
                 || host == "example.com";
@@ -179,7 +267,10 @@ fn a_page_over_the_quota_is_an_error_naming_the_tenant() {
         "[tenant]\ndisplay_name = \"Big\"\ndescription = \"{long}\"\n[collection]\nname = \"things\"\n[collection.fields]\nname = {{ type = \"string\" }}\n[usage_plan]\nrate = 1\nburst = 1\n"
     ));
     let e = render(&t).expect_err("too large").to_string();
-    assert!(e.contains("tenant t") && e.contains("mapping template quota"), "{e}");
+    assert!(
+        e.contains("tenant t") && e.contains("mapping template quota"),
+        "{e}"
+    );
 }
 
 /// Tenant text is data, never markup: a description or a pattern with
@@ -187,12 +278,17 @@ fn a_page_over_the_quota_is_an_error_naming_the_tenant() {
 /// itself.
 #[test]
 fn tenant_text_cannot_break_out_of_the_page() {
-    let nasty = r#"</script><script>alert(1)</script> & "quoted" <b>bold</b> ]]# ${x} #set($a = 1)"#;
+    let nasty =
+        r#"</script><script>alert(1)</script> & "quoted" <b>bold</b> ]]# ${x} #set($a = 1)"#;
     let t = parse(&format!(
         "[tenant]\ndisplay_name = {nasty:?}\ndescription = {nasty:?}\n[collection]\nname = \"things\"\n[collection.fields]\nnote = {{ type = \"string\", description = {nasty:?}, enum = [{nasty:?}] }}\ncode = {{ type = \"string\", pattern = \"<[a-z]+>\" }}\n[usage_plan]\nrate = 1\nburst = 1\n"
     ));
     let html = render(&t).unwrap();
-    assert_eq!(html.matches("<script>").count(), 1, "one script, the page's own");
+    assert_eq!(
+        html.matches("<script>").count(),
+        1,
+        "one script, the page's own"
+    );
     assert_eq!(html.matches("</script>").count(), 1);
     assert!(!html.contains("<b>bold"), "markup from the tenant file");
     assert!(!html.contains(UNPARSED_END));
