@@ -79,7 +79,7 @@ pub const FUNCTION: &[FunctionProblem] = &[
     FunctionProblem {
         status: 400,
         title: "Bad Request",
-        when: "A field or query parameter breaks its rules (each listed in `errors`), the body is not a JSON object, the id or If-Match is malformed, or `next` is not a cursor of this search.",
+        when: "A field or query parameter breaks its rules (each listed in errors), the body is not a JSON object, the id or If-Match is malformed, or next is not a cursor of this search.",
         detail: "the body must be a JSON object, found array",
     },
     FunctionProblem {
