@@ -5,6 +5,7 @@ mod crash;
 mod drift;
 mod hostile;
 mod keys;
+mod portal;
 mod schemathesis;
 mod up;
 mod usage;
