@@ -94,6 +94,13 @@ pub fn write(
 }
 
 fn page(t: &Tenant, base_url: Option<String>) -> anyhow::Result<String> {
+    // The local gateway knows a tenant only as its functions' package,
+    // whose fields are in name order (`tenants::package_source`): in name
+    // order here too, the page is the same bytes from either, and moving a
+    // field in its file changes nothing.
+    let mut sorted = t.clone();
+    sorted.collection.fields.sort_by(|a, b| a.name.cmp(&b.name));
+    let t = &sorted;
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_template_string("page", PAGE)

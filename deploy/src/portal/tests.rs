@@ -331,3 +331,15 @@ fn the_base_url_is_the_domain_when_there_is_one() {
     assert!(html.contains("type=\"url\" spellcheck=\"false\" value=\"\""));
     assert!(html.contains("https://{restApiId}.execute-api.{region}.amazonaws.com/"));
 }
+
+/// The local gateway renders from the functions' package (fields in name
+/// order), the AWS target from the file: the same page.
+#[test]
+fn the_page_is_the_same_from_the_file_and_from_the_functions_package() {
+    for t in tenants() {
+        let text = std::fs::read_to_string(&t.path).unwrap();
+        let source = crate::tenants::package_source(&text).unwrap();
+        let package = Tenant::parse_package(&t.path, &source).unwrap();
+        assert_eq!(render(&t).unwrap(), render(&package).unwrap(), "{}", t.id);
+    }
+}
