@@ -27,7 +27,12 @@ pub const GATEWAY: &[GatewayResponse] = &[
     GatewayResponse {
         status: 413,
         body: r#"{"message":"Request Too Long"}"#,
-        when: "The body exceeds 10 MB (or, with everything around it, what the function takes at once: 6 MB).",
+        when: "The body exceeds 10 MB.",
+    },
+    GatewayResponse {
+        status: 413,
+        body: r#"{"message": "Request Too Long"}"#,
+        when: "The request, with everything around it, exceeds what the function takes at once (6 MB).",
     },
     GatewayResponse {
         status: 403,
