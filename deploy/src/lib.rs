@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod payload;
 pub mod pipeline;
 pub mod plan;
+pub mod portal;
 pub mod quotas;
 pub mod resource;
 pub mod spec;

@@ -108,6 +108,22 @@ enum Command {
         #[arg(long, default_value = "123456789012")]
         account: String,
     },
+    /// Write each tenant's developer portal as static files:
+    /// `<out>/<tenant>/index.html` and its OpenAPI document beside it.
+    Docs {
+        /// Only these tenants (comma-separated ids); all when left out.
+        #[arg(long, value_delimiter = ',')]
+        tenant: Vec<String>,
+        /// The directory to write into (made when missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The AWS region the OpenAPI documents name.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// The AWS account the OpenAPI documents name.
+        #[arg(long, default_value = "123456789012")]
+        account: String,
+    },
     /// Show what apply would create (+), change (~) and delete (-). Reads only.
     Plan {
         #[command(flatten)]
@@ -452,6 +468,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let t = runtime::Tenant::load(&path)?;
             let doc = openapi::render(&t, &integration, openapi::Document::Client)?;
             print(&format!("{doc}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Docs {
+            tenant,
+            out,
+            region,
+            account,
+        } => {
+            let set = TenantSet::load(&cli.tenants)?;
+            if let Some(id) = tenant.iter().find(|id| set.get(id).is_none()) {
+                anyhow::bail!("no tenant {id:?} among the tenant files");
+            }
+            let env = apifactory::aws::Env::new(&region, &account);
+            let integration = openapi::Integration::new(&env.partition, &region, &account);
+            let mut written = String::new();
+            for t in set
+                .tenants
+                .iter()
+                .filter(|t| tenant.is_empty() || tenant.contains(&t.id))
+            {
+                let page = apifactory::portal::write(t, &integration, &out)?;
+                written += &format!("{}\n", page.display());
+            }
+            print(&written)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {

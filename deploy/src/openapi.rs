@@ -4,14 +4,16 @@
 //! contract the local gateway is tested against) and the import document
 //! (the definition the AWS target puts into API Gateway).
 //!
-//! Every method requires an API key and integrates `aws_proxy` with its
-//! operation's function. The template holds the document's shape; the
+//! Every method of the collection requires an API key and integrates
+//! `aws_proxy` with its operation's function. The template holds the document's shape; the
 //! schemas, parameters and responses are built from the tenant's fields
 //! (`schema`), so a field rule can never be documented one way and enforced
 //! another. The import document is the client one with what API Gateway's
 //! importer does not support taken out (`import`): imported with
 //! `failOnWarnings`, anything left that it would ignore fails the apply
 //! instead of being deployed as something other than the document says.
+//! The import document also serves the developer portal at `/docs`
+//! (`portal`).
 
 use handlebars::Handlebars;
 use runtime::names;
@@ -19,6 +21,7 @@ use runtime::{Operation, Tenant};
 use serde_json::{Value, json};
 
 mod import;
+mod portal;
 mod schema;
 
 use import::for_import;
@@ -103,8 +106,11 @@ pub fn render(t: &Tenant, integration: &Integration, document: Document) -> anyh
     let rendered = hb.render("openapi", &context(t, integration, document))?;
     // Parse back: the template must produce valid JSON, and re-serialising
     // gives one canonical form.
-    let doc: Value = serde_json::from_str(&rendered)
+    let mut doc: Value = serde_json::from_str(&rendered)
         .map_err(|e| anyhow::anyhow!("the OpenAPI template rendered invalid JSON: {e}"))?;
+    if document == Document::Import {
+        portal::add(&mut doc, t)?;
+    }
     Ok(serde_json::to_string_pretty(&doc)?)
 }
 

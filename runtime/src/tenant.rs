@@ -191,6 +191,11 @@ pub const RETENTION_DAYS: [u32; 22] = [
 /// Query parameters the runtime reserves for paging; no field may use them.
 pub const RESERVED_NAMES: [&str; 2] = ["limit", "next"];
 
+/// Paths under the stage the gateway answers itself, on both targets: a
+/// collection of that name would be shadowed by them. `/{stage}/docs` is
+/// the API's developer portal.
+pub const RESERVED_COLLECTIONS: [&str; 1] = ["docs"];
+
 mod field_spec;
 mod parse;
 mod raw;

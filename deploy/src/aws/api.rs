@@ -346,7 +346,8 @@ fn warning_lines(tenant: &str, name: &str, warnings: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Every method of the API with `apiKeyRequired` true and its integration.
+/// Every method of the API with `apiKeyRequired` true and its integration,
+/// but the developer portal's (`/docs`), which is for anyone.
 ///
 /// API Gateway sets `apiKeyRequired` from the document's `security`, so on
 /// AWS every method already has it and this is one read. moto ignores
@@ -359,6 +360,9 @@ pub async fn require_api_keys(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
         let Some(methods) = resource.resource_methods() else {
             continue;
         };
+        if resource.path() == Some(crate::portal::PATH) {
+            continue;
+        }
         let resource_id = resource.id().unwrap_or_default();
         for (verb, method) in methods {
             if method.api_key_required() == Some(true) {
@@ -435,6 +439,9 @@ pub async fn require_api_keys(t: &AwsTarget, id: &str) -> anyhow::Result<()> {
     if fixed > 0 {
         // Check what the fix left.
         for resource in resources(t, id).await? {
+            if resource.path() == Some(crate::portal::PATH) {
+                continue;
+            }
             for (verb, m) in resource.resource_methods().into_iter().flatten() {
                 if m.api_key_required() != Some(true) || m.method_integration().is_none() {
                     anyhow::bail!(

@@ -273,6 +273,17 @@ impl Gateway {
         let host = route::host(&parts);
         let full_path = parts.uri.path();
         let Some(routed) = route::resolve(&live, host, full_path, &parts) else {
+            if let Some(t) = route::docs(&live, host, full_path, &parts.method) {
+                return self.docs(
+                    &t,
+                    &parts,
+                    now,
+                    started,
+                    peer,
+                    &request_id,
+                    &request_id_header,
+                );
+            }
             return GatewayError::MissingAuthenticationToken.response(&request_id_header);
         };
         let t = Arc::clone(&routed.tenant);
@@ -354,6 +365,49 @@ impl Gateway {
             Err(Failure::Timeout) => exchange.fail(GatewayError::Timeout),
             Err(Failure::Crashed) => exchange.fail(GatewayError::BadGateway),
         }
+    }
+}
+
+impl Gateway {
+    /// The tenant's developer portal, as API Gateway's mock integration
+    /// serves it on AWS: no key, no function, logged and counted like any
+    /// request (without a key).
+    #[allow(clippy::too_many_arguments)]
+    fn docs(
+        &self,
+        t: &TenantRt,
+        parts: &Parts,
+        now: SystemTime,
+        started: Instant,
+        peer: Option<IpAddr>,
+        request_id: &str,
+        request_id_header: &HeaderValue,
+    ) -> Response {
+        let page = t.docs.clone().unwrap_or_default();
+        let exchange = Exchange {
+            gateway: self,
+            tenant: t,
+            request_id,
+            request_id_header,
+            now,
+            started,
+            peer,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            key_id: None,
+            invocation: None,
+            refusal: usage::Refusal::None,
+            bytes_in: 0,
+        };
+        exchange.log(StatusCode::OK, page.len());
+        let mut response = Response::new(axum::body::Body::from(page));
+        let h = response.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        h.insert(REQUEST_ID.clone(), request_id_header.clone());
+        response
     }
 }
 

@@ -203,7 +203,11 @@ fn the_import_document_carries_only_what_the_importer_supports() {
                 "{id}: {at} has format {format:?}"
             );
         }
-        for (op, o) in operations(&d) {
+        // The portal's page needs no key (see the test after this one).
+        for (op, o) in operations(&d)
+            .into_iter()
+            .filter(|(op, _)| op != "get /docs")
+        {
             assert_eq!(o["security"], json!([{ "api_key": [] }]), "{id}: {op}");
             for p in o["parameters"].as_array().unwrap() {
                 let keys: Vec<&str> = p.as_object().unwrap().keys().map(|k| k.as_str()).collect();
@@ -310,4 +314,37 @@ fn a_document_rendered_anywhere_binds_to_the_account_it_is_deployed_to() {
         }
     }
     assert!(bind("unrenderable: oops", &Integration::anywhere()).is_err());
+}
+
+#[test]
+fn the_import_document_serves_the_portal_without_a_key_or_a_function() {
+    for id in ["acme", "bookshop", "clinic", "events", "fleet"] {
+        let d = import_doc(id);
+        let op = &d["paths"]["/docs"]["get"];
+        assert_eq!(op["security"], json!([]), "{id}");
+        let i = &op["x-amazon-apigateway-integration"];
+        assert_eq!(i["type"], "mock", "{id}");
+        assert!(i.get("uri").is_none(), "{id}: no function");
+        assert_eq!(
+            i["requestTemplates"]["application/json"],
+            "{\"statusCode\": 200}"
+        );
+        let r = &i["responses"]["default"];
+        assert_eq!(r["statusCode"], "200");
+        assert_eq!(
+            r["responseParameters"]["method.response.header.Content-Type"],
+            "'text/html; charset=utf-8'"
+        );
+        // A mapped header must be a declared method response header.
+        assert!(op["responses"]["200"]["headers"]["Content-Type"].is_object());
+        let template = r["responseTemplates"]["text/html"].as_str().unwrap();
+        let page = template
+            .strip_prefix("#[[")
+            .and_then(|t| t.strip_suffix("]]#"))
+            .expect("one Velocity unparsed block");
+        assert_eq!(page, crate::portal::render(&tenant(id)).unwrap(), "{id}");
+        assert!(!page.contains("]]#"));
+        // The client document leaves it out: it is the data's contract.
+        assert!(doc(id)["paths"].get("/docs").is_none(), "{id}");
+    }
 }

@@ -9,7 +9,7 @@ use super::field_spec::field;
 use super::raw;
 use super::{
     Alarm, AlarmMetric, Client, Collection, Domain, Functions, Logs, Operation, Quota,
-    RESERVED_NAMES, RETENTION_DAYS, Tenant, Throttle, UsagePlan,
+    RESERVED_COLLECTIONS, RESERVED_NAMES, RETENTION_DAYS, Tenant, Throttle, UsagePlan,
 };
 use crate::field::MAX_INDEXES;
 use crate::names;
@@ -114,6 +114,12 @@ impl Tenant {
             r.key(
                 "collection.name",
                 "a path segment of 1 to 63 characters of a-z, 0-9 and -, starting with a letter",
+                format!("{:?}", c.name),
+            );
+        } else if RESERVED_COLLECTIONS.contains(&c.name.as_str()) {
+            r.key(
+                "collection.name",
+                "a collection name other than `docs` (`/{stage}/docs` serves the API's developer portal)",
                 format!("{:?}", c.name),
             );
         }

@@ -389,3 +389,18 @@ fn a_bad_alarm_names_its_line_and_key() {
     );
     assert_eq!(problems(no_quota), [("alarms[0].metric".to_owned(), 12)]);
 }
+
+#[test]
+fn a_collection_named_docs_is_refused_with_its_line() {
+    let text = "[tenant]\ndisplay_name = \"D\"\n[collection]\nname = \"docs\"\n[collection.fields]\ntitle = { type = \"string\" }\n[usage_plan]\nrate = 1\nburst = 1\n";
+    let errors = Tenant::parse(Path::new("d.toml"), text).expect_err("docs is reserved");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let e = &errors.0[0];
+    assert_eq!((e.key.as_str(), e.line), ("collection.name", 4), "{e}");
+    assert!(e.expected.contains("other than `docs`"), "{e}");
+    assert_eq!(e.found, "\"docs\"");
+    assert!(e.to_string().starts_with("d.toml:4:"), "{e}");
+    // A collection merely starting with the word is fine.
+    let fine = text.replace("\"docs\"", "\"docsets\"");
+    assert!(Tenant::parse(Path::new("d.toml"), &fine).is_ok());
+}

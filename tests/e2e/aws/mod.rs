@@ -9,6 +9,7 @@ mod faults;
 mod keys;
 mod live;
 mod openapi;
+mod portal;
 mod quotas;
 mod realism;
 mod references;

@@ -7,6 +7,7 @@ mod definitions;
 mod drift;
 mod hostile;
 mod keys;
+mod portal;
 mod schemathesis;
 mod up;
 mod usage;

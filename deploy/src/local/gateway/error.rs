@@ -99,3 +99,34 @@ impl GatewayError {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayError as E;
+
+    /// The developer portal lists every response the gateway gives, with
+    /// its status and body as given.
+    #[test]
+    fn the_portals_error_catalogue_lists_every_gateway_response() {
+        let all = [
+            E::MissingAuthenticationToken,
+            E::Forbidden,
+            E::TooManyRequests,
+            E::LimitExceeded,
+            E::RequestTooLong,
+            E::InvocationTooLarge,
+            E::HeadersTooLarge,
+            E::BadRequest,
+            E::Internal,
+            E::BadGateway,
+            E::Timeout,
+        ];
+        for e in all {
+            let listed = crate::portal::catalogue::GATEWAY
+                .iter()
+                .any(|g| g.status == e.status().as_u16() && g.body == e.body());
+            assert!(listed, "{e:?} is not in the portal's catalogue");
+        }
+        assert_eq!(crate::portal::catalogue::GATEWAY.len(), all.len());
+    }
+}

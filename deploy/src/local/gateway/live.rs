@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use governor::DefaultDirectRateLimiter;
 use runtime::api::Api;
 use runtime::sqlite::SqliteTable;
@@ -66,6 +67,9 @@ pub(super) struct TenantRt {
     pub(super) base_path: Option<String>,
     /// The tenant definition the `Api` was built from.
     pub(super) definition: String,
+    /// The developer portal's page, rendered once per definition; `None`
+    /// when it cannot be (too large), and `/docs` is then no route.
+    pub(super) docs: Option<Bytes>,
     pub(super) api: Arc<Api<SqliteTable>>,
     pub(super) log: Arc<Path>,
 }
@@ -116,6 +120,16 @@ impl TenantRt {
                 name.strip_suffix('.').unwrap_or(&name).to_owned()
             }),
             base_path: deployed.domain.as_ref().map(|(_, base)| base.clone()),
+            docs: match previous.filter(|p| p.definition == definition) {
+                Some(p) => p.docs.clone(),
+                None => match crate::portal::render(t) {
+                    Ok(page) => Some(Bytes::from(page)),
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %format!("{e:#}"), "no developer portal");
+                        None
+                    }
+                },
+            },
             definition,
             api,
             log,

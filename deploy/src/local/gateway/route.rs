@@ -32,7 +32,38 @@ pub(super) fn resolve<'a>(
     path: &'a str,
     parts: &Parts,
 ) -> Option<Routed<'a>> {
-    let (tenant, rest) = if let Some((tenant, stage, rest)) = path_style(path) {
+    let (tenant, rest) = tenant_and_rest(live, host, path)?;
+    let id = split_rest(rest, &tenant.collection)?;
+    let op = operation(&parts.method, id.is_some())?;
+    tenant.operations[op as usize].then(|| Routed {
+        tenant: Arc::clone(tenant),
+        rest,
+        id,
+        op,
+    })
+}
+
+/// The tenant whose developer portal a `GET` or `HEAD` of `/{stage}/docs`
+/// (on any of the routing forms) asks for, when it has one. Asked only of
+/// requests [`resolve`] found no method for, so it costs the API's own
+/// routes nothing.
+pub(super) fn docs(live: &Live, host: &str, path: &str, method: &Method) -> Option<Arc<TenantRt>> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let (tenant, rest) = tenant_and_rest(live, host, path)?;
+    (rest == crate::portal::PATH && tenant.docs.is_some()).then(|| Arc::clone(tenant))
+}
+
+/// The tenant a request is for, by its path (`/restapis/...`), its custom
+/// domain (and base path) or `{tenant}.localhost` with its stage; and the
+/// path under the stage or base path.
+fn tenant_and_rest<'l, 'a>(
+    live: &'l Live,
+    host: &str,
+    path: &'a str,
+) -> Option<(&'l Arc<TenantRt>, &'a str)> {
+    Some(if let Some((tenant, stage, rest)) = path_style(path) {
         let t = live.tenants.get(tenant)?;
         (t.stage == stage).then_some((t, rest))?
     } else {
@@ -49,14 +80,6 @@ pub(super) fn resolve<'a>(
             let (stage, rest) = stage_and_rest(path)?;
             (t.stage == stage).then_some((t, rest))?
         }
-    };
-    let id = split_rest(rest, &tenant.collection)?;
-    let op = operation(&parts.method, id.is_some())?;
-    tenant.operations[op as usize].then(|| Routed {
-        tenant: Arc::clone(tenant),
-        rest,
-        id,
-        op,
     })
 }
 
