@@ -81,6 +81,9 @@ async fn the_aws_console_lists_an_applied_tenant_and_its_keys() {
     let mut child = console
         .args(["console", "--target", "aws", "--listen", "127.0.0.1:0"])
         .args(["--endpoint-url", realistic_endpoint()])
+        // The code drift compares with the applied one.
+        .arg("--artifact")
+        .arg(small_artifact())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -154,5 +157,47 @@ async fn the_aws_console_lists_an_applied_tenant_and_its_keys() {
         );
         assert!(page.body.contains(k["client"].as_str().unwrap()));
     }
+    let usage = c
+        .send(
+            "GET",
+            &format!("/_console/tenants/{id}?period=day"),
+            &[("Cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    assert!(usage.body.contains("svg data-chart=\"requests\""));
+    assert!(usage.body.contains("<tr data-key-id=\"total\">"));
+
+    // Drift on request: a POST with the page's csrf token.
+    let marker = "name=\"csrf\" value=\"";
+    let at = fleet.body.find(marker).unwrap() + marker.len();
+    let csrf = &fleet.body[at..at + fleet.body[at..].find('"').unwrap()];
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let forged = c
+        .send("POST", "/_console/drift", &form, Some("csrf=forged"))
+        .await;
+    assert_eq!(forged.status, 403);
+    let checked = c
+        .send(
+            "POST",
+            "/_console/drift",
+            &form,
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(checked.status, 303, "{}", checked.body);
+    let fleet = c
+        .send("GET", "/_console/", &[("Cookie", &cookie)], None)
+        .await;
+    let row = &fleet.body[fleet
+        .body
+        .find(&format!("<tr data-tenant=\"{id}\">"))
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("data-drift=\"none\""), "just applied: {row}");
     child.kill().await.unwrap();
 }
