@@ -403,7 +403,10 @@ pub fn tenant(v: &TenantView) -> String {
         ],
     );
     b.push_str("</div><h2 id=\"keys-heading\">By key</h2>");
-    b.push_str("<table aria-labelledby=\"keys-heading\" id=\"usage-by-key\"><thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Client</th>");
+    // Fifteen figures per key are wider than most windows: the table
+    // scrolls on its own, and takes focus so the keyboard scrolls it too.
+    b.push_str("<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-labelledby=\"keys-heading\">\
+                <table id=\"usage-by-key\"><thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Client</th>");
     for m in METRICS {
         let _ = write!(b, "<th scope=\"col\" class=\"num\">{}</th>", esc(m));
     }
@@ -423,7 +426,7 @@ pub fn tenant(v: &TenantView) -> String {
         }
         None => b += &metrics_row("total", "TOTAL", "", &empty),
     }
-    b.push_str("</tbody></table>");
+    b.push_str("</tbody></table></div>");
     let cost = v.report.map_or(0.0, |t| t.total.cost.total);
     let _ = write!(
         b,
