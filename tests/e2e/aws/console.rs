@@ -169,6 +169,33 @@ async fn the_aws_console_lists_an_applied_tenant_and_its_keys() {
     assert!(usage.body.contains("svg data-chart=\"requests\""));
     assert!(usage.body.contains("<tr data-key-id=\"total\">"));
 
+    // The live log is a stream of server-sent events from the log groups.
+    let head = tokio::time::timeout(Duration::from_secs(30), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "GET /_console/tenants/{id}/logs HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if s.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    })
+    .await
+    .expect("the stream's head within 30 s");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+
     // Drift on request: a POST with the page's csrf token.
     let marker = "name=\"csrf\" value=\"";
     let at = fleet.body.find(marker).unwrap() + marker.len();
