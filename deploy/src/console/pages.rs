@@ -1,9 +1,17 @@
 //! The console's pages, rendered from plain data (pure, so tests render
 //! them without a target). Element ids and `data-*` attributes are the
-//! contract the browser tests read: `tr[data-tenant]`,
-//! `tr[data-key-id] td[data-metric]`, `svg[data-chart]`,
-//! `button[data-action][data-key-id]`, `#confirm`, `#new-key-value`,
-//! `#log-tail`.
+//! contract the browser tests read:
+//!
+//! - fleet: `tr[data-tenant=ID]`, `li[data-key-id][data-state]`,
+//!   `meter[data-quota-used][data-quota-limit]`, `td[data-drift]`
+//!   (`none`, `found`, `unchecked`, `error`), `#check-drift` (AWS);
+//! - tenant: `a[data-period]`, `svg[data-chart]` with one
+//!   `path[data-series][data-total][data-values]` per line,
+//!   `tr[data-key-id] td[data-metric]` (the key id, `none` for requests
+//!   without a key, `total`), `#cost[data-cost]`, `#log-tail`;
+//! - keys: `tr[data-key-id][data-state]`, `button[data-action][data-key-id]`
+//!   (`create` has none), then `#confirm` on the confirmation page and
+//!   `code#new-key-value` on the result.
 
 use std::fmt::Write as _;
 
