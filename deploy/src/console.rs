@@ -201,7 +201,20 @@ async fn guard(State(c): State<Arc<Console>>, req: Request, next: Next) -> Respo
     let query = req.uri().query().map(form).unwrap_or_default();
     let mut response = if let Some(token) = query.get("token") {
         if c.auth.accepts(token) {
-            let mut r = see_other(req.uri().path());
+            // The rest of the query stays (`?period=hour&token=...`).
+            let rest: Vec<&str> = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("token="))
+                .collect();
+            let to = if rest.is_empty() {
+                req.uri().path().to_owned()
+            } else {
+                format!("{}?{}", req.uri().path(), rest.join("&"))
+            };
+            let mut r = see_other(&to);
             if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(token)) {
                 r.headers_mut().insert(SET_COOKIE, v);
             }

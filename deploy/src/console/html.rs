@@ -73,6 +73,8 @@ code#new-key-value { display: inline-block; font-size: 1.1rem; padding: .4rem .6
 .notice { background: #e8f0fe; border: 1px solid #aecbfa; padding: .5rem .8rem; margin: .8rem 0; }
 .error { background: #fce8e6; border: 1px solid #f4b4ae; padding: .5rem .8rem; margin: .8rem 0; }
 meter { width: 8rem; }
+.scroll { overflow-x: auto; }
+.scroll:focus-visible { outline: 3px solid #f29900; outline-offset: 2px; }
 "#;
 
 /// A whole page: `title` is text, `body` is HTML; `target` names the fleet

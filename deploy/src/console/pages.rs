@@ -1,9 +1,17 @@
 //! The console's pages, rendered from plain data (pure, so tests render
 //! them without a target). Element ids and `data-*` attributes are the
-//! contract the browser tests read: `tr[data-tenant]`,
-//! `tr[data-key-id] td[data-metric]`, `svg[data-chart]`,
-//! `button[data-action][data-key-id]`, `#confirm`, `#new-key-value`,
-//! `#log-tail`.
+//! contract the browser tests read:
+//!
+//! - fleet: `tr[data-tenant=ID]`, `li[data-key-id][data-state]`,
+//!   `meter[data-quota-used][data-quota-limit]`, `td[data-drift]`
+//!   (`none`, `found`, `unchecked`, `error`), `#check-drift` (AWS);
+//! - tenant: `a[data-period]`, `svg[data-chart]` with one
+//!   `path[data-series][data-total][data-values]` per line,
+//!   `tr[data-key-id] td[data-metric]` (the key id, `none` for requests
+//!   without a key, `total`), `#cost[data-cost]`, `#log-tail`;
+//! - keys: `tr[data-key-id][data-state]`, `button[data-action][data-key-id]`
+//!   (`create` has none), then `#confirm` on the confirmation page and
+//!   `code#new-key-value` on the result.
 
 use std::fmt::Write as _;
 
@@ -403,7 +411,10 @@ pub fn tenant(v: &TenantView) -> String {
         ],
     );
     b.push_str("</div><h2 id=\"keys-heading\">By key</h2>");
-    b.push_str("<table aria-labelledby=\"keys-heading\" id=\"usage-by-key\"><thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Client</th>");
+    // Fifteen figures per key are wider than most windows: the table
+    // scrolls on its own, and takes focus so the keyboard scrolls it too.
+    b.push_str("<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-labelledby=\"keys-heading\">\
+                <table id=\"usage-by-key\"><thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Client</th>");
     for m in METRICS {
         let _ = write!(b, "<th scope=\"col\" class=\"num\">{}</th>", esc(m));
     }
@@ -423,7 +434,7 @@ pub fn tenant(v: &TenantView) -> String {
         }
         None => b += &metrics_row("total", "TOTAL", "", &empty),
     }
-    b.push_str("</tbody></table>");
+    b.push_str("</tbody></table></div>");
     let cost = v.report.map_or(0.0, |t| t.total.cost.total);
     let _ = write!(
         b,

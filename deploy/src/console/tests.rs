@@ -127,6 +127,20 @@ async fn the_token_becomes_a_strict_http_only_cookie() {
     assert!(cookie.starts_with(&format!("apifactory_console={token};")));
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
 
+    let deep = send(
+        addr,
+        "GET",
+        &format!("/_console/tenants/acme?period=hour&token={token}"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(deep.status, 303);
+    assert_eq!(
+        deep.header("location"),
+        Some("/_console/tenants/acme?period=hour")
+    );
+
     let cookie = format!("apifactory_console={token}");
     let fleet = send(addr, "GET", "/_console/", Some(&cookie), "").await;
     assert_eq!(fleet.status, 200, "{}", fleet.body);

@@ -81,6 +81,9 @@ async fn the_aws_console_lists_an_applied_tenant_and_its_keys() {
     let mut child = console
         .args(["console", "--target", "aws", "--listen", "127.0.0.1:0"])
         .args(["--endpoint-url", realistic_endpoint()])
+        // The code drift compares with the applied one.
+        .arg("--artifact")
+        .arg(small_artifact())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -154,5 +157,74 @@ async fn the_aws_console_lists_an_applied_tenant_and_its_keys() {
         );
         assert!(page.body.contains(k["client"].as_str().unwrap()));
     }
+    let usage = c
+        .send(
+            "GET",
+            &format!("/_console/tenants/{id}?period=day"),
+            &[("Cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    assert!(usage.body.contains("svg data-chart=\"requests\""));
+    assert!(usage.body.contains("<tr data-key-id=\"total\">"));
+
+    // The live log is a stream of server-sent events from the log groups.
+    let head = tokio::time::timeout(Duration::from_secs(30), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "GET /_console/tenants/{id}/logs HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if s.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    })
+    .await
+    .expect("the stream's head within 30 s");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+
+    // Drift on request: a POST with the page's csrf token.
+    let marker = "name=\"csrf\" value=\"";
+    let at = fleet.body.find(marker).unwrap() + marker.len();
+    let csrf = &fleet.body[at..at + fleet.body[at..].find('"').unwrap()];
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let forged = c
+        .send("POST", "/_console/drift", &form, Some("csrf=forged"))
+        .await;
+    assert_eq!(forged.status, 403);
+    let checked = c
+        .send(
+            "POST",
+            "/_console/drift",
+            &form,
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(checked.status, 303, "{}", checked.body);
+    let fleet = c
+        .send("GET", "/_console/", &[("Cookie", &cookie)], None)
+        .await;
+    let row = &fleet.body[fleet
+        .body
+        .find(&format!("<tr data-tenant=\"{id}\">"))
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("data-drift=\"none\""), "just applied: {row}");
     child.kill().await.unwrap();
 }
