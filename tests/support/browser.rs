@@ -57,26 +57,7 @@ impl Browser {
     /// networking off (its update, sync and safe-browsing calls would
     /// otherwise leave the machine, and are refused here anyway).
     pub async fn start() -> Browser {
-        let mut driver = Command::new(env_path(CHROMEDRIVER_ENV))
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
-        let port = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                    return rest.trim_end_matches('.').trim().to_owned();
-                }
-            }
-            panic!("chromedriver ended before it listened");
-        })
-        .await
-        .expect("chromedriver listens within 30 s");
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (driver, port) = start_driver().await;
         let base = format!("http://127.0.0.1:{port}");
         let profile = tempfile::tempdir().unwrap();
         let args = [
@@ -341,6 +322,49 @@ impl Browser {
         .await;
         let _ = self.driver.kill().await;
     }
+}
+
+/// ChromeDriver on a port of its choosing, tried three times: with
+/// `--port=0` it can fail when the port it picked for IPv4 is taken on
+/// IPv6 (seen when several tests start one at once).
+async fn start_driver() -> (Child, String) {
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let mut driver = Command::new(env_path(CHROMEDRIVER_ENV))
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
+        let mut errors = BufReader::new(driver.stderr.take().unwrap()).lines();
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return Some(rest.trim_end_matches('.').trim().to_owned());
+                }
+                seen.push(line);
+            }
+            None
+        })
+        .await
+        .expect("chromedriver listens within 30 s");
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        match found {
+            Some(port) => {
+                tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+                return (driver, port);
+            }
+            None => {
+                while let Ok(Some(line)) = errors.next_line().await {
+                    seen.push(line);
+                }
+            }
+        }
+    }
+    panic!("chromedriver did not start in three tries: {seen:#?}");
 }
 
 /// Where screenshots go: `target/screenshots`, beside the build folders.

@@ -5,4 +5,4 @@
 //! request beyond 127.0.0.1.
 mod console;
 mod harness;
-// mod portal;
+mod portal;
