@@ -12,7 +12,11 @@
 //!    tenant's custom domain (and base path); or `{tenant}.localhost` /
 //!    `{tenant}.execute-api.localhost` with `/{stage}/{rest}`. Then
 //!    `/{collection}` or `/{collection}/{id}` with a method whose function
-//!    is deployed. Anything else is 403 `Missing Authentication Token`.
+//!    is deployed. Anything else is 403 `Missing Authentication Token`,
+//!    but a `GET` or `HEAD` of `/docs` there: the tenant's developer
+//!    portal, served without a key or a function, as API Gateway's mock
+//!    integration serves it on AWS (looked for only once no method
+//!    matched, so the API's own routes pay nothing for it).
 //! 2. **API key** (`x-api-key`; `admit`): looked up by its SHA-256;
 //!    missing, unknown, disabled, expired or another tenant's is 403
 //!    `Forbidden`.
