@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use apifactory_tests::{bin_path, repo_root};
 
-fn apifactory(args: &[&str]) -> Output {
+pub(super) fn apifactory(args: &[&str]) -> Output {
     Command::new(bin_path("apifactory"))
         .args(args)
         .current_dir(repo_root())
@@ -12,7 +12,7 @@ fn apifactory(args: &[&str]) -> Output {
         .expect("apifactory runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

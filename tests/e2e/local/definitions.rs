@@ -2,22 +2,9 @@
 //! tenant's document and `openapi --all --check DIR` fails when the
 //! committed ones differ from what the tenant files produce.
 
-use std::process::{Command, Output};
-
 use apifactory_tests::server::copy_tenants;
-use apifactory_tests::{bin_path, repo_root};
 
-fn apifactory(args: &[&str]) -> Output {
-    Command::new(bin_path("apifactory"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .expect("apifactory runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use super::cli::{apifactory, text};
 
 /// The repository's own habit: the documents of `tenants/` are committed
 /// in `openapi/` (or the directory `APIFACTORY_DEFINITIONS_DIR` names),
