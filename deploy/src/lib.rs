@@ -23,6 +23,7 @@ pub mod plan;
 pub mod portal;
 pub mod quotas;
 pub mod resource;
+pub mod scaffold;
 pub mod spec;
 pub mod target;
 pub mod tenants;

@@ -84,6 +84,47 @@ struct Scope {
 enum Command {
     /// Check every tenant file and the set of them; exit non-zero on any error.
     Validate,
+    /// Write a new tenant file, `<tenants>/<tenant>.toml`, from flags (on a
+    /// terminal without --collection, by asking); never overwrites.
+    New {
+        /// The tenant id: 1 to 32 characters of a-z, 0-9 and -, starting
+        /// with a letter.
+        tenant: String,
+        /// The resource name (`/orders`).
+        #[arg(long)]
+        collection: Option<String>,
+        /// The item key's name.
+        #[arg(long, default_value = "id")]
+        key: String,
+        /// A field: NAME:TYPE[:index][:required], repeated. TYPE is string,
+        /// integer, number, boolean, timestamp or string_list.
+        #[arg(long = "field", value_name = "NAME:TYPE[:index][:required]", value_parser = apifactory::scaffold::parse_field)]
+        fields: Vec<apifactory::scaffold::FieldFlag>,
+        /// A client, who gets its own key; repeated.
+        #[arg(long = "client", value_name = "NAME")]
+        clients: Vec<String>,
+        /// Requests a second per key.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Requests at once per key.
+        #[arg(long, default_value_t = 20)]
+        burst: u32,
+        /// LIMIT/DAY, LIMIT/WEEK or LIMIT/MONTH per key.
+        #[arg(long, value_parser = apifactory::scaffold::parse_quota)]
+        quota: Option<(u64, String)>,
+        /// The API's custom domain (needs --certificate-arn).
+        #[arg(long, requires = "certificate_arn")]
+        domain: Option<String>,
+        /// The ACM certificate covering --domain, in the deploy region.
+        #[arg(long, requires = "domain")]
+        certificate_arn: Option<String>,
+        /// The name shown in the console and the portal.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The API Gateway stage.
+        #[arg(long, default_value = "prod")]
+        stage: String,
+    },
     /// Print the OpenAPI 3 document of one tenant's API; with --all, write
     /// or check every tenant's (definitions kept in git).
     Openapi {
@@ -451,6 +492,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::New {
+            tenant,
+            collection,
+            key,
+            fields,
+            clients,
+            rate,
+            burst,
+            quota,
+            domain,
+            certificate_arn,
+            display_name,
+            stage,
+        } => {
+            let mut spec = apifactory::scaffold::Spec {
+                tenant,
+                display_name,
+                stage,
+                collection: collection.clone().unwrap_or_default(),
+                key,
+                fields,
+                clients,
+                rate,
+                burst,
+                quota,
+                domain: domain.zip(certificate_arn),
+            };
+            if collection.is_none() {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    anyhow::bail!(
+                        "--collection is required (or run `apifactory new` on a terminal to be asked)"
+                    );
+                }
+                apifactory::scaffold::ask(&mut spec)?;
+            }
+            if spec.clients.is_empty() {
+                spec.clients.push(format!("{}-client", spec.tenant));
+            }
+            let path = apifactory::scaffold::write(&cli.tenants, &spec)?;
+            print(&format!(
+                "wrote {} (/{}, {} field(s), {} client(s))\nnext:\n  apifactory plan --tenant {t}\n  apifactory apply --tenant {t}\n",
+                path.display(),
+                spec.collection,
+                spec.fields.len(),
+                spec.clients.len(),
+                t = spec.tenant,
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Openapi {
             tenant,
             all,

@@ -90,3 +90,94 @@ fn openapi_prints_the_tenants_document() {
         text(&missing.stderr)
     );
 }
+
+/// `apifactory new` writes a tenant file that `validate` accepts and `up`
+/// serves; it refuses to replace a file and names a bad flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_writes_a_tenant_that_up_serves_and_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tenants");
+    let d = dir.to_str().unwrap();
+    let new = [
+        "--tenants",
+        d,
+        "new",
+        "shop",
+        "--collection",
+        "orders",
+        "--field",
+        "email:string:index:required",
+        "--field",
+        "total:number",
+        "--client",
+        "web",
+        "--quota",
+        "1000/DAY",
+    ];
+    let out = apifactory(&new);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("apifactory plan --tenant shop")
+            && stdout.contains("apifactory apply --tenant shop"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(dir.join("shop.toml")).unwrap();
+    assert!(written.contains("# "), "the file explains itself");
+
+    let out = apifactory(&["--tenants", d, "validate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Again: refused, the file untouched.
+    let out = apifactory(&new);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("shop.toml")).unwrap(),
+        written
+    );
+
+    // A bad type: clap's exit status 2 and what was expected.
+    let out = apifactory(&[
+        "--tenants",
+        d,
+        "new",
+        "other",
+        "--collection",
+        "x",
+        "--field",
+        "a:strin",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("expected a type, one of string, integer"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.join("other.toml").exists());
+
+    // Served as written: the client's key adds an order, a missing
+    // required field is the API's 400.
+    let server = apifactory_tests::server::Server::start(&dir, &tmp.path().join("data"), &[]).await;
+    let key = server.keys()[&("shop".to_owned(), "web".to_owned())].clone();
+    let c = server.client();
+    let headers = [("Host", "shop.localhost"), ("x-api-key", key.as_str())];
+    let created = c
+        .send(
+            "POST",
+            "/prod/orders",
+            &headers,
+            Some(r#"{"email":"a@b.example","total":9.5}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let refused = c
+        .send("POST", "/prod/orders", &headers, Some(r#"{"total":1}"#))
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    server.kill().await;
+}
