@@ -181,3 +181,49 @@ async fn new_writes_a_tenant_that_up_serves_and_never_overwrites() {
     assert_eq!(refused.status, 400, "{}", refused.body);
     server.kill().await;
 }
+
+/// On a terminal, `new` without `--collection` asks for each part (a bad
+/// field is named and asked again). The terminal is `script`'s
+/// pseudo-terminal (util-linux, essential on Debian).
+#[test]
+fn new_on_a_terminal_asks_for_what_the_flags_left_out() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tenants");
+    let command = format!(
+        "{} --tenants {} new asked",
+        bin_path("apifactory").display(),
+        dir.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"orders\n\nemail:string:index:required\nbad:strin\n\nweb, mobile\n5\n\n100/DAY\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("Collection (the resource name"), "{stdout}");
+    assert!(stdout.contains("found \"strin\""), "{stdout}");
+    let written = std::fs::read_to_string(dir.join("asked.toml")).unwrap();
+    let t = runtime::Tenant::parse(&dir.join("asked.toml"), &written).unwrap();
+    assert_eq!(t.collection.name, "orders");
+    assert_eq!(t.collection.fields.len(), 1);
+    assert_eq!(t.clients.len(), 2);
+    assert!(
+        written.contains("quota = { limit = 100, period = \"DAY\" }"),
+        "{written}"
+    );
+    assert!(written.contains("rate = 5\n"), "{written}");
+}
