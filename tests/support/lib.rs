@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod browser;
 pub mod fault_proxy;
+pub mod firefox;
 pub mod fleet;
 pub mod server;
 

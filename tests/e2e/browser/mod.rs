@@ -4,5 +4,6 @@
 //! to look at, and checks that the browser logged no error and sent no
 //! request beyond 127.0.0.1.
 mod console;
+mod firefox;
 mod harness;
 mod portal;
