@@ -229,15 +229,7 @@ impl Browser {
     /// a person to look at, and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let v = self.cmd("GET", "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().expect("a screenshot in base64"))
-            .expect("a screenshot in base64");
-        assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
-        let dir = screenshots_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{name}.png"));
-        std::fs::write(&path, png).unwrap();
-        path
+        save_screenshot(name, v.as_str().unwrap_or_default())
     }
 
     /// Like [`Browser::screenshot`], of the whole page: the window grows
@@ -365,6 +357,20 @@ async fn start_driver() -> (Child, String) {
         }
     }
     panic!("chromedriver did not start in three tries: {seen:#?}");
+}
+
+/// Writes a screenshot a driver sent (a PNG in base64) as
+/// `target/screenshots/<name>.png`, and returns its path.
+pub fn save_screenshot(name: &str, base64_png: &str) -> PathBuf {
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(base64_png)
+        .expect("a screenshot in base64");
+    assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
+    let dir = screenshots_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    path
 }
 
 /// Where screenshots go: `target/screenshots`, beside the build folders.

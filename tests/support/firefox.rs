@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::browser::screenshots_dir;
+use crate::browser::save_screenshot;
 
 pub const FIREFOX_ENV: &str = "APIFACTORY_TEST_FIREFOX";
 
@@ -194,15 +193,7 @@ impl Firefox {
         let v = self
             .cmd("WebDriver:TakeScreenshot", json!({"full": false}))
             .await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v["value"].as_str().expect("a screenshot in base64"))
-            .expect("a screenshot in base64");
-        assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
-        let dir = screenshots_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{name}.png"));
-        std::fs::write(&path, png).unwrap();
-        path
+        save_screenshot(name, v["value"].as_str().unwrap_or_default())
     }
 
     pub async fn quit(mut self) {
