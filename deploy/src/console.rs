@@ -19,9 +19,11 @@ pub mod pages;
 mod tail;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -70,7 +72,13 @@ pub struct Console {
     drift: Mutex<Option<(String, BTreeMap<String, DriftCell>)>>,
     /// The Content-Security-Policy of every page.
     policy: HeaderValue,
+    /// Run after a key action, before its page is answered: `up` has its
+    /// gateway re-read the keys there, so a key made here works at once.
+    after_key_change: OnceLock<KeyHook>,
 }
+
+/// What [`Console::after_key_change`] runs.
+pub type KeyHook = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -95,8 +103,15 @@ impl Console {
             applies: Mutex::new(BTreeMap::new()),
             drift: Mutex::new(None),
             policy: HeaderValue::from_str(&policy)?,
+            after_key_change: OnceLock::new(),
         };
         Ok((Arc::new(console), token))
+    }
+
+    /// Sets what runs after every key action (once; later calls are
+    /// ignored).
+    pub fn after_key_change(&self, hook: KeyHook) {
+        let _ = self.after_key_change.set(hook);
     }
 
     /// Remembers an apply's outcome per tenant, for the fleet page.
@@ -736,6 +751,9 @@ async fn key_action(
     };
     match result {
         Ok((message, new_key)) => {
+            if let Some(hook) = c.after_key_change.get() {
+                hook().await;
+            }
             let target = c.target_label();
             let page = pages::done(
                 &target,

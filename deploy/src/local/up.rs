@@ -131,6 +131,19 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
         config.account_burst = (rps / 2).max(1);
     }
     let gateway = Gateway::with_config(state.clone(), config).await?;
+    // A key made, rotated or revoked in the console takes effect before
+    // the console answers, not at the gateway's next poll.
+    let reloading = gateway.clone();
+    console.after_key_change(Box::new(move || {
+        let gateway = reloading.clone();
+        Box::pin(async move {
+            if let Err(e) = gateway.reload().await {
+                eprintln!(
+                    "apifactory up: re-reading the keys after a console action failed: {e:#}"
+                );
+            }
+        })
+    }));
     tokio::spawn(crate::local::alarms::watch(state.clone()));
     if opts.watch {
         tokio::spawn(watch(
