@@ -169,6 +169,17 @@ impl Console {
     fn problem(&self, status: StatusCode, title: &str, message: &str) -> Response {
         html_response(status, pages::problem(&self.target_label(), title, message))
     }
+
+    /// The tenant's keys, or the page saying why they cannot be listed.
+    async fn tenant_keys(&self, tenant: &str) -> Result<Vec<KeyInfo>, Response> {
+        self.list_keys(Some(tenant)).await.map_err(|e| {
+            self.problem(
+                StatusCode::BAD_GATEWAY,
+                "Cannot list the keys",
+                &format!("{e:#}"),
+            )
+        })
+    }
 }
 
 /// Serves the console alone (`apifactory console`) until SIGINT or SIGTERM.
@@ -584,15 +595,9 @@ async fn keys(State(c): State<Arc<Console>>, Path(id): Path<String>) -> Response
     let Some(t) = known_tenant(&c, &id) else {
         return no_tenant(&c, &id);
     };
-    let keys = match c.list_keys(Some(&id)).await {
+    let keys = match c.tenant_keys(&id).await {
         Ok(k) => k,
-        Err(e) => {
-            return c.problem(
-                StatusCode::BAD_GATEWAY,
-                "Cannot list the keys",
-                &format!("{e:#}"),
-            );
-        }
+        Err(page) => return page,
     };
     let clients: Vec<String> = t.clients.iter().map(|c| c.name.clone()).collect();
     let target = c.target_label();
@@ -623,15 +628,9 @@ async fn confirm(
             "Pick an action on the keys page.",
         );
     };
-    let keys = match c.list_keys(Some(&id)).await {
+    let keys = match c.tenant_keys(&id).await {
         Ok(k) => k,
-        Err(e) => {
-            return c.problem(
-                StatusCode::BAD_GATEWAY,
-                "Cannot list the keys",
-                &format!("{e:#}"),
-            );
-        }
+        Err(page) => return page,
     };
     let key = q
         .get("key_id")

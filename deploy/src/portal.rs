@@ -51,7 +51,12 @@ pub const PATH: &str = "/docs";
 pub const MAX_PAGE_BYTES: usize = 300_000;
 
 /// What closes a Velocity unparsed block (`#[[ ... ]]#`), in which the
-/// page travels to API Gateway; it never appears in a page.
+/// page travels to API Gateway; it never appears in a page. API Gateway
+/// evaluates mapping templates as Velocity Template Language ("Mapping
+/// template transformations for REST APIs in API Gateway", API Gateway
+/// developer guide), where `$` and `#` start references and directives and
+/// an unparsed block is copied as it is ("Unparsed Content", Apache
+/// Velocity user guide).
 pub const UNPARSED_END: &str = "]]#";
 
 /// Renders the tenant's page as the API serves it (at `/{stage}/docs`,
