@@ -9,6 +9,7 @@ pub mod apply;
 pub mod artifact;
 pub mod aws;
 pub mod console;
+pub mod data;
 pub mod definitions;
 pub mod demo;
 pub mod desired;

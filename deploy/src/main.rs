@@ -309,12 +309,52 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// A tenant's items as JSON Lines: export them, import them (either
+    /// target, in either direction).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Validate every tenant, then run a short scripted session against one
     /// tenant's API through the real runtime on an embedded store.
     Demo {
         /// The tenant id (the file stem).
         #[arg(default_value = "acme")]
         tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Every item, one JSON object a line (key, `_rev`, fields in name
+    /// order), in id order.
+    Export {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        /// Write here (whole or not at all) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Checks every line against the tenant's fields, then writes the items
+    /// in batches; safe to run again after an interruption.
+    Import {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        /// A JSON Lines file, as `data export` writes it.
+        file: PathBuf,
+        /// A line whose id is stored with other content: keep the stored
+        /// item (skip), store the file's (replace), or write nothing (fail).
+        /// A line equal to the stored item is unchanged in every mode.
+        #[arg(long, value_enum, default_value = "fail")]
+        on_conflict: apifactory::data::OnConflict,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Lines per batch (one local transaction).
+        #[arg(long, default_value_t = 1000, hide = true)]
+        batch: usize,
     },
 }
 
@@ -782,6 +822,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Keys { command } => keys(command).await,
+        Command::Data { command } => data(&cli.tenants, command).await,
         Command::Console { target, listen } => {
             use apifactory::console::{Fleet, serve};
             let fleet = match target.target {
@@ -867,6 +908,92 @@ async fn usage_gather(
             gather(Source::Aws(&t), tenants, start, end, span).await
         }
     }
+}
+
+/// `apifactory data`: the tenant's table on the named target, then the
+/// export or import (`apifactory::data`).
+async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result<ExitCode> {
+    use apifactory::data::{self, Table};
+    let (DataCommand::Export { target, tenant, .. } | DataCommand::Import { target, tenant, .. }) =
+        &command;
+    let set = TenantSet::load(tenants)?;
+    let t = set
+        .get(tenant)
+        .ok_or_else(|| anyhow::anyhow!("no tenant {tenant:?} among the tenant files"))?
+        .clone();
+    // An import's file is checked before anything is opened: a bad file
+    // never waits for a target.
+    let lines = match &command {
+        DataCommand::Import { file, .. } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            match data::parse(&t.collection, &text) {
+                Ok(lines) => Some(lines),
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("error: {}: {p}", file.display());
+                    }
+                    eprintln!(
+                        "{} problem(s) in {}; nothing written",
+                        problems.len(),
+                        file.display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        DataCommand::Export { .. } => None,
+    };
+    let table = match target.target {
+        TargetName::Local => {
+            let state = LocalState::open(&target.data_dir).await?;
+            Table::Local(data::local::table(&state, &t).await?)
+        }
+        TargetName::Aws => {
+            let aws = apifactory::aws::cli::key_store(&target.aws).await?;
+            let name = runtime::names::table(&t.id);
+            Table::Aws(data::AwsTable::new(aws, name, t.collection.clone()))
+        }
+    };
+    match command {
+        DataCommand::Export { out: None, .. } => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            data::export(&table, &t.collection, &mut w).await?;
+        }
+        DataCommand::Export {
+            out: Some(path), ..
+        } => {
+            // Written beside and renamed: an interrupted export leaves no
+            // file that looks whole.
+            let partial = path.with_extension("partial");
+            let file = std::fs::File::create(&partial)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let n = data::export(&table, &t.collection, &mut w).await?;
+            w.into_inner()
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?
+                .sync_all()?;
+            std::fs::rename(&partial, &path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!("{n} item(s) written to {}", path.display());
+        }
+        DataCommand::Import {
+            on_conflict,
+            json,
+            batch,
+            ..
+        } => {
+            let lines = lines.unwrap_or_default();
+            let counts = data::import(&table, lines, on_conflict, batch).await?;
+            if json {
+                print(&format!("{}\n", serde_json::to_string(&counts)?))?;
+            } else {
+                print(&format!("{counts}\n"))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {

@@ -405,4 +405,4 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use table::SqliteTable;
+pub use table::{Put, SqliteTable};

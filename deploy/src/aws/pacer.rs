@@ -67,6 +67,9 @@ pub enum Family {
     CloudWatchDescribeAlarms,
     /// CloudWatch PutMetricAlarm and DeleteAlarms.
     CloudWatchAlarmWrite,
+    /// DynamoDB item calls of `apifactory data` (Scan, BatchGetItem,
+    /// BatchWriteItem).
+    DynamoDbData,
 }
 
 /// A token bucket: `burst` tokens, one more every `every`.
@@ -94,7 +97,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 26] = [
+pub const LIMITS: [(Family, Limit, &str); 27] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -215,6 +218,11 @@ pub const LIMITS: [(Family, Limit, &str); 26] = [
         Family::CloudWatchAlarmWrite,
         per_second(3, 3),
         "CloudWatch PutMetricAlarm and DeleteAlarms: 3 transactions per second each (CloudWatch user guide, \"CloudWatch service quotas\"); one bucket for both, the lower reading",
+    ),
+    (
+        Family::DynamoDbData,
+        per_second(100, 100),
+        "DynamoDB item calls of `apifactory data`: conservative; an on-demand table takes 4,000 write and 12,000 read units a second from its start (developer guide, \"On-demand capacity mode\", initial throughput), and 100 calls of 25 items stay under the writes",
     ),
 ];
 

@@ -32,15 +32,7 @@ impl Database {
         tenant_id: &str,
         schema: &TableSchema,
     ) -> Result<SqliteTable, StoreError> {
-        let table = table_name(tenant_id);
-        let mut indexes = BTreeMap::new();
-        for index in schema.indexes.iter().cloned() {
-            if !names::is_field_name(&index.attribute) {
-                return Err(backend(format!("invalid field name {:?}", index.attribute)));
-            }
-            let name = format!("{table}_{}", index.name);
-            indexes.insert(index.attribute, name);
-        }
+        let (table, indexes) = layout(tenant_id, schema)?;
 
         let mut ddl = format!(
             "CREATE TABLE IF NOT EXISTS {} (\
@@ -90,6 +82,23 @@ impl Database {
     }
 }
 
+/// A tenant's table name and its indexes (indexed field → index name).
+fn layout(
+    tenant_id: &str,
+    schema: &TableSchema,
+) -> Result<(String, BTreeMap<String, String>), StoreError> {
+    let table = table_name(tenant_id);
+    let mut indexes = BTreeMap::new();
+    for index in schema.indexes.iter().cloned() {
+        if !names::is_field_name(&index.attribute) {
+            return Err(backend(format!("invalid field name {:?}", index.attribute)));
+        }
+        let name = format!("{table}_{}", index.name);
+        indexes.insert(index.attribute, name);
+    }
+    Ok((table, indexes))
+}
+
 /// `items_<tenant id>`, with `-` as `_`.
 fn table_name(tenant_id: &str) -> String {
     format!("items_{}", tenant_id.replace('-', "_"))
@@ -115,6 +124,10 @@ fn field_expr(field: &str) -> String {
 /// One tenant's items: `id TEXT PRIMARY KEY, rev TEXT, doc TEXT` (the JSON
 /// object of `Item::doc`), with an expression index on
 /// `json_extract(doc, '$.<field>')` per indexed field.
+mod bulk;
+
+pub use bulk::Put;
+
 #[derive(Clone)]
 pub struct SqliteTable {
     db: Database,

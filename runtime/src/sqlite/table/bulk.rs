@@ -1,0 +1,169 @@
+//! Whole-table reads and writes for `apifactory data export` and `import`:
+//! pages far larger than a search's, and many items written in one job
+//! (one transaction, one fsync) instead of one job each.
+//!
+//! These bypass the request-unit accounting of the [`Store`] methods on
+//! purpose: a bulk move is the operator's, not a client's request.
+//!
+//! [`Store`]: crate::store::Store
+
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Database, SqliteTable, doc_text, layout, quote, to_item};
+use crate::schema::TableSchema;
+use crate::store::{Item, StoreError};
+
+/// What a bulk write does with one incoming item, decided from the item
+/// stored under its id (if any). `R` is the caller's account of it.
+#[derive(Debug)]
+pub enum Put<R> {
+    /// Store this item (inserted, or replacing the stored one).
+    Write(Item, R),
+    /// Leave the stored state as it is.
+    Keep(R),
+    /// Write nothing of the whole batch.
+    Abort(R),
+}
+
+impl Database {
+    /// The tenant's table if it exists, made neither nor changed: a bulk
+    /// command must not deploy (or undeploy an index) behind `apply`'s back.
+    pub async fn existing_table(
+        &self,
+        tenant_id: &str,
+        schema: &TableSchema,
+    ) -> Result<Option<SqliteTable>, StoreError> {
+        let (table, indexes) = layout(tenant_id, schema)?;
+        let name = table.clone();
+        let exists = self
+            .read(move |c| {
+                Ok(
+                    c.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1")?
+                        .exists([&name])?,
+                )
+            })
+            .await?;
+        Ok(exists.then(|| SqliteTable {
+            db: self.clone(),
+            key: schema.key.as_str().into(),
+            select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
+            table: table.into(),
+            indexes: Arc::new(indexes),
+        }))
+    }
+}
+
+impl SqliteTable {
+    /// Up to `limit` items in id order, after `after` (from the first when
+    /// `None`): keyset pages, so a page costs the same wherever it starts
+    /// and items written meanwhile never shift a page.
+    pub async fn items_after(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let sql = format!(
+            "SELECT id, rev, doc FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
+            quote(&self.table)
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt
+                    // "" sorts before every id (ids are never empty).
+                    .query_map(params![after.unwrap_or_default(), limit], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter()
+                    .map(|(id, rev, doc)| to_item(id, rev, &doc))
+                    .collect()
+            })
+            .await
+    }
+
+    /// The stored items among these ids (those that exist), in one read.
+    pub async fn get_many(&self, ids: Vec<String>) -> Result<Vec<Item>, StoreError> {
+        let sql = self.select_by_id.to_string();
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut found = Vec::new();
+                for id in ids {
+                    let row = stmt
+                        .query_row([&id], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?;
+                    if let Some((rev, doc)) = row {
+                        found.push(to_item(id, rev, &doc)?);
+                    }
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    /// Writes a batch in one job of the writer (so one transaction, made
+    /// durable before this returns): `decide` sees each incoming line with
+    /// the item stored under its id, read inside the same transaction, so
+    /// nothing can change between the decision and the write. Every
+    /// decision is made before the first write: one `Abort` and nothing of
+    /// the batch is written (`Ok(Err(_))` with the first abort's account).
+    pub async fn put_many<L, R, F>(
+        &self,
+        lines: Vec<(String, L)>,
+        decide: F,
+    ) -> Result<Result<Vec<R>, R>, StoreError>
+    where
+        L: Send + 'static,
+        R: Send + 'static,
+        F: Fn(L, Option<Item>) -> Put<R> + Send + 'static,
+    {
+        let select = self.select_by_id.to_string();
+        let upsert = format!(
+            "INSERT INTO {} (id, rev, doc) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, doc = excluded.doc",
+            quote(&self.table)
+        );
+        self.db
+            .write(move |c| {
+                let mut decisions = Vec::with_capacity(lines.len());
+                {
+                    let mut stmt = c.prepare_cached(&select)?;
+                    for (id, line) in lines {
+                        let row = stmt
+                            .query_row([&id], |r| {
+                                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                            })
+                            .optional()?;
+                        let stored = row.map(|(rev, doc)| to_item(id, rev, &doc)).transpose()?;
+                        match decide(line, stored) {
+                            Put::Abort(r) => return Ok(Err(r)),
+                            put => decisions.push(put),
+                        }
+                    }
+                }
+                let mut stmt = c.prepare_cached(&upsert)?;
+                let mut accounts = Vec::with_capacity(decisions.len());
+                for put in decisions {
+                    match put {
+                        Put::Write(item, r) => {
+                            stmt.execute(params![item.id, item.rev, doc_text(&item)?])?;
+                            accounts.push(r);
+                        }
+                        Put::Keep(r) | Put::Abort(r) => accounts.push(r),
+                    }
+                }
+                Ok(Ok(accounts))
+            })
+            .await
+    }
+}
