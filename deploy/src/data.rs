@@ -62,6 +62,8 @@ pub struct Line {
     pub item: Item,
     /// Whether the line carried `_rev` (else `item.rev` is a fresh one).
     pub rev_given: bool,
+    /// `auto` timestamps the line left out, stamped by the import.
+    pub stamped: Vec<String>,
 }
 
 /// Why a line cannot be imported.
@@ -209,6 +211,7 @@ fn parse_line(
     // What the API's create checks, but that an `auto` timestamp is kept
     // as given: it is the stored value being moved, not a client's.
     let mut doc = Map::new();
+    let mut stamped = Vec::new();
     for (name, value) in obj {
         let Some(field) = c.field(&name) else {
             problems.push(problem(
@@ -243,6 +246,7 @@ fn parse_line(
         match (field.auto, &field.default) {
             (Some(Auto::Create | Auto::Update), _) => {
                 doc.insert(field.name.clone(), Value::String(now.to_owned()));
+                stamped.push(field.name.clone());
             }
             (None, Some(default)) => {
                 doc.insert(field.name.clone(), default.clone());
@@ -272,6 +276,7 @@ fn parse_line(
         number,
         item,
         rev_given,
+        stamped,
     })
 }
 
@@ -294,11 +299,19 @@ pub enum Verdict {
 /// The one rule both targets follow: what to do with a line, given the
 /// item stored under its id (read in the same transaction locally; just
 /// before the write on AWS).
-pub fn decide(line: Line, stored: Option<Item>, mode: OnConflict) -> Put<(Verdict, String)> {
+pub fn decide(mut line: Line, stored: Option<Item>, mode: OnConflict) -> Put<(Verdict, String)> {
     let id = line.item.id.clone();
     let Some(stored) = stored else {
         return Put::Write(line.item, (Verdict::New, id));
     };
+    // A timestamp the line left out keeps its stored value, as an update
+    // through the API keeps `created`; otherwise a second run of the same
+    // file would differ from its first by the clock.
+    for name in &line.stamped {
+        if let Some(v) = stored.doc.get(name) {
+            line.item.doc.insert(name.clone(), v.clone());
+        }
+    }
     if stored.doc == line.item.doc && (!line.rev_given || stored.rev == line.item.rev) {
         return Put::Keep((Verdict::Unchanged, id));
     }
