@@ -3,6 +3,7 @@
 mod cli;
 mod console;
 mod crash;
+mod data;
 mod definitions;
 mod drift;
 mod hostile;
