@@ -3,6 +3,7 @@
 mod alarms;
 mod apply;
 mod console;
+mod data;
 mod drift;
 mod dynamo;
 mod faults;
