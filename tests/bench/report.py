@@ -584,6 +584,39 @@ def fleet_section(fleet, w):
     w("")
 
 
+def import_section(directory):
+    """Part 5 (tests/bench/import): a bulk import against the durable POST
+    rate of the same run, as markdown lines; None when not measured."""
+    path = os.path.join(directory, "import.json")
+    if not os.path.exists(path):
+        return None
+    d = json.load(open(path))
+    lines = [
+        f"`tests/bench/import`: `apifactory data import` (release) of one file of {fmt_int(d['items'])} lines, as "
+        "`data export` writes them, into the local target's fresh data directory (the part 1 tenant `bench`, made "
+        "by `apply`), timed from the process's start to its end: reading the file, checking every line against the "
+        "tenant's fields, looking every id up (`--on-conflict fail`, the default), then writing in batches of 1,000 "
+        "lines, one durable transaction each (WAL, `synchronous=FULL`). In the same run, before it, POST through "
+        "`apifactory up` on the same tenant as part 1 measures it (64 connections, the load split the same way, every "
+        "write durable). The ratio is the medians' ratio: the import's items per second over POST's requests per second.",
+        "",
+        "| run | POST (rps) | import (s) | import (items/s) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for i in range(max(len(d["post"]), len(d["imports"]))):
+        p = d["post"][i]["rps"] if i < len(d["post"]) else None
+        m = d["imports"][i] if i < len(d["imports"]) else None
+        lines.append(f"| {i + 1} | {fmt_int(p) if p is not None else '-'} | "
+                     f"{m['seconds']:.2f} | {fmt_int(m['per_second'])} |" if m else f"| {i + 1} | {fmt_int(p)} | - | - |")
+    lines += [
+        f"| median | {fmt_int(d['post_rps'])} | | {fmt_int(d['import_per_second'])} |",
+        "",
+        f"Import / durable POST: {d['ratio']:.2f}x (wanted: at least 1.0x).",
+        "",
+    ]
+    return lines
+
+
 def write(directory, out):
     machine = json.load(open(os.path.join(directory, "machine.json")))
     commands = json.load(open(os.path.join(directory, "commands.json")))
@@ -738,6 +771,11 @@ def write(directory, out):
         r = usage["ratio"]
         targets_rows.append(("GET by id with usage recorded vs `--no-usage`", "within 3 %", f"{(r - 1) * 100:+.1f} %",
                              r >= 0.97, f"{(0.97 - r) * 100:.1f} points over"))
+    if os.path.exists(os.path.join(directory, "import.json")):
+        d = json.load(open(os.path.join(directory, "import.json")))
+        r = d["ratio"]
+        targets_rows.append((f"`data import` of {fmt_int(d['items'])} items vs durable POST", "at least 1.0x",
+                             f"{r:.2f}x", r >= 1.0, f"{(1.0 - r) * 100:.0f} % short"))
     w("## Targets")
     w("")
     w("| target | wanted | this run | | gap |")
@@ -1038,6 +1076,14 @@ def write(directory, out):
         w("Not measured in this run.")
         w("")
 
+    # ----- part 5
+    imported = import_section(directory)
+    if imported:
+        w("## 5. Bulk import (`apifactory data import`)")
+        w("")
+        for line in imported:
+            w(line)
+
     # ----- commands
     w("## Commands")
     w("")
@@ -1066,6 +1112,8 @@ def main():
         print(json.dumps(perf_profile(sys.argv[2])))
     elif cmd == "callgrind":
         print(json.dumps(callgrind(sys.argv[2])))
+    elif cmd == "import-section":
+        print("\n".join(import_section(sys.argv[2]) or ["Not measured."]))
     elif cmd == "write":
         write(sys.argv[2], sys.argv[3])
     else:
