@@ -959,14 +959,24 @@ async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result
         DataCommand::Export { out: None, .. } => {
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::new(stdout.lock());
-            data::export(&table, &t.collection, &mut w).await?;
+            match data::export(&table, &t.collection, &mut w).await {
+                // `data export acme | head`: the reader has all it wants.
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
+                done => {
+                    done?;
+                }
+            }
         }
         DataCommand::Export {
             out: Some(path), ..
         } => {
             // Written beside and renamed: an interrupted export leaves no
             // file that looks whole.
-            let partial = path.with_extension("partial");
+            let mut partial = path.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
             let file = std::fs::File::create(&partial)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?;
             let mut w = std::io::BufWriter::new(file);
