@@ -418,7 +418,7 @@ pub async fn export(table: &Table, c: &Collection, out: &mut dyn Write) -> anyho
             // same file as the local target's. The lines are held until
             // then, which a table that fits a migration's file allows.
             let mut lines = Vec::new();
-            t.scan(c, |item| {
+            t.scan(|item| {
                 lines.push((item.id.clone(), encode(c, &item)));
                 bar.set_position(lines.len() as u64);
             })

@@ -107,7 +107,7 @@ impl AwsTable {
 
     /// Every item, page by page (consistent reads, so an export right
     /// after an import holds all of it).
-    pub async fn scan(&self, _c: &Collection, mut each: impl FnMut(Item)) -> anyhow::Result<()> {
+    pub async fn scan(&self, mut each: impl FnMut(Item)) -> anyhow::Result<()> {
         let mut start: Option<AttributeMap> = None;
         loop {
             self.target.pacer.read(DATA).await;

@@ -167,3 +167,90 @@ impl SqliteTable {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::Store;
+    use crate::tenant::Tenant;
+
+    fn item(id: &str, rev: &str) -> Item {
+        let serde_json::Value::Object(doc) = json!({"name": id}) else {
+            unreachable!()
+        };
+        Item {
+            id: id.into(),
+            rev: rev.into(),
+            doc,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_decided_whole_before_any_write_and_pages_follow_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("local.db")).unwrap();
+        let tenant = Tenant::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/conformance.toml"
+        )))
+        .unwrap();
+        let schema = TableSchema::of(&tenant.collection);
+        assert!(
+            db.existing_table(&tenant.id, &schema)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        db.table(&tenant).await.unwrap();
+        let table = db
+            .existing_table(&tenant.id, &schema)
+            .await
+            .unwrap()
+            .unwrap();
+        table.create(&item("b", "r0")).await.unwrap();
+
+        // "b" is stored: the decision aborts there, and "a" (decided to be
+        // written before it) is not written either.
+        let lines = vec![
+            ("a".to_owned(), item("a", "r1")),
+            ("b".to_owned(), item("b", "r2")),
+        ];
+        let aborted = table
+            .put_many(
+                lines.clone(),
+                |line: Item, stored: Option<Item>| match stored {
+                    None => Put::Write(line, "new"),
+                    Some(_) => Put::Abort("conflict"),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(aborted, Err("conflict"));
+        assert_eq!(table.get("a").await.unwrap(), None);
+
+        let written = table
+            .put_many(lines, |line: Item, stored: Option<Item>| match stored {
+                None => Put::Write(line, "new"),
+                Some(_) => Put::Write(line, "replaced"),
+            })
+            .await
+            .unwrap();
+        assert_eq!(written, Ok(vec!["new", "replaced"]));
+        assert_eq!(table.get("b").await.unwrap().unwrap().rev, "r2");
+
+        let ids = |items: Vec<Item>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(table.items_after(None, 1).await.unwrap()), ["a"]);
+        assert_eq!(
+            ids(table.items_after(Some("a".into()), 5).await.unwrap()),
+            ["b"]
+        );
+        assert_eq!(
+            ids(table.get_many(vec!["b".into(), "zz".into()]).await.unwrap()),
+            ["b"]
+        );
+    }
+}
