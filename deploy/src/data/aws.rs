@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 
 use super::{Line, OnConflict, Verdict, decide};
@@ -50,6 +52,22 @@ impl AwsTable {
             target,
             name,
             collection,
+        }
+    }
+
+    /// A failed call as a sentence: a missing table says what to run.
+    fn failed<E>(&self, op: &str, e: SdkError<E, HttpResponse>) -> anyhow::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if e.code() == Some("ResourceNotFoundException") {
+            anyhow::anyhow!(
+                "table {} does not exist in this account and region: apply the tenant there first \
+                 (`apifactory apply --target aws`)",
+                self.name
+            )
+        } else {
+            crate::aws::fail(&format!("{op} on table {}", self.name), e)
         }
     }
 
@@ -120,7 +138,7 @@ impl AwsTable {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| crate::aws::fail(&format!("Scan of table {}", self.name), e))?;
+                .map_err(|e| self.failed("Scan", e))?;
             for map in out.items.unwrap_or_default() {
                 each(self.to_item(map)?);
             }
@@ -150,9 +168,7 @@ impl AwsTable {
                 .request_items(&self.name, request)
                 .send()
                 .await
-                .map_err(|e| {
-                    crate::aws::fail(&format!("BatchGetItem on table {}", self.name), e)
-                })?;
+                .map_err(|e| self.failed("BatchGetItem", e))?;
             if let Some(mut responses) = out.responses
                 && let Some(items) = responses.remove(&self.name)
             {
@@ -204,9 +220,7 @@ impl AwsTable {
                 .request_items(&self.name, std::mem::take(&mut requests))
                 .send()
                 .await
-                .map_err(|e| {
-                    crate::aws::fail(&format!("BatchWriteItem on table {}", self.name), e)
-                })?;
+                .map_err(|e| self.failed("BatchWriteItem", e))?;
             requests = out
                 .unprocessed_items
                 .and_then(|mut u| u.remove(&self.name))

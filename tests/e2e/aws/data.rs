@@ -147,6 +147,12 @@ async fn make_table(tenant: &str) {
 async fn local_to_file_to_dynamodb_to_file_is_the_same_bytes() {
     let t = Tenant::new();
     t.ok(false, &["apply", "--tenant", &t.id, "-y"]);
+    let out = t.run(true, &["data", "export", &t.id]);
+    assert!(
+        !out.ok && out.stderr.contains("does not exist"),
+        "no table yet: {}",
+        out.stderr
+    );
     make_table(&t.id).await;
 
     let source = t.path("books.jsonl");

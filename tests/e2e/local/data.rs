@@ -129,6 +129,20 @@ fn bad_lines_are_reported_by_number_and_field_and_nothing_is_written() {
         "the three good lines were not written either"
     );
 
+    // A mode that does not exist, a tenant that does not exist.
+    let out = cli.import(&file, &["--on-conflict", "merge"]);
+    assert!(
+        !out.ok && out.stderr.contains("possible values: skip, replace, fail"),
+        "{}",
+        out.stderr
+    );
+    let out = cli.run(&["data", "export", "nobody"]);
+    assert!(
+        !out.ok && out.stderr.contains("no tenant \"nobody\""),
+        "{}",
+        out.stderr
+    );
+
     // A target that was never applied is named, not created.
     let fresh = Cli::new(&tmp.path().join("other"));
     std::fs::write(&file, canonical(0..1)).unwrap();
