@@ -304,21 +304,18 @@ pub fn decide(mut line: Line, stored: Option<Item>, mode: OnConflict) -> Put<(Ve
     let Some(stored) = stored else {
         return Put::Write(line.item, (Verdict::New, id));
     };
-    // A timestamp the line left out keeps its stored value, as an update
-    // through the API keeps `created`; otherwise a second run of the same
-    // file would differ from its first by the clock.
-    for name in &line.stamped {
-        if let Some(v) = stored.doc.get(name) {
-            line.item.doc.insert(name.clone(), v.clone());
-        }
-    }
-    if stored.doc == line.item.doc && (!line.rev_given || stored.rev == line.item.rev) {
+    if same(&line, &stored) {
         return Put::Keep((Verdict::Unchanged, id));
     }
     match mode {
         OnConflict::Skip => Put::Keep((Verdict::Skipped, id)),
         OnConflict::Fail => Put::Abort((Verdict::Conflict, id)),
         OnConflict::Replace => {
+            for name in &line.stamped {
+                if let Some(v) = stored.doc.get(name) {
+                    line.item.doc.insert(name.clone(), v.clone());
+                }
+            }
             let mut item = line.item;
             // New content under the stored revision would let a client's
             // `If-Match` on the old content overwrite the new.
@@ -328,6 +325,21 @@ pub fn decide(mut line: Line, stored: Option<Item>, mode: OnConflict) -> Put<(Ve
             Put::Write(item, (Verdict::Replaced, id))
         }
     }
+}
+
+/// Whether the line holds the stored item: the same fields with the same
+/// values, and the same revision if the line names one. A timestamp the
+/// line left out counts as the stored one, as an update through the API
+/// keeps `created`: otherwise a second run of the same file would differ
+/// from its first by the clock.
+fn same(line: &Line, stored: &Item) -> bool {
+    let doc = &line.item.doc;
+    (!line.rev_given || stored.rev == line.item.rev)
+        && doc.iter().all(|(k, v)| match stored.doc.get(k) {
+            Some(s) => s == v || line.stamped.contains(k),
+            None => false,
+        })
+        && stored.doc.keys().all(|k| doc.contains_key(k))
 }
 
 /// The end of an import.
@@ -504,12 +516,11 @@ async fn conflicts(table: &Table, lines: &[Line]) -> anyhow::Result<Vec<String>>
             Table::Local(t) => t.get_many(ids).await?,
             Table::Aws(t) => t.get_many(&ids).await?,
         };
-        let mut stored: HashMap<String, Item> =
+        let stored: HashMap<String, Item> =
             stored.into_iter().map(|it| (it.id.clone(), it)).collect();
         for line in chunk {
-            let found = stored.remove(&line.item.id);
-            if let Put::Abort((_, id)) = decide(line.clone(), found, OnConflict::Fail) {
-                out.push(id);
+            if stored.get(&line.item.id).is_some_and(|s| !same(line, s)) {
+                out.push(line.item.id.clone());
             }
         }
     }
