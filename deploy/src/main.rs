@@ -223,6 +223,10 @@ enum Command {
         /// Delete the table and its data too.
         #[arg(long)]
         delete_data: bool,
+        /// With --delete-data, delete an adopted table too (one the tenant
+        /// file named with `[collection] table`: apifactory did not make it).
+        #[arg(long, requires = "delete_data")]
+        delete_adopted_data: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -647,12 +651,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target,
             tenant,
             delete_data,
+            delete_adopted_data,
             json,
             yes,
         } => {
             let job = Job::Destroy {
                 tenant: &tenant,
                 delete_data,
+                delete_adopted_data,
                 show: Show { json, yes },
             };
             deploy(&target, job).await

@@ -189,6 +189,7 @@ fn joined(mut parts: Vec<Plan>, quotas: Option<crate::quotas::Report>) -> Plan {
         all.actions.extend(p.actions);
         all.orphans.extend(p.orphans);
         all.kept.extend(p.kept);
+        all.kept_adopted.extend(p.kept_adopted);
         all.waiting.extend(p.waiting);
     }
     all
