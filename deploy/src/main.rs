@@ -357,6 +357,18 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Makes a key value the client already uses its key here, on the
+    /// tenant's usage plan (a key the account has with that value is taken
+    /// over). The value is read from standard input, never an argument:
+    /// `apifactory keys import acme web < key.txt`. Never printed.
+    Import {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        client: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// The key stops working until enabled again.
     Disable {
         #[command(flatten)]
@@ -880,6 +892,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::List { target, .. }
         | KeysCommand::Create { target, .. }
         | KeysCommand::Rotate { target, .. }
+        | KeysCommand::Import { target, .. }
         | KeysCommand::Disable { target, .. }
         | KeysCommand::Enable { target, .. }
         | KeysCommand::Revoke { target, .. }
@@ -946,6 +959,31 @@ async fn keys_on(
                     secrets_table(&[&r.new]),
                     r.old_id,
                     r.old_expires
+                ))?;
+            }
+        }
+        KeysCommand::Import {
+            tenant,
+            client,
+            json,
+            ..
+        } => {
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| anyhow::anyhow!("reading the key value from standard input: {e}"))?;
+            let value = apifactory::keys::imported_value(&input)?;
+            let i = store.import(&tenant, &client, &value).await?;
+            if json {
+                print(&format!("{}\n", serde_json::to_string(&i)?))?;
+            } else {
+                print(&format!(
+                    "Key {} is client {client}'s key of {tenant}, on its usage plan ({}).\n",
+                    i.id,
+                    if i.adopted {
+                        "the existing key with this value, taken over"
+                    } else {
+                        "made with this value"
+                    }
                 ))?;
             }
         }
