@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{
 };
 use http::header::{CONTENT_TYPE, HeaderValue};
 use runtime::dynamo::DynamoStore;
-use runtime::{Api, Tenant};
+use runtime::{Api, Tenant, names};
 use serde_json::{Value, json};
 
 use apifactory_tests::aws::{small_artifact, usage_plan_keys, usage_plans};
@@ -460,6 +460,7 @@ async fn local_answers_the_old_key(s: &Seeded, value: &str) {
 async fn a_table_keyed_otherwise_is_refused_and_nothing_changes() {
     let ddb = dynamodb().await;
     let api = apigateway().await;
+    let iam = aws_sdk_iam::Client::new(&sdk_config_at(realistic_endpoint()).await);
     let cases: [(&str, &[(&str, KeyType)], &str); 2] = [
         (
             "account_id",
@@ -495,6 +496,8 @@ async fn a_table_keyed_otherwise_is_refused_and_nothing_changes() {
             "{case}: untagged"
         );
         assert!(usage_plans(&api, &s.id).await.is_empty(), "{case}: no plan");
+        let role = iam.get_role().role_name(names::role(&s.id)).send().await;
+        assert!(role.is_err(), "{case}: no role either");
         assert_eq!(item_ids_any(&ddb, &table).await, 1, "{case}: items kept");
     }
 }
