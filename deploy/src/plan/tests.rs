@@ -692,7 +692,7 @@ async fn an_adopted_table_is_planned_as_adopted_and_kept_by_delete_data() {
         ..Options::default()
     };
     let p = converge(&none, &target, &destroy(false)).await;
-    assert_eq!(p.kept_adopted, [table.clone()]);
+    assert_eq!(p.kept_adopted, std::slice::from_ref(&table));
     assert!(p.kept.is_empty());
     assert!(p.actions.iter().all(|a| a.address != table));
     assert!(p.to_string().contains("--delete-adopted-data"), "{p}");

@@ -321,7 +321,10 @@ async fn a_seed_stack_is_adopted_with_its_items_and_its_key() {
         imported.stdout
     );
     assert!(!imported.stdout.contains(&value) && !imported.stderr.contains(&value));
-    assert_eq!(usage_plan_keys(&api, &plan_id).await, [seed_key_id.clone()]);
+    assert_eq!(
+        usage_plan_keys(&api, &plan_id).await,
+        std::slice::from_ref(&seed_key_id)
+    );
     let key = api
         .get_api_key()
         .api_key(&seed_key_id)
@@ -453,6 +456,14 @@ async fn local_answers_the_old_key(s: &Seeded, value: &str) {
     assert!(Path::new(&data).exists());
 }
 
+/// One refused table: its name's part, its key schema, what the error
+/// says was found.
+type Case = (
+    &'static str,
+    &'static [(&'static str, KeyType)],
+    &'static str,
+);
+
 /// A table keyed otherwise than the collection (another hash key name, or
 /// a range key) cannot be adopted: plan and apply say so, naming the
 /// table and what was found, and nothing at all is made or changed.
@@ -461,7 +472,7 @@ async fn a_table_keyed_otherwise_is_refused_and_nothing_changes() {
     let ddb = dynamodb().await;
     let api = apigateway().await;
     let iam = aws_sdk_iam::Client::new(&sdk_config_at(realistic_endpoint()).await);
-    let cases: [(&str, &[(&str, KeyType)], &str); 2] = [
+    let cases: [Case; 2] = [
         (
             "account_id",
             &[("account_id", KeyType::Hash)],
