@@ -968,6 +968,10 @@ async fn keys_on(
             json,
             ..
         } => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                // Typed, it is not echoed back by us; end it with Ctrl-D.
+                eprintln!("Key value for client {client} of {tenant} (then Enter and Ctrl-D):");
+            }
             let mut input = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
                 .map_err(|e| anyhow::anyhow!("reading the key value from standard input: {e}"))?;
