@@ -969,7 +969,7 @@ async fn keys_on(
             ..
         } => {
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                // Typed, it is not echoed back by us; end it with Ctrl-D.
+                // Otherwise the command would seem to hang.
                 eprintln!("Key value for client {client} of {tenant} (then Enter and Ctrl-D):");
             }
             let mut input = String::new();
