@@ -83,10 +83,11 @@ fn add_tenant(d: &mut Desired, t: &Tenant, source: &str, code: &dyn Code) {
         d.resources
             .insert(Address::new(id, spec.kind(), name), spec.attrs());
     };
-    let table = names::table(id);
+    let table = t.collection.table_name(id);
     put(
         table.clone(),
         Spec::Table(TableSpec {
+            adopted: t.collection.table.is_some(),
             key: t.collection.key.clone(),
             indexes: t
                 .collection

@@ -48,6 +48,7 @@ pub enum Job<'a> {
     Destroy {
         tenant: &'a str,
         delete_data: bool,
+        delete_adopted_data: bool,
         show: Show,
     },
     /// Reads everything and reports what differs from the files.
@@ -102,8 +103,9 @@ pub async fn run<T: Target>(
         Job::Destroy {
             tenant,
             delete_data,
+            delete_adopted_data,
             show,
-        } => destroy_command(target, tenant, delete_data, show).await,
+        } => destroy_command(target, tenant, delete_data, delete_adopted_data, show).await,
         Job::Drift { set, opts, show } => {
             drift_command(target.as_ref(), code, set, opts, show).await
         }
@@ -127,6 +129,7 @@ pub fn options(
         prune,
         prune_tenants: false,
         delete_data,
+        delete_adopted_data: false,
         now: 0,
     })
 }
@@ -463,12 +466,14 @@ pub async fn destroy_command<T: Target>(
     target: Arc<T>,
     tenant: &str,
     delete_data: bool,
+    delete_adopted_data: bool,
     show: Show,
 ) -> anyhow::Result<ExitCode> {
     let opts = Options {
         tenants: [tenant.to_owned()].into(),
         prune: true,
         delete_data,
+        delete_adopted_data,
         ..Options::default()
     };
     let plan = prepare(
@@ -480,7 +485,7 @@ pub async fn destroy_command<T: Target>(
         false,
     )
     .await?;
-    if plan.is_empty() && plan.kept.is_empty() && !show.json {
+    if plan.is_empty() && plan.kept.is_empty() && plan.kept_adopted.is_empty() && !show.json {
         print(&format!("Nothing of tenant {tenant} is deployed.\n"))?;
         return Ok(ExitCode::SUCCESS);
     }

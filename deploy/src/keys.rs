@@ -28,6 +28,50 @@ pub const ORIGIN_CLI: &str = "cli";
 /// expires.
 pub const ORIGIN_ROTATED: &str = "rotated";
 
+/// Origin of a key brought in by `apifactory keys import`: a value the
+/// client already uses (the stack a tenant moved from made it).
+pub const ORIGIN_IMPORTED: &str = "imported";
+
+/// API Gateway's bounds on a key value ("Amazon API Gateway quotas": an
+/// API key value is 20 to 128 characters).
+pub const KEY_VALUE_MIN: usize = 20;
+pub const KEY_VALUE_MAX: usize = 128;
+
+/// The key value `keys import` read from standard input: one trailing
+/// newline (as `echo` or a file ends it) is not part of it. 20 to 128
+/// printable ASCII characters without spaces: API Gateway's length, and
+/// what an `x-api-key` header can carry. The error never shows the value.
+pub fn imported_value(input: &str) -> anyhow::Result<String> {
+    let value = input
+        .strip_suffix('\n')
+        .map(|v| v.strip_suffix('\r').unwrap_or(v))
+        .unwrap_or(input);
+    let length = value.chars().count();
+    if !(KEY_VALUE_MIN..=KEY_VALUE_MAX).contains(&length) {
+        anyhow::bail!(
+            "a key value is {KEY_VALUE_MIN} to {KEY_VALUE_MAX} characters (API Gateway's bounds), found {length} on standard input; nothing was changed"
+        );
+    }
+    if let Some(at) = value.chars().position(|c| !c.is_ascii_graphic()) {
+        anyhow::bail!(
+            "a key value is printable ASCII without spaces (it travels in the x-api-key header), found another character at position {}; nothing was changed",
+            at + 1
+        );
+    }
+    Ok(value.to_owned())
+}
+
+/// What `keys import` did: never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    pub tenant: String,
+    pub client: String,
+    pub id: String,
+    /// Whether a key with this value existed already (and was taken over)
+    /// rather than made.
+    pub adopted: bool,
+}
+
 /// A key as listed: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
@@ -78,6 +122,16 @@ pub trait KeyStore: Send + Sync {
         id: &str,
         enabled: bool,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Makes an existing key value the client's key, attached to the
+    /// tenant's usage plan: a key that already has the value is taken
+    /// over (a target refuses to hold two keys with one value), otherwise
+    /// one is made with it. Running it again changes nothing.
+    fn import(
+        &self,
+        tenant: &str,
+        client: &str,
+        value: &str,
+    ) -> impl Future<Output = anyhow::Result<Imported>> + Send;
     /// Deletes the key.
     fn revoke(&self, tenant: &str, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Makes keys whose grace period has ended stop working; returns their ids.
@@ -205,6 +259,27 @@ impl fmt::Display for KeyTable<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imported_value_is_20_to_128_printable_characters_without_its_newline() {
+        let twenty = "k".repeat(20);
+        assert_eq!(imported_value(&twenty).unwrap(), twenty);
+        assert_eq!(imported_value(&format!("{twenty}\n")).unwrap(), twenty);
+        assert_eq!(imported_value(&format!("{twenty}\r\n")).unwrap(), twenty);
+        let max = "K".repeat(128);
+        assert_eq!(imported_value(&max).unwrap(), max);
+        // Only one newline goes: a second is part of the value, and refused.
+        assert!(imported_value(&format!("{twenty}\n\n")).is_err());
+        for bad in ["k".repeat(19), "k".repeat(129), String::new(), "\n".into()] {
+            let e = imported_value(&bad).unwrap_err().to_string();
+            assert!(e.contains("20 to 128 characters"), "{e}");
+            assert!(e.contains("nothing was changed"), "{e}");
+        }
+        let secret = format!("{twenty} spaced");
+        let e = imported_value(&secret).unwrap_err().to_string();
+        assert!(e.contains("position 21"), "{e}");
+        assert!(!e.contains(&twenty), "the error never shows the value: {e}");
+    }
 
     fn key(working: bool, rotated: bool, from_file: bool, created: u32) -> Candidate<u32> {
         Candidate {

@@ -223,6 +223,10 @@ enum Command {
         /// Delete the table and its data too.
         #[arg(long)]
         delete_data: bool,
+        /// With --delete-data, delete an adopted table too (one the tenant
+        /// file named with `[collection] table`: apifactory did not make it).
+        #[arg(long, requires = "delete_data")]
+        delete_adopted_data: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -390,6 +394,18 @@ enum KeysCommand {
         /// How long the old key keeps working: 90s, 30m, 24h, 7d.
         #[arg(long, default_value = "24h", value_parser = apifactory::keys::parse_duration)]
         grace: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Makes a key value the client already uses its key here, on the
+    /// tenant's usage plan (a key the account has with that value is taken
+    /// over). The value is read from standard input, never an argument:
+    /// `apifactory keys import acme web < key.txt`. Never printed.
+    Import {
+        #[command(flatten)]
+        target: TargetArgs,
+        tenant: String,
+        client: String,
         #[arg(long)]
         json: bool,
     },
@@ -687,12 +703,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target,
             tenant,
             delete_data,
+            delete_adopted_data,
             json,
             yes,
         } => {
             let job = Job::Destroy {
                 tenant: &tenant,
                 delete_data,
+                delete_adopted_data,
                 show: Show { json, yes },
             };
             deploy(&target, job).await
@@ -951,7 +969,8 @@ async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result
         }
         TargetName::Aws => {
             let aws = apifactory::aws::cli::key_store(&target.aws).await?;
-            let name = runtime::names::table(&t.id);
+            // The tenant's own table, or the one its file adopts.
+            let name = t.collection.table_name(&t.id);
             Table::Aws(data::AwsTable::new(aws, name, t.collection.clone()))
         }
     };
@@ -1011,6 +1030,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::List { target, .. }
         | KeysCommand::Create { target, .. }
         | KeysCommand::Rotate { target, .. }
+        | KeysCommand::Import { target, .. }
         | KeysCommand::Disable { target, .. }
         | KeysCommand::Enable { target, .. }
         | KeysCommand::Revoke { target, .. }
@@ -1077,6 +1097,35 @@ async fn keys_on(
                     secrets_table(&[&r.new]),
                     r.old_id,
                     r.old_expires
+                ))?;
+            }
+        }
+        KeysCommand::Import {
+            tenant,
+            client,
+            json,
+            ..
+        } => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                // Otherwise the command would seem to hang.
+                eprintln!("Key value for client {client} of {tenant} (then Enter and Ctrl-D):");
+            }
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| anyhow::anyhow!("reading the key value from standard input: {e}"))?;
+            let value = apifactory::keys::imported_value(&input)?;
+            let i = store.import(&tenant, &client, &value).await?;
+            if json {
+                print(&format!("{}\n", serde_json::to_string(&i)?))?;
+            } else {
+                print(&format!(
+                    "Key {} is client {client}'s key of {tenant}, on its usage plan ({}).\n",
+                    i.id,
+                    if i.adopted {
+                        "the existing key with this value, taken over"
+                    } else {
+                        "made with this value"
+                    }
                 ))?;
             }
         }

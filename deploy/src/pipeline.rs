@@ -108,12 +108,16 @@ pub async fn run<T: Target>(
             }
             // What the file points to matters to the domain's create or
             // update only: a tenant whose domain stays as it is (a code
-            // redeploy) has its certificate and zone in use already.
-            let domain = part
-                .actions
-                .iter()
-                .any(|a| a.address.kind == Kind::Domain && a.change != Change::Delete);
-            if let Some(file) = check.get(&tenant).filter(|_| domain)
+            // redeploy) has its certificate and zone in use already. So
+            // does a table it adopts, to its adoption (before any write).
+            let points_out = part.actions.iter().any(|a| {
+                (a.address.kind == Kind::Domain && a.change != Change::Delete)
+                    || (a.address.kind == Kind::Table
+                        && a.change == Change::Create
+                        && a.attrs.get(crate::spec::ADOPTED)
+                            == Some(&serde_json::Value::Bool(true)))
+            });
+            if let Some(file) = check.get(&tenant).filter(|_| points_out)
                 && let Err(e) = target.check(std::slice::from_ref(file)).await
             {
                 return TenantReport {
@@ -189,6 +193,7 @@ fn joined(mut parts: Vec<Plan>, quotas: Option<crate::quotas::Report>) -> Plan {
         all.actions.extend(p.actions);
         all.orphans.extend(p.orphans);
         all.kept.extend(p.kept);
+        all.kept_adopted.extend(p.kept_adopted);
         all.waiting.extend(p.waiting);
     }
     all

@@ -13,7 +13,8 @@ use crate::payload::Payload;
 use crate::quotas::{self, Step};
 use crate::resource::{Address, Attrs, Kind, ORIGIN_FILE};
 use crate::spec::{
-    BACKFILLING, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, INDEXES, KEY, ORIGIN, Spec, StampSpec,
+    ADOPTED, BACKFILLING, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, INDEXES, KEY, ORIGIN, Spec,
+    StampSpec,
 };
 
 /// What exists on a target, as far as apifactory owns it. Only resources
@@ -51,6 +52,9 @@ pub struct Options {
     pub prune_tenants: bool,
     /// Deleting a tenant's table (and so its data) needs this as well.
     pub delete_data: bool,
+    /// Deleting a table apifactory adopted rather than made needs this on
+    /// top of `delete_data`: its data predates apifactory.
+    pub delete_adopted_data: bool,
     /// The time of the run (Unix seconds): a rotated key whose grace period
     /// ended by then is planned disabled. 0 plans no expiry.
     pub now: i64,
@@ -110,6 +114,10 @@ pub struct Plan {
     pub orphans: Vec<Address>,
     /// Resources a delete would need --delete-data for.
     pub kept: Vec<Address>,
+    /// Adopted tables a delete would need --delete-adopted-data for (as
+    /// well as --delete-data).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_adopted: Vec<Address>,
     /// Tenants waiting for a new index (`apply --wait` waits for them, or
     /// a later apply moves their functions).
     pub waiting: Vec<Waiting>,
@@ -150,6 +158,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
     let mut deletes = Vec::new();
     let mut orphans = Vec::new();
     let mut kept = Vec::new();
+    let mut kept_adopted = Vec::new();
     let payload = |a: &Address| desired.payloads.get(a).cloned().unwrap_or_default();
 
     for (address, want) in &desired.resources {
@@ -215,6 +224,13 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
             kept.push(address.clone());
             continue;
         }
+        if address.kind == Kind::Table
+            && have.get(ADOPTED) == Some(&Value::Bool(true))
+            && !opts.delete_adopted_data
+        {
+            kept_adopted.push(address.clone());
+            continue;
+        }
         if address.kind == Kind::ApiKey && !opts.prune && !have.contains_key(DUPLICATE_OF) {
             // A client removed from the file: its key stops working, and
             // is deleted only with --prune.
@@ -260,6 +276,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         actions: stamp_last(desired, upserts, deletes, observed, &waiting),
         orphans,
         kept,
+        kept_adopted,
         waiting,
         quotas,
     }
@@ -469,6 +486,10 @@ impl fmt::Display for Plan {
                 writeln!(f, "{tenant}")?;
             }
             let (sign, detail) = match &a.change {
+                Change::Create if a.attrs.get(ADOPTED) == Some(&Value::Bool(true)) => (
+                    "+",
+                    "adopt: the existing table is taken over, not created".to_owned(),
+                ),
                 Change::Create => ("+", String::new()),
                 Change::Delete => ("-", String::new()),
                 Change::Update { fields } => (
@@ -542,6 +563,21 @@ impl fmt::Display for Plan {
         if !self.kept.is_empty() {
             writeln!(f, "kept (deleting data needs --delete-data):")?;
             for k in &self.kept {
+                writeln!(
+                    f,
+                    "  = {:<10} {} (tenant {})",
+                    k.kind.as_str(),
+                    k.name,
+                    k.tenant
+                )?;
+            }
+        }
+        if !self.kept_adopted.is_empty() {
+            writeln!(
+                f,
+                "kept (adopted: apifactory did not make it; deleting it needs --delete-adopted-data as well):"
+            )?;
+            for k in &self.kept_adopted {
                 writeln!(
                     f,
                     "  = {:<10} {} (tenant {})",

@@ -154,3 +154,7 @@ pub const TAG_MANAGED_BY: &str = "managed-by";
 pub const TAG_TENANT: &str = "apifactory:tenant";
 pub const TAG_CLIENT: &str = "apifactory:client";
 pub const TAG_ORIGIN: &str = "apifactory:origin";
+/// On a table apifactory adopted rather than made (`true`): destroy keeps
+/// it unless told `--delete-adopted-data`, whatever the tenant file says
+/// by then.
+pub const TAG_ADOPTED: &str = "apifactory:adopted";

@@ -20,6 +20,10 @@ use crate::resource::{Attrs, Kind};
 // Attribute names, as the structs below serialize them (a test holds the
 // two together).
 pub const ACCESS_LOG: &str = "access_log";
+/// Attribute of a table: apifactory took it over (`[collection] table`)
+/// rather than made it. Absent when false, so a table apifactory made has
+/// the attributes it always had.
+pub const ADOPTED: &str = "adopted";
 pub const API: &str = "api";
 pub const BASE_PATH: &str = "base_path";
 pub const BURST: &str = "burst";
@@ -96,6 +100,8 @@ pub type Tags = BTreeMap<String, String>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Default))]
 pub struct TableSpec {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
     pub key: String,
     pub indexes: BTreeMap<String, String>,
     pub point_in_time_recovery: bool,

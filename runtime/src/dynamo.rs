@@ -124,9 +124,11 @@ impl DynamoStore {
         };
         let rev = match map.get(REV_ATTRIBUTE) {
             Some(AttributeValue::S(s)) => s.clone(),
-            _ => {
+            // Written by something else (a table adopted with its items).
+            None => derived_rev(map),
+            Some(_) => {
                 return Err(StoreError::Backend(format!(
-                    "table {}: item {id:?} has no string {REV_ATTRIBUTE} attribute",
+                    "table {}: item {id:?} has a {REV_ATTRIBUTE} attribute that is not a string",
                     self.table
                 )));
             }
@@ -140,6 +142,75 @@ impl DynamoStore {
             })
             .collect();
         Ok(Item { id, rev, doc })
+    }
+
+    /// The item as stored, every attribute of it.
+    async fn get_raw(&self, id: &str) -> Result<Option<AttributeMap>, StoreError> {
+        if id.is_empty() {
+            // DynamoDB rejects an empty key; no item can have one.
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_of(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.backend("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// The condition of a write that expects an item at a derived
+    /// revision (one without `_rev`): the item as read now must hash to
+    /// it, and the write is conditional on every attribute still holding
+    /// what was read and on `_rev` still being absent (any write through
+    /// this store sets it). `Err` is the write's answer already: the item
+    /// is missing or has moved on.
+    async fn content_condition(
+        &self,
+        id: &str,
+        rev: &str,
+    ) -> Result<(String, HashMap<String, String>, Option<AttributeMap>), StoreError> {
+        let Some(current) = self.get_raw(id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if current.contains_key(REV_ATTRIBUTE) || derived_rev(&current) != rev {
+            return Err(StoreError::RevMismatch);
+        }
+        let mut names = HashMap::from([
+            ("#k".to_owned(), self.schema.key.clone()),
+            ("#rev".to_owned(), REV_ATTRIBUTE.to_owned()),
+        ]);
+        let mut values = AttributeMap::new();
+        let mut condition = "attribute_exists(#k) AND attribute_not_exists(#rev)".to_owned();
+        let mut attributes: Vec<(&String, &AttributeValue)> = current
+            .iter()
+            .filter(|(name, _)| **name != self.schema.key)
+            .collect();
+        attributes.sort_by_key(|(name, _)| *name);
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), name.clone());
+            values.insert(format!(":a{i}"), value.clone());
+            condition.push_str(&format!(" AND #a{i} = :a{i}"));
+        }
+        Ok((condition, names, (!values.is_empty()).then_some(values)))
+    }
+
+    /// The condition, names and values of a write that expects `expect`;
+    /// `Err` when the answer is known without writing.
+    async fn condition(
+        &self,
+        id: &str,
+        expect: &Expect,
+    ) -> Result<(String, HashMap<String, String>, Option<AttributeMap>), StoreError> {
+        match expect {
+            Expect::Rev(rev) if rev.starts_with(DERIVED_REV) => {
+                self.content_condition(id, rev).await
+            }
+            _ => Ok(self.expectation(expect)),
+        }
     }
 
     /// A conditional write failed: was the item missing, or at another
@@ -295,20 +366,8 @@ struct Plan {
 
 impl Store for DynamoStore {
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        if id.is_empty() {
-            // DynamoDB rejects an empty key; no item can have one.
-            return Ok(None);
-        }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key_of(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.backend("GetItem", e))?;
-        out.item.map(|m| self.to_item(&m)).transpose()
+        let item = self.get_raw(id).await?;
+        item.map(|m| self.to_item(&m)).transpose()
     }
 
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
@@ -332,7 +391,7 @@ impl Store for DynamoStore {
         if item.id.is_empty() {
             return Err(StoreError::NotFound);
         }
-        let (condition, names, values) = self.expectation(expect);
+        let (condition, names, values) = self.condition(&item.id, expect).await?;
         let result = self
             .client
             .put_item()
@@ -354,7 +413,7 @@ impl Store for DynamoStore {
         if id.is_empty() {
             return Err(StoreError::NotFound);
         }
-        let (condition, names, values) = self.expectation(expect);
+        let (condition, names, values) = self.condition(id, expect).await?;
         let result = self
             .client
             .delete_item()
@@ -440,6 +499,72 @@ impl Store for DynamoStore {
         let next = lek.map(|k| start_to_json(&k)).transpose()?;
         Ok(Page { items, next })
     }
+}
+
+/// How a derived revision starts. The revisions this store writes are
+/// ULIDs (26 letters and digits), so no written revision starts so.
+pub const DERIVED_REV: &str = "content-";
+
+/// The revision of an item stored without `_rev` (a table adopted with
+/// the items another program wrote): a hash of every attribute it has,
+/// so it is the same on every read and changes with any change of the
+/// item. Sets and maps are hashed in sorted order: DynamoDB keeps no
+/// order for them.
+pub fn derived_rev(map: &AttributeMap) -> String {
+    use sha2::{Digest, Sha256};
+    fn feed(h: &mut Sha256, av: &AttributeValue) {
+        let mut sorted = |tag: &str, mut items: Vec<Vec<u8>>| {
+            items.sort();
+            h.update(tag);
+            h.update(items.len().to_be_bytes());
+            for item in items {
+                h.update(item.len().to_be_bytes());
+                h.update(item);
+            }
+        };
+        match av {
+            AttributeValue::S(s) => sorted("S", vec![s.as_bytes().to_vec()]),
+            AttributeValue::N(n) => sorted("N", vec![n.as_bytes().to_vec()]),
+            AttributeValue::B(b) => sorted("B", vec![b.as_ref().to_vec()]),
+            AttributeValue::Bool(b) => sorted("BOOL", vec![vec![u8::from(*b)]]),
+            AttributeValue::Null(_) => sorted("NULL", Vec::new()),
+            AttributeValue::Ss(v) => {
+                sorted("SS", v.iter().map(|s| s.as_bytes().to_vec()).collect())
+            }
+            AttributeValue::Ns(v) => {
+                sorted("NS", v.iter().map(|s| s.as_bytes().to_vec()).collect())
+            }
+            AttributeValue::Bs(v) => sorted("BS", v.iter().map(|b| b.as_ref().to_vec()).collect()),
+            AttributeValue::L(items) => {
+                h.update("L");
+                h.update(items.len().to_be_bytes());
+                for item in items {
+                    feed(h, item);
+                }
+            }
+            AttributeValue::M(m) => {
+                h.update("M");
+                feed_map(h, m);
+            }
+            // A type this SDK does not know yet: its debug text.
+            other => sorted("?", vec![format!("{other:?}").into_bytes()]),
+        }
+    }
+    fn feed_map(h: &mut Sha256, m: &AttributeMap) {
+        let mut names: Vec<&String> = m.keys().collect();
+        names.sort();
+        h.update(names.len().to_be_bytes());
+        for name in names {
+            h.update(name.len().to_be_bytes());
+            h.update(name.as_bytes());
+            feed(h, &m[name]);
+        }
+    }
+    let mut h = Sha256::new();
+    feed_map(&mut h, map);
+    let digest = h.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{DERIVED_REV}{hex}")
 }
 
 /// The attribute a JSON value is stored as; `None` for null (an absent

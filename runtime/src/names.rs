@@ -15,6 +15,14 @@ pub fn table(tenant: &str) -> String {
     format!("{PREFIX}-{tenant}")
 }
 
+/// DynamoDB's rule for table names ("Naming rules and data types"): 3 to
+/// 255 characters of a-z, A-Z, 0-9, `_`, `-` and `.`.
+pub fn is_table_name(s: &str) -> bool {
+    (3..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 pub fn function(tenant: &str, op: Operation) -> String {
     format!("{PREFIX}-{tenant}-{op}")
 }

@@ -60,11 +60,22 @@ pub struct Collection {
     pub name: String,
     /// The key attribute, server-generated (ULID) unless the client sends one.
     pub key: String,
+    /// An existing table the tenant adopts (`[collection] table`) instead
+    /// of the one apifactory would create ([`crate::names::table`]).
+    pub table: Option<String>,
     /// In file order.
     pub fields: Vec<Field>,
 }
 
 impl Collection {
+    /// The table the tenant's items live in: the adopted one, or the one
+    /// apifactory creates for the tenant.
+    pub fn table_name(&self, tenant: &str) -> String {
+        self.table
+            .clone()
+            .unwrap_or_else(|| crate::names::table(tenant))
+    }
+
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }

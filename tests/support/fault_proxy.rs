@@ -140,6 +140,13 @@ pub struct FaultConfig {
     /// cannot index and numbers it cannot store, with its
     /// `ValidationException` (see [`dynamodb_key_values`]). Off by default.
     pub dynamodb_key_values: bool,
+    /// API Gateway's TagResource on an API key
+    /// (`arn:aws:apigateway:<region>::/apikeys/<id>`, "TagResource" in
+    /// the API Gateway API reference; API keys are taggable resources):
+    /// moto 5.2.5 tags only stages and answers an error for a key. The
+    /// proxy keeps the tags and shows them on the key in GetApiKey and
+    /// GetApiKeys, as AWS does.
+    pub api_key_tags: bool,
     /// AWS's documented behaviours that moto does not reproduce (all off
     /// by default).
     pub realism: Realism,
@@ -167,6 +174,7 @@ impl FaultConfig {
             pitr_window: None,
             gsi_backfill: None,
             dynamodb_key_values: false,
+            api_key_tags: false,
             realism: Realism::default(),
         }
     }
@@ -188,6 +196,7 @@ impl FaultConfig {
             put_rest_api_renames: true,
             import_warnings: true,
             dynamodb_key_values: true,
+            api_key_tags: true,
             ..FaultConfig::with_rate(0.0)
         }
     }
@@ -502,6 +511,7 @@ impl FaultProxy {
             stats: stats.clone(),
             table_keys: Mutex::new(BTreeMap::new()),
             world: Mutex::new(World::default()),
+            key_tags: Mutex::new(BTreeMap::new()),
         });
         let dynamo = shared.clone();
         let task = tokio::spawn(async move {
@@ -569,6 +579,8 @@ struct Shared {
     table_keys: Mutex<BTreeMap<String, TableKeys>>,
     /// What the realism layer remembers.
     world: Mutex<World>,
+    /// The tags given to each API key by id (`config.api_key_tags`).
+    key_tags: Mutex<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Shared {
@@ -1339,7 +1351,16 @@ async fn carry_out(shared: &Shared, op: &str, r: &Request) -> std::io::Result<Ve
     {
         return usage_models::cloudwatch(&shared.upstream, r).await;
     }
+    if shared.config.api_key_tags
+        && op == "TagResource"
+        && let Some(id) = tagged_api_key(&r.target)
+    {
+        return Ok(tag_api_key(shared, &id, r));
+    }
     let mut answer = forward(&shared.upstream, r).await?;
+    if shared.config.api_key_tags && matches!(op, "GetApiKeys" | "GetApiKey") {
+        answer = with_api_key_tags(shared, answer);
+    }
     if shared.config.put_rest_api_renames && op == "PutRestApi" {
         answer = put_rest_api_renames(&shared.upstream, r, answer).await?;
     }
@@ -1363,6 +1384,77 @@ fn with_import_warnings(r: &Request, answer: Vec<u8>) -> Vec<u8> {
         }
         _ => answer,
     }
+}
+
+/// The id of the API key a TagResource path names
+/// (`/tags/<url-encoded arn:...::/apikeys/<id>>`), if it names one.
+fn tagged_api_key(target: &str) -> Option<String> {
+    let path = target.split('?').next()?.strip_prefix("/tags/")?;
+    let mut arn = Vec::new();
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            arn.push(b);
+            i += 3;
+        } else {
+            arn.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let arn = String::from_utf8(arn).ok()?;
+    let id = arn.split_once(":/apikeys/")?.1;
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+}
+
+/// TagResource on an API key, kept by the proxy: 204 as AWS answers.
+fn tag_api_key(shared: &Shared, id: &str, r: &Request) -> Vec<u8> {
+    let tags = serde_json::from_slice::<serde_json::Value>(&r.body)
+        .ok()
+        .and_then(|b| b.get("tags").and_then(|t| t.as_object()).cloned())
+        .unwrap_or_default();
+    shared
+        .key_tags
+        .lock()
+        .unwrap()
+        .entry(id.to_owned())
+        .or_default()
+        .extend(tags);
+    b"HTTP/1.1 204 No Content\r\nx-amzn-RequestId: fault-proxy\r\nContent-Length: 0\r\n\r\n"
+        .to_vec()
+}
+
+/// moto's GetApiKey(s) answer with the tags the proxy kept added to each
+/// key.
+fn with_api_key_tags(shared: &Shared, answer: Vec<u8>) -> Vec<u8> {
+    let kept = shared.key_tags.lock().unwrap();
+    if kept.is_empty() {
+        return answer;
+    }
+    let Some((200, mut body)) = json_answer(&answer) else {
+        return answer;
+    };
+    let add = |key: &mut serde_json::Value| {
+        let Some(tags) = key["id"].as_str().and_then(|id| kept.get(id)) else {
+            return;
+        };
+        if !key["tags"].is_object() {
+            key["tags"] = serde_json::json!({});
+        }
+        if let Some(have) = key["tags"].as_object_mut() {
+            have.extend(tags.clone());
+        }
+    };
+    match body.get_mut("item").and_then(|i| i.as_array_mut()) {
+        Some(items) => items.iter_mut().for_each(add),
+        None => add(&mut body),
+    }
+    json_response(200, "OK", &[], &body)
 }
 
 /// An API Gateway answer with a JSON body.
@@ -3003,6 +3095,7 @@ mod tests {
             buckets: Vec::new(),
             dynamo: Mutex::new(DynamoModel::default()),
             world: Mutex::new(World::default()),
+            key_tags: Mutex::new(BTreeMap::new()),
             config,
             stats: Arc::new(Stats::default()),
         }
@@ -3131,6 +3224,25 @@ mod tests {
         // Two in one call: refused on any table.
         let two = r#"{"TableName":"u","GlobalSecondaryIndexUpdates":[{"Create":{"IndexName":"x"}},{"Delete":{"IndexName":"y"}}]}"#;
         assert!(refused("UpdateTable", two).contains("LimitExceededException"));
+    }
+
+    #[test]
+    fn tag_resource_on_an_api_key_is_told_from_one_on_a_stage() {
+        assert_eq!(
+            tagged_api_key("/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fapikeys%2Fabc123"),
+            Some("abc123".to_owned())
+        );
+        assert_eq!(
+            tagged_api_key("/tags/arn:aws:apigateway:us-east-1::/apikeys/abc123"),
+            Some("abc123".to_owned())
+        );
+        assert_eq!(
+            tagged_api_key(
+                "/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2Fa1%2Fstages%2Fprod"
+            ),
+            None
+        );
+        assert_eq!(tagged_api_key("/apikeys/abc123"), None);
     }
 
     #[test]

@@ -162,7 +162,18 @@ pub(crate) async fn create(
     enabled: bool,
     tags: Option<std::collections::HashMap<String, String>>,
 ) -> anyhow::Result<(String, String)> {
-    let value = new_key_value()?;
+    create_valued(t, name, description, enabled, tags, new_key_value()?).await
+}
+
+/// [`create`] with the value given (`keys import`).
+pub(crate) async fn create_valued(
+    t: &AwsTarget,
+    name: &str,
+    description: &str,
+    enabled: bool,
+    tags: Option<std::collections::HashMap<String, String>>,
+    value: String,
+) -> anyhow::Result<(String, String)> {
     t.pacer
         .write(&[Family::ApiGateway, Family::ApiKeyWrite])
         .await;

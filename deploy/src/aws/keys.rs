@@ -30,8 +30,8 @@ use super::pacer::APIGW;
 use super::patch::replace;
 use super::{AwsTarget, Family, TAG_CLIENT, TAG_ORIGIN, fail, is, tagged_tenant};
 use crate::keys::{
-    Candidate, KeyInfo, KeyStore, ORIGIN_CLI, Rotation, grace_over, new_key_id, now_unix, rfc3339,
-    to_rotate,
+    Candidate, Imported, KeyInfo, KeyStore, ORIGIN_CLI, ORIGIN_IMPORTED, Rotation, grace_over,
+    new_key_id, now_unix, rfc3339, to_rotate,
 };
 use crate::target::Secret;
 
@@ -89,6 +89,31 @@ async fn owned(t: &AwsTarget, tenant: &str, id: &str) -> anyhow::Result<()> {
         Ok(_) => Err(missing()),
         Err(e) if is(&e, &["NotFoundException"]) => Err(missing()),
         Err(e) => Err(fail(&format!("GetApiKey {id}"), e)),
+    }
+}
+
+/// The account's key with this value, if any: API Gateway finds keys by
+/// value only in a listing that includes values (pages of 500).
+async fn with_value(t: &AwsTarget, value: &str) -> anyhow::Result<Option<ApiKey>> {
+    let mut position: Option<String> = None;
+    loop {
+        t.pacer.read(APIGW).await;
+        let page = t
+            .apigateway
+            .get_api_keys()
+            .include_values(true)
+            .set_position(position.take())
+            .limit(500)
+            .send()
+            .await
+            .map_err(|e| fail("GetApiKeys", e))?;
+        if let Some(found) = page.items().iter().find(|k| k.value() == Some(value)) {
+            return Ok(Some(found.clone()));
+        }
+        match page.position {
+            Some(next) if !next.is_empty() && !page.items().is_empty() => position = Some(next),
+            _ => return Ok(None),
+        }
     }
 }
 
@@ -263,6 +288,85 @@ impl KeyStore for AwsTarget {
             old_id,
             old_expires: rfc3339(expires),
         })
+    }
+
+    async fn import(&self, tenant: &str, client: &str, value: &str) -> anyhow::Result<Imported> {
+        if !names::is_client_name(client) {
+            anyhow::bail!(
+                "a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}"
+            );
+        }
+        let plan = usage_plan(self, tenant).await?;
+        let mut tags = super::tags(tenant);
+        tags.insert(TAG_CLIENT.to_owned(), client.to_owned());
+        tags.insert(TAG_ORIGIN.to_owned(), ORIGIN_IMPORTED.to_owned());
+        let name = |id: &str| format!("{}-{id}", names::api_key(tenant, client));
+        let imported = |id: String, adopted: bool| Imported {
+            tenant: tenant.to_owned(),
+            client: client.to_owned(),
+            id,
+            adopted,
+        };
+        // "API key values must be unique": API Gateway refuses a second
+        // key with a value one already has (CreateApiKey answers
+        // ConflictException "API Key already exists", as moto 5.2.5 does),
+        // so a value the old stack issued is taken over, not copied.
+        let Some(existing) = with_value(self, value).await? else {
+            let suffix = new_key_id()?;
+            let (id, _) = super::api_key::create_valued(
+                self,
+                &name(&suffix),
+                &description(tenant, client),
+                true,
+                Some(tags),
+                value.to_owned(),
+            )
+            .await?;
+            if let Err(e) = super::usage_plan::attach(self, &plan, &id).await {
+                // A key on no usage plan works nowhere: do not leave it behind.
+                let _ = delete(self, &id).await;
+                return Err(e);
+            }
+            super::listing::settle(self).await?;
+            return Ok(imported(id, false));
+        };
+        let id = existing.id().unwrap_or_default().to_owned();
+        match tagged_tenant(existing.tags()) {
+            Some(owner) if owner != tenant || client_of(&existing) != client => anyhow::bail!(
+                "this value is already key {id} of client {} of tenant {owner}; nothing was changed",
+                client_of(&existing)
+            ),
+            // Imported before: only the plan attachment may be missing.
+            Some(_) => {}
+            None => {
+                // The old stack's key: apifactory's tags and name (so the
+                // tenant's key listings find it), its value and id kept.
+                let arn = format!(
+                    "arn:{}:apigateway:{}::/apikeys/{id}",
+                    self.env.partition, self.env.region
+                );
+                self.pacer.write(APIGW).await;
+                self.apigateway
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("TagResource {arn}"), e))?;
+                self.pacer.write(APIGW).await;
+                self.apigateway
+                    .update_api_key()
+                    .api_key(&id)
+                    .patch_operations(replace("/name", &name(&id))?)
+                    .patch_operations(replace("/description", &description(tenant, client))?)
+                    .send()
+                    .await
+                    .map_err(|e| fail(&format!("UpdateApiKey {id}"), e))?;
+            }
+        }
+        super::usage_plan::attach(self, &plan, &id).await?;
+        super::listing::settle(self).await?;
+        Ok(imported(id, true))
     }
 
     async fn set_enabled(&self, tenant: &str, id: &str, enabled: bool) -> anyhow::Result<()> {

@@ -427,7 +427,11 @@ impl Target for AwsTarget {
     }
 
     async fn check(&self, tenants: &[runtime::Tenant]) -> anyhow::Result<()> {
-        references::check(self, tenants).await
+        tokio::try_join!(
+            references::check(self, tenants),
+            table::check_adopted(self, tenants)
+        )?;
+        Ok(())
     }
 
     fn place(&self) -> String {

@@ -137,7 +137,8 @@ impl AwsTarget {
             )
         }))
         .await;
-        let ((tables, roles, functions, keys), (apis, api_ids, plans, domains), iam) = joined?;
+        let ((mut tables, roles, functions, keys), (apis, api_ids, plans, domains), iam) = joined?;
+        tables.extend(adopted_tables(&tables, &functions.0, trust, &scope));
         let account = account(counts, iam)?;
         self.listed_cursor_secrets(functions.1);
         let mut resources = BTreeMap::new();
@@ -380,6 +381,33 @@ impl AwsTarget {
 /// resources: every desired one of a listed kind, and of the kinds whose
 /// details are taken on trust, exactly the desired ones (one more would
 /// need its details for the plan to delete it).
+/// The tables a tenant adopted (`[collection] table`), which the listing
+/// by apifactory's name prefix cannot find: those its functions use
+/// (`APIFACTORY_TABLE`) and, with `trust`, those its file names. Only
+/// named here; `table::describe` keeps those tagged as the tenant's.
+fn adopted_tables(
+    listed: &[(String, String)],
+    functions: &[Found],
+    trust: Option<&Desired>,
+    scope: &Scope,
+) -> Vec<(String, String)> {
+    let used = functions.iter().filter_map(|(a, attrs)| {
+        let table = attrs.get(spec::TABLE)?.as_str()?;
+        Some((a.tenant.clone(), table.to_owned()))
+    });
+    let declared = trust.into_iter().flat_map(|d| {
+        d.resources
+            .keys()
+            .filter(|a| a.kind == Kind::Table)
+            .map(|a| (a.tenant.clone(), a.name.clone()))
+    });
+    let extra: BTreeSet<(String, String)> = used
+        .chain(declared)
+        .filter(|(tenant, table)| scope.covers(tenant) && !listed.iter().any(|(_, t)| t == table))
+        .collect();
+    extra.into_iter().collect()
+}
+
 fn converged(
     d: &Desired,
     tenant: &str,

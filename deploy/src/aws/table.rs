@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, IndexStatus, KeyType,
-    PointInTimeRecoveryStatus, TableDescription, TableStatus,
+    PointInTimeRecoveryStatus, TableDescription, TableStatus, Tag,
 };
 use runtime::names;
 use runtime::schema::{Index, TableSchema};
@@ -38,7 +38,7 @@ use serde_json::json;
 
 use super::{AwsTarget, Family, Found, Scope, each, fail, is};
 use crate::plan::{Action, Change};
-use crate::resource::{Address, Kind, attrs};
+use crate::resource::{Address, Kind, TAG_ADOPTED, attrs};
 use crate::spec::{self, TableSpec};
 use crate::target::Applied;
 
@@ -132,6 +132,7 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
     if super::tagged_tenant(Some(&tags)) != Some(tenant) {
         return Ok(None);
     }
+    let adopted = tags.get(TAG_ADOPTED).is_some_and(|v| v == "true");
     t.pacer.read(CONTROL).await;
     let backups = t
         .dynamodb
@@ -176,19 +177,21 @@ async fn describe(t: &AwsTarget, tenant: &str, name: &str) -> anyhow::Result<Opt
         let t = types.get(field.as_str()).copied().unwrap_or("?");
         indexes.insert(field, json!(t));
     }
-    Ok(Some((
-        Address::new(tenant, Kind::Table, name),
-        attrs([
-            (spec::KEY, json!(key)),
-            (spec::INDEXES, json!(indexes)),
-            (spec::BACKFILLING, json!(backfilling)),
-            (spec::POINT_IN_TIME_RECOVERY, json!(pitr)),
-            (
-                spec::DELETION_PROTECTION,
-                json!(desc.deletion_protection_enabled().unwrap_or(false)),
-            ),
-        ]),
-    )))
+    let mut found = attrs([
+        (spec::KEY, json!(key)),
+        (spec::INDEXES, json!(indexes)),
+        (spec::BACKFILLING, json!(backfilling)),
+        (spec::POINT_IN_TIME_RECOVERY, json!(pitr)),
+        (
+            spec::DELETION_PROTECTION,
+            json!(desc.deletion_protection_enabled().unwrap_or(false)),
+        ),
+    ]);
+    // Absent unless adopted, as in the desired state.
+    if adopted {
+        found.insert(spec::ADOPTED.to_owned(), json!(true));
+    }
+    Ok(Some((Address::new(tenant, Kind::Table, name), found)))
 }
 
 pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
@@ -242,6 +245,9 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
             };
             let Some(existing) = existing else {
+                if spec.adopted {
+                    anyhow::bail!("{}", missing_adopted(name));
+                }
                 let options = TableOptions {
                     deletion_protection: spec.deletion_protection,
                     tags: super::tags(&action.address.tenant).into_iter().collect(),
@@ -262,6 +268,12 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
                 t.made(super::listing::Made::Table(name.clone()));
                 return Ok(Applied::default());
             };
+            if spec.adopted {
+                if let Some(problem) = key_mismatch(&existing, &schema.key) {
+                    anyhow::bail!("{problem}; nothing was changed");
+                }
+                adopt(t, &action.address.tenant, &existing).await?;
+            }
             let key = existing
                 .key_schema()
                 .iter()
@@ -299,10 +311,197 @@ pub async fn apply(t: &AwsTarget, action: &Action) -> anyhow::Result<Applied> {
             {
                 t.left_unfinished(&action.address.tenant);
             }
-            if changed(action, spec::INDEXES) {
+            if spec.adopted && action.change == Change::Create {
+                build_indexes(t, &action.address.tenant, name, schema).await?;
+            } else if changed(action, spec::INDEXES) {
                 step_indexes(t, name, schema).await?;
             }
             Ok(Applied::default())
+        }
+    }
+}
+
+/// Why a table cannot be adopted for a collection keyed on `key`: what
+/// the runtime needs is a hash key of that name, of type S, and no range
+/// key (an item is found by its key alone). `None` when it fits.
+pub fn key_mismatch(desc: &TableDescription, key: &str) -> Option<String> {
+    let name = desc.table_name().unwrap_or_default();
+    let types: BTreeMap<&str, &str> = desc
+        .attribute_definitions()
+        .iter()
+        .map(|d| (d.attribute_name(), d.attribute_type().as_str()))
+        .collect();
+    let found: Vec<String> = desc
+        .key_schema()
+        .iter()
+        .map(|k| {
+            let attribute = k.attribute_name();
+            format!(
+                "{} key {attribute:?} ({})",
+                if k.key_type() == &KeyType::Hash {
+                    "hash"
+                } else {
+                    "range"
+                },
+                types.get(attribute).copied().unwrap_or("?")
+            )
+        })
+        .collect();
+    let fits = matches!(
+        desc.key_schema(),
+        [only] if only.key_type() == &KeyType::Hash
+            && only.attribute_name() == key
+            && types.get(key) == Some(&"S")
+    );
+    (!fits).then(|| {
+        format!(
+            "table {name} cannot be adopted: expected a hash key {key:?} of type S and no range key (the collection's key), found {}",
+            found.join(" and ")
+        )
+    })
+}
+
+fn missing_adopted(name: &str) -> String {
+    format!(
+        "table {name} does not exist: `[collection] table` names an existing table to adopt (leave it out and apply creates the tenant's own)"
+    )
+}
+
+/// Reads the table each of these tenants adopts and fails, before any
+/// write, when one is missing, has another key schema than the file's
+/// collection, or is already another tenant's. Reads only.
+pub async fn check_adopted(t: &AwsTarget, tenants: &[runtime::Tenant]) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for tenant in tenants {
+        let Some(name) = &tenant.collection.table else {
+            continue;
+        };
+        t.pacer.read(CONTROL).await;
+        let desc = match t.dynamodb.describe_table().table_name(name).send().await {
+            Ok(d) => d.table,
+            Err(e) if is(&e, &["ResourceNotFoundException"]) => None,
+            Err(e) => return Err(fail(&format!("DescribeTable {name}"), e)),
+        };
+        let Some(desc) = desc else {
+            problems.push(tenant.key_error(
+                "collection.table",
+                "an existing table in this region",
+                missing_adopted(name),
+            ));
+            continue;
+        };
+        if let Some(problem) = key_mismatch(&desc, &tenant.collection.key) {
+            problems.push(tenant.key_error(
+                "collection.table",
+                "a table keyed as the collection is",
+                problem,
+            ));
+            continue;
+        }
+        if let Some(other) = owner(t, &desc).await?
+            && other != tenant.id
+        {
+            problems.push(tenant.key_error(
+                "collection.table",
+                "a table no other tenant has",
+                format!("table {name}, tagged as tenant {other}'s"),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} problem(s) with the tables the tenant files adopt; nothing was changed:\n{}",
+        problems.len(),
+        runtime::TenantErrors(problems)
+    )
+}
+
+/// The tenant a table is tagged as apifactory's for, if any.
+async fn owner(t: &AwsTarget, desc: &TableDescription) -> anyhow::Result<Option<String>> {
+    let arn = desc.table_arn().unwrap_or_default();
+    t.pacer.read(LIST_TAGS).await;
+    let tags = t
+        .dynamodb
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| fail(&format!("ListTagsOfResource {arn}"), e))?;
+    let tags = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    Ok(super::tagged_tenant(Some(&tags)).map(str::to_owned))
+}
+
+/// Marks an existing table as the tenant's, adopted: apifactory's tags
+/// and [`TAG_ADOPTED`], so that observe finds it and destroy keeps it.
+/// A table already another tenant's is refused. Idempotent.
+async fn adopt(t: &AwsTarget, tenant: &str, desc: &TableDescription) -> anyhow::Result<()> {
+    let name = desc.table_name().unwrap_or_default();
+    if let Some(other) = owner(t, desc).await?
+        && other != tenant
+    {
+        anyhow::bail!("table {name} is tagged as tenant {other}'s; nothing was changed");
+    }
+    let mut tags: Vec<Tag> = Vec::new();
+    let mut all = super::tags(tenant);
+    all.insert(TAG_ADOPTED.to_owned(), "true".to_owned());
+    for (k, v) in all {
+        tags.push(
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| anyhow::anyhow!("a tag: {e}"))?,
+        );
+    }
+    t.pacer.write(CONTROL).await;
+    t.dynamodb
+        .tag_resource()
+        .resource_arn(desc.table_arn().unwrap_or_default())
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| fail(&format!("TagResource {name}"), e))?;
+    Ok(())
+}
+
+/// The indexes of a table being adopted, built before the apply goes on
+/// to the functions that query them: the plan could not hold those back
+/// (it saw no table before it was tagged), so the apply waits here, one
+/// index at a time as DynamoDB allows, each backfilled from the items the
+/// table already holds. Past the bound the tenant is left unfinished and
+/// the next plan waits for the rest like any index change.
+async fn build_indexes(
+    t: &AwsTarget,
+    tenant: &str,
+    name: &str,
+    schema: &TableSchema,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + TABLE_WAIT;
+    loop {
+        step_indexes(t, name, schema).await?;
+        let left = indexes_not_active(t, name).await?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        let bound = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ready = super::wait_for(&format!("table {name}'s indexes ACTIVE"), bound, || async {
+            Ok(indexes_not_active(t, name).await?.is_empty().then_some(()))
+        })
+        .await;
+        if ready.is_err() {
+            eprintln!(
+                "{tenant}: table {name}: index(es) {} still backfilling after {} s; the next apply goes on",
+                left.join(", "),
+                TABLE_WAIT.as_secs()
+            );
+            t.left_unfinished(tenant);
+            return Ok(());
         }
     }
 }

@@ -16,7 +16,7 @@ pub async fn table(state: &LocalState, tenant: &Tenant) -> anyhow::Result<Sqlite
     let schema = TableSchema::of(&tenant.collection);
     state
         .database()
-        .existing_table(&tenant.id, &schema)
+        .existing_table(&tenant.collection.table_name(&tenant.id), &schema)
         .await?
         .ok_or_else(|| {
             anyhow::anyhow!(

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use super::LocalState;
+use super::state::hash_key;
 use crate::keys::{
-    Candidate, KeyInfo, KeyStore, ORIGIN_CLI, ORIGIN_ROTATED, Rotation, grace_over, new_key_id,
-    now_unix, rfc3339, to_rotate,
+    Candidate, Imported, KeyInfo, KeyStore, ORIGIN_CLI, ORIGIN_IMPORTED, ORIGIN_ROTATED, Rotation,
+    grace_over, new_key_id, now_unix, rfc3339, to_rotate,
 };
 use crate::resource::ORIGIN_FILE;
 use crate::target::Secret;
@@ -89,6 +90,52 @@ impl KeyStore for LocalState {
             },
             old_id: old.id.clone(),
             old_expires: rfc3339(expires),
+        })
+    }
+
+    async fn import(&self, tenant: &str, client: &str, value: &str) -> anyhow::Result<Imported> {
+        if !runtime::names::is_client_name(client) {
+            anyhow::bail!(
+                "a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}"
+            );
+        }
+        if !self.snapshot().await?.tenants.contains_key(tenant) {
+            anyhow::bail!(
+                "tenant {tenant} is not deployed on the local target; run apifactory apply first"
+            );
+        }
+        // One value, one key, as on API Gateway: the gateway finds a key by
+        // its value's hash.
+        let hash = hash_key(value);
+        if let Some(k) = self.keys().await?.into_iter().find(|k| k.hash == hash) {
+            if k.tenant != tenant || k.client != client {
+                anyhow::bail!(
+                    "this value is already key {} of client {} of tenant {}; nothing was changed",
+                    k.id,
+                    k.client,
+                    k.tenant
+                );
+            }
+            return Ok(Imported {
+                tenant: tenant.to_owned(),
+                client: client.to_owned(),
+                id: k.id,
+                adopted: true,
+            });
+        }
+        let name = format!(
+            "{}-{}",
+            runtime::names::api_key(tenant, client),
+            new_key_id()?
+        );
+        let (record, _) = self
+            .create_key_valued(tenant, client, &name, ORIGIN_IMPORTED, value.to_owned())
+            .await?;
+        Ok(Imported {
+            tenant: tenant.to_owned(),
+            client: client.to_owned(),
+            id: record.id,
+            adopted: false,
         })
     }
 

@@ -93,7 +93,7 @@ impl Target for LocalTarget {
                 Ok(Applied::default())
             }
             (Kind::Table, Change::Delete) => {
-                self.state.database().drop_table(&a.tenant).await?;
+                self.state.database().drop_table(&a.name).await?;
                 self.state.remove(a).await?;
                 Ok(Applied::default())
             }
@@ -107,7 +107,7 @@ impl Target for LocalTarget {
                     // Creates the items table and one index per indexed
                     // field, and follows index changes; idempotent.
                     let schema = action.payload.table().ok_or_else(missing)?;
-                    self.state.database().table_of(&a.tenant, schema).await?;
+                    self.state.database().table_of(&a.name, schema).await?;
                 }
                 let payload = match kind {
                     Kind::Function => Some(action.payload.source().ok_or_else(missing)?.to_owned()),

@@ -370,6 +370,7 @@ fn options(s: &Scenario) -> Options {
         prune: s.prune,
         prune_tenants: false,
         delete_data: s.delete_data,
+        delete_adopted_data: false,
         now: NOW,
     }
 }

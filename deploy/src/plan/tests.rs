@@ -642,3 +642,64 @@ async fn a_tenant_waiting_for_an_index_gets_no_stamp() {
         "{p}"
     );
 }
+
+/// A tenant file naming an existing table plans to adopt it under that
+/// name, says so, and a destroy keeps it even with --delete-data, unless
+/// --delete-adopted-data is given too.
+#[tokio::test]
+async fn an_adopted_table_is_planned_as_adopted_and_kept_by_delete_data() {
+    let text = file("acme").replacen(
+        "[collection]\n",
+        "[collection]\ntable = \"seed-accounts\"\n",
+        1,
+    );
+    let d = desired_from(&[("acme", text)]);
+    let target = Arc::new(MemoryTarget::default());
+    let first = converge(&d, &target, &Options::default()).await;
+    let table = Address::new("acme", Kind::Table, "seed-accounts");
+    let create = first.actions.iter().find(|a| a.address == table).unwrap();
+    assert_eq!(create.change, Change::Create);
+    assert_eq!(create.attrs[ADOPTED], json!(true));
+    assert!(
+        first.to_string().contains(
+            "+ table      seed-accounts  (adopt: the existing table is taken over, not created)"
+        ),
+        "{first}"
+    );
+    assert!(
+        !first
+            .actions
+            .iter()
+            .any(|a| a.address.kind == Kind::Table
+                && a.address.name == runtime::names::table("acme")),
+        "no table of apifactory's own name"
+    );
+    // The functions and their role use the adopted table.
+    let function = &d.resources[&Address::new(
+        "acme",
+        Kind::Function,
+        runtime::names::function("acme", runtime::Operation::Get),
+    )];
+    assert_eq!(function[crate::spec::TABLE], json!("seed-accounts"));
+    assert!(replan(&d, &target, &Options::default()).await.is_empty());
+
+    let none = Desired::default();
+    let destroy = |delete_adopted_data| Options {
+        tenants: ["acme".to_owned()].into(),
+        prune: true,
+        delete_data: true,
+        delete_adopted_data,
+        ..Options::default()
+    };
+    let p = converge(&none, &target, &destroy(false)).await;
+    assert_eq!(p.kept_adopted, std::slice::from_ref(&table));
+    assert!(p.kept.is_empty());
+    assert!(p.actions.iter().all(|a| a.address != table));
+    assert!(p.to_string().contains("--delete-adopted-data"), "{p}");
+    let p = converge(&none, &target, &destroy(true)).await;
+    assert!(p.kept_adopted.is_empty());
+    assert_eq!(
+        p.actions.iter().map(|a| &a.address).collect::<Vec<_>>(),
+        [&table]
+    );
+}

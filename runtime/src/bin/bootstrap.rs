@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use runtime::dynamo::DynamoStore;
-use runtime::{Api, Operation, Tenant, names};
+use runtime::{Api, Operation, Tenant};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -52,7 +52,8 @@ async fn main() -> Result<(), Error> {
 async fn init() -> Result<Api<DynamoStore>, String> {
     let root = PathBuf::from(std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into()));
     let tenant = Tenant::load_package(&root.join("tenant.toml")).map_err(|e| e.to_string())?;
-    let table = std::env::var("APIFACTORY_TABLE").unwrap_or_else(|_| names::table(&tenant.id));
+    let table = std::env::var("APIFACTORY_TABLE")
+        .unwrap_or_else(|_| tenant.collection.table_name(&tenant.id));
     let only = match std::env::var("APIFACTORY_OPERATION") {
         Ok(op) => Some(Operation::parse(&op).ok_or_else(|| {
             format!(

@@ -21,18 +21,21 @@ impl Database {
     /// The tenant's table, created with one index per indexed field if
     /// missing. Indexes of fields no longer indexed are dropped.
     pub async fn table(&self, tenant: &Tenant) -> Result<SqliteTable, StoreError> {
-        self.table_of(&tenant.id, &TableSchema::of(&tenant.collection))
+        let name = tenant.collection.table_name(&tenant.id);
+        self.table_of(&name, &TableSchema::of(&tenant.collection))
             .await
     }
 
-    /// [`Database::table`] from the table's schema alone (what a deploy
-    /// action carries).
+    /// [`Database::table`] from the table's name on DynamoDB (the deploy
+    /// address's) and its schema alone (what a deploy action carries). A
+    /// table that exists already is adopted as it is: every local table
+    /// has the same columns, whatever its key attribute is called.
     pub async fn table_of(
         &self,
-        tenant_id: &str,
+        dynamo_name: &str,
         schema: &TableSchema,
     ) -> Result<SqliteTable, StoreError> {
-        let (table, indexes) = layout(tenant_id, schema)?;
+        let (table, indexes) = layout(dynamo_name, schema)?;
 
         let mut ddl = format!(
             "CREATE TABLE IF NOT EXISTS {} (\
@@ -75,19 +78,21 @@ impl Database {
         })
     }
 
-    /// Drops a tenant's table and its indexes; nothing if there is none.
-    pub async fn drop_table(&self, tenant_id: &str) -> Result<(), StoreError> {
-        let sql = format!("DROP TABLE IF EXISTS {}", quote(&table_name(tenant_id)));
+    /// Drops a table (named as on DynamoDB) and its indexes; nothing if
+    /// there is none.
+    pub async fn drop_table(&self, dynamo_name: &str) -> Result<(), StoreError> {
+        let sql = format!("DROP TABLE IF EXISTS {}", quote(&local_name(dynamo_name)));
         self.write(move |c| Ok(c.execute_batch(&sql)?)).await
     }
 }
 
-/// A tenant's table name and its indexes (indexed field → index name).
+/// A table's local name (from its name on DynamoDB) and its indexes
+/// (indexed field → index name).
 fn layout(
-    tenant_id: &str,
+    dynamo_name: &str,
     schema: &TableSchema,
 ) -> Result<(String, BTreeMap<String, String>), StoreError> {
-    let table = table_name(tenant_id);
+    let table = local_name(dynamo_name);
     let mut indexes = BTreeMap::new();
     for index in schema.indexes.iter().cloned() {
         if !names::is_field_name(&index.attribute) {
@@ -99,9 +104,15 @@ fn layout(
     Ok((table, indexes))
 }
 
-/// `items_<tenant id>`, with `-` as `_`.
-fn table_name(tenant_id: &str) -> String {
-    format!("items_{}", tenant_id.replace('-', "_"))
+/// The local table of a table named as on DynamoDB: `items_<tenant id>`
+/// for apifactory's own `apifactory-<tenant id>` (the name local data has
+/// always had), `items_<name>` for an adopted one; `-` and `.` as `_`.
+pub fn local_name(dynamo_name: &str) -> String {
+    let own = dynamo_name
+        .strip_prefix(names::PREFIX)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .unwrap_or(dynamo_name);
+    format!("items_{}", own.replace(['-', '.'], "_"))
 }
 
 /// `items_<tenant>_by_<field>`.

@@ -365,7 +365,9 @@ async fn writes_survive_reopening() {
     let t = db.table(&tenant()).await.unwrap();
     assert_eq!(t.get("kept").await.unwrap(), Some(it));
     assert_eq!(db.commits(), 1);
-    db.drop_table("conformance").await.unwrap();
+    db.drop_table(&crate::names::table("conformance"))
+        .await
+        .unwrap();
     let gone = db
         .read(|c| {
             Ok(c.query_row(
@@ -377,7 +379,9 @@ async fn writes_survive_reopening() {
         .await
         .unwrap();
     assert_eq!(gone, 0);
-    db.drop_table("conformance").await.unwrap();
+    db.drop_table(&crate::names::table("conformance"))
+        .await
+        .unwrap();
 }
 
 async fn fill(t: &SqliteTable) {

@@ -131,6 +131,15 @@ impl Tenant {
                 format!("{key:?}"),
             );
         }
+        if let Some(table) = &c.table
+            && !names::is_table_name(table)
+        {
+            r.key(
+                "collection.table",
+                "the name of an existing DynamoDB table: 3 to 255 characters of a-z, A-Z, 0-9, _, - and .",
+                format!("{table:?}"),
+            );
+        }
         let mut fields = Vec::new();
         for (name, value) in c.fields {
             let path = format!("collection.fields.{name}");
@@ -353,6 +362,7 @@ impl Tenant {
             collection: Collection {
                 name: c.name,
                 key,
+                table: c.table,
                 fields,
             },
             functions: Functions {

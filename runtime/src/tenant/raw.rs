@@ -35,6 +35,7 @@ pub struct TenantSection {
 pub struct CollectionSection {
     pub name: String,
     pub key: Option<String>,
+    pub table: Option<String>,
     pub fields: BTreeMap<String, FieldSection>,
 }
 

@@ -83,7 +83,7 @@ pub fn check_set(tenants: &[Tenant]) -> TenantErrors {
 /// Every name a tenant's resources take, for clash checks.
 fn names_of(t: &Tenant) -> Vec<String> {
     let mut names = vec![
-        names::table(&t.id),
+        t.collection.table_name(&t.id),
         names::role(&t.id),
         names::rest_api(&t.id),
     ];

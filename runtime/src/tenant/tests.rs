@@ -404,3 +404,35 @@ fn a_collection_named_docs_is_refused_with_its_line() {
     let fine = text.replace("\"docs\"", "\"docsets\"");
     assert!(Tenant::parse(Path::new("d.toml"), &fine).is_ok());
 }
+
+/// `[collection] table` names an existing table to adopt: any name
+/// DynamoDB allows, kept as written; the tenant's other names are
+/// unchanged.
+#[test]
+fn an_adopted_table_is_any_name_dynamodb_allows() {
+    let parse = |table: &str| {
+        Tenant::parse(
+            Path::new("tenants/t.toml"),
+            &format!(
+                "[tenant]\ndisplay_name = \"T\"\n[collection]\nname = \"items\"\ntable = {table:?}\n[collection.fields]\nx = {{ type = \"string\" }}\n[usage_plan]\nrate = 1\nburst = 1\n"
+            ),
+        )
+    };
+    let t = parse("Seed.accounts-v1_prod").unwrap();
+    assert_eq!(t.collection.table.as_deref(), Some("Seed.accounts-v1_prod"));
+    assert_eq!(t.collection.table_name(&t.id), "Seed.accounts-v1_prod");
+    assert_eq!(
+        with_fields("x = { type = \"string\" }\n")
+            .unwrap()
+            .collection
+            .table_name("t"),
+        "apifactory-t"
+    );
+    for bad in ["ab", "has space", "slash/no", &"a".repeat(256), "ünicode"] {
+        let errors = parse(bad).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{bad}: {errors}");
+        assert_eq!(errors.0[0].key, "collection.table");
+        assert_eq!((errors.0[0].line, errors.0[0].column), (5, 9), "{bad}");
+    }
+    assert!(parse(&"a".repeat(255)).is_ok());
+}

@@ -1,5 +1,6 @@
 //! The AWS target, through the real CLI or the library, against this run's
 //! moto behind the realism layer.
+mod adopt;
 mod alarms;
 mod apply;
 mod console;

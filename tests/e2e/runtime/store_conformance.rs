@@ -609,3 +609,120 @@ pub async fn sqlite_store() -> Fixture<runtime::sqlite::SqliteTable> {
 }
 
 conformance!(sqlite, super::sqlite_store);
+
+/// Items another program wrote into a table apifactory adopted have no
+/// `_rev`: they read, search, update and delete all the same, with a
+/// revision derived from their content that is stable across reads, and a
+/// write expecting that revision is a real condition (it fails once the
+/// item changed, through this store or not), never a blind overwrite.
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamodb_items_without_a_revision_are_read_and_written_under_a_derived_one() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let f = dynamo_store().await;
+    let raw = aws_sdk_dynamodb::Client::new(&sdk_config_at(realistic_endpoint()).await);
+    let table = f.store.table().to_owned();
+    let put = |id: &str, size: &str| {
+        raw.put_item()
+            .table_name(&table)
+            .item("id", Av::S(id.to_owned()))
+            .item("name", Av::S(format!("seed {id}")))
+            .item("color", Av::S("red".into()))
+            .item("size", Av::N(size.to_owned()))
+            .item("tags", Av::L(vec![Av::S("old".into())]))
+            // An attribute the tenant file does not declare: kept, unread.
+            .item("legacy_flag", Av::Bool(true))
+            .send()
+    };
+    put("s1", "1").await.expect("seed s1");
+    put("s2", "2").await.expect("seed s2");
+
+    let first = f.store.get("s1").await.expect("get").expect("s1");
+    assert!(
+        first.rev.starts_with(runtime::dynamo::DERIVED_REV),
+        "{}",
+        first.rev
+    );
+    assert_eq!(first.doc["name"], json!("seed s1"));
+    assert_eq!(first.doc["tags"], json!(["old"]));
+    let again = f.store.get("s1").await.expect("get").expect("s1");
+    assert_eq!(again.rev, first.rev, "the same item, the same revision");
+    let found = all_pages(
+        &f.store,
+        search(vec![eq("color", json!("red"))], Some("color"), 10),
+    )
+    .await;
+    let revs: Vec<(&str, &str)> = found
+        .iter()
+        .map(|i| (i.id.as_str(), i.rev.as_str()))
+        .collect();
+    assert!(revs.contains(&("s1", first.rev.as_str())), "{revs:?}");
+    assert_ne!(
+        found.iter().find(|i| i.id == "s2").map(|i| &i.rev),
+        Some(&first.rev),
+        "another content, another revision"
+    );
+
+    // The old stack changes the item behind the store's back: the revision
+    // read before no longer holds.
+    raw.update_item()
+        .table_name(&table)
+        .key("id", Av::S("s1".into()))
+        .update_expression("SET #n = :n")
+        .expression_attribute_names("#n", "name")
+        .expression_attribute_values(":n", Av::S("changed by the old stack".into()))
+        .send()
+        .await
+        .expect("update behind the store's back");
+    let next = item("s1", "r-new", json!({"name": "mine", "color": "blue"}));
+    assert!(matches!(
+        f.store
+            .replace(&next, &Expect::Rev(first.rev.clone()))
+            .await,
+        Err(StoreError::RevMismatch)
+    ));
+    assert!(matches!(
+        f.store
+            .replace(
+                &next,
+                &Expect::Rev(format!("{}0", runtime::dynamo::DERIVED_REV))
+            )
+            .await,
+        Err(StoreError::RevMismatch)
+    ));
+    let current = f.store.get("s1").await.expect("get").expect("s1");
+    assert_eq!(current.doc["name"], json!("changed by the old stack"));
+    assert_ne!(current.rev, first.rev);
+    f.store
+        .replace(&next, &Expect::Rev(current.rev.clone()))
+        .await
+        .expect("a replace at the current derived revision");
+    let written = f.store.get("s1").await.expect("get").expect("s1");
+    assert_eq!(
+        written.rev, "r-new",
+        "written through the store: a _rev of its own"
+    );
+    assert_eq!(written.doc["name"], json!("mine"));
+    // A derived revision no longer matches an item that has a _rev now.
+    assert!(matches!(
+        f.store.replace(&next, &Expect::Rev(current.rev)).await,
+        Err(StoreError::RevMismatch)
+    ));
+
+    // Delete: a stale derived revision is refused, the current one deletes.
+    let s2 = f.store.get("s2").await.expect("get").expect("s2");
+    put("s2", "3").await.expect("the old stack rewrites s2");
+    assert!(matches!(
+        f.store.delete("s2", &Expect::Rev(s2.rev.clone())).await,
+        Err(StoreError::RevMismatch)
+    ));
+    let s2 = f.store.get("s2").await.expect("get").expect("s2");
+    f.store
+        .delete("s2", &Expect::Rev(s2.rev.clone()))
+        .await
+        .expect("delete at the current derived revision");
+    assert_eq!(f.store.get("s2").await.expect("get"), None);
+    assert!(matches!(
+        f.store.delete("s2", &Expect::Rev(s2.rev)).await,
+        Err(StoreError::NotFound)
+    ));
+}

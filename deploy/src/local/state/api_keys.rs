@@ -44,7 +44,19 @@ impl LocalState {
         name: &str,
         origin: &str,
     ) -> anyhow::Result<(KeyRecord, Option<String>)> {
-        let value = new_key_value()?;
+        self.create_key_valued(tenant, client, name, origin, new_key_value()?)
+            .await
+    }
+
+    /// [`LocalState::create_key`] with a value given (`keys import`).
+    pub async fn create_key_valued(
+        &self,
+        tenant: &str,
+        client: &str,
+        name: &str,
+        origin: &str,
+        value: String,
+    ) -> anyhow::Result<(KeyRecord, Option<String>)> {
         let record = KeyRecord {
             id: new_key_id()?,
             tenant: tenant.to_owned(),

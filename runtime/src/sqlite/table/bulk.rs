@@ -28,14 +28,15 @@ pub enum Put<R> {
 }
 
 impl Database {
-    /// The tenant's table if it exists, made neither nor changed: a bulk
-    /// command must not deploy (or undeploy an index) behind `apply`'s back.
+    /// A table (named as on DynamoDB) if it exists, made neither nor
+    /// changed: a bulk command must not deploy (or undeploy an index)
+    /// behind `apply`'s back.
     pub async fn existing_table(
         &self,
-        tenant_id: &str,
+        dynamo_name: &str,
         schema: &TableSchema,
     ) -> Result<Option<SqliteTable>, StoreError> {
-        let (table, indexes) = layout(tenant_id, schema)?;
+        let (table, indexes) = layout(dynamo_name, schema)?;
         let name = table.clone();
         let exists = self
             .read(move |c| {
@@ -200,14 +201,14 @@ mod tests {
         .unwrap();
         let schema = TableSchema::of(&tenant.collection);
         assert!(
-            db.existing_table(&tenant.id, &schema)
+            db.existing_table(&tenant.collection.table_name(&tenant.id), &schema)
                 .await
                 .unwrap()
                 .is_none()
         );
         db.table(&tenant).await.unwrap();
         let table = db
-            .existing_table(&tenant.id, &schema)
+            .existing_table(&tenant.collection.table_name(&tenant.id), &schema)
             .await
             .unwrap()
             .unwrap();
