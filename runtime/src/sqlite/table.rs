@@ -83,6 +83,45 @@ impl Database {
         })
     }
 
+    /// Folds every stored item of a tenant's table (id and document) into
+    /// `acc`, in id order, on one read connection; `acc` as given when the
+    /// tenant has no table. Reads only: a plan that looks at the stored
+    /// items must not create the table (as [`Database::table`] does).
+    pub async fn each_item<A, F>(&self, tenant_id: &str, mut acc: A, f: F) -> Result<A, StoreError>
+    where
+        A: Send + 'static,
+        F: Fn(&mut A, &str, Map<String, Value>) + Send + 'static,
+    {
+        let table = table_name(tenant_id);
+        self.read(move |c| {
+            let exists = c
+                .query_row(
+                    "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [&table],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok(acc);
+            }
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, doc FROM {} ORDER BY id",
+                quote(&table)
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: String = row.get(0)?;
+                let doc: String = row.get(1)?;
+                let doc: Map<String, Value> = serde_json::from_str(&doc)
+                    .map_err(|e| backend(format!("item {id:?} of {table}: {e}")))?;
+                f(&mut acc, &id, doc);
+            }
+            Ok(acc)
+        })
+        .await
+    }
+
     /// Drops a tenant's table and its indexes; nothing if there is none.
     pub async fn drop_table(&self, tenant_id: &str) -> Result<(), StoreError> {
         let sql = format!("DROP TABLE IF EXISTS {}", quote(&table_name(tenant_id)));
