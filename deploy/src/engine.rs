@@ -128,6 +128,7 @@ pub fn options(
         prune_tenants: false,
         delete_data,
         now: 0,
+        data: Vec::new(),
     })
 }
 

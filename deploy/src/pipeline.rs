@@ -190,6 +190,7 @@ fn joined(mut parts: Vec<Plan>, quotas: Option<crate::quotas::Report>) -> Plan {
         all.orphans.extend(p.orphans);
         all.kept.extend(p.kept);
         all.waiting.extend(p.waiting);
+        all.data.extend(p.data);
     }
     all
 }
@@ -201,6 +202,7 @@ fn first_tenant(p: &Plan) -> Option<&str> {
         .chain(p.orphans.iter().map(|a| a.tenant.as_str()))
         .chain(p.kept.iter().map(|a| a.tenant.as_str()))
         .chain(p.waiting.iter().map(|w| w.tenant.as_str()))
+        .chain(p.data.iter().map(|d| d.tenant.as_str()))
         .next()
 }
 

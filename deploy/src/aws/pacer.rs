@@ -67,6 +67,8 @@ pub enum Family {
     CloudWatchDescribeAlarms,
     /// CloudWatch PutMetricAlarm and DeleteAlarms.
     CloudWatchAlarmWrite,
+    /// A page of a DynamoDB Scan of a tenant's items (`--check-data`).
+    DynamoDbScan,
 }
 
 /// A token bucket: `burst` tokens, one more every `every`.
@@ -94,7 +96,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 26] = [
+pub const LIMITS: [(Family, Limit, &str); 27] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
@@ -215,6 +217,11 @@ pub const LIMITS: [(Family, Limit, &str); 26] = [
         Family::CloudWatchAlarmWrite,
         per_second(3, 3),
         "CloudWatch PutMetricAlarm and DeleteAlarms: 3 transactions per second each (CloudWatch user guide, \"CloudWatch service quotas\"); one bucket for both, the lower reading",
+    ),
+    (
+        Family::DynamoDbScan,
+        per_second(8, 8),
+        "DynamoDB Scan pages of --check-data: conservative, no published rate; a page reads up to 1 MB (128 read capacity units, eventually consistent), so at most about 1,000 units a second are taken from the table the API serves",
     ),
 ];
 

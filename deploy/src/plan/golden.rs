@@ -371,6 +371,7 @@ fn options(s: &Scenario) -> Options {
         prune_tenants: false,
         delete_data: s.delete_data,
         now: NOW,
+        data: Vec::new(),
     }
 }
 
