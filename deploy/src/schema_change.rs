@@ -436,6 +436,16 @@ pub async fn local(state: &LocalState, tenants: &[Tenant]) -> anyhow::Result<Vec
     Ok(out)
 }
 
+/// `up`'s apply, held to `apply`'s rule: an error naming the stored
+/// items the tenants' changes would leave invalid (`up` has no
+/// `--allow-invalid-data`; `apply` has).
+pub async fn guard(state: &LocalState, tenants: &[Tenant]) -> anyhow::Result<()> {
+    match refusal(&local(state, tenants).await?) {
+        Some(why) => Err(anyhow::anyhow!("{why}")),
+        None => Ok(()),
+    }
+}
+
 /// The tenant as its deployed functions ship it (`None` when none is).
 async fn deployed(state: &LocalState, tenant: &str) -> anyhow::Result<Option<Tenant>> {
     let id = tenant.to_owned();

@@ -103,6 +103,21 @@ async fn a_change_that_strands_stored_items_is_shown_refused_and_given_a_way_for
         "{stderr}"
     );
     assert_eq!(deployed_source(&data), before, "nothing changed");
+    // `up` applies too, by the same rule.
+    let out = Command::new(bin_path("apifactory"))
+        .arg("--tenants")
+        .arg(&tenants)
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("gigs: title (max_length: 200 -> 5): 2 stored item(s) break it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(deployed_source(&data), before, "nothing changed");
 
     let out = apifactory(&tenants, &data, &["apply", "--yes", "--allow-invalid-data"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
