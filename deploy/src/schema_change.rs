@@ -227,20 +227,26 @@ fn rules(field: &Field) -> BTreeMap<String, String> {
     match &field.kind {
         Kind::String(s) => string(&mut r, "", s),
         Kind::Integer { min, max } => {
-            min.map(|m| r.insert("min".to_owned(), m.to_string()));
-            max.map(|m| r.insert("max".to_owned(), m.to_string()));
+            put(&mut r, "min", *min);
+            put(&mut r, "max", *max);
         }
         Kind::Number { min, max } => {
-            min.map(|m| r.insert("min".to_owned(), m.to_string()));
-            max.map(|m| r.insert("max".to_owned(), m.to_string()));
+            put(&mut r, "min", *min);
+            put(&mut r, "max", *max);
         }
         Kind::StringList { max_items, item } => {
-            max_items.map(|m| r.insert("max_items".to_owned(), m.to_string()));
+            put(&mut r, "max_items", *max_items);
             string(&mut r, "items.", item);
         }
         Kind::Boolean | Kind::Timestamp => {}
     }
     r
+}
+
+fn put(r: &mut BTreeMap<String, String>, name: &str, value: Option<impl ToString>) {
+    if let Some(v) = value {
+        r.insert(name.to_owned(), v.to_string());
+    }
 }
 
 /// `rule: old -> new` for each rule that differs (`-` for none).
