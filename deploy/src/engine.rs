@@ -131,6 +131,7 @@ pub fn options(
         delete_data,
         delete_adopted_data: false,
         now: 0,
+        data: Vec::new(),
     })
 }
 

@@ -25,6 +25,7 @@ pub mod portal;
 pub mod quotas;
 pub mod resource;
 pub mod scaffold;
+pub mod schema_change;
 pub mod spec;
 pub mod target;
 pub mod tenants;

@@ -80,6 +80,19 @@ struct Scope {
     refresh: bool,
 }
 
+/// How plan and apply look at the items already stored when a tenant's
+/// fields change (`apifactory::schema_change`). The local target's items
+/// are always read.
+#[derive(Args, Clone, Copy)]
+struct DataArgs {
+    /// On AWS, read every stored item of the tenants in scope (a paced,
+    /// parallel Scan, which costs read capacity) and count those the new
+    /// fields make invalid; without it the plan says they were not
+    /// checked, and apply goes on without checking them.
+    #[arg(long)]
+    check_data: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check every tenant file and the set of them; exit non-zero on any error.
@@ -174,6 +187,8 @@ enum Command {
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Read everything and report every attribute apifactory sets that
     /// differs from the tenant files. Reads only. Exit status 0: no drift,
@@ -211,6 +226,14 @@ enum Command {
         /// Apply without asking first (a terminal is asked; scripts never).
         #[arg(long, short = 'y')]
         yes: bool,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Apply a change that leaves stored items invalid: they keep
+        /// reading as stored, and a write of one is refused until it is
+        /// fixed. Without it, such a change is refused and nothing is
+        /// changed.
+        #[arg(long)]
+        allow_invalid_data: bool,
     },
     /// Remove a tenant's resources in reverse order; its table (and data)
     /// stays unless --delete-data.
@@ -645,20 +668,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target,
             scope,
             json,
+            data,
         } => {
             let set = TenantSet::load(&cli.tenants)?;
             let opts = scope.options(&set)?;
             let show = Show { json, yes: false };
-            deploy(
-                &target,
-                Job::Plan {
-                    set: &set,
-                    opts: &opts,
-                    refresh: scope.refresh,
-                    show,
-                },
-            )
-            .await
+            let job = Job::Plan {
+                set: &set,
+                opts: &opts,
+                refresh: scope.refresh,
+                show,
+            };
+            deploy_looking(&target, job, Some((data, false))).await
         }
         Command::Drift {
             target,
@@ -685,6 +706,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             wait,
             yes,
+            data,
+            allow_invalid_data,
         } => {
             let set = TenantSet::load(&cli.tenants)?;
             let opts = scope.options(&set)?;
@@ -697,7 +720,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wait,
                 show,
             };
-            deploy(&target, job).await
+            deploy_looking(&target, job, Some((data, allow_invalid_data))).await
         }
         Command::Destroy {
             target,
@@ -874,9 +897,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Runs a deploy command on the target the command line names.
 async fn deploy(target: &TargetArgs, job: Job<'_>) -> anyhow::Result<ExitCode> {
+    deploy_looking(target, job, None).await
+}
+
+/// [`deploy`], and for a plan or an apply given `data` (the flags, and
+/// whether invalid items are allowed), what the tenants' field changes
+/// mean for their stored items, read first: the plan shows it, and an
+/// apply that would leave items invalid is refused before any change.
+async fn deploy_looking(
+    target: &TargetArgs,
+    job: Job<'_>,
+    data: Option<(DataArgs, bool)>,
+) -> anyhow::Result<ExitCode> {
+    let scope = match (&job, data) {
+        (Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. }, Some(_)) => {
+            Some(engine::in_scope(set, opts))
+        }
+        _ => None,
+    };
     match target.target {
         TargetName::Local => {
             let state = LocalState::open(&target.data_dir).await?;
+            let stored = match &scope {
+                Some(tenants) => Some(apifactory::schema_change::local(&state, tenants).await?),
+                None => None,
+            };
+            let opts = with_data(&job, stored, data)?;
+            let job = rejob(job, opts.as_ref());
             engine::run(Arc::new(LocalTarget::new(state)), &LocalCode, job).await
         }
         TargetName::Aws => {
@@ -885,8 +932,73 @@ async fn deploy(target: &TargetArgs, job: Job<'_>) -> anyhow::Result<ExitCode> {
                 Some(p) => p,
                 None => &engine::NoCode,
             };
+            let stored = match (&scope, data) {
+                (Some(tenants), Some((args, _))) => {
+                    Some(apifactory::aws::scan::stored(&t, tenants, args.check_data).await?)
+                }
+                _ => None,
+            };
+            let opts = with_data(&job, stored, data)?;
+            let job = rejob(job, opts.as_ref());
             engine::run(Arc::new(t), code, job).await
         }
+    }
+}
+
+/// The job's options with what was found in the stored items; an apply
+/// that would leave some invalid, without `--allow-invalid-data`, is an
+/// error naming each.
+fn with_data(
+    job: &Job<'_>,
+    stored: Option<Vec<apifactory::schema_change::StoredData>>,
+    data: Option<(DataArgs, bool)>,
+) -> anyhow::Result<Option<Options>> {
+    let (Some(stored), Job::Plan { opts, .. } | Job::Apply { opts, .. }) = (stored, job) else {
+        return Ok(None);
+    };
+    let allow_invalid = data.is_some_and(|(_, allow)| allow);
+    if matches!(job, Job::Apply { .. })
+        && !allow_invalid
+        && let Some(why) = apifactory::schema_change::refusal(&stored)
+    {
+        anyhow::bail!("{why}");
+    }
+    Ok(Some(Options {
+        data: stored,
+        ..(*opts).clone()
+    }))
+}
+
+/// The job with other options, when given.
+fn rejob<'a>(job: Job<'a>, with: Option<&'a Options>) -> Job<'a> {
+    let Some(new) = with else {
+        return job;
+    };
+    match job {
+        Job::Plan {
+            set, refresh, show, ..
+        } => Job::Plan {
+            set,
+            opts: new,
+            refresh,
+            show,
+        },
+        Job::Apply {
+            set,
+            refresh,
+            concurrency,
+            wait,
+            show,
+            ..
+        } => Job::Apply {
+            set,
+            opts: new,
+            refresh,
+            concurrency,
+            wait,
+            show,
+        },
+        other => other,
     }
 }
 

@@ -195,6 +195,7 @@ fn joined(mut parts: Vec<Plan>, quotas: Option<crate::quotas::Report>) -> Plan {
         all.kept.extend(p.kept);
         all.kept_adopted.extend(p.kept_adopted);
         all.waiting.extend(p.waiting);
+        all.data.extend(p.data);
     }
     all
 }
@@ -206,6 +207,7 @@ fn first_tenant(p: &Plan) -> Option<&str> {
         .chain(p.orphans.iter().map(|a| a.tenant.as_str()))
         .chain(p.kept.iter().map(|a| a.tenant.as_str()))
         .chain(p.waiting.iter().map(|w| w.tenant.as_str()))
+        .chain(p.data.iter().map(|d| d.tenant.as_str()))
         .next()
 }
 

@@ -12,6 +12,7 @@ use crate::desired::Desired;
 use crate::payload::Payload;
 use crate::quotas::{self, Step};
 use crate::resource::{Address, Attrs, Kind, ORIGIN_FILE};
+use crate::schema_change::StoredData;
 use crate::spec::{
     ADOPTED, BACKFILLING, DUPLICATE_OF, ENABLED, EXPIRES, FINGERPRINT, INDEXES, KEY, ORIGIN, Spec,
     StampSpec,
@@ -58,6 +59,10 @@ pub struct Options {
     /// The time of the run (Unix seconds): a rotated key whose grace period
     /// ended by then is planned disabled. 0 plans no expiry.
     pub now: i64,
+    /// What the tenants' field changes mean for their stored items, read
+    /// before planning (`schema_change`): the plan shows it, it decides
+    /// no action.
+    pub data: Vec<StoredData>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,6 +130,10 @@ pub struct Plan {
     /// without quotas).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quotas: Option<crate::quotas::Report>,
+    /// What the field changes mean for the items already stored, per
+    /// tenant: apart from the actions, since apply changes no item.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<StoredData>,
 }
 
 impl Plan {
@@ -247,6 +256,22 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         });
     }
 
+    // Stored items not read (AWS without --check-data) matter where the
+    // functions change: their new code may hold the items to new rules.
+    let data = opts
+        .data
+        .iter()
+        .filter(|d| in_scope(&d.tenant))
+        .filter(|d| {
+            d.checked.is_some()
+                || upserts.iter().any(|a| {
+                    a.address.tenant == d.tenant
+                        && a.address.kind == Kind::Function
+                        && matches!(a.change, Change::Update { .. })
+                })
+        })
+        .cloned()
+        .collect();
     let waiting = hold_for_indexes(desired, observed, &in_scope, &mut upserts);
 
     upserts.sort_by(|a, b| order(&a.address).cmp(&order(&b.address)));
@@ -279,6 +304,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         kept_adopted,
         waiting,
         quotas,
+        data,
     }
 }
 
@@ -543,6 +569,15 @@ impl fmt::Display for Plan {
                         a.name
                     )?;
                 }
+            }
+        }
+        if !self.data.is_empty() {
+            writeln!(
+                f,
+                "stored items (what the field changes mean for them; apply changes no item):"
+            )?;
+            for d in &self.data {
+                write!(f, "{d}")?;
             }
         }
         if !self.orphans.is_empty() {

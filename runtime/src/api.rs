@@ -36,7 +36,7 @@ mod document;
 mod request;
 
 pub use document::item_size;
-use document::{PageBody, Rendered, check_size, complete, merge_patch};
+use document::{PageBody, Rendered, check_size, complete, merge_patch, undeclared};
 pub use request::percent_decode;
 use request::{Route, check_id, if_match, json_body, query_params, request_path, route};
 
@@ -249,12 +249,20 @@ impl<S: Store> Api<S> {
             {
                 return Err(precondition_failed());
             }
+            // Values of fields the tenant file no longer declares are not
+            // the client's to see or change: they stay as stored.
+            let kept = undeclared(c, &current.doc);
             let fields = if patch {
-                merge_patch(current.doc.clone(), body.clone())
+                let mut declared = current.doc.clone();
+                declared.retain(|k, _| !kept.contains_key(k));
+                merge_patch(declared, body.clone())
             } else {
                 body.clone()
             };
-            let doc = complete(c, fields, Some(&current.doc))?;
+            let mut doc = complete(c, fields, Some(&current.doc))?;
+            for (k, v) in kept {
+                doc.entry(k).or_insert(v);
+            }
             let item = Item {
                 id: id.to_owned(),
                 rev: new_rev(),

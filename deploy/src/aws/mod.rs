@@ -44,6 +44,7 @@ pub mod patch;
 pub mod policy;
 pub mod references;
 pub mod role;
+pub mod scan;
 pub mod stage;
 pub mod stamp;
 mod survey;

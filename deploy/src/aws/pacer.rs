@@ -70,6 +70,8 @@ pub enum Family {
     /// DynamoDB item calls of `apifactory data` (Scan, BatchGetItem,
     /// BatchWriteItem).
     DynamoDbData,
+    /// A page of a DynamoDB Scan of a tenant's items (`--check-data`).
+    DynamoDbScan,
 }
 
 /// A token bucket: `burst` tokens, one more every `every`.
@@ -223,6 +225,11 @@ pub const LIMITS: [(Family, Limit, &str); 27] = [
         Family::DynamoDbData,
         per_second(100, 100),
         "DynamoDB item calls of `apifactory data`: conservative; an on-demand table takes 4,000 write and 12,000 read units a second from its start (developer guide, \"On-demand capacity mode\", initial throughput), and 100 calls of 25 items stay under the writes",
+    ),
+    (
+        Family::DynamoDbScan,
+        per_second(8, 8),
+        "DynamoDB Scan pages of --check-data: conservative, no published rate; a page reads up to 1 MB (128 read capacity units, eventually consistent), so at most about 1,000 units a second are taken from the table the API serves",
     ),
 ];
 

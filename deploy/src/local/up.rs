@@ -85,6 +85,7 @@ pub async fn up(state: LocalState, opts: Up) -> anyhow::Result<()> {
         prune_tenants: true,
         ..Options::default()
     };
+    crate::schema_change::guard(&state, &set.tenants).await?;
     let (p, report) = deploy_quietly(&target, &LocalCode, &set, &deploy_opts).await?;
     if !report.ok() {
         anyhow::bail!("applying the tenants failed:\n{report}");
@@ -187,6 +188,12 @@ async fn watch(
                 continue;
             }
         };
+        if let Err(e) = crate::schema_change::guard(target.state(), &set.tenants).await {
+            eprintln!(
+                "apifactory up: tenant files changed but not deployed; still serving the last good set:\n{e:#}"
+            );
+            continue;
+        }
         match deploy_quietly(&target, &LocalCode, &set, &opts).await {
             Ok((p, report)) => {
                 console.record_apply(&report);

@@ -372,6 +372,7 @@ fn options(s: &Scenario) -> Options {
         delete_data: s.delete_data,
         delete_adopted_data: false,
         now: NOW,
+        data: Vec::new(),
     }
 }
 

@@ -135,8 +135,14 @@ pub(super) fn too_large(size: usize) -> Problem {
     )
 }
 
-/// The item as clients see it: the key, then its fields. Serialized
-/// straight from the stored item, without building a copy of it.
+/// The item as clients see it: the key, then its declared fields.
+/// Serialized straight from the stored item, without building a copy of
+/// it. Two things make a stored item differ from what a client sees after
+/// its tenant file changed: a field no longer declared keeps its stored
+/// value (so declaring it again brings it back) but is not shown, and a
+/// declared field the item lacks shows its `default`, as if the item were
+/// written now (so a new required field with a default never strands the
+/// items stored before it).
 pub(super) struct Rendered<'a> {
     pub c: &'a Collection,
     pub item: &'a Item,
@@ -145,20 +151,42 @@ pub(super) struct Rendered<'a> {
 impl serde::Serialize for Rendered<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let key = self.c.key.as_str();
+        let c = self.c;
+        let key = c.key.as_str();
         let doc = &self.item.doc;
-        let mut map = s.serialize_map(Some(1 + doc.len() - usize::from(doc.contains_key(key))))?;
+        let shown = |k: &str| k != key && c.field(k).is_some();
+        let filled = || {
+            c.fields.iter().filter_map(|f| match &f.default {
+                Some(d) if !doc.contains_key(&f.name) => Some((&f.name, d)),
+                _ => None,
+            })
+        };
+        let len = 1 + doc.keys().filter(|k| shown(k)).count() + filled().count();
+        let mut map = s.serialize_map(Some(len))?;
         // A stored document never holds the key; if one did, its value
         // would stand in the key's place, as it always has.
         match doc.get(key) {
             Some(v) => map.serialize_entry(key, v)?,
             None => map.serialize_entry(key, &self.item.id)?,
         }
-        for (k, v) in doc.iter().filter(|(k, _)| *k != key) {
+        for (k, v) in doc.iter().filter(|(k, _)| shown(k)) {
+            map.serialize_entry(k, v)?;
+        }
+        for (k, v) in filled() {
             map.serialize_entry(k, v)?;
         }
         map.end()
     }
+}
+
+/// The stored values of fields the collection no longer declares: kept
+/// through every write, so removing a field from a tenant file (and adding
+/// it back) never loses data.
+pub(super) fn undeclared(c: &Collection, doc: &Map<String, Value>) -> Map<String, Value> {
+    doc.iter()
+        .filter(|(k, _)| c.field(k).is_none())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A page of a search.

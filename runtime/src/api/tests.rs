@@ -761,16 +761,18 @@ fn items_render_as_the_key_then_their_fields_in_order() {
         doc,
     };
     let text = |item: &Item| serde_json::to_string(&Rendered { c, item }).unwrap();
+    // `active` is not stored but has a default: it reads as the default,
+    // after the stored fields.
     assert_eq!(
         text(&item),
-        r#"{"vin":"V1","plate":"AB 123","make":"Volvo","mileage_km":10.5}"#
+        r#"{"vin":"V1","plate":"AB 123","make":"Volvo","mileage_km":10.5,"active":true}"#
     );
     // A document holding the key (never written so) shows its value in
     // the key's place, once.
     item.doc.insert("vin".into(), json!("other"));
     assert_eq!(
         text(&item),
-        r#"{"vin":"other","plate":"AB 123","make":"Volvo","mileage_km":10.5}"#
+        r#"{"vin":"other","plate":"AB 123","make":"Volvo","mileage_km":10.5,"active":true}"#
     );
     let page = PageBody {
         items: vec![Rendered { c, item: &item }],
@@ -890,4 +892,100 @@ async fn values_dynamodb_refuses_are_400s() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// The same store served under a tenant file, then under that file
+/// changed: the way items stored before a change meet the new file.
+fn gigs(fields: &str) -> Arc<Tenant> {
+    let text = format!(
+        "[tenant]\ndisplay_name = \"Gigs\"\n[collection]\nname = \"gigs\"\n[collection.fields]\n{fields}\n[usage_plan]\nrate = 1\nburst = 1\n"
+    );
+    Arc::new(Tenant::parse(Path::new("tenants/gigs.toml"), &text).unwrap())
+}
+
+/// A new field with a `default` fills items stored before it, when they
+/// are read (get and search) and when they are written (PATCH keeps the
+/// filled value, PUT too when it leaves the field out), so a new required
+/// field never strands them.
+#[tokio::test]
+async fn a_default_fills_items_stored_before_its_field() {
+    let before = Api::new(gigs("venue = { type = \"string\" }"), MemStore::default());
+    let r = call(
+        &before,
+        "POST",
+        "/gigs",
+        Some(json!({"id": "g1", "venue": "Hall"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let store = before.store;
+    let after = Api::new(
+        gigs(
+            "venue = { type = \"string\" }\n\
+             status = { type = \"string\", required = true, enum = [\"on\", \"off\"], default = \"on\" }",
+        ),
+        store,
+    );
+    let r = call(&after, "GET", "/gigs/g1", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, json!({"id": "g1", "venue": "Hall", "status": "on"}));
+    // Stored as it was: filling on read writes nothing.
+    assert!(
+        !after.store.0.lock().unwrap()["g1"]
+            .doc
+            .contains_key("status")
+    );
+    let r = call(&after, "GET", "/gigs", None).await;
+    assert_eq!(r.body["items"][0]["status"], "on", "{}", r.body);
+
+    let r = call(&after, "PATCH", "/gigs/g1", Some(json!({"venue": "Club"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!({"id": "g1", "venue": "Club", "status": "on"}));
+    assert_eq!(after.store.0.lock().unwrap()["g1"].doc["status"], "on");
+    let r = call(
+        &after,
+        "PUT",
+        "/gigs/g1",
+        Some(json!({"venue": "Barn", "status": "off"})),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({"id": "g1", "venue": "Barn", "status": "off"})
+    );
+}
+
+/// A field removed from the tenant file keeps its stored values: the API
+/// stops returning them, a write (PATCH or PUT) keeps them, and a client
+/// cannot set them; the file that declares the field again shows them.
+#[tokio::test]
+async fn a_removed_field_keeps_its_stored_values_unseen() {
+    let both = "venue = { type = \"string\" }\nnote = { type = \"string\" }";
+    let before = Api::new(gigs(both), MemStore::default());
+    let body = json!({"id": "g1", "venue": "Hall", "note": "bring ears"});
+    assert_eq!(call(&before, "POST", "/gigs", Some(body)).await.status, 201);
+    let after = Api::new(gigs("venue = { type = \"string\" }"), before.store);
+    let r = call(&after, "GET", "/gigs/g1", None).await;
+    assert_eq!(r.body, json!({"id": "g1", "venue": "Hall"}));
+    let r = call(&after, "GET", "/gigs", None).await;
+    assert_eq!(r.body["items"][0], json!({"id": "g1", "venue": "Hall"}));
+
+    let r = call(&after, "PATCH", "/gigs/g1", Some(json!({"venue": "Club"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!({"id": "g1", "venue": "Club"}));
+    let r = call(&after, "PUT", "/gigs/g1", Some(json!({"venue": "Barn"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(&after, "PATCH", "/gigs/g1", Some(json!({"note": "x"}))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        after.store.0.lock().unwrap()["g1"].doc["note"],
+        "bring ears"
+    );
+
+    let again = Api::new(gigs(both), after.store);
+    let r = call(&again, "GET", "/gigs/g1", None).await;
+    assert_eq!(
+        r.body,
+        json!({"id": "g1", "venue": "Barn", "note": "bring ears"})
+    );
 }

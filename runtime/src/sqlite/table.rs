@@ -78,6 +78,45 @@ impl Database {
         })
     }
 
+    /// Folds every stored item of a table (named as on DynamoDB; id and
+    /// document) into `acc`, in id order, on one read connection; `acc` as
+    /// given when there is no such table. Reads only: a plan that looks at the stored
+    /// items must not create the table (as [`Database::table`] does).
+    pub async fn each_item<A, F>(&self, dynamo_name: &str, mut acc: A, f: F) -> Result<A, StoreError>
+    where
+        A: Send + 'static,
+        F: Fn(&mut A, &str, Map<String, Value>) + Send + 'static,
+    {
+        let table = local_name(dynamo_name);
+        self.read(move |c| {
+            let exists = c
+                .query_row(
+                    "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [&table],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok(acc);
+            }
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, doc FROM {} ORDER BY id",
+                quote(&table)
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: String = row.get(0)?;
+                let doc: String = row.get(1)?;
+                let doc: Map<String, Value> = serde_json::from_str(&doc)
+                    .map_err(|e| backend(format!("item {id:?} of {table}: {e}")))?;
+                f(&mut acc, &id, doc);
+            }
+            Ok(acc)
+        })
+        .await
+    }
+
     /// Drops a table (named as on DynamoDB) and its indexes; nothing if
     /// there is none.
     pub async fn drop_table(&self, dynamo_name: &str) -> Result<(), StoreError> {

@@ -15,5 +15,6 @@ mod portal;
 mod quotas;
 mod realism;
 mod references;
+mod schema;
 mod stamps;
 mod usage;

@@ -9,6 +9,7 @@ mod drift;
 mod hostile;
 mod keys;
 mod portal;
+mod schema;
 mod schemathesis;
 mod up;
 mod usage;
