@@ -464,7 +464,14 @@ async fn acknowledged_writes_survive_sigkill() {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(400 + 150 * round)).await;
+        // Kill once enough writes are in, not after a fixed time: on a
+        // loaded machine a fixed window can hold almost none. The extra
+        // wait moves the kill to another point of each round's stream.
+        let enough = std::time::Instant::now() + Duration::from_secs(60);
+        while acks.lock().unwrap().len() < 40 && std::time::Instant::now() < enough {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50 + 100 * round)).await;
         server.kill().await;
         for w in writers {
             w.await.unwrap();
