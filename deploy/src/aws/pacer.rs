@@ -99,7 +99,7 @@ const fn one_every(seconds: u64) -> Limit {
 /// Sources: FACTS.md ("Amazon API Gateway quotas", "Lambda quotas"); the
 /// rows marked "conservative" have no published per-operation rate and use a
 /// low one that AWS accepts in practice.
-pub const LIMITS: [(Family, Limit, &str); 27] = [
+pub const LIMITS: [(Family, Limit, &str); 28] = [
     (
         Family::ApiGateway,
         per_second(10, 40),
