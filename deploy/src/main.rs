@@ -543,7 +543,14 @@ fn main() -> ExitCode {
 /// output quietly instead of panicking.
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
+        Command::Validate => match runtime::tenant::load_dir(&cli.tenants).and_then(|t| {
+            let unknown = apifactory::cells::unknown_profiles(&t);
+            if unknown.is_empty() {
+                Ok(t)
+            } else {
+                Err(runtime::TenantErrors(unknown))
+            }
+        }) {
             Ok(tenants) => {
                 let mut out = String::new();
                 for t in &tenants {

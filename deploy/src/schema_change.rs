@@ -435,7 +435,9 @@ pub async fn local(state: &LocalState, tenants: &[Tenant]) -> anyhow::Result<Vec
         let tally = Tally::new(&t.collection, findings);
         let tally = state
             .database()
-            .each_item(&t.collection.table_name(&t.id), tally, |tally, id, doc| tally.add(id, &doc))
+            .each_item(&t.collection.table_name(&t.id), tally, |tally, id, doc| {
+                tally.add(id, &doc)
+            })
             .await?;
         out.push(tally.done(&t.id));
     }

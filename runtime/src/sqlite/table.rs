@@ -82,7 +82,12 @@ impl Database {
     /// document) into `acc`, in id order, on one read connection; `acc` as
     /// given when there is no such table. Reads only: a plan that looks at the stored
     /// items must not create the table (as [`Database::table`] does).
-    pub async fn each_item<A, F>(&self, dynamo_name: &str, mut acc: A, f: F) -> Result<A, StoreError>
+    pub async fn each_item<A, F>(
+        &self,
+        dynamo_name: &str,
+        mut acc: A,
+        f: F,
+    ) -> Result<A, StoreError>
     where
         A: Send + 'static,
         F: Fn(&mut A, &str, Map<String, Value>) + Send + 'static,

@@ -439,8 +439,11 @@ fn an_adopted_table_is_any_name_dynamodb_allows() {
 
 #[test]
 fn a_placement_is_optional_and_its_names_are_checked_where_they_are() {
-    let plain = Tenant::parse(Path::new("t.toml"), &with_usage_plan("rate = 1\nburst = 1\n"))
-        .unwrap();
+    let plain = Tenant::parse(
+        Path::new("t.toml"),
+        &with_usage_plan("rate = 1\nburst = 1\n"),
+    )
+    .unwrap();
     assert!(plain.placement.is_default());
     // Lines 1 to 9 are the tenant, the collection and the usage plan.
     let placed = |deploy: &str| {
@@ -465,7 +468,9 @@ fn a_placement_is_optional_and_its_names_are_checked_where_they_are() {
             ("deploy.profile".to_owned(), 12)
         ]
     );
-    let unknown = placed("account = \"123456789012\"\n").unwrap_err().to_string();
+    let unknown = placed("account = \"123456789012\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(unknown.contains("account"), "{unknown}");
     assert!(crate::names::is_region("us-gov-west-1"));
     assert!(!crate::names::is_region("eu-west-0"));
