@@ -933,6 +933,7 @@ async fn deploy_looking(
             let job = rejob(job, opts.as_ref());
             engine::run(Arc::new(LocalTarget::new(state)), &LocalCode, job).await
         }
+        TargetName::Aws if placed(&job) => deploy_cells(target, job, data).await,
         TargetName::Aws => {
             let (t, package) = apifactory::aws::cli::connect(&target.aws, job.deploys()).await?;
             let code: &(dyn Code + Sync) = match &package {
@@ -950,6 +951,254 @@ async fn deploy_looking(
             engine::run(Arc::new(t), code, job).await
         }
     }
+}
+
+/// Whether a plan, apply or drift has a tenant in scope whose file
+/// places it (`[deploy]`): it then runs by cells.
+fn placed(job: &Job<'_>) -> bool {
+    match job {
+        Job::Plan { set, opts, .. }
+        | Job::Apply { set, opts, .. }
+        | Job::Drift { set, opts, .. } => apifactory::cells::placed(&engine::in_scope(set, opts)),
+        Job::Destroy { .. } => false,
+    }
+}
+
+/// The job on another tenant set (one cell's part).
+fn job_on<'a>(job: &Job<'a>, on: &'a TenantSet) -> Job<'a> {
+    match *job {
+        Job::Plan {
+            opts,
+            refresh,
+            show,
+            ..
+        } => Job::Plan {
+            set: on,
+            opts,
+            refresh,
+            show,
+        },
+        Job::Apply {
+            opts,
+            refresh,
+            concurrency,
+            wait,
+            show,
+            ..
+        } => Job::Apply {
+            set: on,
+            opts,
+            refresh,
+            concurrency,
+            wait,
+            show,
+        },
+        Job::Drift { opts, show, .. } => Job::Drift {
+            set: on,
+            opts,
+            show,
+        },
+        Job::Destroy {
+            tenant,
+            delete_data,
+            delete_adopted_data,
+            show,
+        } => Job::Destroy {
+            tenant,
+            delete_data,
+            delete_adopted_data,
+            show,
+        },
+    }
+}
+
+/// One cell of a run: an (account, region) and its tenants, or the
+/// connection that could not be made.
+struct Cell {
+    target: Result<apifactory::aws::AwsTarget, String>,
+    /// The profiles its tenants name (`None`: the command line's).
+    profiles: Vec<Option<String>>,
+    region: Option<String>,
+    set: TenantSet,
+}
+
+impl Cell {
+    fn name(&self) -> String {
+        let profiles: Vec<&str> = self
+            .profiles
+            .iter()
+            .map(|p| p.as_deref().unwrap_or("(command line)"))
+            .collect();
+        match &self.target {
+            Ok(t) => format!(
+                "{}/{} (profile {})",
+                t.env.account,
+                t.env.region,
+                profiles.join(", ")
+            ),
+            Err(_) => format!(
+                "profile {}, region {}",
+                profiles.join(", "),
+                self.region.as_deref().unwrap_or("(default)")
+            ),
+        }
+    }
+}
+
+/// A plan, apply or drift whose tenants are placed by their files: a
+/// target per cell (its own clients and pacer), the cells in parallel,
+/// each one's output whole under its header; with `--json`, one document
+/// `{"cells": [{"cell", "account", "region", "tenants", "output",
+/// "error"}]}`. A cell that cannot be reached, or fails, fails its own
+/// tenants only; the exit status then says so.
+async fn deploy_cells(
+    target: &TargetArgs,
+    job: Job<'_>,
+    data: Option<(DataArgs, bool)>,
+) -> anyhow::Result<ExitCode> {
+    let (Job::Plan {
+        set, opts, show, ..
+    }
+    | Job::Apply {
+        set, opts, show, ..
+    }
+    | Job::Drift { set, opts, show }) = &job
+    else {
+        anyhow::bail!("destroy runs in its tenant's cell only");
+    };
+    if matches!(job, Job::Apply { .. })
+        && !show.yes
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
+        // The cells apply in parallel, each as it is planned: there is no
+        // one plan to confirm first.
+        anyhow::bail!(
+            "these tenants are placed in several cells, which apply without asking: run `apifactory plan` first, then `apply --yes`"
+        );
+    }
+    let package = apifactory::aws::cli::package(&target.aws, job.deploys())?;
+    let code: &(dyn Code + Sync) = match &package {
+        Some(p) => p,
+        None => &engine::NoCode,
+    };
+    let groups = apifactory::cells::groups(&engine::in_scope(set, opts), &target.aws.connect());
+    let targets = futures_util::future::join_all(
+        groups
+            .iter()
+            .map(|g| apifactory::aws::cli::cell(&g.connect, package.clone())),
+    )
+    .await;
+    // Two profiles of one account, in one region, are one cell: one
+    // pacer holds the account's limits there.
+    let mut cells: Vec<Cell> = Vec::new();
+    for (g, t) in groups.into_iter().zip(targets) {
+        let same = t.as_ref().ok().and_then(|t| {
+            cells.iter().position(|c| {
+                c.target
+                    .as_ref()
+                    .is_ok_and(|o| o.env.account == t.env.account && o.env.region == t.env.region)
+            })
+        });
+        let ids: Vec<String> = g.tenants;
+        match same {
+            Some(i) => {
+                let c = &mut cells[i];
+                let mut all: Vec<String> = c.set.tenants.iter().map(|t| t.id.clone()).collect();
+                all.extend(ids);
+                c.set = apifactory::cells::subset(set, &all);
+                if !c.profiles.contains(&g.connect.profile) {
+                    c.profiles.push(g.connect.profile);
+                }
+            }
+            None => cells.push(Cell {
+                target: t.map_err(|e| format!("{e:#}")),
+                profiles: vec![g.connect.profile],
+                region: g.connect.region,
+                set: apifactory::cells::subset(set, &ids),
+            }),
+        }
+    }
+    let runs = cells.iter().map(|c| {
+        let job = job_on(&job, &c.set);
+        engine::buffered(async move {
+            let t = match &c.target {
+                Ok(t) => t.clone(),
+                Err(e) => anyhow::bail!("{e}"),
+            };
+            one_cell(t, code, job, data).await
+        })
+    });
+    let done = futures_util::future::join_all(runs).await;
+    let mut status = ExitCode::SUCCESS;
+    let mut text = String::new();
+    let mut members = Vec::new();
+    for (c, (result, out)) in cells.iter().zip(done) {
+        let tenants: Vec<&str> = c.set.tenants.iter().map(|t| t.id.as_str()).collect();
+        let error = match &result {
+            Ok(code) => {
+                if *code != ExitCode::SUCCESS && status == ExitCode::SUCCESS {
+                    status = *code;
+                }
+                None
+            }
+            Err(e) => {
+                status = ExitCode::FAILURE;
+                eprintln!(
+                    "error: cell {}: {e:#}; its tenant(s) {} not done",
+                    c.name(),
+                    tenants.join(", ")
+                );
+                Some(format!("{e:#}"))
+            }
+        };
+        if show.json {
+            members.push(serde_json::json!({
+                "cell": c.name(),
+                "account": c.target.as_ref().ok().map(|t| t.env.account.clone()),
+                "region": c.target.as_ref().ok().map(|t| t.env.region.clone()).or(c.region.clone()),
+                "profiles": c.profiles,
+                "tenants": tenants,
+                "output": serde_json::from_str::<serde_json::Value>(&out).ok(),
+                "error": error,
+            }));
+        } else {
+            text += &format!(
+                "=== cell {}: {} tenant(s){}\n{out}",
+                c.name(),
+                tenants.len(),
+                if error.is_some() { ", failed" } else { "" }
+            );
+        }
+    }
+    if show.json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({ "cells": members }))?
+        ))?;
+    } else {
+        print(&text)?;
+    }
+    Ok(status)
+}
+
+/// One cell's part of a run, on its own target (see [`deploy_looking`]).
+async fn one_cell(
+    t: apifactory::aws::AwsTarget,
+    code: &(dyn Code + Sync),
+    job: Job<'_>,
+    data: Option<(DataArgs, bool)>,
+) -> anyhow::Result<ExitCode> {
+    let stored = match (&job, data) {
+        (Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. }, Some((args, _))) => Some(
+            apifactory::aws::scan::stored(&t, &engine::in_scope(set, opts), args.check_data)
+                .await?,
+        ),
+        _ => None,
+    };
+    let opts = with_data(&job, stored, data)?;
+    let job = rejob(job, opts.as_ref());
+    engine::run(Arc::new(t), code, job).await
 }
 
 /// The job's options with what was found in the stored items; an apply
