@@ -743,7 +743,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 delete_adopted_data,
                 show: Show { json, yes },
             };
-            deploy(&target, job).await
+            deploy(&placed_for(&target, &cli.tenants, Some(&tenant)), job).await
         }
         Command::Up {
             listen,
@@ -869,7 +869,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        Command::Keys { command } => keys(command).await,
+        Command::Keys { command } => keys(&cli.tenants, command).await,
         Command::Data { command } => data(&cli.tenants, command).await,
         Command::Console { target, listen } => {
             use apifactory::console::{Fleet, serve};
@@ -950,6 +950,29 @@ async fn deploy_looking(
             let job = rejob(job, opts.as_ref());
             engine::run(Arc::new(t), code, job).await
         }
+    }
+}
+
+/// The command line's target, moved to the tenant's cell when its file
+/// places it (`[deploy]`): the commands about one tenant find it where
+/// plan and apply put it. A missing or broken file places nothing (destroy
+/// still finds a tenant whose file is gone where the command line says).
+fn placed_for(target: &TargetArgs, tenants: &std::path::Path, tenant: Option<&str>) -> TargetArgs {
+    let placement = tenant
+        .filter(|id| runtime::names::is_tenant_id(id))
+        .and_then(|id| runtime::Tenant::load(&tenants.join(format!("{id}.toml"))).ok())
+        .map(|t| t.placement)
+        .unwrap_or_default();
+    let c = apifactory::cells::connect_for(&target.aws.connect(), &placement);
+    TargetArgs {
+        target: target.target,
+        data_dir: target.data_dir.clone(),
+        aws: AwsArgs {
+            profile: c.profile,
+            region: c.region,
+            endpoint_url: c.endpoint_url,
+            artifact: target.aws.artifact.clone(),
+        },
     }
 }
 
@@ -1330,6 +1353,7 @@ async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result
         }
         DataCommand::Export { .. } => None,
     };
+    let target = &placed_for(target, tenants, Some(&t.id));
     let table = match target.target {
         TargetName::Local => {
             let state = LocalState::open(&target.data_dir).await?;
@@ -1393,17 +1417,18 @@ async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
-    let target = match &command {
-        KeysCommand::List { target, .. }
-        | KeysCommand::Create { target, .. }
-        | KeysCommand::Rotate { target, .. }
-        | KeysCommand::Import { target, .. }
-        | KeysCommand::Disable { target, .. }
-        | KeysCommand::Enable { target, .. }
-        | KeysCommand::Revoke { target, .. }
-        | KeysCommand::Expire { target } => target,
+async fn keys(tenants: &std::path::Path, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let (target, tenant) = match &command {
+        KeysCommand::List { target, tenant, .. } => (target, tenant.as_deref()),
+        KeysCommand::Create { target, tenant, .. }
+        | KeysCommand::Rotate { target, tenant, .. }
+        | KeysCommand::Import { target, tenant, .. }
+        | KeysCommand::Disable { target, tenant, .. }
+        | KeysCommand::Enable { target, tenant, .. }
+        | KeysCommand::Revoke { target, tenant, .. } => (target, Some(tenant.as_str())),
+        KeysCommand::Expire { target } => (target, None),
     };
+    let target = &placed_for(target, tenants, tenant);
     match target.target {
         TargetName::Local => {
             let store = LocalState::open(&target.data_dir).await?;

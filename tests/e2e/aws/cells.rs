@@ -195,6 +195,26 @@ async fn a_fleet_over_four_cells_applies_in_one_run_and_a_second_run_writes_noth
         assert!(cell["error"].is_null(), "{cell:#}");
         assert!(cell["output"].is_object(), "{cell:#}");
     }
+
+    // The commands about one tenant find it in its cell from its file.
+    let (far, _, region, endpoint) = &placed[3];
+    let out = run(
+        &tenants,
+        &config,
+        &["keys", "list", "--tenant", far, "--json"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keys[0]["client"], "web", "{keys:#}");
+    let out = run(&tenants, &config, &["destroy", "--tenant", far, "--yes"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        rest_apis(&apigateway(endpoint, region).await, far)
+            .await
+            .is_empty()
+    );
+    assert_eq!(found_in(&placed[0].0).await.len(), 1, "the others stay");
 }
 
 /// A loopback endpoint that answers every request 400 with no error code
