@@ -66,6 +66,42 @@ pub fn groups(tenants: &[Tenant], cli: &Connect) -> Vec<Group> {
         .collect()
 }
 
+/// The cells a run visits: those of the tenants in scope, and every other
+/// pairing of a profile and a region the tenant files name (and the
+/// command line's), with no tenant of its own. A tenant moved to another
+/// cell is still found where it was, and shown there as orphaned (deleted
+/// with `--prune`), even when no tenant is left in that cell.
+pub fn visits(all: &[Tenant], in_scope: &[Tenant], cli: &Connect) -> Vec<Group> {
+    let mut out = groups(in_scope, cli);
+    let profiles: BTreeSet<Option<String>> =
+        all.iter().map(|t| t.placement.profile.clone()).collect();
+    let regions: BTreeSet<Option<String>> =
+        all.iter().map(|t| t.placement.region.clone()).collect();
+    for profile in &profiles {
+        for region in &regions {
+            let c = connect_for(
+                cli,
+                &Placement {
+                    region: region.clone(),
+                    profile: profile.clone(),
+                },
+            );
+            let known = out.iter().any(|g| {
+                g.connect.profile == c.profile
+                    && g.connect.region == c.region
+                    && g.connect.endpoint_url == c.endpoint_url
+            });
+            if !known {
+                out.push(Group {
+                    connect: c,
+                    tenants: Vec::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The part of a tenant set in one cell.
 pub fn subset(set: &TenantSet, ids: &[String]) -> TenantSet {
     TenantSet {

@@ -1105,7 +1105,11 @@ async fn deploy_cells(
         Some(p) => p,
         None => &engine::NoCode,
     };
-    let groups = apifactory::cells::groups(&engine::in_scope(set, opts), &target.aws.connect());
+    let groups = apifactory::cells::visits(
+        &set.tenants,
+        &engine::in_scope(set, opts),
+        &target.aws.connect(),
+    );
     let targets = futures_util::future::join_all(
         groups
             .iter()
@@ -1167,11 +1171,15 @@ async fn deploy_cells(
             }
             Err(e) => {
                 status = ExitCode::FAILURE;
-                eprintln!(
-                    "error: cell {}: {e:#}; its tenant(s) {} not done",
-                    c.name(),
-                    tenants.join(", ")
-                );
+                if tenants.is_empty() {
+                    eprintln!("error: cell {}: {e:#}", c.name());
+                } else {
+                    eprintln!(
+                        "error: cell {}: {e:#}; its tenant(s) {} not done",
+                        c.name(),
+                        tenants.join(", ")
+                    );
+                }
                 Some(format!("{e:#}"))
             }
         };

@@ -1,7 +1,8 @@
 //! A fleet over two accounts and two regions: two moto servers stand for
 //! two accounts (a profile each, with its own `endpoint_url`), and each
 //! tenant file's `[deploy]` places it. One apply deploys every cell, a
-//! second makes no write in any, and a cell that cannot be reached fails
+//! second makes no write in any, a moved tenant is made in its new cell
+//! and pruned from its old one, and a cell that cannot be reached fails
 //! its own tenants only.
 
 use std::collections::BTreeMap;
@@ -195,6 +196,38 @@ async fn a_fleet_over_four_cells_applies_in_one_run_and_a_second_run_writes_noth
         assert!(cell["error"].is_null(), "{cell:#}");
         assert!(cell["output"].is_object(), "{cell:#}");
     }
+
+    // A tenant moved to another account and region: created in its new
+    // cell, shown as orphaned in its old one (no tenant is left there),
+    // deleted from it only with --prune.
+    let (moved, _, _, _) = &placed[1];
+    tenant(&tenants, moved, "two", "us-east-1");
+    let out = run(&tenants, &config, &["apply", "--yes", "--tenant", moved]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let old = stdout
+        .split("=== cell ")
+        .find(|c| c.starts_with(&format!("{ACCOUNT_ONE}/eu-west-1")))
+        .unwrap_or_else(|| panic!("the old cell is visited: {stdout}"));
+    assert!(old.contains("orphans"), "{old}");
+    assert_eq!(
+        found_in(moved).await,
+        [
+            (moto_url(), "eu-west-1".to_owned()),
+            (moto_two(), "us-east-1".to_owned())
+        ]
+    );
+    let out = run(
+        &tenants,
+        &config,
+        &["apply", "--yes", "--prune", "--tenant", moved],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        found_in(moved).await,
+        [(moto_two(), "us-east-1".to_owned())]
+    );
 
     // The commands about one tenant find it in its cell from its file.
     let (far, _, region, endpoint) = &placed[3];
