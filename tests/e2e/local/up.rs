@@ -464,7 +464,14 @@ async fn acknowledged_writes_survive_sigkill() {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(400 + 150 * round)).await;
+        // Kill once enough writes are in, not after a fixed time: on a
+        // loaded machine a fixed window can hold almost none. The extra
+        // wait moves the kill to another point of each round's stream.
+        let enough = std::time::Instant::now() + Duration::from_secs(60);
+        while acks.lock().unwrap().len() < 40 && std::time::Instant::now() < enough {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50 + 100 * round)).await;
         server.kill().await;
         for w in writers {
             w.await.unwrap();
@@ -693,16 +700,25 @@ async fn destroy_removes_a_tenant_and_keeps_its_data() {
         "{destroyed}"
     );
     assert!(!destroyed.contains("- table"), "{destroyed}");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The gateway may see the key gone before the API (destroy deletes the
+    // key first): "Forbidden" on the way is that, not the end state.
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = c.send("GET", "/prod/appointments/appt-1", &h, None).await;
-        if r.status == 403 {
-            assert_eq!(r.json(), json!({"message": "Missing Authentication Token"}));
+        if r.status == 403 && r.json() == json!({"message": "Missing Authentication Token"}) {
             break;
         }
         assert!(
+            r.status == 200 || (r.status == 403 && r.json() == json!({"message": "Forbidden"})),
+            "during destroy: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
             Instant::now() < deadline,
-            "clinic still served after destroy"
+            "clinic still served after destroy: {} {}",
+            r.status,
+            r.body
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
