@@ -193,8 +193,28 @@ fn stamped(d: &Desired, observed: &Observed, tenant: &str) -> bool {
         .is_some_and(|want| observed.resources.get(&address) == Some(want))
 }
 
+tokio::task_local! {
+    /// Where [`print`] writes instead of stdout, within [`buffered`]: the
+    /// cells of one run go in parallel, and each one's output is shown
+    /// whole under its own header.
+    static OUT: std::cell::RefCell<String>;
+}
+
+/// Runs `f` with what it prints kept, not written: its result and its
+/// output.
+pub async fn buffered<F: std::future::Future>(f: F) -> (F::Output, String) {
+    OUT.scope(std::cell::RefCell::new(String::new()), async {
+        let out = f.await;
+        (out, OUT.with(|b| b.take()))
+    })
+    .await
+}
+
 /// Writes to stdout; a closed pipe ends the output quietly.
 pub fn print(text: &str) -> anyhow::Result<()> {
+    if OUT.try_with(|b| b.borrow_mut().push_str(text)).is_ok() {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

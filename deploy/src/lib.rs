@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod artifact;
 pub mod aws;
+pub mod cells;
 pub mod console;
 pub mod data;
 pub mod definitions;

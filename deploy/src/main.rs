@@ -543,7 +543,14 @@ fn main() -> ExitCode {
 /// output quietly instead of panicking.
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate => match runtime::tenant::load_dir(&cli.tenants) {
+        Command::Validate => match runtime::tenant::load_dir(&cli.tenants).and_then(|t| {
+            let unknown = apifactory::cells::unknown_profiles(&t);
+            if unknown.is_empty() {
+                Ok(t)
+            } else {
+                Err(runtime::TenantErrors(unknown))
+            }
+        }) {
             Ok(tenants) => {
                 let mut out = String::new();
                 for t in &tenants {
@@ -736,7 +743,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 delete_adopted_data,
                 show: Show { json, yes },
             };
-            deploy(&target, job).await
+            deploy(&placed_for(&target, &cli.tenants, Some(&tenant)), job).await
         }
         Command::Up {
             listen,
@@ -862,7 +869,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        Command::Keys { command } => keys(command).await,
+        Command::Keys { command } => keys(&cli.tenants, command).await,
         Command::Data { command } => data(&cli.tenants, command).await,
         Command::Console { target, listen } => {
             use apifactory::console::{Fleet, serve};
@@ -926,6 +933,7 @@ async fn deploy_looking(
             let job = rejob(job, opts.as_ref());
             engine::run(Arc::new(LocalTarget::new(state)), &LocalCode, job).await
         }
+        TargetName::Aws if placed(&job) => deploy_cells(target, job, data).await,
         TargetName::Aws => {
             let (t, package) = apifactory::aws::cli::connect(&target.aws, job.deploys()).await?;
             let code: &(dyn Code + Sync) = match &package {
@@ -943,6 +951,285 @@ async fn deploy_looking(
             engine::run(Arc::new(t), code, job).await
         }
     }
+}
+
+/// The command line's target, moved to the tenant's cell when its file
+/// places it (`[deploy]`): the commands about one tenant find it where
+/// plan and apply put it. A missing or broken file places nothing (destroy
+/// still finds a tenant whose file is gone where the command line says).
+fn placed_for(target: &TargetArgs, tenants: &std::path::Path, tenant: Option<&str>) -> TargetArgs {
+    let placement = tenant
+        .filter(|id| runtime::names::is_tenant_id(id))
+        .and_then(|id| runtime::Tenant::load(&tenants.join(format!("{id}.toml"))).ok())
+        .map(|t| t.placement)
+        .unwrap_or_default();
+    let c = apifactory::cells::connect_for(&target.aws.connect(), &placement);
+    TargetArgs {
+        target: target.target,
+        data_dir: target.data_dir.clone(),
+        aws: AwsArgs {
+            profile: c.profile,
+            region: c.region,
+            endpoint_url: c.endpoint_url,
+            artifact: target.aws.artifact.clone(),
+        },
+    }
+}
+
+/// Whether a plan, apply or drift has a tenant in scope whose file
+/// places it (`[deploy]`): it then runs by cells.
+fn placed(job: &Job<'_>) -> bool {
+    match job {
+        Job::Plan { set, opts, .. }
+        | Job::Apply { set, opts, .. }
+        | Job::Drift { set, opts, .. } => apifactory::cells::placed(&engine::in_scope(set, opts)),
+        Job::Destroy { .. } => false,
+    }
+}
+
+/// The job on another tenant set (one cell's part).
+fn job_on<'a>(job: &Job<'a>, on: &'a TenantSet) -> Job<'a> {
+    match *job {
+        Job::Plan {
+            opts,
+            refresh,
+            show,
+            ..
+        } => Job::Plan {
+            set: on,
+            opts,
+            refresh,
+            show,
+        },
+        Job::Apply {
+            opts,
+            refresh,
+            concurrency,
+            wait,
+            show,
+            ..
+        } => Job::Apply {
+            set: on,
+            opts,
+            refresh,
+            concurrency,
+            wait,
+            show,
+        },
+        Job::Drift { opts, show, .. } => Job::Drift {
+            set: on,
+            opts,
+            show,
+        },
+        Job::Destroy {
+            tenant,
+            delete_data,
+            delete_adopted_data,
+            show,
+        } => Job::Destroy {
+            tenant,
+            delete_data,
+            delete_adopted_data,
+            show,
+        },
+    }
+}
+
+/// One cell of a run: an (account, region) and its tenants, or the
+/// connection that could not be made.
+struct Cell {
+    target: Result<apifactory::aws::AwsTarget, String>,
+    /// The profiles its tenants name (`None`: the command line's).
+    profiles: Vec<Option<String>>,
+    region: Option<String>,
+    set: TenantSet,
+}
+
+impl Cell {
+    fn name(&self) -> String {
+        let profiles: Vec<&str> = self
+            .profiles
+            .iter()
+            .map(|p| p.as_deref().unwrap_or("(command line)"))
+            .collect();
+        match &self.target {
+            Ok(t) => format!(
+                "{}/{} (profile {})",
+                t.env.account,
+                t.env.region,
+                profiles.join(", ")
+            ),
+            Err(_) => format!(
+                "profile {}, region {}",
+                profiles.join(", "),
+                self.region.as_deref().unwrap_or("(default)")
+            ),
+        }
+    }
+}
+
+/// A plan, apply or drift whose tenants are placed by their files: a
+/// target per cell (its own clients and pacer), the cells in parallel,
+/// each one's output whole under its header; with `--json`, one document
+/// `{"cells": [{"cell", "account", "region", "tenants", "output",
+/// "error"}]}`. A cell that cannot be reached, or fails, fails its own
+/// tenants only; the exit status then says so.
+async fn deploy_cells(
+    target: &TargetArgs,
+    job: Job<'_>,
+    data: Option<(DataArgs, bool)>,
+) -> anyhow::Result<ExitCode> {
+    let (Job::Plan {
+        set, opts, show, ..
+    }
+    | Job::Apply {
+        set, opts, show, ..
+    }
+    | Job::Drift { set, opts, show }) = &job
+    else {
+        anyhow::bail!("destroy runs in its tenant's cell only");
+    };
+    if matches!(job, Job::Apply { .. })
+        && !show.yes
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
+        // The cells apply in parallel, each as it is planned: there is no
+        // one plan to confirm first.
+        anyhow::bail!(
+            "these tenants are placed in several cells, which apply without asking: run `apifactory plan` first, then `apply --yes`"
+        );
+    }
+    let package = apifactory::aws::cli::package(&target.aws, job.deploys())?;
+    let code: &(dyn Code + Sync) = match &package {
+        Some(p) => p,
+        None => &engine::NoCode,
+    };
+    let groups = apifactory::cells::visits(
+        &set.tenants,
+        &engine::in_scope(set, opts),
+        &target.aws.connect(),
+    );
+    let targets = futures_util::future::join_all(
+        groups
+            .iter()
+            .map(|g| apifactory::aws::cli::cell(&g.connect, package.clone())),
+    )
+    .await;
+    // Two profiles of one account, in one region, are one cell: one
+    // pacer holds the account's limits there.
+    let mut cells: Vec<Cell> = Vec::new();
+    for (g, t) in groups.into_iter().zip(targets) {
+        let same = t.as_ref().ok().and_then(|t| {
+            cells.iter().position(|c| {
+                c.target
+                    .as_ref()
+                    .is_ok_and(|o| o.env.account == t.env.account && o.env.region == t.env.region)
+            })
+        });
+        let ids: Vec<String> = g.tenants;
+        match same {
+            Some(i) => {
+                let c = &mut cells[i];
+                let mut all: Vec<String> = c.set.tenants.iter().map(|t| t.id.clone()).collect();
+                all.extend(ids);
+                c.set = apifactory::cells::subset(set, &all);
+                if !c.profiles.contains(&g.connect.profile) {
+                    c.profiles.push(g.connect.profile);
+                }
+            }
+            None => cells.push(Cell {
+                target: t.map_err(|e| format!("{e:#}")),
+                profiles: vec![g.connect.profile],
+                region: g.connect.region,
+                set: apifactory::cells::subset(set, &ids),
+            }),
+        }
+    }
+    let runs = cells.iter().map(|c| {
+        let job = job_on(&job, &c.set);
+        engine::buffered(async move {
+            let t = match &c.target {
+                Ok(t) => t.clone(),
+                Err(e) => anyhow::bail!("{e}"),
+            };
+            one_cell(t, code, job, data).await
+        })
+    });
+    let done = futures_util::future::join_all(runs).await;
+    let mut status = ExitCode::SUCCESS;
+    let mut text = String::new();
+    let mut members = Vec::new();
+    for (c, (result, out)) in cells.iter().zip(done) {
+        let tenants: Vec<&str> = c.set.tenants.iter().map(|t| t.id.as_str()).collect();
+        let error = match &result {
+            Ok(code) => {
+                if *code != ExitCode::SUCCESS && status == ExitCode::SUCCESS {
+                    status = *code;
+                }
+                None
+            }
+            Err(e) => {
+                status = ExitCode::FAILURE;
+                if tenants.is_empty() {
+                    eprintln!("error: cell {}: {e:#}", c.name());
+                } else {
+                    eprintln!(
+                        "error: cell {}: {e:#}; its tenant(s) {} not done",
+                        c.name(),
+                        tenants.join(", ")
+                    );
+                }
+                Some(format!("{e:#}"))
+            }
+        };
+        if show.json {
+            members.push(serde_json::json!({
+                "cell": c.name(),
+                "account": c.target.as_ref().ok().map(|t| t.env.account.clone()),
+                "region": c.target.as_ref().ok().map(|t| t.env.region.clone()).or(c.region.clone()),
+                "profiles": c.profiles,
+                "tenants": tenants,
+                "output": serde_json::from_str::<serde_json::Value>(&out).ok(),
+                "error": error,
+            }));
+        } else {
+            text += &format!(
+                "=== cell {}: {} tenant(s){}\n{out}",
+                c.name(),
+                tenants.len(),
+                if error.is_some() { ", failed" } else { "" }
+            );
+        }
+    }
+    if show.json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({ "cells": members }))?
+        ))?;
+    } else {
+        print(&text)?;
+    }
+    Ok(status)
+}
+
+/// One cell's part of a run, on its own target (see [`deploy_looking`]).
+async fn one_cell(
+    t: apifactory::aws::AwsTarget,
+    code: &(dyn Code + Sync),
+    job: Job<'_>,
+    data: Option<(DataArgs, bool)>,
+) -> anyhow::Result<ExitCode> {
+    let stored = match (&job, data) {
+        (Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. }, Some((args, _))) => Some(
+            apifactory::aws::scan::stored(&t, &engine::in_scope(set, opts), args.check_data)
+                .await?,
+        ),
+        _ => None,
+    };
+    let opts = with_data(&job, stored, data)?;
+    let job = rejob(job, opts.as_ref());
+    engine::run(Arc::new(t), code, job).await
 }
 
 /// The job's options with what was found in the stored items; an apply
@@ -1074,6 +1361,7 @@ async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result
         }
         DataCommand::Export { .. } => None,
     };
+    let target = &placed_for(target, tenants, Some(&t.id));
     let table = match target.target {
         TargetName::Local => {
             let state = LocalState::open(&target.data_dir).await?;
@@ -1137,17 +1425,18 @@ async fn data(tenants: &std::path::Path, command: DataCommand) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
-    let target = match &command {
-        KeysCommand::List { target, .. }
-        | KeysCommand::Create { target, .. }
-        | KeysCommand::Rotate { target, .. }
-        | KeysCommand::Import { target, .. }
-        | KeysCommand::Disable { target, .. }
-        | KeysCommand::Enable { target, .. }
-        | KeysCommand::Revoke { target, .. }
-        | KeysCommand::Expire { target } => target,
+async fn keys(tenants: &std::path::Path, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let (target, tenant) = match &command {
+        KeysCommand::List { target, tenant, .. } => (target, tenant.as_deref()),
+        KeysCommand::Create { target, tenant, .. }
+        | KeysCommand::Rotate { target, tenant, .. }
+        | KeysCommand::Import { target, tenant, .. }
+        | KeysCommand::Disable { target, tenant, .. }
+        | KeysCommand::Enable { target, tenant, .. }
+        | KeysCommand::Revoke { target, tenant, .. } => (target, Some(tenant.as_str())),
+        KeysCommand::Expire { target } => (target, None),
     };
+    let target = &placed_for(target, tenants, tenant);
     match target.target {
         TargetName::Local => {
             let store = LocalState::open(&target.data_dir).await?;

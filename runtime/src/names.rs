@@ -162,6 +162,27 @@ pub fn is_certificate_arn(s: &str) -> bool {
         })
 }
 
+/// An AWS region's shape: two or more lowercase words and a number
+/// (`eu-west-1`, `us-gov-west-1`, `ap-southeast-5`). New regions keep this
+/// shape, so the list of regions is not needed.
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && s.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0)
+}
+
+/// A profile name a config file section `[profile NAME]` can hold.
+pub fn is_profile_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 pub fn is_hosted_zone_id(s: &str) -> bool {
     s.starts_with('Z')
         && (2..=32).contains(&s.len())

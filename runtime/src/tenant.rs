@@ -52,6 +52,27 @@ pub struct Tenant {
     pub clients: Vec<Client>,
     /// `[[alarms]]`, in file order.
     pub alarms: Vec<Alarm>,
+    /// `[deploy]`: where the tenant's stack lives; nothing set means the
+    /// command line's and the environment's settings.
+    pub placement: Placement,
+}
+
+/// `[deploy]`: the AWS region and account (as a named AWS profile) a
+/// tenant is deployed to. The function never reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Placement {
+    pub region: Option<String>,
+    /// A profile of the AWS config files (`~/.aws/config`,
+    /// `AWS_CONFIG_FILE`), with its own credentials, `role_arn` or
+    /// `endpoint_url`.
+    pub profile: Option<String>,
+}
+
+impl Placement {
+    /// Whether the file names no placement.
+    pub fn is_default(&self) -> bool {
+        self.region.is_none() && self.profile.is_none()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -28,7 +28,7 @@ pub struct AwsArgs {
 }
 
 impl AwsArgs {
-    fn connect(&self) -> Connect {
+    pub fn connect(&self) -> Connect {
         Connect {
             profile: self.profile.clone(),
             region: self.region.clone(),
@@ -99,6 +99,21 @@ pub async fn connect(
     let package = if deploys { Some(artifact(args)?) } else { None };
     let target = target(args, package.clone()).await?;
     Ok((target, package))
+}
+
+/// The code a deploy command's functions ship, when it deploys a tenant.
+pub fn package(args: &AwsArgs, deploys: bool) -> anyhow::Result<Option<Package>> {
+    if deploys {
+        artifact(args).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The target of one cell (`crate::cells`): its own clients and pacer.
+pub async fn cell(connect: &Connect, package: Option<Package>) -> anyhow::Result<AwsTarget> {
+    let pace = Pace::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    AwsTarget::new(&connect.sdk_config().await, pace, package).await
 }
 
 /// Polls each waiting tenant's table until every index on it is ACTIVE,

@@ -349,6 +349,7 @@ impl Tenant {
         }
 
         let alarms = alarms(&mut r, raw.alarms, quota.is_some());
+        let placement = placement(&mut r, raw.deploy);
 
         if !r.errors.is_empty() {
             return Err(TenantErrors(r.errors));
@@ -380,7 +381,39 @@ impl Tenant {
             logs: Logs { retention_days },
             clients,
             alarms,
+            placement,
         })
+    }
+}
+
+/// `[deploy]`: the shapes of its names. Whether the profile exists is
+/// `validate`'s to check: the function reading its package has no AWS
+/// config files.
+fn placement(r: &mut Report<'_>, raw: Option<raw::DeploySection>) -> super::Placement {
+    let Some(d) = raw else {
+        return super::Placement::default();
+    };
+    if let Some(region) = &d.region
+        && !names::is_region(region)
+    {
+        r.key(
+            "deploy.region",
+            "an AWS region name such as eu-west-1 or us-gov-west-1",
+            format!("{region:?}"),
+        );
+    }
+    if let Some(profile) = &d.profile
+        && !names::is_profile_name(profile)
+    {
+        r.key(
+            "deploy.profile",
+            "an AWS profile name (letters, digits, -, _, . and no spaces)",
+            format!("{profile:?}"),
+        );
+    }
+    super::Placement {
+        region: d.region,
+        profile: d.profile,
     }
 }
 

@@ -20,6 +20,14 @@ pub struct File {
     pub clients: Vec<ClientSection>,
     #[serde(default)]
     pub alarms: Vec<AlarmSection>,
+    pub deploy: Option<DeploySection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -436,3 +436,42 @@ fn an_adopted_table_is_any_name_dynamodb_allows() {
     }
     assert!(parse(&"a".repeat(255)).is_ok());
 }
+
+#[test]
+fn a_placement_is_optional_and_its_names_are_checked_where_they_are() {
+    let plain = Tenant::parse(
+        Path::new("t.toml"),
+        &with_usage_plan("rate = 1\nburst = 1\n"),
+    )
+    .unwrap();
+    assert!(plain.placement.is_default());
+    // Lines 1 to 9 are the tenant, the collection and the usage plan.
+    let placed = |deploy: &str| {
+        Tenant::parse(
+            Path::new("t.toml"),
+            &with_usage_plan(&format!("rate = 1\nburst = 1\n[deploy]\n{deploy}")),
+        )
+    };
+    let t = placed("region = \"eu-west-1\"\nprofile = \"cell-b\"\n").unwrap();
+    assert_eq!(t.placement.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(t.placement.profile.as_deref(), Some("cell-b"));
+    let bad: Vec<(String, usize)> = placed("region = \"Europe\"\nprofile = \"two words\"\n")
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| (e.key, e.line))
+        .collect();
+    assert_eq!(
+        bad,
+        [
+            ("deploy.region".to_owned(), 11),
+            ("deploy.profile".to_owned(), 12)
+        ]
+    );
+    let unknown = placed("account = \"123456789012\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("account"), "{unknown}");
+    assert!(crate::names::is_region("us-gov-west-1"));
+    assert!(!crate::names::is_region("eu-west-0"));
+}

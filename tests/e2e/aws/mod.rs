@@ -3,6 +3,7 @@
 mod adopt;
 mod alarms;
 mod apply;
+mod cells;
 mod console;
 mod data;
 mod drift;

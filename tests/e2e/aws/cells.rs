@@ -1,0 +1,310 @@
+//! A fleet over two accounts and two regions: two moto servers stand for
+//! two accounts (a profile each, with its own `endpoint_url`), and each
+//! tenant file's `[deploy]` places it. One apply deploys every cell, a
+//! second makes no write in any, a moved tenant is made in its new cell
+//! and pruned from its old one, and a cell that cannot be reached fails
+//! its own tenants only.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use apifactory_tests::aws::rest_apis;
+use apifactory_tests::bin_path;
+use apifactory_tests::fault_proxy::{FaultConfig, FaultProxy, is_mutating};
+use apifactory_tests::fleet::{artifact, text};
+use apifactory_tests::{moto_url, repo_root, unique_name};
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_apigateway::config::Credentials;
+use serde_json::Value;
+
+const ACCOUNT_ONE: &str = "123456789012";
+/// `tests/run` starts the second moto with this account id.
+const ACCOUNT_TWO: &str = "210987654321";
+
+fn moto_two() -> String {
+    std::env::var("APIFACTORY_TEST_MOTO2")
+        .expect("APIFACTORY_TEST_MOTO2 is not set: run the tests with tests/run")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// An AWS config file with a profile per (name, endpoint), dummy
+/// credentials in each.
+fn config_file(dir: &Path, profiles: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = String::new();
+    for (name, endpoint) in profiles {
+        text += &format!(
+            "[profile {name}]\nendpoint_url = {endpoint}\naws_access_key_id = testing\naws_secret_access_key = testing\n\n"
+        );
+    }
+    let path = dir.join("aws-config");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small tenant file placed in a region of a profile's account.
+fn tenant(dir: &Path, id: &str, profile: &str, region: &str) {
+    std::fs::write(
+        dir.join(format!("{id}.toml")),
+        format!(
+            "[tenant]\ndisplay_name = \"{id}\"\n[collection]\nname = \"items\"\n[collection.fields]\nname = {{ type = \"string\" }}\n[usage_plan]\nrate = 5\nburst = 10\n[[clients]]\nname = \"web\"\n[deploy]\nprofile = \"{profile}\"\nregion = \"{region}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+async fn run(tenants: &Path, config: &Path, args: &[&str]) -> Output {
+    let mut c = tokio::process::Command::new(bin_path("apifactory"));
+    c.args(args).arg("--tenants").arg(tenants);
+    if args[0] != "validate" {
+        c.args(["--target", "aws", "--artifact"]).arg(artifact());
+    }
+    c
+        // Only the profiles say where and who: the run's moto settings
+        // are not inherited.
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", config.with_extension("none"))
+        .env("APIFACTORY_PACE", "off")
+        .current_dir(repo_root())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), c.output())
+        .await
+        .expect("apifactory finishes within 120 s")
+        .expect("apifactory runs")
+}
+
+/// A counting proxy in front of a moto: the CLI goes through it (it also
+/// speaks CloudWatch's CBOR protocol to moto), the test's checks read moto.
+async fn proxy(moto: &str) -> FaultProxy {
+    FaultProxy::start(moto, FaultConfig::with_rate(0.0)).await
+}
+
+/// The mutating calls a proxy saw, by `service:Operation`.
+fn writes(proxy: &FaultProxy) -> BTreeMap<String, u64> {
+    proxy
+        .stats()
+        .operations()
+        .into_iter()
+        .filter(|(key, _)| is_mutating(key.split_once(':').map_or(key.as_str(), |(_, op)| op)))
+        .map(|(k, c)| (k, c.calls))
+        .collect()
+}
+
+async fn apigateway(endpoint: &str, region: &str) -> aws_sdk_apigateway::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    aws_sdk_apigateway::Client::new(&config)
+}
+
+/// Where each tenant's REST API is: (endpoint, region) pairs that have one.
+async fn found_in(tenant: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for endpoint in [moto_url(), moto_two()] {
+        for region in ["us-east-1", "eu-west-1"] {
+            if !rest_apis(&apigateway(&endpoint, region).await, tenant)
+                .await
+                .is_empty()
+            {
+                found.push((endpoint.clone(), region.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_over_four_cells_applies_in_one_run_and_a_second_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    let (one, two) = (proxy(&moto_url()).await, proxy(&moto_two()).await);
+    let config = config_file(dir.path(), &[("one", one.url()), ("two", two.url())]);
+    let placed = [
+        (unique_name("c-"), "one", "us-east-1", moto_url()),
+        (unique_name("c-"), "one", "eu-west-1", moto_url()),
+        (unique_name("c-"), "two", "us-east-1", moto_two()),
+        (unique_name("c-"), "two", "eu-west-1", moto_two()),
+    ];
+    for (id, profile, region, _) in &placed {
+        tenant(&tenants, id, profile, region);
+    }
+
+    let out = run(&tenants, &config, &["validate"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = run(&tenants, &config, &["apply", "--yes"]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for cell in [
+        format!("=== cell {ACCOUNT_ONE}/us-east-1"),
+        format!("=== cell {ACCOUNT_ONE}/eu-west-1"),
+        format!("=== cell {ACCOUNT_TWO}/us-east-1"),
+        format!("=== cell {ACCOUNT_TWO}/eu-west-1"),
+    ] {
+        assert_eq!(stdout.matches(&cell).count(), 1, "{cell}: {stdout}");
+    }
+    for (id, _, region, endpoint) in &placed {
+        assert_eq!(
+            found_in(id).await,
+            [(endpoint.clone(), region.to_string())],
+            "{id} is in its cell only"
+        );
+    }
+
+    // Nothing changed: no cell writes, by its own count and by each
+    // account's proxy.
+    let before = (writes(&one), writes(&two));
+    let out = run(&tenants, &config, &["apply", "--yes"]).await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!((writes(&one), writes(&two)), before, "{stderr}");
+    let made: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("apply made "))
+        .collect();
+    assert_eq!(made.len(), 4, "{stderr}");
+    assert!(
+        made.iter()
+            .all(|l| l.starts_with("apply made 0 mutating call(s)")),
+        "{stderr}"
+    );
+
+    // The plan as JSON: a member per cell, each with its tenant's plan.
+    let out = run(&tenants, &config, &["plan", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cells = doc["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "{doc:#}");
+    for (id, _, region, _) in &placed {
+        let cell = cells
+            .iter()
+            .find(|c| c["tenants"] == serde_json::json!([id]))
+            .unwrap_or_else(|| panic!("no cell holds {id}: {doc:#}"));
+        assert_eq!(cell["region"], region.to_string());
+        assert!(cell["error"].is_null(), "{cell:#}");
+        assert!(cell["output"].is_object(), "{cell:#}");
+    }
+
+    // A tenant moved to another account and region: created in its new
+    // cell, shown as orphaned in its old one (no tenant is left there),
+    // deleted from it only with --prune.
+    let (moved, _, _, _) = &placed[1];
+    tenant(&tenants, moved, "two", "us-east-1");
+    let out = run(&tenants, &config, &["apply", "--yes", "--tenant", moved]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let old = stdout
+        .split("=== cell ")
+        .find(|c| c.starts_with(&format!("{ACCOUNT_ONE}/eu-west-1")))
+        .unwrap_or_else(|| panic!("the old cell is visited: {stdout}"));
+    assert!(old.contains("orphans"), "{old}");
+    assert_eq!(
+        found_in(moved).await,
+        [
+            (moto_url(), "eu-west-1".to_owned()),
+            (moto_two(), "us-east-1".to_owned())
+        ]
+    );
+    let out = run(
+        &tenants,
+        &config,
+        &["apply", "--yes", "--prune", "--tenant", moved],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        found_in(moved).await,
+        [(moto_two(), "us-east-1".to_owned())]
+    );
+
+    // The commands about one tenant find it in its cell from its file.
+    let (far, _, region, endpoint) = &placed[3];
+    let out = run(
+        &tenants,
+        &config,
+        &["keys", "list", "--tenant", far, "--json"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keys[0]["client"], "web", "{keys:#}");
+    let out = run(&tenants, &config, &["destroy", "--tenant", far, "--yes"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        rest_apis(&apigateway(endpoint, region).await, far)
+            .await
+            .is_empty()
+    );
+    assert_eq!(found_in(&placed[0].0).await.len(), 1, "the others stay");
+}
+
+/// A loopback endpoint that answers every request 400 with no error code
+/// (an error no SDK retries): an unreachable account, found at once.
+fn dead_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cell_that_cannot_be_reached_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    let one = proxy(&moto_url()).await;
+    let config = config_file(
+        dir.path(),
+        &[("one", one.url()), ("dead", &dead_endpoint())],
+    );
+    let alive = unique_name("c-");
+    let lost = unique_name("c-");
+    tenant(&tenants, &alive, "one", "eu-west-1");
+    tenant(&tenants, &lost, "dead", "us-east-1");
+
+    let out = run(&tenants, &config, &["apply", "--yes"]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("its tenant(s) {lost} not done")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("=== cell {ACCOUNT_ONE}/eu-west-1")),
+        "{stdout}"
+    );
+    assert_eq!(
+        found_in(&alive).await,
+        [(moto_url(), "eu-west-1".to_owned())]
+    );
+
+    // validate names a profile no config file declares.
+    tenant(&tenants, &lost, "nobody", "us-east-1");
+    let out = run(&tenants, &config, &["validate"]).await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("deploy.profile"), "{stderr}");
+    assert!(stderr.contains("\"nobody\""), "{stderr}");
+}
