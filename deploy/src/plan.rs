@@ -595,33 +595,12 @@ impl fmt::Display for Plan {
                 )?;
             }
         }
-        if !self.kept.is_empty() {
-            writeln!(f, "kept (deleting data needs --delete-data):")?;
-            for k in &self.kept {
-                writeln!(
-                    f,
-                    "  = {:<10} {} (tenant {})",
-                    k.kind.as_str(),
-                    k.name,
-                    k.tenant
-                )?;
-            }
-        }
-        if !self.kept_adopted.is_empty() {
-            writeln!(
-                f,
-                "kept (adopted: apifactory did not make it; deleting it needs --delete-adopted-data as well):"
-            )?;
-            for k in &self.kept_adopted {
-                writeln!(
-                    f,
-                    "  = {:<10} {} (tenant {})",
-                    k.kind.as_str(),
-                    k.name,
-                    k.tenant
-                )?;
-            }
-        }
+        kept_list(f, "kept (deleting data needs --delete-data):", &self.kept)?;
+        kept_list(
+            f,
+            "kept (adopted: apifactory did not make it; deleting it needs --delete-adopted-data as well):",
+            &self.kept_adopted,
+        )?;
         if let Some(q) = &self.quotas {
             write!(f, "{q}")?;
         }
@@ -653,6 +632,24 @@ impl fmt::Display for Plan {
 }
 
 /// The plans checked against golden files, for both targets.
+/// A list of kept resources under its heading; nothing when empty.
+fn kept_list(f: &mut fmt::Formatter<'_>, heading: &str, kept: &[Address]) -> fmt::Result {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "{heading}")?;
+    for k in kept {
+        writeln!(
+            f,
+            "  = {:<10} {} (tenant {})",
+            k.kind.as_str(),
+            k.name,
+            k.tenant
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod golden;
 

@@ -35,16 +35,7 @@ impl KeyStore for LocalState {
     }
 
     async fn create(&self, tenant: &str, client: &str) -> anyhow::Result<Secret> {
-        if !runtime::names::is_client_name(client) {
-            anyhow::bail!(
-                "a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}"
-            );
-        }
-        if !self.snapshot().await?.tenants.contains_key(tenant) {
-            anyhow::bail!(
-                "tenant {tenant} is not deployed on the local target; run apifactory apply first"
-            );
-        }
+        new_key_for(self, tenant, client).await?;
         let suffix = new_key_id()?;
         let name = format!("{}-{suffix}", runtime::names::api_key(tenant, client));
         let (record, value) = self.create_key(tenant, client, &name, ORIGIN_CLI).await?;
@@ -94,16 +85,7 @@ impl KeyStore for LocalState {
     }
 
     async fn import(&self, tenant: &str, client: &str, value: &str) -> anyhow::Result<Imported> {
-        if !runtime::names::is_client_name(client) {
-            anyhow::bail!(
-                "a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}"
-            );
-        }
-        if !self.snapshot().await?.tenants.contains_key(tenant) {
-            anyhow::bail!(
-                "tenant {tenant} is not deployed on the local target; run apifactory apply first"
-            );
-        }
+        new_key_for(self, tenant, client).await?;
         // One value, one key, as on API Gateway: the gateway finds a key by
         // its value's hash.
         let hash = hash_key(value);
@@ -171,4 +153,18 @@ async fn owned_key(state: &LocalState, tenant: &str, id: &str) -> anyhow::Result
         Some(k) if k.tenant == tenant => Ok(()),
         _ => anyhow::bail!("tenant {tenant} has no key with id {id}"),
     }
+}
+
+/// A key may be made (or imported) for this client of this tenant: the
+/// name is a client name and the tenant is deployed here.
+async fn new_key_for(state: &LocalState, tenant: &str, client: &str) -> anyhow::Result<()> {
+    if !runtime::names::is_client_name(client) {
+        anyhow::bail!("a client name is 1 to 63 characters of a-z, 0-9 and -, found {client:?}");
+    }
+    if !state.snapshot().await?.tenants.contains_key(tenant) {
+        anyhow::bail!(
+            "tenant {tenant} is not deployed on the local target; run apifactory apply first"
+        );
+    }
+    Ok(())
 }
