@@ -27,9 +27,13 @@ use runtime::sqlite::Put;
 use runtime::store::Item;
 use runtime::tenant::Collection;
 
-/// Keys one BatchGetItem takes.
+/// Keys one BatchGetItem takes: "up to 100 items" (DynamoDB API
+/// Reference, "BatchGetItem"); what it could not read comes back in
+/// `UnprocessedKeys` and is asked again.
 pub const GET_BATCH: usize = 100;
-/// Items one BatchWriteItem takes.
+/// Items one BatchWriteItem takes: "up to 25 put or delete requests"
+/// (DynamoDB API Reference, "BatchWriteItem"), which may return some of
+/// them in `UnprocessedItems` (throughput exceeded) to be sent again.
 const WRITE_BATCH: usize = 25;
 /// Attempts at a batch's unprocessed part before giving up (backoff from
 /// 50 ms doubling to 5 s: about half a minute of throttling).

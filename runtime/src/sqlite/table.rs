@@ -69,13 +69,23 @@ impl Database {
         })
         .await?;
 
-        Ok(SqliteTable {
+        Ok(self.handle(schema, table, indexes))
+    }
+
+    /// The handle of a local table that exists.
+    fn handle(
+        &self,
+        schema: &TableSchema,
+        table: String,
+        indexes: BTreeMap<String, String>,
+    ) -> SqliteTable {
+        SqliteTable {
             db: self.clone(),
             key: schema.key.as_str().into(),
             select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
             table: table.into(),
             indexes: Arc::new(indexes),
-        })
+        }
     }
 
     /// Folds every stored item of a table (named as on DynamoDB; id and
@@ -94,15 +104,7 @@ impl Database {
     {
         let table = local_name(dynamo_name);
         self.read(move |c| {
-            let exists = c
-                .query_row(
-                    "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                    [&table],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !exists {
+            if !table_exists(c, &table)? {
                 return Ok(acc);
             }
             let mut stmt = c.prepare(&format!(
@@ -167,6 +169,17 @@ fn index_name(table: &str, field: &str) -> String {
 /// An SQL identifier, quoted.
 fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Whether the database has a table of this (local) name.
+fn table_exists(c: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1")?
+        .exists([table])
+}
+
+/// A row of `SELECT id, rev, doc`.
+fn id_rev_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
 
 /// The expression a field's index is built on; queries must use exactly the
@@ -392,13 +405,7 @@ impl Store for SqliteTable {
             .read(move |c| {
                 let mut stmt = c.prepare_cached(&sql)?;
                 let rows = stmt
-                    .query_map(params_from_iter(params.iter()), |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    })?
+                    .query_map(params_from_iter(params.iter()), id_rev_doc)?
                     .collect::<Result<Vec<_>, _>>()?;
                 let more = rows.len() > limit;
                 let items = rows

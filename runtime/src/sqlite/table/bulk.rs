@@ -7,11 +7,9 @@
 //!
 //! [`Store`]: crate::store::Store
 
-use std::sync::Arc;
-
 use rusqlite::{OptionalExtension, params};
 
-use super::{Database, SqliteTable, doc_text, layout, quote, to_item};
+use super::{Database, SqliteTable, doc_text, id_rev_doc, layout, quote, table_exists, to_item};
 use crate::schema::TableSchema;
 use crate::store::{Item, StoreError};
 
@@ -38,21 +36,8 @@ impl Database {
     ) -> Result<Option<SqliteTable>, StoreError> {
         let (table, indexes) = layout(dynamo_name, schema)?;
         let name = table.clone();
-        let exists = self
-            .read(move |c| {
-                Ok(
-                    c.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1")?
-                        .exists([&name])?,
-                )
-            })
-            .await?;
-        Ok(exists.then(|| SqliteTable {
-            db: self.clone(),
-            key: schema.key.as_str().into(),
-            select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
-            table: table.into(),
-            indexes: Arc::new(indexes),
-        }))
+        let exists = self.read(move |c| Ok(table_exists(c, &name)?)).await?;
+        Ok(exists.then(|| self.handle(schema, table, indexes)))
     }
 }
 
@@ -75,13 +60,7 @@ impl SqliteTable {
                 let mut stmt = c.prepare_cached(&sql)?;
                 let rows = stmt
                     // "" sorts before every id (ids are never empty).
-                    .query_map(params![after.unwrap_or_default(), limit], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    })?
+                    .query_map(params![after.unwrap_or_default(), limit], id_rev_doc)?
                     .collect::<Result<Vec<_>, _>>()?;
                 rows.into_iter()
                     .map(|(id, rev, doc)| to_item(id, rev, &doc))
