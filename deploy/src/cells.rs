@@ -2,7 +2,9 @@
 //! `[deploy]` names a region and an AWS profile (the account); tenants
 //! that resolve to the same connection are one cell, with its own target
 //! (clients, pacer, list calls, quota counts), since AWS's limits are per
-//! account and region. `main.rs` runs the cells of a command in parallel.
+//! account and region. [`run`] runs the cells of a command in parallel.
+
+pub mod run;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -36,7 +38,7 @@ pub fn placed(tenants: &[Tenant]) -> bool {
 }
 
 /// The tenants sharing a connection. Two groups may still be one cell
-/// (two profiles of one account): `main.rs` merges them once it knows
+/// (two profiles of one account): [`run`] merges them once it knows
 /// each one's account.
 #[derive(Debug, Clone)]
 pub struct Group {

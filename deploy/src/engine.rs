@@ -72,6 +72,134 @@ impl Job<'_> {
     }
 }
 
+impl<'a> Job<'a> {
+    /// The job on another tenant set (one cell's part).
+    pub fn on(&self, on: &'a TenantSet) -> Job<'a> {
+        match *self {
+            Job::Plan {
+                opts,
+                refresh,
+                show,
+                ..
+            } => Job::Plan {
+                set: on,
+                opts,
+                refresh,
+                show,
+            },
+            Job::Apply {
+                opts,
+                refresh,
+                concurrency,
+                wait,
+                show,
+                ..
+            } => Job::Apply {
+                set: on,
+                opts,
+                refresh,
+                concurrency,
+                wait,
+                show,
+            },
+            Job::Drift { opts, show, .. } => Job::Drift {
+                set: on,
+                opts,
+                show,
+            },
+            Job::Destroy {
+                tenant,
+                delete_data,
+                delete_adopted_data,
+                show,
+            } => Job::Destroy {
+                tenant,
+                delete_data,
+                delete_adopted_data,
+                show,
+            },
+        }
+    }
+
+    /// The job with other options, when given.
+    pub fn with(self, new: Option<&'a Options>) -> Job<'a> {
+        let Some(new) = new else {
+            return self;
+        };
+        match self {
+            Job::Plan {
+                set, refresh, show, ..
+            } => Job::Plan {
+                set,
+                opts: new,
+                refresh,
+                show,
+            },
+            Job::Apply {
+                set,
+                refresh,
+                concurrency,
+                wait,
+                show,
+                ..
+            } => Job::Apply {
+                set,
+                opts: new,
+                refresh,
+                concurrency,
+                wait,
+                show,
+            },
+            other => other,
+        }
+    }
+
+    /// The tenants a plan, apply or drift covers (none for destroy, which
+    /// reads no tenant file).
+    pub fn tenants(&self) -> Vec<Tenant> {
+        match self {
+            Job::Plan { set, opts, .. }
+            | Job::Apply { set, opts, .. }
+            | Job::Drift { set, opts, .. } => in_scope(set, opts),
+            Job::Destroy { .. } => Vec::new(),
+        }
+    }
+}
+
+/// How a plan or an apply looks at the items already stored when a
+/// tenant's fields change (`crate::schema_change`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Looking {
+    /// On AWS, read every stored item (a paced Scan); the local target's
+    /// items are always read.
+    pub check_data: bool,
+    /// Apply even when the new fields leave stored items invalid.
+    pub allow_invalid: bool,
+}
+
+/// The job's options with what was found in the stored items; an apply
+/// that would leave some invalid, unless allowed, is an error naming each.
+pub fn with_data(
+    job: &Job<'_>,
+    stored: Option<Vec<crate::schema_change::StoredData>>,
+    looking: Option<Looking>,
+) -> anyhow::Result<Option<Options>> {
+    let (Some(stored), Job::Plan { opts, .. } | Job::Apply { opts, .. }) = (stored, job) else {
+        return Ok(None);
+    };
+    let allow_invalid = looking.is_some_and(|l| l.allow_invalid);
+    if matches!(job, Job::Apply { .. })
+        && !allow_invalid
+        && let Some(why) = crate::schema_change::refusal(&stored)
+    {
+        anyhow::bail!("{why}");
+    }
+    Ok(Some(Options {
+        data: stored,
+        ..(*opts).clone()
+    }))
+}
+
 /// Runs a deploy command on a target.
 pub async fn run<T: Target>(
     target: Arc<T>,

@@ -10,12 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use apifactory::apply::secrets_table;
 use apifactory::aws::cli::AwsArgs;
-use apifactory::desired::Code;
-use apifactory::engine::{self, Job, Show, print};
+use apifactory::engine::{self, Job, Looking, Show, print, with_data};
 use apifactory::local::up::{Up, up};
 use apifactory::local::{LocalCode, LocalState, LocalTarget};
 use apifactory::openapi;
-use apifactory::plan::Options;
 use apifactory::tenants::TenantSet;
 use apifactory::usage::prices::Prices;
 use apifactory::usage::report::{Report, invoice as invoice_text, month_range};
@@ -686,7 +684,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 refresh: scope.refresh,
                 show,
             };
-            deploy_looking(&target, job, Some((data, false))).await
+            deploy_looking(&target, job, Some(data.looking(false))).await
         }
         Command::Drift {
             target,
@@ -727,7 +725,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wait,
                 show,
             };
-            deploy_looking(&target, job, Some((data, allow_invalid_data))).await
+            deploy_looking(&target, job, Some(data.looking(allow_invalid_data))).await
         }
         Command::Destroy {
             target,
@@ -907,385 +905,39 @@ async fn deploy(target: &TargetArgs, job: Job<'_>) -> anyhow::Result<ExitCode> {
     deploy_looking(target, job, None).await
 }
 
-/// [`deploy`], and for a plan or an apply given `data` (the flags, and
-/// whether invalid items are allowed), what the tenants' field changes
-/// mean for their stored items, read first: the plan shows it, and an
-/// apply that would leave items invalid is refused before any change.
+/// [`deploy`], and for a plan or an apply given `looking`, what the
+/// tenants' field changes mean for their stored items, read first: the
+/// plan shows it, and an apply that would leave items invalid is refused
+/// before any change.
 async fn deploy_looking(
     target: &TargetArgs,
     job: Job<'_>,
-    data: Option<(DataArgs, bool)>,
+    looking: Option<Looking>,
 ) -> anyhow::Result<ExitCode> {
-    let scope = match (&job, data) {
-        (Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. }, Some(_)) => {
-            Some(engine::in_scope(set, opts))
-        }
-        _ => None,
-    };
     match target.target {
         TargetName::Local => {
             let state = LocalState::open(&target.data_dir).await?;
-            let stored = match &scope {
-                Some(tenants) => Some(apifactory::schema_change::local(&state, tenants).await?),
-                None => None,
-            };
-            let opts = with_data(&job, stored, data)?;
-            let job = rejob(job, opts.as_ref());
-            engine::run(Arc::new(LocalTarget::new(state)), &LocalCode, job).await
-        }
-        TargetName::Aws if placed(&job) => deploy_cells(target, job, data).await,
-        TargetName::Aws => {
-            let (t, package) = apifactory::aws::cli::connect(&target.aws, job.deploys()).await?;
-            let code: &(dyn Code + Sync) = match &package {
-                Some(p) => p,
-                None => &engine::NoCode,
-            };
-            let stored = match (&scope, data) {
-                (Some(tenants), Some((args, _))) => {
-                    Some(apifactory::aws::scan::stored(&t, tenants, args.check_data).await?)
-                }
+            let stored = match (&job, looking) {
+                (Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. }, Some(_)) => Some(
+                    apifactory::schema_change::local(&state, &engine::in_scope(set, opts)).await?,
+                ),
                 _ => None,
             };
-            let opts = with_data(&job, stored, data)?;
-            let job = rejob(job, opts.as_ref());
-            engine::run(Arc::new(t), code, job).await
+            let opts = with_data(&job, stored, looking)?;
+            let job = job.with(opts.as_ref());
+            engine::run(Arc::new(LocalTarget::new(state)), &LocalCode, job).await
         }
+        TargetName::Aws => apifactory::cells::run::aws(&target.aws, job, looking).await,
     }
 }
 
 /// The command line's target, moved to the tenant's cell when its file
-/// places it (`[deploy]`): the commands about one tenant find it where
-/// plan and apply put it. A missing or broken file places nothing (destroy
-/// still finds a tenant whose file is gone where the command line says).
+/// places it (`apifactory::cells::run::placed_args`).
 fn placed_for(target: &TargetArgs, tenants: &std::path::Path, tenant: Option<&str>) -> TargetArgs {
-    let placement = tenant
-        .filter(|id| runtime::names::is_tenant_id(id))
-        .and_then(|id| runtime::Tenant::load(&tenants.join(format!("{id}.toml"))).ok())
-        .map(|t| t.placement)
-        .unwrap_or_default();
-    let c = apifactory::cells::connect_for(&target.aws.connect(), &placement);
     TargetArgs {
         target: target.target,
         data_dir: target.data_dir.clone(),
-        aws: AwsArgs {
-            profile: c.profile,
-            region: c.region,
-            endpoint_url: c.endpoint_url,
-            artifact: target.aws.artifact.clone(),
-        },
-    }
-}
-
-/// Whether a plan, apply or drift has a tenant in scope whose file
-/// places it (`[deploy]`): it then runs by cells.
-fn placed(job: &Job<'_>) -> bool {
-    match job {
-        Job::Plan { set, opts, .. }
-        | Job::Apply { set, opts, .. }
-        | Job::Drift { set, opts, .. } => apifactory::cells::placed(&engine::in_scope(set, opts)),
-        Job::Destroy { .. } => false,
-    }
-}
-
-/// The job on another tenant set (one cell's part).
-fn job_on<'a>(job: &Job<'a>, on: &'a TenantSet) -> Job<'a> {
-    match *job {
-        Job::Plan {
-            opts,
-            refresh,
-            show,
-            ..
-        } => Job::Plan {
-            set: on,
-            opts,
-            refresh,
-            show,
-        },
-        Job::Apply {
-            opts,
-            refresh,
-            concurrency,
-            wait,
-            show,
-            ..
-        } => Job::Apply {
-            set: on,
-            opts,
-            refresh,
-            concurrency,
-            wait,
-            show,
-        },
-        Job::Drift { opts, show, .. } => Job::Drift {
-            set: on,
-            opts,
-            show,
-        },
-        Job::Destroy {
-            tenant,
-            delete_data,
-            delete_adopted_data,
-            show,
-        } => Job::Destroy {
-            tenant,
-            delete_data,
-            delete_adopted_data,
-            show,
-        },
-    }
-}
-
-/// One cell of a run: an (account, region) and its tenants, or the
-/// connection that could not be made.
-struct Cell {
-    target: Result<apifactory::aws::AwsTarget, String>,
-    /// The profiles its tenants name (`None`: the command line's).
-    profiles: Vec<Option<String>>,
-    region: Option<String>,
-    set: TenantSet,
-}
-
-impl Cell {
-    fn name(&self) -> String {
-        let profiles: Vec<&str> = self
-            .profiles
-            .iter()
-            .map(|p| p.as_deref().unwrap_or("(command line)"))
-            .collect();
-        match &self.target {
-            Ok(t) => format!(
-                "{}/{} (profile {})",
-                t.env.account,
-                t.env.region,
-                profiles.join(", ")
-            ),
-            Err(_) => format!(
-                "profile {}, region {}",
-                profiles.join(", "),
-                self.region.as_deref().unwrap_or("(default)")
-            ),
-        }
-    }
-}
-
-/// A plan, apply or drift whose tenants are placed by their files: a
-/// target per cell (its own clients and pacer), the cells in parallel,
-/// each one's output whole under its header; with `--json`, one document
-/// `{"cells": [{"cell", "account", "region", "tenants", "output",
-/// "error"}]}`. A cell that cannot be reached, or fails, fails its own
-/// tenants only; the exit status then says so.
-async fn deploy_cells(
-    target: &TargetArgs,
-    job: Job<'_>,
-    data: Option<(DataArgs, bool)>,
-) -> anyhow::Result<ExitCode> {
-    let (Job::Plan {
-        set, opts, show, ..
-    }
-    | Job::Apply {
-        set, opts, show, ..
-    }
-    | Job::Drift { set, opts, show }) = &job
-    else {
-        anyhow::bail!("destroy runs in its tenant's cell only");
-    };
-    if matches!(job, Job::Apply { .. })
-        && !show.yes
-        && std::io::IsTerminal::is_terminal(&std::io::stdin())
-        && std::io::IsTerminal::is_terminal(&std::io::stderr())
-    {
-        // The cells apply in parallel, each as it is planned: there is no
-        // one plan to confirm first.
-        anyhow::bail!(
-            "these tenants are placed in several cells, which apply without asking: run `apifactory plan` first, then `apply --yes`"
-        );
-    }
-    let package = apifactory::aws::cli::package(&target.aws, job.deploys())?;
-    let code: &(dyn Code + Sync) = match &package {
-        Some(p) => p,
-        None => &engine::NoCode,
-    };
-    let groups = apifactory::cells::visits(
-        &set.tenants,
-        &engine::in_scope(set, opts),
-        &target.aws.connect(),
-    );
-    let targets = futures_util::future::join_all(
-        groups
-            .iter()
-            .map(|g| apifactory::aws::cli::cell(&g.connect, package.clone())),
-    )
-    .await;
-    // Two profiles of one account, in one region, are one cell: one
-    // pacer holds the account's limits there.
-    let mut cells: Vec<Cell> = Vec::new();
-    for (g, t) in groups.into_iter().zip(targets) {
-        let same = t.as_ref().ok().and_then(|t| {
-            cells.iter().position(|c| {
-                c.target
-                    .as_ref()
-                    .is_ok_and(|o| o.env.account == t.env.account && o.env.region == t.env.region)
-            })
-        });
-        let ids: Vec<String> = g.tenants;
-        match same {
-            Some(i) => {
-                let c = &mut cells[i];
-                let mut all: Vec<String> = c.set.tenants.iter().map(|t| t.id.clone()).collect();
-                all.extend(ids);
-                c.set = apifactory::cells::subset(set, &all);
-                if !c.profiles.contains(&g.connect.profile) {
-                    c.profiles.push(g.connect.profile);
-                }
-            }
-            None => cells.push(Cell {
-                target: t.map_err(|e| format!("{e:#}")),
-                profiles: vec![g.connect.profile],
-                region: g.connect.region,
-                set: apifactory::cells::subset(set, &ids),
-            }),
-        }
-    }
-    let runs = cells.iter().map(|c| {
-        let job = job_on(&job, &c.set);
-        engine::buffered(async move {
-            let t = match &c.target {
-                Ok(t) => t.clone(),
-                Err(e) => anyhow::bail!("{e}"),
-            };
-            one_cell(t, code, job, data).await
-        })
-    });
-    let done = futures_util::future::join_all(runs).await;
-    let mut status = ExitCode::SUCCESS;
-    let mut text = String::new();
-    let mut members = Vec::new();
-    for (c, (result, out)) in cells.iter().zip(done) {
-        let tenants: Vec<&str> = c.set.tenants.iter().map(|t| t.id.as_str()).collect();
-        let error = match &result {
-            Ok(code) => {
-                if *code != ExitCode::SUCCESS && status == ExitCode::SUCCESS {
-                    status = *code;
-                }
-                None
-            }
-            Err(e) => {
-                status = ExitCode::FAILURE;
-                if tenants.is_empty() {
-                    eprintln!("error: cell {}: {e:#}", c.name());
-                } else {
-                    eprintln!(
-                        "error: cell {}: {e:#}; its tenant(s) {} not done",
-                        c.name(),
-                        tenants.join(", ")
-                    );
-                }
-                Some(format!("{e:#}"))
-            }
-        };
-        if show.json {
-            members.push(serde_json::json!({
-                "cell": c.name(),
-                "account": c.target.as_ref().ok().map(|t| t.env.account.clone()),
-                "region": c.target.as_ref().ok().map(|t| t.env.region.clone()).or(c.region.clone()),
-                "profiles": c.profiles,
-                "tenants": tenants,
-                "output": serde_json::from_str::<serde_json::Value>(&out).ok(),
-                "error": error,
-            }));
-        } else {
-            text += &format!(
-                "=== cell {}: {} tenant(s){}\n{out}",
-                c.name(),
-                tenants.len(),
-                if error.is_some() { ", failed" } else { "" }
-            );
-        }
-    }
-    if show.json {
-        print(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&serde_json::json!({ "cells": members }))?
-        ))?;
-    } else {
-        print(&text)?;
-    }
-    Ok(status)
-}
-
-/// One cell's part of a run, on its own target (see [`deploy_looking`]).
-async fn one_cell(
-    t: apifactory::aws::AwsTarget,
-    code: &(dyn Code + Sync),
-    job: Job<'_>,
-    data: Option<(DataArgs, bool)>,
-) -> anyhow::Result<ExitCode> {
-    let stored = match (&job, data) {
-        (Job::Plan { set, opts, .. } | Job::Apply { set, opts, .. }, Some((args, _))) => Some(
-            apifactory::aws::scan::stored(&t, &engine::in_scope(set, opts), args.check_data)
-                .await?,
-        ),
-        _ => None,
-    };
-    let opts = with_data(&job, stored, data)?;
-    let job = rejob(job, opts.as_ref());
-    engine::run(Arc::new(t), code, job).await
-}
-
-/// The job's options with what was found in the stored items; an apply
-/// that would leave some invalid, without `--allow-invalid-data`, is an
-/// error naming each.
-fn with_data(
-    job: &Job<'_>,
-    stored: Option<Vec<apifactory::schema_change::StoredData>>,
-    data: Option<(DataArgs, bool)>,
-) -> anyhow::Result<Option<Options>> {
-    let (Some(stored), Job::Plan { opts, .. } | Job::Apply { opts, .. }) = (stored, job) else {
-        return Ok(None);
-    };
-    let allow_invalid = data.is_some_and(|(_, allow)| allow);
-    if matches!(job, Job::Apply { .. })
-        && !allow_invalid
-        && let Some(why) = apifactory::schema_change::refusal(&stored)
-    {
-        anyhow::bail!("{why}");
-    }
-    Ok(Some(Options {
-        data: stored,
-        ..(*opts).clone()
-    }))
-}
-
-/// The job with other options, when given.
-fn rejob<'a>(job: Job<'a>, with: Option<&'a Options>) -> Job<'a> {
-    let Some(new) = with else {
-        return job;
-    };
-    match job {
-        Job::Plan {
-            set, refresh, show, ..
-        } => Job::Plan {
-            set,
-            opts: new,
-            refresh,
-            show,
-        },
-        Job::Apply {
-            set,
-            refresh,
-            concurrency,
-            wait,
-            show,
-            ..
-        } => Job::Apply {
-            set,
-            opts: new,
-            refresh,
-            concurrency,
-            wait,
-            show,
-        },
-        other => other,
+        aws: apifactory::cells::run::placed_args(&target.aws, tenants, tenant),
     }
 }
 
@@ -1558,9 +1210,18 @@ async fn keys_on(
     Ok(ExitCode::SUCCESS)
 }
 
+impl DataArgs {
+    fn looking(self, allow_invalid: bool) -> Looking {
+        Looking {
+            check_data: self.check_data,
+            allow_invalid,
+        }
+    }
+}
+
 impl Scope {
     /// Plan options from the command line; unknown tenant ids are an error.
-    fn options(&self, set: &TenantSet) -> anyhow::Result<Options> {
+    fn options(&self, set: &TenantSet) -> anyhow::Result<apifactory::plan::Options> {
         engine::options(set, &self.tenant, self.prune, self.delete_data)
     }
 }
