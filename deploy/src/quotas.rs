@@ -528,6 +528,24 @@ pub fn check(
     report
 }
 
+/// IAM's role quota over every cell of one account in a run: IAM is
+/// global, so the roles each cell's plan adds all count against the one
+/// quota, though each cell's own check sees only its own. `existing` is
+/// the account's count (every region's roles), `creates` the roles the
+/// cells' plans add together. Deletes are not subtracted: each cell
+/// creates before it deletes, and the cells run at once.
+pub fn account_roles(limits: &Limits, existing: u64, creates: u64) -> Report {
+    Report {
+        checks: vec![Check::new(
+            Quota::Roles,
+            limits.get(Quota::Roles),
+            None,
+            [existing, creates, 0],
+        )],
+        not_counted: BTreeMap::new(),
+    }
+}
+
 /// The checks of a per-resource quota: each resource with a warning, or
 /// else the one nearest its limit (so `--json` always shows the headroom).
 fn per_item(report: &mut Report, quota: Quota, limit: Limit, items: Vec<(String, [u64; 3])>) {

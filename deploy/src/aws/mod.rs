@@ -47,7 +47,7 @@ pub mod role;
 pub mod scan;
 pub mod stage;
 pub mod stamp;
-mod survey;
+pub(crate) mod survey;
 pub mod table;
 pub mod usage;
 pub mod usage_plan;

@@ -436,7 +436,7 @@ fn converged(
 /// STS quotas" points to it for exactly this). A deploy identity without
 /// `iam:GetAccountSummary` (or any failure) gets the reason instead, and
 /// the plan says the roles were not counted.
-async fn role_quota(t: &AwsTarget) -> anyhow::Result<Result<(u64, u64), String>> {
+pub(crate) async fn role_quota(t: &AwsTarget) -> anyhow::Result<Result<(u64, u64), String>> {
     use aws_sdk_iam::types::SummaryKeyType;
     t.pacer.read(&[Family::Iam]).await;
     // A count is advice: it never holds a deploy up. Against moto the

@@ -62,6 +62,9 @@ struct Cell {
     profiles: Vec<Option<String>>,
     region: Option<String>,
     set: TenantSet,
+    /// Why its apply must not start (IAM's role quota of its account,
+    /// counted over the account's cells).
+    refused: Option<String>,
 }
 
 impl Cell {
@@ -156,7 +159,20 @@ async fn by_cells(
                 profiles: vec![g.connect.profile],
                 region: g.connect.region,
                 set: super::subset(set, &ids),
+                refused: None,
             }),
+        }
+    }
+    if matches!(job, Job::Plan { .. } | Job::Apply { .. }) {
+        for (account, why) in account_roles(&cells).await {
+            if matches!(job, Job::Apply { .. }) {
+                for c in cells.iter_mut().filter(|c| {
+                    c.target.as_ref().is_ok_and(|t| t.env.account == account)
+                        && !c.set.tenants.is_empty()
+                }) {
+                    c.refused = Some(why.clone());
+                }
+            }
         }
     }
     let runs = cells.iter().map(|c| {
@@ -166,6 +182,9 @@ async fn by_cells(
                 Ok(t) => t.clone(),
                 Err(e) => anyhow::bail!("{e}"),
             };
+            if let Some(why) = &c.refused {
+                anyhow::bail!("{why}");
+            }
             one_cell(t, code, job, looking).await
         })
     });
@@ -224,6 +243,67 @@ async fn by_cells(
         print(&text)?;
     }
     Ok(status)
+}
+
+/// IAM's role quota of each account with tenants in more than one cell of
+/// the run: each cell's plan counts the account's roles (IAM is global)
+/// but only its own new ones, so two cells that each fit may not fit
+/// together. The roles every cell of the account adds are counted against
+/// the quota once; a warning is printed, and an account over a hard quota
+/// is returned with why (its cells then apply nothing). An account whose
+/// roles cannot be counted is left to each cell's own check, which says
+/// so.
+async fn account_roles(cells: &[Cell]) -> Vec<(String, String)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut by_account: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
+    for c in cells.iter().filter(|c| !c.set.tenants.is_empty()) {
+        if let Ok(t) = &c.target {
+            by_account
+                .entry(t.env.account.as_str())
+                .or_default()
+                .push(c);
+        }
+    }
+    let mut refused = Vec::new();
+    for (account, cells) in by_account.into_iter().filter(|(_, c)| c.len() > 1) {
+        let Some(Ok(t)) = cells.first().map(|c| &c.target) else {
+            continue;
+        };
+        let ids: BTreeSet<String> = cells
+            .iter()
+            .flat_map(|c| c.set.tenants.iter().map(|t| t.id.clone()))
+            .collect();
+        let counted = crate::aws::survey::role_quota(t).await;
+        let listed = crate::aws::role::list(t, &crate::aws::Scope(ids.clone())).await;
+        let (Ok(Ok((existing, quota))), Ok(listed), Ok(mut limits)) =
+            (counted, listed, crate::quotas::Limits::from_env())
+        else {
+            continue;
+        };
+        limits.from_account(crate::quotas::Quota::Roles, quota);
+        let have: BTreeSet<String> = listed.into_iter().map(|(_, role)| role).collect();
+        let creates = ids
+            .iter()
+            .filter(|id| !have.contains(&runtime::names::role(id)))
+            .count() as u64;
+        let report = crate::quotas::account_roles(&limits, existing, creates);
+        if report.has_warnings() {
+            eprint!(
+                "account {account}, over its {} cells in this run: {report}",
+                cells.len()
+            );
+        }
+        if let Some(why) = report.refused() {
+            refused.push((
+                account.to_owned(),
+                format!(
+                    "{why} (the new roles of account {account}'s {} cells in this run, counted together: IAM is global)",
+                    cells.len()
+                ),
+            ));
+        }
+    }
+    refused
 }
 
 /// One cell's part of a run, on its own target: the stored items looked

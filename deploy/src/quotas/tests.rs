@@ -300,3 +300,19 @@ fn the_report_serializes_for_json() {
         json!("the target did not list it")
     );
 }
+
+#[test]
+fn an_accounts_roles_are_summed_over_its_cells() {
+    let mut limits = Limits::aws();
+    limits.from_account(Quota::Roles, 10);
+    // Each of two cells adding 3 to 6 existing fits; both together do not.
+    assert_eq!(account_roles(&limits, 6, 3).refused(), None);
+    let both = account_roles(&limits, 6, 6);
+    assert_eq!(both.checks[0].status, Status::Refused);
+    assert_eq!(both.checks[0].projected, 12);
+    assert!(both.refused().unwrap().contains("IAM roles per account"));
+    // Over AWS's adjustable default, uncounted by the account: a warning.
+    let warned = account_roles(&Limits::aws(), 999, 2);
+    assert_eq!(warned.checks[0].status, Status::Over);
+    assert_eq!(warned.refused(), None);
+}

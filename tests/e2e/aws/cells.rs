@@ -57,7 +57,13 @@ fn tenant(dir: &Path, id: &str, profile: &str, region: &str) {
 }
 
 async fn run(tenants: &Path, config: &Path, args: &[&str]) -> Output {
+    run_with(tenants, config, args, &[]).await
+}
+
+/// [`run`] with more environment variables.
+async fn run_with(tenants: &Path, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = tokio::process::Command::new(bin_path("apifactory"));
+    c.envs(env.iter().copied());
     c.args(args).arg("--tenants").arg(tenants);
     if args[0] != "validate" {
         c.args(["--target", "aws", "--artifact"]).arg(artifact());
@@ -307,4 +313,107 @@ async fn a_cell_that_cannot_be_reached_does_not_stop_the_others() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("deploy.profile"), "{stderr}");
     assert!(stderr.contains("\"nobody\""), "{stderr}");
+}
+
+/// A moto account of the test's own (no other test adds roles to it), as
+/// an access key and secret acting in it: moto keeps an account per
+/// access key made in it with its `x-moto-account-id` header.
+async fn own_account() -> (String, String) {
+    use aws_sdk_iam::config::http::HttpRequest;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!(
+        "6{:011}",
+        (u128::from(std::process::id()) * 1_000_003 + nanos) % 100_000_000_000
+    );
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let in_account = |id: String| {
+        move |req: &mut HttpRequest| {
+            req.headers_mut().insert("x-moto-account-id", id.clone());
+        }
+    };
+    iam.create_user()
+        .user_name("cells-test")
+        .customize()
+        .mutate_request(in_account(id.clone()))
+        .send()
+        .await
+        .unwrap();
+    let made = iam
+        .create_access_key()
+        .user_name("cells-test")
+        .customize()
+        .mutate_request(in_account(id))
+        .send()
+        .await
+        .unwrap();
+    let key = made.access_key().unwrap();
+    (
+        key.access_key_id().to_owned(),
+        key.secret_access_key().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn iams_role_quota_is_counted_over_every_region_of_an_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    let one = proxy(&moto_url()).await;
+    let (key, secret) = own_account().await;
+    let config = dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile q]\nendpoint_url = {}\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n",
+            one.url()
+        ),
+    )
+    .unwrap();
+    let (east, west) = (unique_name("c-"), unique_name("c-"));
+    tenant(&tenants, &east, "q", "us-east-1");
+    tenant(&tenants, &west, "q", "eu-west-1");
+    // The account holds no role: one new role fits under a quota of one,
+    // two (a role per tenant, one in each region) do not. The account's
+    // own RolesQuota makes the limit hard, as AWS enforces it.
+    let quota = [("APIFACTORY_TEST_QUOTAS", "roles=1")];
+
+    let out = run_with(&tenants, &config, &["apply", "--yes"], &quota).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("IAM roles per account (all regions): 0 existing + 2 to create = 2"),
+        "{stderr}"
+    );
+    for id in [&east, &west] {
+        assert!(
+            stderr.contains(&format!("its tenant(s) {id} not done")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        writes(&one),
+        BTreeMap::new(),
+        "refused before any write: {stderr}"
+    );
+
+    // Each alone fits.
+    let out = run_with(
+        &tenants,
+        &config,
+        &["apply", "--yes", "--tenant", &east],
+        &quota,
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
+    assert!(!writes(&one).is_empty());
 }
