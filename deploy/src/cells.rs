@@ -4,6 +4,7 @@
 //! (clients, pacer, list calls, quota counts), since AWS's limits are per
 //! account and region. [`run`] runs the cells of a command in parallel.
 
+pub mod follow;
 pub mod run;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -18,6 +18,8 @@ mod html;
 pub mod pages;
 mod tail;
 
+pub use tail::print_aws as print_aws_logs;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,10 +55,14 @@ use pages::{Action, DriftCell, Period, TenantRow};
 pub enum Fleet {
     Local(LocalState),
     /// `args` builds the functions' code when drift is checked (drift
-    /// compares code too), as `apifactory drift --target aws` does.
+    /// compares code too), as `apifactory drift --target aws` does, and
+    /// is where a tenant whose file does not place it is; `home` is the
+    /// connection `target` was made with (the command line's, or when it
+    /// cannot be reached and the files place tenants, a cell's).
     Aws {
         target: AwsTarget,
         args: AwsArgs,
+        home: AwsArgs,
     },
 }
 
@@ -75,6 +81,15 @@ pub struct Console {
     /// Run after a key action, before its page is answered: `up` has its
     /// gateway re-read the keys there, so a key made here works at once.
     after_key_change: OnceLock<KeyHook>,
+    /// On AWS, the target of each other cell a tenant file places a
+    /// tenant in (`[deploy]`), by (profile, region, endpoint), made once.
+    cells: Mutex<BTreeMap<CellKey, AwsTarget>>,
+}
+
+type CellKey = (Option<String>, Option<String>, Option<String>);
+
+fn cell_key(a: &AwsArgs) -> CellKey {
+    (a.profile.clone(), a.region.clone(), a.endpoint_url.clone())
 }
 
 /// What [`Console::after_key_change`] runs.
@@ -104,6 +119,7 @@ impl Console {
             drift: Mutex::new(None),
             policy: HeaderValue::from_str(&policy)?,
             after_key_change: OnceLock::new(),
+            cells: Mutex::new(BTreeMap::new()),
         };
         Ok((Arc::new(console), token))
     }
@@ -152,18 +168,72 @@ impl Console {
         }
     }
 
-    fn source(&self) -> Source<'_> {
-        match &self.fleet {
-            Fleet::Local(state) => Source::Local(state),
-            Fleet::Aws { target, .. } => Source::Aws(target),
+    /// The AWS target of a connection: the console's own, or a cell's.
+    async fn aws_at(&self, a: &AwsArgs) -> anyhow::Result<AwsTarget> {
+        let Fleet::Aws { target, home, .. } = &self.fleet else {
+            anyhow::bail!("the console serves the local target");
+        };
+        let key = cell_key(a);
+        if key == cell_key(home) {
+            return Ok(target.clone());
         }
+        if let Some(t) = lock(&self.cells).get(&key) {
+            return Ok(t.clone());
+        }
+        let t = crate::aws::cli::key_store(a).await?;
+        lock(&self.cells).insert(key, t.clone());
+        Ok(t)
     }
 
-    async fn list_keys(&self, tenant: Option<&str>) -> anyhow::Result<Vec<KeyInfo>> {
-        match &self.fleet {
-            Fleet::Local(state) => state.list(tenant).await,
-            Fleet::Aws { target, .. } => target.list(tenant).await,
+    /// The AWS target of the tenant's cell, from its file.
+    async fn aws_of(&self, tenant: &str) -> anyhow::Result<AwsTarget> {
+        let Fleet::Aws { args, .. } = &self.fleet else {
+            anyhow::bail!("the console serves the local target");
+        };
+        let a = crate::cells::run::placed_args(args, &self.tenants_dir, Some(tenant));
+        self.aws_at(&a).await
+    }
+
+    /// The figures of these tenants, each from its own cell on AWS.
+    async fn gather(
+        &self,
+        ids: &[String],
+        start: i64,
+        end: i64,
+        span: Span,
+    ) -> anyhow::Result<Gathered> {
+        let args = match &self.fleet {
+            Fleet::Local(state) => {
+                return gather(Source::Local(state), ids, start, end, span).await;
+            }
+            Fleet::Aws { args, .. } => args,
+        };
+        let mut all = Gathered::default();
+        for (a, ids) in crate::cells::follow::by_connection(args, &self.tenants_dir, ids) {
+            let t = self.aws_at(&a).await?;
+            all.merge(gather(Source::Aws(&t), &ids, start, end, span).await?);
         }
+        Ok(all)
+    }
+
+    /// The keys of a tenant, or of every tenant (on AWS, of every cell the
+    /// files place a tenant in).
+    async fn list_keys(&self, tenant: Option<&str>) -> anyhow::Result<Vec<KeyInfo>> {
+        let args = match (&self.fleet, tenant) {
+            (Fleet::Local(state), _) => return state.list(tenant).await,
+            (Fleet::Aws { .. }, Some(id)) => return self.aws_of(id).await?.list(tenant).await,
+            (Fleet::Aws { args, .. }, None) => args,
+        };
+        let mut keys = Vec::new();
+        for (a, ids) in crate::cells::follow::by_connection(args, &self.tenants_dir, &[]) {
+            let found = self.aws_at(&a).await?.list(None).await?;
+            keys.extend(
+                found
+                    .into_iter()
+                    .filter(|k| ids.is_empty() || ids.contains(&k.tenant)),
+            );
+        }
+        Ok(keys)
     }
 
     fn problem(&self, status: StatusCode, title: &str, message: &str) -> Response {
@@ -309,15 +379,32 @@ async fn drift_of(c: &Console, set: &TenantSet) -> anyhow::Result<BTreeMap<Strin
             crate::engine::prepare(&target, &LocalCode, set, &opts, true, true).await?
         }
         Fleet::Aws { args, .. } => {
-            let (target, package) = crate::aws::cli::connect(args, true).await?;
-            let code: &(dyn crate::desired::Code + Sync) = match &package {
-                Some(p) => p,
-                None => &crate::engine::NoCode,
-            };
-            crate::engine::prepare(&target, code, set, &opts, true, true).await?
+            // Each cell's tenants on their own target: one plan each.
+            let mut all = crate::drift::Drift::default();
+            for (a, ids) in crate::cells::follow::by_connection(args, &c.tenants_dir, &[]) {
+                let (target, package) = crate::aws::cli::connect(&a, true).await?;
+                let code: &(dyn crate::desired::Code + Sync) = match &package {
+                    Some(p) => p,
+                    None => &crate::engine::NoCode,
+                };
+                let part = if ids.is_empty() {
+                    set.clone()
+                } else {
+                    crate::cells::subset(set, &ids)
+                };
+                let opts = crate::engine::options(&part, &ids, false, false)?;
+                let plan = crate::engine::prepare(&target, code, &part, &opts, true, true).await?;
+                all.differences
+                    .extend(crate::drift::drift(&plan).differences);
+            }
+            return Ok(drift_cells(set, all));
         }
     };
-    let found = crate::drift::drift(&plan);
+    Ok(drift_cells(set, crate::drift::drift(&plan)))
+}
+
+/// Drift per tenant, from the differences found.
+fn drift_cells(set: &TenantSet, found: crate::drift::Drift) -> BTreeMap<String, DriftCell> {
     let mut out: BTreeMap<String, DriftCell> = set
         .tenants
         .iter()
@@ -338,7 +425,7 @@ async fn drift_of(c: &Console, set: &TenantSet) -> anyhow::Result<BTreeMap<Strin
             _ => *cell = DriftCell::Differs(vec![line]),
         }
     }
-    Ok(out)
+    out
 }
 
 fn day_start(now: i64) -> i64 {
@@ -368,7 +455,7 @@ async fn fleet(State(c): State<Arc<Console>>) -> Response {
     let gathered = if ids.is_empty() {
         Gathered::default()
     } else {
-        gather(c.source(), &ids, today, today + 86_400, Span::Day)
+        c.gather(&ids, today, today + 86_400, Span::Day)
             .await
             .unwrap_or_else(|e| {
                 problems.push(format!("Cannot read the quotas: {e:#}"));
@@ -543,7 +630,7 @@ async fn tenant(
     let aws = matches!(c.fleet, Fleet::Aws { .. });
     let (span, n, start) = window(period, aws, now_unix());
     let end = start + span.seconds() * n as i64;
-    let gathered = match gather(c.source(), std::slice::from_ref(&id), start, end, span).await {
+    let gathered = match c.gather(std::slice::from_ref(&id), start, end, span).await {
         Ok(g) => g,
         Err(e) => {
             return c.problem(
@@ -587,7 +674,14 @@ async fn logs(State(c): State<Arc<Console>>, Path(id): Path<String>) -> Response
     }
     match &c.fleet {
         Fleet::Local(state) => tail::local(state.log_path(&id)),
-        Fleet::Aws { target, .. } => tail::aws(target.clone(), id),
+        Fleet::Aws { .. } => match c.aws_of(&id).await {
+            Ok(target) => tail::aws(target, id),
+            Err(e) => c.problem(
+                StatusCode::BAD_GATEWAY,
+                "Cannot reach the tenant's cell",
+                &format!("{e:#}"),
+            ),
+        },
     }
 }
 
@@ -741,11 +835,14 @@ async fn key_action(
     };
     let result = match &c.fleet {
         Fleet::Local(state) => act(state, &id, action, &f, "").await,
-        Fleet::Aws { target, .. } => {
+        Fleet::Aws { .. } => {
             // API Gateway has no key expiry of its own.
             let note = " It is disabled by the first `apifactory apply --target aws` or \
                         `apifactory keys expire --target aws` after that.";
-            act(target, &id, action, &f, note).await
+            match c.aws_of(&id).await {
+                Ok(target) => act(&target, &id, action, &f, note).await,
+                Err(e) => Err(e),
+            }
         }
     };
     match result {

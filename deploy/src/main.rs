@@ -281,16 +281,17 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:4580")]
         listen: SocketAddr,
     },
-    /// Print a tenant's access and function logs from the local target.
+    /// Print a tenant's access and function logs: the local target's
+    /// file, or on AWS the last ten minutes of its log groups, in the
+    /// tenant's cell (`[deploy]`).
     Logs {
+        #[command(flatten)]
+        target: TargetArgs,
         /// The tenant id.
         tenant: String,
         /// Keep printing new lines as they come.
         #[arg(long, short)]
         follow: bool,
-        /// The local target's data directory.
-        #[arg(long, default_value = ".apifactory", env = "APIFACTORY_DATA_DIR")]
-        data_dir: PathBuf,
     },
     /// Requests, errors, refusals, quota, latency and estimated cost per
     /// tenant and per client key; `--invoice` prints a month's statement per
@@ -804,7 +805,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if to < from {
                 anyhow::bail!("--to {to} is before --from {from}");
             }
-            let mut gathered = usage_gather(&target, &tenants, from, to, by).await?;
+            let mut gathered = usage_gather(&target, &cli.tenants, &tenants, from, to, by).await?;
             if matches!(target.target, TargetName::Aws)
                 && let Ok(set) = TenantSet::load(&cli.tenants)
             {
@@ -842,10 +843,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs {
+            target,
             tenant,
             follow,
-            data_dir,
         } => {
+            if target.target == TargetName::Aws {
+                let t = apifactory::cells::follow::target_of(&target.aws, &cli.tenants, &tenant)
+                    .await?;
+                apifactory::console::print_aws_logs(t, tenant, follow).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let data_dir = target.data_dir;
             let path = data_dir.join("logs").join(format!("{tenant}.log"));
             let mut offset = 0u64;
             loop {
@@ -873,10 +881,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             use apifactory::console::{Fleet, serve};
             let fleet = match target.target {
                 TargetName::Local => Fleet::Local(LocalState::open(&target.data_dir).await?),
-                TargetName::Aws => Fleet::Aws {
-                    target: apifactory::aws::cli::key_store(&target.aws).await?,
-                    args: target.aws.clone(),
-                },
+                TargetName::Aws => {
+                    let (home, t) = console_home(&target.aws, &cli.tenants).await?;
+                    Fleet::Aws {
+                        target: t,
+                        args: target.aws.clone(),
+                        home,
+                    }
+                }
             };
             serve(fleet, cli.tenants, listen).await?;
             Ok(ExitCode::SUCCESS)
@@ -941,6 +953,29 @@ fn placed_for(target: &TargetArgs, tenants: &std::path::Path, tenant: Option<&st
     }
 }
 
+/// The console's own AWS target: the command line's; when that cannot be
+/// reached and the tenant files place tenants (`[deploy]`), the first of
+/// their cells that can (a fleet placed wholly by its files may have no
+/// command-line account at all). The connection it was made with, too.
+async fn console_home(
+    args: &AwsArgs,
+    tenants: &std::path::Path,
+) -> anyhow::Result<(AwsArgs, apifactory::aws::AwsTarget)> {
+    let first = match apifactory::aws::cli::key_store(args).await {
+        Ok(t) => return Ok((args.clone(), t)),
+        Err(e) => e,
+    };
+    for (a, ids) in apifactory::cells::follow::by_connection(args, tenants, &[]) {
+        if ids.is_empty() {
+            continue;
+        }
+        if let Ok(t) = apifactory::aws::cli::key_store(&a).await {
+            return Ok((a, t));
+        }
+    }
+    Err(first)
+}
+
 /// A date given on the command line.
 fn parse_date(flag: &str, text: &str) -> anyhow::Result<time::Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
@@ -954,6 +989,7 @@ fn parse_date(flag: &str, text: &str) -> anyhow::Result<time::Date> {
 /// months.
 async fn usage_gather(
     target: &TargetArgs,
+    dir: &std::path::Path,
     tenants: &[String],
     from: time::Date,
     to: time::Date,
@@ -973,8 +1009,7 @@ async fn usage_gather(
             gather(Source::Local(&state), tenants, start, end, span).await
         }
         TargetName::Aws => {
-            let t = apifactory::aws::cli::key_store(&target.aws).await?;
-            gather(Source::Aws(&t), tenants, start, end, span).await
+            apifactory::cells::follow::usage(&target.aws, dir, tenants, start, end, span).await
         }
     }
 }

@@ -206,3 +206,15 @@ pub struct Gathered {
     /// Every alarm's current state.
     pub alarms: Vec<AlarmState>,
 }
+
+impl Gathered {
+    /// Adds another target's figures (another cell's: its tenants are
+    /// none of these).
+    pub fn merge(&mut self, other: Gathered) {
+        self.figures.extend(other.figures);
+        self.keys.extend(other.keys);
+        self.quotas.extend(other.quotas);
+        self.arch.extend(other.arch);
+        self.alarms.extend(other.alarms);
+    }
+}

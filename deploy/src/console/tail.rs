@@ -187,23 +187,45 @@ impl GroupTail {
     }
 }
 
+impl GroupTail {
+    /// A tenant's log groups from ten minutes ago.
+    fn of(target: AwsTarget, tenant: &str) -> GroupTail {
+        let mut groups = vec![names::access_log_group(tenant)];
+        groups.extend(
+            Operation::ALL
+                .iter()
+                .map(|op| names::log_group(tenant, *op)),
+        );
+        GroupTail {
+            target,
+            groups,
+            since: (crate::keys::now_unix() - 600) * 1000,
+            seen: HashSet::new(),
+            first: true,
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+/// `apifactory logs --target aws`: the last ten minutes of the tenant's
+/// log groups on stdout, then, with `follow`, what comes.
+pub async fn print_aws(target: AwsTarget, tenant: String, follow: bool) -> anyhow::Result<()> {
+    let mut tail = GroupTail::of(target, &tenant);
+    loop {
+        tail.read_more().await;
+        let lines: String = tail.queue.drain(..).map(|l| l + "\n").collect();
+        crate::engine::print(&lines)?;
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(AWS_EVERY).await;
+    }
+}
+
 /// The tail of a tenant's log groups on AWS: the last ten minutes, then
 /// what comes.
 pub fn aws(target: AwsTarget, tenant: String) -> Response {
-    let mut groups = vec![names::access_log_group(&tenant)];
-    groups.extend(
-        Operation::ALL
-            .iter()
-            .map(|op| names::log_group(&tenant, *op)),
-    );
-    let start = GroupTail {
-        target,
-        groups,
-        since: (crate::keys::now_unix() - 600) * 1000,
-        seen: HashSet::new(),
-        first: true,
-        queue: VecDeque::new(),
-    };
+    let start = GroupTail::of(target, &tenant);
     let stream = unfold(start, |mut tail| async move {
         loop {
             if let Some(line) = tail.queue.pop_front() {

@@ -417,3 +417,156 @@ async fn iams_role_quota_is_counted_over_every_region_of_an_account() {
     assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
     assert!(!writes(&one).is_empty());
 }
+
+/// The console's address and an admin cookie, from a running
+/// `apifactory console` whose stdout is `lines`.
+async fn console_session(
+    child: &mut tokio::process::Child,
+) -> (apifactory_tests::server::Client, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("apifactory console: ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("apifactory console ended before printing its address");
+    })
+    .await
+    .expect("the console starts within 60 s");
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let c = apifactory_tests::server::Client {
+        addr: addr.to_owned(),
+    };
+    let signed = c.send("GET", path, &[], None).await;
+    assert_eq!(signed.status, 303);
+    let cookie = signed
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (c, cookie)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_logs_and_the_console_find_each_tenant_in_its_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    let (one, two) = (proxy(&moto_url()).await, proxy(&moto_two()).await);
+    let config = config_file(dir.path(), &[("one", one.url()), ("two", two.url())]);
+    let (near, far) = (unique_name("c-"), unique_name("c-"));
+    tenant(&tenants, &near, "one", "us-east-1");
+    tenant(&tenants, &far, "two", "eu-west-1");
+    let out = run(&tenants, &config, &["apply", "--yes"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The far tenant is in the other account's other region only: a
+    // command looking where the command line points would not find it.
+    assert_eq!(found_in(&far).await, [(moto_two(), "eu-west-1".to_owned())]);
+    let mut key_of = BTreeMap::new();
+    for id in [&near, &far] {
+        let out = run(
+            &tenants,
+            &config,
+            &["keys", "list", "--tenant", id, "--json"],
+        )
+        .await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+        key_of.insert(id.clone(), keys[0]["id"].as_str().unwrap().to_owned());
+    }
+
+    let out = run(&tenants, &config, &["usage", "--tenant", &far, "--json"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains(&key_of[&far]), "{stdout}");
+
+    // A line in the far tenant's access log, in its cell.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(
+        &aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(moto_two())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await,
+    );
+    let group = runtime::names::access_log_group(&far);
+    logs.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name("cells-test")
+        .send()
+        .await
+        .unwrap();
+    let marker = format!("a request of {far}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    logs.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("cells-test")
+        .log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now_ms)
+                .message(&marker)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = run(&tenants, &config, &["logs", &far]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains(&marker), "{stdout}");
+
+    // The console's fleet page: each tenant with its key, from its cell.
+    let mut console = tokio::process::Command::new(bin_path("apifactory"));
+    console
+        .args(["console", "--tenants"])
+        .arg(&tenants)
+        .args(["--target", "aws", "--listen", "127.0.0.1:0"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", config.with_extension("none"))
+        .env("APIFACTORY_PACE", "off")
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = console.spawn().unwrap();
+    let (c, cookie) = console_session(&mut child).await;
+    let fleet = c
+        .send("GET", "/_console/", &[("Cookie", &cookie)], None)
+        .await;
+    assert_eq!(fleet.status, 200, "{}", fleet.body);
+    for (id, key) in &key_of {
+        assert!(
+            fleet.body.contains(&format!("<tr data-tenant=\"{id}\">")),
+            "{id}: {}",
+            fleet.body
+        );
+        assert!(
+            fleet.body.contains(&format!("data-key-id=\"{key}\"")),
+            "{id}'s key {key}: {}",
+            fleet.body
+        );
+    }
+    let page = c
+        .send(
+            "GET",
+            &format!("/_console/tenants/{far}/keys"),
+            &[("Cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&key_of[&far]), "{}", page.body);
+    let _ = child.kill().await;
+}
