@@ -17,18 +17,16 @@ use crate::aws::Connect;
 use crate::tenants::TenantSet;
 
 /// How to reach the tenant's cell: its placement over the command line's.
-/// A tenant naming a profile takes that profile's endpoint (its
-/// `endpoint_url`, or the environment's), not the command line's: the
-/// command line's endpoint is that of the command line's account.
+/// The endpoint is never the placement's: `--endpoint-url`, when given,
+/// applies to every cell, as the AWS CLI's beats a profile's
+/// `endpoint_url` (an emulator such as moto tells accounts apart by the
+/// profiles' credentials); without it each profile's own `endpoint_url`
+/// applies, or `AWS_ENDPOINT_URL`, which the SDKs put before a profile's.
 pub fn connect_for(cli: &Connect, p: &Placement) -> Connect {
     Connect {
         profile: p.profile.clone().or_else(|| cli.profile.clone()),
         region: p.region.clone().or_else(|| cli.region.clone()),
-        endpoint_url: if p.profile.is_some() {
-            None
-        } else {
-            cli.endpoint_url.clone()
-        },
+        endpoint_url: cli.endpoint_url.clone(),
     }
 }
 
@@ -73,7 +71,10 @@ pub fn groups(tenants: &[Tenant], cli: &Connect) -> Vec<Group> {
 /// pairing of a profile and a region the tenant files name (and the
 /// command line's), with no tenant of its own. A tenant moved to another
 /// cell is still found where it was, and shown there as orphaned (deleted
-/// with `--prune`), even when no tenant is left in that cell.
+/// with `--prune`), even when no tenant is left in that cell. One of
+/// those that cannot be reached is a warning, not a failed run (see
+/// [`run`]). A cell that no file names any more is not visited: what was
+/// moved out of it is left there (AWS's tags say whose it is).
 pub fn visits(all: &[Tenant], in_scope: &[Tenant], cli: &Connect) -> Vec<Group> {
     let mut out = groups(in_scope, cli);
     let profiles: BTreeSet<Option<String>> =
@@ -208,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn a_placement_overrides_the_command_line_and_a_profile_brings_its_endpoint() {
+    fn a_placement_overrides_the_command_line_but_not_its_endpoint() {
         let cli = Connect {
             profile: Some("main".into()),
             region: Some("us-east-1".into()),
@@ -229,7 +230,12 @@ mod tests {
         let c = connect_for(&cli, &other);
         assert_eq!(c.profile.as_deref(), Some("b"));
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
-        assert_eq!(c.endpoint_url, None);
+        assert_eq!(c.endpoint_url.as_deref(), Some("http://main"));
+        let no_endpoint = Connect {
+            endpoint_url: None,
+            ..cli.clone()
+        };
+        assert_eq!(connect_for(&no_endpoint, &other).endpoint_url, None);
         assert_eq!(
             connect_for(&cli, &Placement::default()).endpoint_url,
             cli.endpoint_url

@@ -18,7 +18,10 @@ pub struct AwsArgs {
     #[arg(long)]
     pub region: Option<String>,
     /// Another endpoint for every AWS service (an emulator such as moto or
-    /// LocalStack); AWS_ENDPOINT_URL works too.
+    /// LocalStack); AWS_ENDPOINT_URL works too. Given here, it applies to
+    /// every cell, whatever profile a tenant file's `[deploy]` names (as
+    /// the AWS CLI's beats a profile's `endpoint_url`); without it, each
+    /// profile's own `endpoint_url` applies.
     #[arg(long)]
     pub endpoint_url: Option<String>,
     /// The built `bootstrap` executable (default: build it with

@@ -306,6 +306,39 @@ async fn a_cell_that_cannot_be_reached_does_not_stop_the_others() {
         [(moto_url(), "eu-west-1".to_owned())]
     );
 
+    // The dead account's cells hold no tenant of this run: they are
+    // visited only for tenants moved out of them, and that they cannot be
+    // reached is a warning.
+    let out = run(&tenants, &config, &["apply", "--yes", "--tenant", &alive]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("warning: cell profile dead, region us-east-1 cannot be reached"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("were not looked for there"), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("error:")), "{stderr}");
+
+    // --endpoint-url beats the profile's endpoint_url: the dead profile's
+    // tenant is planned in the account the command line's endpoint is
+    // (the second moto's), with the profile's credentials.
+    let two = proxy(&moto_two()).await;
+    let out = run(
+        &tenants,
+        &config,
+        &["plan", "--tenant", &lost, "--endpoint-url", two.url()],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Both profiles' tenants are then in one account: one cell each region.
+    let cell = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("=== cell {ACCOUNT_TWO}/us-east-1 (profile ")))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(cell.contains("dead"), "{cell}");
+    assert!(cell.ends_with(": 1 tenant(s)"), "{cell}");
+
     // validate names a profile no config file declares.
     tenant(&tenants, &lost, "nobody", "us-east-1");
     let out = run(&tenants, &config, &["validate"]).await;
