@@ -150,6 +150,11 @@ impl<'a> Job<'a> {
                 wait,
                 show,
             },
+            Job::Drift { set, show, .. } => Job::Drift {
+                set,
+                opts: new,
+                show,
+            },
             other => other,
         }
     }
@@ -260,6 +265,7 @@ pub fn options(
         delete_adopted_data: false,
         now: 0,
         data: Vec::new(),
+        elsewhere: BTreeSet::new(),
     })
 }
 

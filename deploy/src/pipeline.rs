@@ -63,12 +63,23 @@ pub async fn run<T: Target>(
     }
     let quotas = listed.quotas;
     let in_scope = |tenant: &str| opts.tenants.is_empty() || opts.tenants.contains(tenant);
+    // A tenant of another cell of this account shows here by its role
+    // alone (IAM is global): that cell reads and plans it, not this one.
+    let only_account_wide = |tenant: &str| {
+        opts.elsewhere.contains(tenant)
+            && survey
+                .resources
+                .keys()
+                .chain(survey.pending.get(tenant).into_iter().flatten())
+                .filter(|a| a.tenant == tenant)
+                .all(|a| a.kind.account_wide())
+    };
     let tenants: BTreeSet<String> = desired
         .tenants
         .keys()
         .chain(survey.resources.keys().map(|a| &a.tenant))
         .chain(survey.pending.keys())
-        .filter(|t| in_scope(t))
+        .filter(|t| in_scope(t) && !only_account_wide(t))
         .cloned()
         .collect();
     let survey = Arc::new(survey);

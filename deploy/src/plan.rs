@@ -63,6 +63,10 @@ pub struct Options {
     /// before planning (`schema_change`): the plan shows it, it decides
     /// no action.
     pub data: Vec<StoredData>,
+    /// Tenants placed in another cell of the same account (a run over
+    /// cells): their account-wide resources, which this cell's lists show
+    /// too, are that cell's, never orphans here.
+    pub elsewhere: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -205,6 +209,9 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
 
     for (address, have) in &observed.resources {
         if !in_scope(&address.tenant) || desired.resources.contains_key(address) {
+            continue;
+        }
+        if address.kind.account_wide() && opts.elsewhere.contains(&address.tenant) {
             continue;
         }
         // A rotated key past its grace period stops working, whoever made

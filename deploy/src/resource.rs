@@ -63,6 +63,12 @@ impl Kind {
         }
     }
 
+    /// Whether one resource serves every region of an account: an IAM
+    /// role (IAM is global). Every cell of the account lists it.
+    pub fn account_wide(self) -> bool {
+        self == Kind::Role
+    }
+
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }

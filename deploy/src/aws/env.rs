@@ -39,6 +39,28 @@ impl Env {
         )
     }
 
+    /// The tenant's table in any region of the account, as its role's
+    /// policy names it: IAM is global, so a tenant's one role serves its
+    /// functions in whichever region of the account they run, including
+    /// both regions while a tenant moves between them (the old stack keeps
+    /// working until it is pruned). IAM accepts `*` in an ARN's region
+    /// (IAM user guide, "IAM JSON policy elements: Resource").
+    pub fn table_arn_any_region(&self, table: &str) -> String {
+        format!(
+            "arn:{}:dynamodb:*:{}:table/{table}",
+            self.partition, self.account
+        )
+    }
+
+    /// A log group in any region of the account, for the role's policy
+    /// (as [`Env::table_arn_any_region`]).
+    pub fn log_group_arn_any_region(&self, group: &str) -> String {
+        format!(
+            "arn:{}:logs:*:{}:log-group:{group}",
+            self.partition, self.account
+        )
+    }
+
     /// A log group as CloudWatch Logs' TagResource and ListTagsForResource
     /// name it: without the `:*` that DescribeLogGroups' `arn` ends with
     /// (CloudWatch Logs API reference, TagResource, `resourceArn`).

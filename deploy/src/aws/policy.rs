@@ -106,7 +106,7 @@ pub struct Grant {
 }
 
 pub fn document(env: &Env, grant: &Grant) -> String {
-    let table_arn = env.table_arn(&grant.table);
+    let table_arn = env.table_arn_any_region(&grant.table);
     let mut statements: Vec<Value> = grant
         .operations
         .iter()
@@ -136,7 +136,7 @@ pub fn document(env: &Env, grant: &Grant) -> String {
             "Resource": grant
                 .log_groups
                 .iter()
-                .map(|g| format!("{}:*", env.log_group_arn(g)))
+                .map(|g| format!("{}:*", env.log_group_arn_any_region(g)))
                 .collect::<Vec<_>>(),
         }));
     }
@@ -181,17 +181,24 @@ pub fn parse(text: &str) -> Option<Grant> {
         };
         grant.operations.push(op);
         for r in &resources {
-            let Some((_, rest)) = r.split_once(":table/") else {
+            let Some((head, rest)) = r.split_once(":table/") else {
                 continue;
             };
+            // A policy written before roles served every region of the
+            // account names one region: it reads as another table, so the
+            // plan writes the policy again (`document`).
+            let table = |t: &str| match head.split(':').nth(3) {
+                Some("*") => t.to_owned(),
+                region => format!("{t} (in {} only)", region.unwrap_or("no region")),
+            };
             match rest.split_once("/index/") {
-                Some((table, index)) => {
-                    grant.table = table.to_owned();
+                Some((t, index)) => {
+                    grant.table = table(t);
                     if !grant.indexes.iter().any(|i| i == index) {
                         grant.indexes.push(index.to_owned());
                     }
                 }
-                None => grant.table = rest.to_owned(),
+                None => grant.table = table(rest),
             }
         }
     }
@@ -240,11 +247,11 @@ mod tests {
             for r in s["Resource"].as_array().unwrap() {
                 let r = r.as_str().unwrap();
                 assert!(
-                    r == "arn:aws:dynamodb:eu-west-1:111122223333:table/apifactory-acme"
+                    r == "arn:aws:dynamodb:*:111122223333:table/apifactory-acme"
                         || r.starts_with(
-                            "arn:aws:dynamodb:eu-west-1:111122223333:table/apifactory-acme/index/by_"
+                            "arn:aws:dynamodb:*:111122223333:table/apifactory-acme/index/by_"
                         )
-                        || r == "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/apifactory-acme-get:*",
+                        || r == "arn:aws:logs:*:111122223333:log-group:/aws/lambda/apifactory-acme-get:*",
                     "{r}"
                 );
                 assert!(!r.contains("index/*") && r != "*");
@@ -300,5 +307,14 @@ mod tests {
             .collect();
         assert_eq!(parse(&encoded), Some(g));
         assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn a_policy_naming_one_region_reads_as_another_grant() {
+        let g = grant(&[Operation::Get]);
+        let one_region = document(&env(), &g).replace(":*:111122223333:", ":eu-west-1:111122223333:");
+        let read = parse(&one_region).unwrap();
+        assert_eq!(read.table, "apifactory-acme (in eu-west-1 only)");
+        assert_ne!(read, g, "the plan must write it again");
     }
 }

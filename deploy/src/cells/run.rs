@@ -4,6 +4,7 @@
 //! placement a run goes to the command line's one account and region, as
 //! it always has.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::aws::AwsTarget;
 use crate::aws::cli::AwsArgs;
 use crate::desired::Code;
 use crate::engine::{self, Job, Looking, print, with_data};
+use crate::plan::Options;
 use crate::tenants::TenantSet;
 
 /// Runs a plan, apply, drift or destroy on AWS: by cells when a tenant in
@@ -65,6 +67,9 @@ struct Cell {
     /// Why its apply must not start (IAM's role quota of its account,
     /// counted over the account's cells).
     refused: Option<String>,
+    /// The run's options for this cell, when the account has other cells
+    /// (`Options::elsewhere`).
+    opts: Option<Options>,
 }
 
 impl Cell {
@@ -160,6 +165,7 @@ async fn by_cells(
                 region: g.connect.region,
                 set: super::subset(set, &ids),
                 refused: None,
+                opts: None,
             }),
         }
     }
@@ -175,8 +181,29 @@ async fn by_cells(
             }
         }
     }
+    // An IAM role is global: each cell of an account lists the roles of
+    // the account's other cells too, and must leave them to those cells.
+    for i in 0..cells.len() {
+        let Ok(account) = cells[i].target.as_ref().map(|t| t.env.account.clone()) else {
+            continue;
+        };
+        let elsewhere: BTreeSet<String> = cells
+            .iter()
+            .enumerate()
+            .filter(|(j, c)| {
+                *j != i && c.target.as_ref().is_ok_and(|t| t.env.account == account)
+            })
+            .flat_map(|(_, c)| c.set.tenants.iter().map(|t| t.id.clone()))
+            .collect();
+        if !elsewhere.is_empty() {
+            cells[i].opts = Some(Options {
+                elsewhere,
+                ..(*opts).clone()
+            });
+        }
+    }
     let runs = cells.iter().map(|c| {
-        let job = job.on(&c.set);
+        let job = job.on(&c.set).with(c.opts.as_ref());
         engine::buffered(async move {
             let t = match &c.target {
                 Ok(t) => t.clone(),

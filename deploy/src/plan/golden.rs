@@ -373,6 +373,7 @@ fn options(s: &Scenario) -> Options {
         delete_adopted_data: false,
         now: NOW,
         data: Vec::new(),
+        elsewhere: BTreeSet::new(),
     }
 }
 

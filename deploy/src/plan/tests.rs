@@ -215,6 +215,54 @@ async fn a_rotated_key_past_its_grace_is_planned_disabled_once() {
     assert!(replan(&d, &target, &other).await.is_empty());
 }
 
+/// A cell of an account sees the IAM roles of the account's other cells
+/// (IAM is global): a tenant placed in another of them keeps its role, even
+/// under `--prune`, while its regional resources found here are pruned.
+#[tokio::test]
+async fn a_tenant_in_another_cell_of_the_account_keeps_its_role_here() {
+    let target = Arc::new(MemoryTarget::default());
+    converge(
+        &desired_from(&[("acme", file("acme")), ("clinic", file("clinic"))]),
+        &target,
+        &Options::default(),
+    )
+    .await;
+    let only_acme = desired_from(&[("acme", file("acme"))]);
+    let prune = Options {
+        prune: true,
+        elsewhere: ["clinic".to_owned()].into(),
+        ..Options::default()
+    };
+    let p = replan(&only_acme, &target, &prune).await;
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| a.address.tenant == "clinic" && a.change == Change::Delete),
+        "its regional resources here go: {p}"
+    );
+    assert!(
+        p.actions.iter().all(|a| a.address.kind != Kind::Role)
+            && p.orphans.iter().all(|a| a.kind != Kind::Role),
+        "{p}"
+    );
+    let without = replan(
+        &only_acme,
+        &target,
+        &Options {
+            prune: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert!(
+        without
+            .actions
+            .iter()
+            .any(|a| a.address.kind == Kind::Role && a.address.tenant == "clinic"),
+        "without the cell's knowledge the role would go: {without}"
+    );
+}
+
 #[tokio::test]
 async fn a_gone_tenant_is_orphaned_until_pruned_and_keeps_its_table() {
     let target = Arc::new(MemoryTarget::default());

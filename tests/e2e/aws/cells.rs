@@ -603,3 +603,97 @@ async fn usage_logs_and_the_console_find_each_tenant_in_its_cell() {
     assert!(page.body.contains(&key_of[&far]), "{}", page.body);
     let _ = child.kill().await;
 }
+
+/// Every call a proxy saw, by `service:Operation`.
+fn calls(proxy: &FaultProxy) -> BTreeMap<String, u64> {
+    proxy
+        .stats()
+        .operations()
+        .into_iter()
+        .map(|(k, c)| (k, c.calls))
+        .collect()
+}
+
+/// The calls made since `before`, by operation.
+fn since(before: &BTreeMap<String, u64>, now: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    now.into_iter()
+        .map(|(k, n)| (k.clone(), n - before.get(&k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// IAM is global: each cell of an account lists the roles of the account's
+/// other cells. Those are never read, orphaned or pruned there, and a
+/// tenant moved to another region of its account keeps its one role, whose
+/// policy names its table in any region of the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_regions_of_one_account_leave_each_others_roles_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    let one = proxy(&moto_url()).await;
+    let (key, secret) = own_account().await;
+    let config = dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile q]\nendpoint_url = {}\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n",
+            one.url()
+        ),
+    )
+    .unwrap();
+    let (east, west, stay) = (unique_name("c-"), unique_name("c-"), unique_name("c-"));
+    tenant(&tenants, &east, "q", "us-east-1");
+    tenant(&tenants, &west, "q", "eu-west-1");
+    // Keeps eu-west-1 named by a file after the move: a run visits the
+    // cells the files name (README, "Placement and cells").
+    tenant(&tenants, &stay, "q", "eu-west-1");
+    let out = run(&tenants, &config, &["apply", "--yes"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let before = calls(&one);
+    let out = run(&tenants, &config, &["apply", "--yes", "--prune"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let made = since(&before, calls(&one));
+    assert!(
+        made.keys().all(|op| !is_mutating(op.split_once(':').unwrap().1))
+            && !made.contains_key("iam:GetRolePolicy"),
+        "a pruning apply with no change neither writes nor reads the other cell's role: {made:?}"
+    );
+
+    // The west tenant moves to the east region of the same account.
+    tenant(&tenants, &west, "q", "us-east-1");
+    let before = calls(&one);
+    let out = run(&tenants, &config, &["apply", "--yes", "--prune"]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let made = since(&before, calls(&one));
+    assert_eq!(
+        made.get("apigateway:DeleteRestApi"),
+        Some(&1),
+        "its old stack is pruned from the old region: {made:?}"
+    );
+    assert!(
+        !made.contains_key("iam:DeleteRole") && !made.contains_key("iam:CreateRole"),
+        "it keeps its one role: {made:?}"
+    );
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(key, secret, None, None, "tests"))
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let policy = iam
+        .get_role_policy()
+        .role_name(format!("apifactory-{west}-functions"))
+        .policy_name("apifactory-items-and-logs")
+        .send()
+        .await
+        .expect("the moved tenant's role is still there");
+    let document = policy.policy_document();
+    assert!(
+        document.contains("dynamodb:*:") || document.contains("dynamodb%3A%2A%3A"),
+        "{document}"
+    );
+}
