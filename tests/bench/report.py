@@ -650,6 +650,14 @@ def cells_targets(cells):
     return rows
 
 
+def ratio_or_dash(phase, key):
+    """A phase's ratio, or "-" where its bound is under a second (the
+    ratio would measure the CLI's start, not the pacing)."""
+    if not phase.get(key) or phase["slowest_paced_bound_s"] < 1:
+        return "-"
+    return fmt_ratio(phase[key])
+
+
 def cells_section(cells):
     """Part 6 as markdown lines."""
     L = []
@@ -704,9 +712,8 @@ def cells_section(cells):
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for p in phases:
         w(f"| {CELL_PHASES.get(p['phase'], p['phase'])} | {p['pace']:g} | {p['wall_s']:.1f} | {p['exit']} | "
-          f"{fmt_int(p['calls'])} | {fmt_int(p['mutating'])} | {p['refused']} | {p['slowest_paced_bound_s']:.1f} s | "
-          f"{p['sum_paced_bound_s']:.1f} s | {fmt_ratio(p['ratio_slowest']) if p['ratio_slowest'] else '-'} | "
-          f"{fmt_ratio(p['ratio_sum']) if p['ratio_sum'] else '-'} |")
+          f"{fmt_int(p['calls'])} | {fmt_int(p['mutating'])} | {p['refused']} | {fmt_s(p['slowest_paced_bound_s'])} | "
+          f"{fmt_s(p['sum_paced_bound_s'])} | {ratio_or_dash(p, 'ratio_slowest')} | {ratio_or_dash(p, 'ratio_sum')} |")
     w("")
     proj_n = cells["project"]
     per_proj = proj_n // max(1, len(cells["cells"]))
@@ -749,14 +756,17 @@ def cells_section(cells):
             w("IAM and Route 53 are global: AWS holds their limits per account, while the pacer (and each proxy here) "
               "holds them per cell, so an account's two cells could together ask for twice the rate. Their "
               f"account-wide bounds at {fmt_int(proj_n)} tenants ({fmt_int(proj_n // max(1, cells['accounts']))} per "
-              f"account, its two cells' calls added): " + "; ".join(lines) +
-              f", all far below the slowest cell's {fmt_s(pr['slowest_bound_s'])}, so the per-cell pacing does not "
-              "change the bound; a fleet whose IAM calls came near it would need one IAM bucket per account.")
+              f"account, its two cells' calls added): " + "; ".join(lines)
+              + (f", all far below the slowest cell's {fmt_s(pr['slowest_bound_s'])}, so pacing them per cell does not "
+                 "change the bound; a fleet whose IAM or Route 53 calls came near it would need one bucket per account "
+                 "for them." if max(f["bound_projected_s"] for a in aw for f in a["families"]) * 10 < pr["slowest_bound_s"]
+                 else f", not far below the slowest cell's {fmt_s(pr['slowest_bound_s'])}: the pacer would need one "
+                 "bucket per account for them."))
             w("")
         w(f"Quotas at {per_proj} tenants per cell (four of the five templates have a custom domain): "
           f"{per_proj} REST APIs per region (the cap is 600), {per_proj * 4 // 5} domain names per region (default "
-          f"quota 120, raisable: the request comes first), and about {2 * per_proj} IAM roles per account, a "
-          f"function role per tenant and its cells' two (the default quota is 1,000).")
+          f"quota 120, raisable: the request comes first), and about {2 * per_proj + 2} IAM roles per account, a "
+          f"function role per tenant and one API Gateway logging role per cell (the default quota is 1,000).")
         w("")
     noop = by.get("noop")
     if noop:
