@@ -4,7 +4,7 @@
 //! counting proxy that enforces that cell's limits.
 //!
 //!   bench-cells --moto URL1,URL2 --apifactory PATH --artifact PATH \
-//!       --templates DIR --work DIR [--per-cell 25] \
+//!       --templates DIR --work DIR [--per-cell 10] \
 //!       [--regions us-east-1,eu-west-1] [--pace plan=K,apply=K,noop=K] \
 //!       [--project 1200] [--moto-pid PID1,PID2] [--phases plan,apply,noop]
 //!
@@ -379,7 +379,7 @@ async fn main() {
     let templates = PathBuf::from(need("--templates"));
     let work = PathBuf::from(need("--work"));
     let regions = list(&args, "--regions", "us-east-1,eu-west-1");
-    let per_cell = number(&args, "--per-cell", 25);
+    let per_cell = number(&args, "--per-cell", 10);
     let project = number(&args, "--project", 1200);
     let phases = list(&args, "--phases", "plan,apply,noop");
     let pace = parse_pace(&arg(&args, "--pace").unwrap_or_else(|| "1".into()), &phases);
