@@ -778,7 +778,7 @@ def cells_section(cells):
         each = sorted({k for c in noop["cells"] for k, v in c["operations"].items()
                        if not v["mutating"] and v["calls"] >= per / 2})
         if each:
-            w(f"Unlike part 3's apply with no change (list calls only, none per tenant), each cell's read about one "
+            w(f"Unlike part 3's apply with no change (list calls only, none per tenant), each cell made about one "
               f"read per tenant of {', '.join(f'`{k}`' for k in each)}: at {per_proj} tenants per cell that grows with "
               f"the fleet (IAM's calls are shared by an account's regions). Seen here, not yet explained: a lead for "
               f"the cells code (the stamp check that spares part 3 these reads).")
