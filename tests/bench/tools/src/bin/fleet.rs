@@ -48,245 +48,22 @@
 #[path = "../../../../support/fault_proxy.rs"]
 mod fault_proxy;
 
+#[allow(dead_code)]
+#[path = "../fleet_common.rs"]
+mod fleet_common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use apifactory::aws::pacer::{Family, LIMITS, limit};
-use fault_proxy::{FaultConfig, FaultProxy, OperationCount, RateLimit, is_mutating};
-use runtime::Tenant;
+use apifactory::aws::pacer::LIMITS;
+use fault_proxy::{FaultConfig, FaultProxy, is_mutating};
+use fleet_common::{
+    Counted, FAMILIES, Slot, add_a_field, arg, fail, generate, memory, parse_pace, rate_limit,
+    split,
+};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Which operations each family of the pacer's table covers, as AWS
-/// publishes them (FACTS.md), told from the request by the proxy: the
-/// benchmark's own reading of the limits, independent of where the factory
-/// calls its pacer. The limits themselves come from `LIMITS`.
-const FAMILIES: [(Family, &str, &[&str]); 22] = [
-    (Family::ApiGateway, "apigateway:*", &[]),
-    (
-        Family::CreateRestApi,
-        "apigateway:CreateRestApi|apigateway:ImportRestApi",
-        &[],
-    ),
-    (Family::PutRestApi, "apigateway:PutRestApi", &[]),
-    (Family::CreateDeployment, "apigateway:CreateDeployment", &[]),
-    (Family::DeleteRestApi, "apigateway:DeleteRestApi", &[]),
-    (
-        Family::DomainName,
-        "apigateway:CreateDomainName|apigateway:UpdateDomainName|apigateway:DeleteDomainName",
-        &[],
-    ),
-    (Family::UpdateUsagePlan, "apigateway:UpdateUsagePlan", &[]),
-    (
-        Family::ApiKeyWrite,
-        "apigateway:CreateApiKey|apigateway:DeleteApiKey",
-        &[],
-    ),
-    (Family::UpdateAccount, "apigateway:UpdateAccount", &[]),
-    (Family::GetResources, "apigateway:GetResources", &[]),
-    (Family::Lambda, "lambda:*", &["GetFunction", "GetPolicy"]),
-    (Family::LambdaGetFunction, "lambda:GetFunction", &[]),
-    (Family::LambdaGetPolicy, "lambda:GetPolicy", &[]),
-    (Family::Iam, "iam:*", &[]),
-    (Family::Logs, "logs:*", &[]),
-    (Family::DynamoDbControl, "dynamodb:*", &[]),
-    (
-        Family::DynamoDbTableWrite,
-        "dynamodb:CreateTable|dynamodb:UpdateTable|dynamodb:DeleteTable|dynamodb:UpdateContinuousBackups|dynamodb:TagResource|dynamodb:UntagResource",
-        &[],
-    ),
-    (Family::DynamoDbListTags, "dynamodb:ListTagsOfResource", &[]),
-    (Family::Route53, "route53:*", &[]),
-    (Family::Sts, "sts:*", &[]),
-    (
-        Family::AcmDescribeCertificate,
-        "acm:DescribeCertificate",
-        &[],
-    ),
-    (Family::Route53GetHostedZone, "route53:GetHostedZone", &[]),
-];
-
-fn fail(msg: &str) -> ! {
-    eprintln!("bench-fleet: {msg}");
-    std::process::exit(2)
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-/// The proxy's limit for a family: the pacer's, `factor` times faster.
-fn rate_limit(family: Family, factor: f64) -> RateLimit {
-    let (_, operation, except) = FAMILIES
-        .iter()
-        .find(|(f, _, _)| *f == family)
-        .unwrap_or_else(|| fail(&format!("{family:?} has no operations in FAMILIES")));
-    let l = limit(family);
-    RateLimit {
-        operation,
-        every: l.every.div_f64(factor),
-        burst: l.burst,
-        except,
-    }
-}
-
-/// `service:Operation` split.
-fn split(key: &str) -> (Option<&str>, &str) {
-    match key.split_once(':') {
-        Some((s, op)) => (Some(s), op),
-        None => (None, key),
-    }
-}
-
-/// One HTTP/1.1 request straight to moto (not through the proxy, so not
-/// counted), signed with a dummy signature moto does not check.
-async fn moto_call(moto: &str, method: &str, path: &str, service: &str, body: &str) -> String {
-    let host = moto.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .unwrap_or_else(|e| fail(&format!("moto at {moto}: {e}")));
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, \
-         Signature=00\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    String::from_utf8_lossy(&raw).into_owned()
-}
-
-/// A public hosted zone in moto whose id starts with `Z` as AWS's do (the
-/// tenant file requires it); moto draws ids from A-Z0-9, so draw until one
-/// does.
-async fn hosted_zone(moto: &str, name: &str) -> String {
-    for attempt in 0..500 {
-        let body = format!(
-            "<CreateHostedZoneRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
-             <Name>{name}.</Name><CallerReference>bench-{name}-{attempt}</CallerReference>\
-             </CreateHostedZoneRequest>"
-        );
-        let answer = moto_call(moto, "POST", "/2013-04-01/hostedzone", "route53", &body).await;
-        let id = answer
-            .split("<Id>")
-            .nth(1)
-            .and_then(|s| s.split("</Id>").next())
-            .map(|s| s.trim_start_matches("/hostedzone/").to_owned())
-            .unwrap_or_else(|| fail(&format!("CreateHostedZone answered: {answer}")));
-        if id.starts_with('Z') {
-            return id;
-        }
-        moto_call(
-            moto,
-            "DELETE",
-            &format!("/2013-04-01/hostedzone/{id}"),
-            "route53",
-            "",
-        )
-        .await;
-    }
-    fail("no hosted zone id starting with Z in 500 tries")
-}
-
-/// An ACM certificate for `domain` in moto's us-east-1 (ISSUED as soon as
-/// it is read: the benchmark starts moto with MOTO_ACM_VALIDATION_WAIT=0),
-/// since plan checks that a domain's certificate exists and covers it.
-async fn certificate(moto: &str, domain: &str) -> String {
-    let host = moto.trim_start_matches("http://").trim_end_matches('/');
-    let body = format!(r#"{{"DomainName":"{domain}"}}"#);
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .unwrap_or_else(|e| fail(&format!("moto at {moto}: {e}")));
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential=testing/20260101/us-east-1/acm/aws4_request, SignedHeaders=host, \
-         Signature=00\r\nX-Amz-Target: CertificateManager.RequestCertificate\r\n\
-         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let answer = String::from_utf8_lossy(&raw).into_owned();
-    answer
-        .split(r#""CertificateArn": ""#)
-        .nth(1)
-        .or_else(|| answer.split(r#""CertificateArn":""#).nth(1))
-        .and_then(|s| s.split('"').next())
-        .map(str::to_owned)
-        .unwrap_or_else(|| fail(&format!("RequestCertificate answered: {answer}")))
-}
-
-/// Writes `n` copies of the templates into `dir`: template `i mod t`, id
-/// `<stem>-<i>`, its domain moved under `<stem>-<i>.`. Returns the ids.
-async fn generate(moto: &str, templates: &Path, dir: &Path, n: usize) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(templates)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", templates.display())))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        fail(&format!("no tenant files in {}", templates.display()));
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let mut zones: BTreeMap<String, String> = BTreeMap::new();
-    let mut ids = Vec::new();
-    let width = n.saturating_sub(1).to_string().len().max(3);
-    for i in 0..n {
-        let path = &files[i % files.len()];
-        let stem = path.file_stem().unwrap().to_string_lossy();
-        let id = format!("{stem}-{i:0width$}");
-        let mut text = std::fs::read_to_string(path).unwrap();
-        let t = Tenant::load(path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-        if let Some(d) = &t.domain {
-            let (first, rest) = d.name.split_once('.').unwrap_or((&d.name, ""));
-            let domain = format!("{first}.{id}.{rest}");
-            text = text.replace(&format!("\"{}\"", d.name), &format!("\"{domain}\""));
-            let made = certificate(moto, &domain).await;
-            text = text.replace(&d.certificate_arn, &made);
-            if let Some(zone) = &d.hosted_zone_id {
-                let made = match zones.get(rest) {
-                    Some(z) => z.clone(),
-                    None => {
-                        let z = hosted_zone(moto, rest).await;
-                        zones.insert(rest.to_owned(), z.clone());
-                        z
-                    }
-                };
-                text = text.replace(zone, &made);
-            }
-        }
-        std::fs::write(dir.join(format!("{id}.toml")), text).unwrap();
-        ids.push(id);
-    }
-    ids
-}
-
-/// Peak and current resident memory of a process, in MiB.
-fn memory(pid: Option<u32>) -> Value {
-    let Some(pid) = pid else { return Value::Null };
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Value::Null;
-    };
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|k| k / 1024)
-    };
-    json!({"rss_mib": kib("VmRSS:"), "peak_mib": kib("VmHWM:")})
-}
 
 struct Setup {
     moto: String,
@@ -296,71 +73,6 @@ struct Setup {
     /// K by phase.
     pace: BTreeMap<String, f64>,
     concurrency: Option<String>,
-}
-
-/// `K` for every phase, or `phase=K,...` (1 where not named).
-fn parse_pace(text: &str, phases: &[String]) -> BTreeMap<String, f64> {
-    let check = |v: &str| match v.parse::<f64>() {
-        Ok(k) if k.is_finite() && k > 0.0 => k,
-        _ => fail(&format!("--pace: {v:?} is not a positive factor")),
-    };
-    let mut out: BTreeMap<String, f64> = phases.iter().map(|p| (p.clone(), 1.0)).collect();
-    if !text.contains('=') {
-        let k = check(text);
-        out.values_mut().for_each(|v| *v = k);
-        return out;
-    }
-    for part in text.split(',').filter(|p| !p.is_empty()) {
-        let (phase, k) = part
-            .split_once('=')
-            .unwrap_or_else(|| fail(&format!("--pace: {part:?} is not phase=K")));
-        out.insert(phase.to_owned(), check(k));
-    }
-    out
-}
-
-/// A phase's calls by operation, and the family sums.
-struct Counted {
-    ops: BTreeMap<String, OperationCount>,
-}
-
-impl Counted {
-    fn accepted(c: &OperationCount) -> u64 {
-        c.calls - c.refused
-    }
-
-    fn family_calls(&self, family: Family) -> u64 {
-        let rl = rate_limit(family, 1.0);
-        self.ops
-            .iter()
-            .filter(|(k, _)| {
-                let (svc, op) = split(k);
-                rl.covers(svc, op)
-            })
-            .map(|(_, c)| Self::accepted(c))
-            .sum()
-    }
-
-    /// The lower bound at `tenants`, scaled per tenant from `measured`
-    /// tenants: seconds, and the family that sets it.
-    fn bound(&self, measured: usize, tenants: usize) -> (f64, Family, Value) {
-        let mut best = (0.0, Family::ApiGateway);
-        let mut rows = Vec::new();
-        for (family, l, source) in LIMITS {
-            let calls = self.family_calls(family) as f64 * tenants as f64 / measured as f64;
-            let secs = (calls - l.burst as f64).max(0.0) * l.every.as_secs_f64();
-            if calls > 0.0 {
-                rows.push(json!({
-                    "family": format!("{family:?}"), "limit": source, "calls": calls,
-                    "every_s": l.every.as_secs_f64(), "burst": l.burst, "bound_s": secs,
-                }));
-            }
-            if secs > best.0 {
-                best = (secs, family);
-            }
-        }
-        (best.0, best.1, Value::Array(rows))
-    }
 }
 
 async fn run_phase(
@@ -554,7 +266,14 @@ async fn main() {
     let tenants_dir = work.join("fleet-tenants");
     let _ = std::fs::remove_dir_all(&tenants_dir);
     let started = Instant::now();
-    let ids = generate(&moto, &templates, &tenants_dir, tenants).await;
+    let slots: Vec<Slot> = (0..tenants)
+        .map(|_| Slot {
+            moto: moto.clone(),
+            region: "us-east-1".into(),
+            deploy: None,
+        })
+        .collect();
+    let ids = generate(&templates, &tenants_dir, &slots).await;
     eprintln!(
         "bench-fleet: {} tenant files in {} ({:.1} s)",
         ids.len(),
@@ -621,26 +340,4 @@ async fn main() {
         "total_s": started.elapsed().as_secs_f64(),
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
-}
-
-/// The definition change: one more optional field in every tenant's
-/// collection (`[collection.fields]`), so every REST API's document and
-/// every function's package differ.
-fn add_a_field(dir: &Path) {
-    const HEADER: &str = "[collection.fields]\n";
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|x| x != "toml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let Some(at) = text.find(HEADER) else {
-            fail(&format!("{}: no [collection.fields]", path.display()));
-        };
-        let at = at + HEADER.len();
-        let field = "bench_note = { type = \"string\", max_length = 40 }\n";
-        std::fs::write(&path, format!("{}{field}{}", &text[..at], &text[at..])).unwrap();
-    }
 }
