@@ -15,6 +15,7 @@
 //! attributes that are not declared fields are ignored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -37,10 +38,14 @@ const MAX_ROUND_TRIPS: usize = 50;
 
 type AttributeMap = HashMap<String, AttributeValue>;
 
+/// How the client is made the first time the store needs it.
+type MakeClient = Box<dyn FnOnce() -> Client + Send>;
+
 /// A tenant's table on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
+    /// Made on first use when the store is built by [`DynamoStore::lazy`].
+    client: Arc<LazyLock<Client, MakeClient>>,
     table: String,
     /// The key and the indexes a search may query.
     schema: TableSchema,
@@ -50,6 +55,24 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, collection: &Collection) -> Self {
+        Self::lazy(table, collection, move || client)
+    }
+
+    /// A store whose client `make` builds when the store first reads or
+    /// writes. Making an SDK client builds its HTTPS connector, and that
+    /// loads and parses every root certificate of the machine
+    /// (rustls-native-certs: the bundle file, then each file of the
+    /// certificate directories): 3.3 ms of the function's 5.25 ms init on
+    /// Debian's 147-file `/etc/ssl/certs` (BENCHMARKS.md, part 2). Made
+    /// lazily, the same roots are loaded by the first invocation that
+    /// reaches the table, not before the function's first poll, and never
+    /// by an execution environment whose requests are all refused before
+    /// the store.
+    pub fn lazy(
+        table: impl Into<String>,
+        collection: &Collection,
+        make: impl FnOnce() -> Client + Send + 'static,
+    ) -> Self {
         let fields = collection
             .fields
             .iter()
@@ -57,7 +80,7 @@ impl DynamoStore {
             .map(|f| f.name.clone())
             .collect();
         Self {
-            client,
+            client: Arc::new(LazyLock::new(Box::new(make))),
             table: table.into(),
             schema: TableSchema::of(collection),
             fields,
@@ -67,6 +90,10 @@ impl DynamoStore {
     /// The table this store reads and writes.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    fn client(&self) -> &Client {
+        &self.client
     }
 
     fn backend<E>(&self, op: &str, err: SdkError<E, HttpResponse>) -> StoreError
@@ -151,7 +178,7 @@ impl DynamoStore {
             return Ok(None);
         }
         let out = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table)
             .set_key(Some(self.key_of(id)))
@@ -320,7 +347,7 @@ impl DynamoStore {
         let (items, lek) = match &plan.query {
             Some((index, condition)) => {
                 let out = self
-                    .client
+                    .client()
                     .query()
                     .table_name(&self.table)
                     .index_name(index)
@@ -337,7 +364,7 @@ impl DynamoStore {
             }
             None => {
                 let out = self
-                    .client
+                    .client()
                     .scan()
                     .table_name(&self.table)
                     .set_filter_expression(filter)
@@ -372,7 +399,7 @@ impl Store for DynamoStore {
 
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
         let result = self
-            .client
+            .client()
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.to_attributes(item)))
@@ -393,7 +420,7 @@ impl Store for DynamoStore {
         }
         let (condition, names, values) = self.condition(&item.id, expect).await?;
         let result = self
-            .client
+            .client()
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.to_attributes(item)))
@@ -415,7 +442,7 @@ impl Store for DynamoStore {
         }
         let (condition, names, values) = self.condition(id, expect).await?;
         let result = self
-            .client
+            .client()
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(self.key_of(id)))

@@ -63,11 +63,12 @@ async fn init() -> Result<Api<DynamoStore>, String> {
         Err(_) => None,
     };
     let config = aws_config::load_from_env().await;
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        table,
-        &tenant.collection,
-    );
+    // The client (and the machine's root certificates its HTTPS connector
+    // loads) is made by the first invocation that reaches the table, not
+    // before the first poll: see `DynamoStore::lazy`.
+    let store = DynamoStore::lazy(table, &tenant.collection, move || {
+        aws_sdk_dynamodb::Client::new(&config)
+    });
     let mut api = Api::new(Arc::new(tenant), store).only(only);
     if let Ok(secret) = std::env::var("APIFACTORY_CURSOR_SECRET") {
         api = api.cursor_secret(secret.as_bytes());

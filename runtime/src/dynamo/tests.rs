@@ -196,3 +196,25 @@ fn start_keys_round_trip_through_json() {
         key
     );
 }
+
+#[test]
+fn a_lazy_store_makes_its_client_on_first_use_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = made.clone();
+    let s = DynamoStore::lazy("t", &collection(), move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        store().client().clone()
+    });
+    let copy = s.clone();
+    assert_eq!(made.load(Ordering::SeqCst), 0, "made before any use");
+    let _ = s.client();
+    let _ = copy.client();
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        1,
+        "made once, shared by clones"
+    );
+}
