@@ -15,12 +15,16 @@
 //! attributes that are not declared fields are ignored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
+use tokio::sync::OnceCell;
 
 use crate::names;
 use crate::schema::{AttributeType, KEY_TYPE, TableSchema};
@@ -37,10 +41,27 @@ const MAX_ROUND_TRIPS: usize = 50;
 
 type AttributeMap = HashMap<String, AttributeValue>;
 
+type MakeClient = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Client> + Send>> + Send + Sync>;
+
+/// The client, made the first time the store needs it (made again only if
+/// that first making was cancelled before it finished).
+struct LazyClient {
+    cell: OnceCell<Client>,
+    make: MakeClient,
+}
+
+impl std::fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyClient")
+            .field("client", &self.cell.get())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A tenant's table on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: Arc<LazyClient>,
     table: String,
     /// The key and the indexes a search may query.
     schema: TableSchema,
@@ -50,6 +71,28 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, collection: &Collection) -> Self {
+        Self::lazy(table, collection, move || {
+            let client = client.clone();
+            async move { client }
+        })
+    }
+
+    /// A store whose client `make` builds when the store first reads or
+    /// writes. Making an SDK client, or loading the SDK's configuration
+    /// (whose default credentials chain makes an STS client for web
+    /// identity), builds the SDK's HTTPS connector, and that loads and
+    /// parses every root certificate of the machine (rustls-native-certs:
+    /// the bundle file, then each file of the certificate directories):
+    /// 3.3 ms of the function's 5.25 ms init on Debian's 147-file
+    /// `/etc/ssl/certs` (BENCHMARKS.md, part 2). Made lazily, the same
+    /// roots are loaded by the first invocation that reaches the table,
+    /// not before the function's first poll, and never by an execution
+    /// environment whose requests are all refused before the store.
+    pub fn lazy<F, Fut>(table: impl Into<String>, collection: &Collection, make: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Client> + Send + 'static,
+    {
         let fields = collection
             .fields
             .iter()
@@ -57,7 +100,10 @@ impl DynamoStore {
             .map(|f| f.name.clone())
             .collect();
         Self {
-            client,
+            client: Arc::new(LazyClient {
+                cell: OnceCell::new(),
+                make: Box::new(move || Box::pin(make())),
+            }),
             table: table.into(),
             schema: TableSchema::of(collection),
             fields,
@@ -67,6 +113,10 @@ impl DynamoStore {
     /// The table this store reads and writes.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    async fn client(&self) -> &Client {
+        self.client.cell.get_or_init(|| (self.client.make)()).await
     }
 
     fn backend<E>(&self, op: &str, err: SdkError<E, HttpResponse>) -> StoreError
@@ -151,7 +201,8 @@ impl DynamoStore {
             return Ok(None);
         }
         let out = self
-            .client
+            .client()
+            .await
             .get_item()
             .table_name(&self.table)
             .set_key(Some(self.key_of(id)))
@@ -320,7 +371,8 @@ impl DynamoStore {
         let (items, lek) = match &plan.query {
             Some((index, condition)) => {
                 let out = self
-                    .client
+                    .client()
+                    .await
                     .query()
                     .table_name(&self.table)
                     .index_name(index)
@@ -337,7 +389,8 @@ impl DynamoStore {
             }
             None => {
                 let out = self
-                    .client
+                    .client()
+                    .await
                     .scan()
                     .table_name(&self.table)
                     .set_filter_expression(filter)
@@ -372,7 +425,8 @@ impl Store for DynamoStore {
 
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
         let result = self
-            .client
+            .client()
+            .await
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.to_attributes(item)))
@@ -393,7 +447,8 @@ impl Store for DynamoStore {
         }
         let (condition, names, values) = self.condition(&item.id, expect).await?;
         let result = self
-            .client
+            .client()
+            .await
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.to_attributes(item)))
@@ -415,7 +470,8 @@ impl Store for DynamoStore {
         }
         let (condition, names, values) = self.condition(id, expect).await?;
         let result = self
-            .client
+            .client()
+            .await
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(self.key_of(id)))

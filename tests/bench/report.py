@@ -45,7 +45,9 @@ def usage_figures(runs):
     return {"pairs": pairs, "on": m_on, "off": m_off, "ratio": m_on / m_off if m_off else 0}
 
 
-def merge(name, seconds, files):
+def merge(name, seconds, files, cpu=None):
+    """cpu: (user ticks, system ticks, ticks per second) the server spent
+    over the run, from its /proc/PID/stat, or None."""
     durations = []
     statuses = {}
     for path in files:
@@ -63,6 +65,15 @@ def merge(name, seconds, files):
                     durations.append(float(parts[col_duration]))
     durations.sort()
     ok = len(durations)
+    answered = sum(statuses.values())
+    figures = {}
+    if cpu and answered:
+        user, system, hz = cpu
+        figures = {
+            "cpu_user_us": user / hz * 1e6 / answered,
+            "cpu_sys_us": system / hz * 1e6 / answered,
+            "cpu_us": (user + system) / hz * 1e6 / answered,
+        }
     return {
         "name": name,
         "seconds": seconds,
@@ -73,6 +84,7 @@ def merge(name, seconds, files):
         "p50_ms": (percentile(durations, 0.50) or 0) * 1e3,
         "p99_ms": (percentile(durations, 0.99) or 0) * 1e3,
         "max_ms": (durations[-1] if durations else 0) * 1e3,
+        **figures,
     }
 
 
@@ -818,6 +830,31 @@ def import_section(directory):
     return lines
 
 
+def cross_check(profiles, extra, cpu_ratio):
+    """For each method with instruction profiles of both servers: (method,
+    CPU time ratio, user CPU time ratio, instruction ratio, note), gateway
+    over ceiling; the note says where CPU time and instructions disagree by
+    more than 20 %."""
+    out = []
+    counts = extra.get("profile_requests", {})
+    for op, op_name in (("get", "GET by id"), ("post", "POST (new id each)")):
+        g, c = profiles.get(f"gateway-{op}"), profiles.get(f"ceiling-{op}")
+        ng, nc = counts.get(f"gateway-{op}"), counts.get(f"ceiling-{op}")
+        r = cpu_ratio(op)
+        if not (g and c and ng and nc and r):
+            continue
+        ir = (g["total_ir"] / ng) / (c["total_ir"] / nc)
+        ru = cpu_ratio(op, "cpu_user_us")
+        gap = r["ratio"] / ir - 1
+        if abs(gap) > 0.2:
+            note = (f"**they disagree**: CPU time gives a ratio {abs(gap) * 100:.0f} % "
+                    f"{'above' if gap > 0 else 'below'} the instructions'")
+        else:
+            note = f"within 20 % ({gap * 100:+.0f} %)"
+        out.append((op_name, r["ratio"], ru["ratio"] if ru else None, ir, note))
+    return out
+
+
 def write(directory, out):
     machine = json.load(open(os.path.join(directory, "machine.json")))
     commands = json.load(open(os.path.join(directory, "commands.json")))
@@ -847,7 +884,7 @@ def write(directory, out):
             init_sys = None
     profiles = {}
     perfs = {}
-    for name in ("gateway-get", "gateway-post", "ceiling-get"):
+    for name in ("gateway-get", "gateway-post", "ceiling-get", "ceiling-post"):
         p = os.path.join(directory, f"profile-{name}.json")
         if os.path.exists(p):
             profiles[name] = json.load(open(p))
@@ -882,9 +919,29 @@ def write(directory, out):
             return None
         return a / b
 
+    def cpu_of(target, op, key="cpu_us"):
+        """The server's CPU µs per request in each round, by round name."""
+        s = by.get((target, op))
+        if not s:
+            return {}
+        return {r["name"].split("/")[2]: r[key] for r in s["tput"] if key in r}
+
+    def cpu_ratio(op, key="cpu_us"):
+        """Gateway over ceiling, CPU per request: the median of the rounds'
+        ratios (each round loads both back to back) and the medians."""
+        g, c = cpu_of("gateway", op, key), cpu_of("ceiling", op, key)
+        rounds = sorted(set(g) & set(c))
+        if not rounds:
+            return None
+        ratios = [g[k] / c[k] for k in rounds if c[k]]
+        if not ratios:
+            return None
+        return {"ratio": statistics.median(ratios), "rounds": ratios,
+                "gateway": statistics.median(g.values()), "ceiling": statistics.median(c.values())}
+
     targets = [
         ("gateway", "`apifactory up` (SQLite, durable writes)"),
-        ("ceiling", "ceiling: axum + key check, item from memory"),
+        ("ceiling", "ceiling: axum + key check, each method in memory"),
         ("sls", "serverless-offline 13, default (worker threads)"),
         ("sls-inprocess", "serverless-offline 13, `--useInProcess`"),
     ]
@@ -926,35 +983,38 @@ def write(directory, out):
 
     # ----- targets summary
     g_get = tput("gateway", "get")
-    c_get = tput("ceiling", "get")
     s_get = tput("sls", "get")
     si_get = tput("sls-inprocess", "get")
     g_post = tput("gateway", "post")
-    p99s = {op: tput_p99("gateway", op) for op, _ in ops if tput_p99("gateway", op) is not None}
-    g_p99 = max(p99s.values()) if p99s else 0
-    worst_op = max(p99s, key=p99s.get) if p99s else None
+    settings = commands.get("load_settings") or (
+        f"oha: 4 processes x 1 worker thread x {commands['connections'] // 4} connections, {commands['seconds']} s")
     targets_rows = []
-    if g_get is not None and c_get is not None:
-        r = ratio(g_get, c_get)
-        targets_rows.append(("GET by id vs the ceiling", "at least 50 %", f"{r * 100:.0f} %", r >= 0.5,
-                             f"{(0.5 - r) * 100:.0f} points short"))
+    for op, op_name in ops:
+        r = cpu_ratio(op)
+        if r is None:
+            continue
+        limit = 1.4 if op == "get" else 2.0
+        targets_rows.append((
+            f"{op_name}: CPU per request vs the ceiling's, same method (the servers' own, median of {len(r['rounds'])} "
+            f"rounds; {settings})",
+            f"at most {limit:.1f}x", f"{r['ratio']:.2f}x ({r['gateway']:.1f} vs {r['ceiling']:.1f} µs)",
+            r["ratio"] <= limit, f"{r['ratio'] / limit * 100 - 100:.0f} % over"))
+    for op, op_name in ops:
+        p99 = tput_p99("gateway", op)
+        if p99 is not None:
+            targets_rows.append((f"{op_name}: p99 at {commands['connections']} connections", "below 5 ms",
+                                 f"{fmt_ms(p99)} ms", p99 < 5, f"{p99 - 5:.2f} ms over"))
+    if g_post is not None:
+        targets_rows.append(("durable POST per second (2 cores)", "at least 30,000", fmt_int(g_post), g_post >= 30000,
+                             f"{fmt_int(30000 - g_post)} short"))
     if g_get is not None and s_get is not None:
         r = ratio(g_get, s_get)
-        targets_rows.append(("GET by id vs serverless-offline, default mode", "at least 20x", fmt_ratio(r), r >= 20,
-                             f"{r / 20 * 100:.0f} % of the way"))
+        targets_rows.append((f"GET by id, requests per second vs serverless-offline, default mode ({settings})",
+                             "at least 20x", fmt_ratio(r), r >= 20, f"{r / 20 * 100:.0f} % of the way"))
     if g_get is not None and si_get is not None:
         r = ratio(g_get, si_get)
-        targets_rows.append(("GET by id vs serverless-offline `--useInProcess`", "at least 10x", fmt_ratio(r), r >= 10,
-                             f"{r / 10 * 100:.0f} % of the way"))
-    if g_post is not None:
-        targets_rows.append(("durable POST per second (2 cores)", "at least 10,000", fmt_int(g_post), g_post >= 10000,
-                             f"{fmt_int(10000 - g_post)} short"))
-    if "get" in p99s:
-        targets_rows.append(("GET by id p99 under 64 connections", "below 5 ms", f"{fmt_ms(p99s['get'])} ms", p99s["get"] < 5,
-                             f"{p99s['get'] - 5:.2f} ms over"))
-    if g_p99:
-        targets_rows.append((f"p99 under 64 connections, worst of the four methods ({worst_op})", "below 5 ms", f"{fmt_ms(g_p99)} ms", g_p99 < 5,
-                             f"{g_p99 - 5:.2f} ms over"))
+        targets_rows.append((f"GET by id, requests per second vs serverless-offline `--useInProcess` ({settings})",
+                             "at least 10x", fmt_ratio(r), r >= 10, f"{r / 10 * 100:.0f} % of the way"))
     if lam:
         b = lam["subjects"].get("bootstrap")
         if b:
@@ -999,12 +1059,38 @@ def write(directory, out):
     w("")
     w(extra.get("part1_setup", ""))
     w("")
-    w(f"Throughput: {commands['connections']} connections for {commands['seconds']} s, median of {commands['runs']} runs "
-      f"(after a {commands['warmup']} s warm-up); p50 and p99 are those of the median run's requests. "
-      f"Latency: 1 connection for {commands['latency_seconds']} s, at most {commands.get('latency_rate', 5000):,} requests a second "
-      f"(one key may not go over 10,000: the same pace for every server; those slower than it run back to back).")
+    rounds = commands.get("rounds", commands["runs"])
+    w(f"Throughput: {commands['connections']} connections for {commands['seconds']} s (load generator: {settings}), "
+      f"after a {commands['warmup']} s warm-up, in each of {rounds} rounds. The four servers run at once; each round "
+      f"loads them one after another on one method, then the next method, so that a drift of the machine's load "
+      f"weighs on all alike. Figures are the rounds' medians and a ratio the median of the rounds' ratios (each "
+      f"round loads both servers back to back); p50 and p99 are the median round's. CPU per request is the "
+      f"server's own CPU time over a run (user + system, from `/proc/PID/stat` read just before and just after it, "
+      f"every process of its process group, so the peer's Node.js children count too) over the requests it answered "
+      f"in it: unlike requests per second it does not depend on how fast the load generator, which shares the two "
+      f"cores, can send. Latency: 1 connection for {commands['latency_seconds']} s, at most "
+      f"{commands.get('latency_rate', 5000):,} requests a second (one key may not go over 10,000: the same pace for "
+      f"every server; those slower than it run back to back).")
     w("")
-    w("### Requests per second (64 connections)")
+    w("### CPU per request (µs, the server's own)")
+    w("")
+    w("| method | " + " | ".join(t[1] for t in targets) + f" | gateway / ceiling ({settings}): median of rounds (min to max) | gateway / ceiling, user time only |")
+    w("| --- " * (len(targets) + 3) + "|")
+    for op, op_name in ops:
+        cells = []
+        for t, _ in targets:
+            v = cpu_of(t, op)
+            cells.append(f"{statistics.median(v.values()):.1f}" if v else "-")
+        r = cpu_ratio(op)
+        ru = cpu_ratio(op, "cpu_user_us")
+        rc = f"{r['ratio']:.2f}x ({min(r['rounds']):.2f}x to {max(r['rounds']):.2f}x)" if r else "-"
+        w(f"| {op_name} | " + " | ".join(cells) + f" | {rc} | {fmt_ratio(ru['ratio']) if ru else '-'} |")
+    w("")
+    w(f"### Requests per second ({commands['connections']} connections)")
+    w("")
+    w(f"Every ratio here is that of {settings} on each server: on 2 cores the load generator takes a core, so "
+      "a server that needs less CPU than the load generator (the ceiling) is measured at the generator's pace, "
+      "not its own. The CPU per request above is the figure to compare servers by.")
     w("")
     head = "| method | " + " | ".join(t[1] for t in targets) + " | gateway / ceiling | gateway / sls default | gateway / sls in-process |"
     w(head)
@@ -1019,6 +1105,28 @@ def write(directory, out):
         rs = ratio(g, tput("sls", op))
         ri = ratio(g, tput("sls-inprocess", op))
         w(f"| {op_name} | " + " | ".join(cells) + f" | {fmt_ratio(rc) if rc else '-'} | {fmt_ratio(rs) if rs else '-'} | {fmt_ratio(ri) if ri else '-'} |")
+    w("")
+    w("### Spread of the rounds")
+    w("")
+    w("Min / median / max over the rounds, each server and method.")
+    w("")
+    w("| method | server | requests per second | CPU µs per request | p99 ms |")
+    w("| --- | --- | --- | --- | --- |")
+
+    def spread(values, f):
+        if not values:
+            return "-"
+        return f"{f(min(values))} / {f(statistics.median(values))} / {f(max(values))}"
+
+    for op, op_name in ops:
+        for t, t_name in targets:
+            sl = by.get((t, op))
+            if not sl or not sl["tput"]:
+                continue
+            runs_ = sl["tput"]
+            w(f"| {op_name} | {t_name} | {spread([r['rps'] for r in runs_], fmt_int)} | "
+              f"{spread([r['cpu_us'] for r in runs_ if 'cpu_us' in r], lambda x: f'{x:.1f}')} | "
+              f"{spread([r['p99_ms'] for r in runs_], fmt_ms)} |")
     w("")
     w("### Latency (ms)")
     w("")
@@ -1038,15 +1146,32 @@ def write(directory, out):
                 f"{fmt_ms(mid['p50_ms']) if mid else '-'} | {fmt_ms(mid['p99_ms']) if mid else '-'} | {fmt_ms(mid['max_ms']) if mid else '-'} |"
             )
     w("")
+    cross = cross_check(profiles, extra, cpu_ratio)
+    if cross:
+        w("### CPU time against instructions")
+        w("")
+        w("The same ratio, gateway over ceiling for one method, by two methods: the servers' CPU time per request "
+          f"under load ({settings}; user + system, and user alone) and the instructions per request that "
+          "`valgrind --tool=callgrind` counts in user space (below), which do not depend on load. Instructions "
+          "leave out the kernel's work per request (system calls, TCP on loopback, waking threads), which is a "
+          "larger share of the ceiling's CPU time than of the gateway's, and they weigh every instruction alike "
+          "whatever its cache misses cost.")
+        w("")
+        w("| method | CPU time (user + system) | CPU time (user) | instructions | |")
+        w("| --- | --- | --- | --- | --- |")
+        for op_name, cpu_r, user_r, ir_r, note in cross:
+            w(f"| {op_name} | {fmt_ratio(cpu_r)} | {fmt_ratio(user_r)} | {fmt_ratio(ir_r)} | {note} |")
+        w("")
     w("### Every run")
     w("")
     w("Answers other than 2xx are listed: a throttled (429) or failed request is never counted as served.")
     w("")
-    w("| phase | load processes | 2xx | per second | p50 ms | p99 ms | statuses |")
-    w("| --- | --- | --- | --- | --- | --- | --- |")
+    w("| phase | load processes | 2xx | per second | p50 ms | p99 ms | CPU µs per request (user + system) | statuses |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         st = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
-        w(f"| {r['name']} | {r['processes']} | {fmt_int(r['ok'])} | {fmt_int(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | {st} |")
+        cpu = f"{r['cpu_us']:.1f} ({r['cpu_user_us']:.1f} + {r['cpu_sys_us']:.1f})" if "cpu_us" in r else "-"
+        w(f"| {r['name']} | {r['processes']} | {fmt_int(r['ok'])} | {fmt_int(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | {cpu} | {st} |")
     w("")
 
     # ----- CPU profiles (perf)
@@ -1107,12 +1232,12 @@ def write(directory, out):
             if n:
                 per_req[name] = p["total_ir"] / n
         if per_req:
-            w("| profile | requests | instructions (user space, whole process) | per request | vs the ceiling's GET |")
+            w("| profile | requests | instructions (user space, whole process) | per request | vs the ceiling, same method |")
             w("| --- | --- | --- | --- | --- |")
-            base = per_req.get("ceiling-get")
             for name, p in profiles.items():
                 n = extra["profile_requests"][name]
                 pr = per_req[name]
+                base = per_req.get("ceiling-" + name.split("-", 1)[1])
                 w(f"| {name} | {fmt_int(n)} | {fmt_int(p['total_ir'])} | {fmt_int(pr)} | {fmt_ratio(pr / base) if base else '-'} |")
             w("")
         for name, p in profiles.items():
@@ -1151,6 +1276,7 @@ def write(directory, out):
         w("")
         subj = [
             ("bootstrap", "`bootstrap` as shipped (`lambda` profile: opt-level \"s\", fat LTO, 1 codegen unit; DynamoDB store)"),
+            ("bootstrap-al2023", "diagnosis: the same `bootstrap` with `provided.al2023`'s certificate layout (this machine's bundle as `tls-ca-bundle.pem`, `ca-bundle.trust.crt` beside it; `SSL_CERT_FILE`, `SSL_CERT_DIR`)"),
             ("bootstrap-one-root", "diagnosis: the same `bootstrap` trusting one root certificate (`SSL_CERT_FILE`)"),
             ("bootstrap-release", "diagnosis: `bootstrap` built with the plain release profile (opt-level 3, thin LTO), as shipped before"),
             ("hello-rust", "Rust floor: `lambda_runtime` echo (bench-hello)"),
@@ -1158,8 +1284,8 @@ def write(directory, out):
         ]
         w(f"{lam['spawns']} spawns per subject; warm invocations: {lam['invocations']} per kind on each of the first {lam['warm_spawns']} spawns.")
         w("")
-        w("| subject | init p50 ms | init p90 ms | init max ms | VmHWM after init MiB | VmHWM after invocations MiB | first invocation ms | warm GET p50 ms | warm GET p99 ms | warm, store not read, p50 ms |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        w("| subject | init p50 ms | init p90 ms | init max ms | VmHWM after init MiB | VmHWM after invocations MiB | first invocation p50 ms | cold start (init + first invocation) p50 ms | warm GET p50 ms | warm GET p99 ms | warm, store not read, p50 ms |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for key, label in subj:
             s = lam["subjects"].get(key)
             if not s:
@@ -1171,7 +1297,8 @@ def write(directory, out):
             w(
                 f"| {label} | {us(s['init_us'], 'p50')} | {us(s['init_us'], 'p90')} | {us(s['init_us'], 'max')} | "
                 f"{kb(s['hwm_after_init_kb'], 'p50')} | {kb(s.get('hwm_after_invocations_kb'), 'max')} | "
-                f"{us(s.get('first_invocation_us'), 'p50')} | {us(s.get('warm_get_us'), 'p50')} | {us(s.get('warm_get_us'), 'p99')} | "
+                f"{us(s.get('first_invocation_us'), 'p50')} | {us(s.get('cold_us'), 'p50')} | "
+                f"{us(s.get('warm_get_us'), 'p50')} | {us(s.get('warm_get_us'), 'p99')} | "
                 f"{us(s.get('warm_refused_us'), 'p50')} |"
             )
         w("")
@@ -1184,6 +1311,7 @@ def write(directory, out):
             rows.append(("init, `bootstrap` / Rust floor", fmt_ratio(b["init_us"]["p50"] / hr["init_us"]["p50"])))
             rows.append(("peak RSS after init, `bootstrap` / Rust floor", fmt_ratio(b["hwm_after_init_kb"]["p50"] / hr["hwm_after_init_kb"]["p50"])))
         one = lam["subjects"].get("bootstrap-one-root")
+        al = lam["subjects"].get("bootstrap-al2023")
         if b and hr and one:
             gap = b["init_us"]["p50"] - hr["init_us"]["p50"]
             if gap > 0:
@@ -1191,6 +1319,13 @@ def write(directory, out):
                     "share of `bootstrap`'s init above the Rust floor that loading the machine's root certificates takes",
                     f"{(b['init_us']['p50'] - one['init_us']['p50']) / gap * 100:.0f} % "
                     f"({(b['init_us']['p50'] - one['init_us']['p50']) / 1000:.2f} ms of {gap / 1000:.2f} ms)",
+                ))
+        for subject, layout in ((b, "this machine's (Debian: a bundle and a directory of 146 files)"),
+                                (al, "`provided.al2023`'s (one bundle, two files in the directory)")):
+            if subject and one and subject.get("first_invocation_us") and one.get("first_invocation_us"):
+                rows.append((
+                    f"loading the root certificates in {layout} layout: first invocation minus that of one root",
+                    f"{(subject['first_invocation_us']['p50'] - one['first_invocation_us']['p50']) / 1000:.2f} ms",
                 ))
         if b and hn:
             rows.append(("init, Node.js floor / `bootstrap`", fmt_ratio(hn["init_us"]["p50"] / b["init_us"]["p50"])))
@@ -1207,13 +1342,22 @@ def write(directory, out):
                 w(f"| {a} | {v} |")
             w("")
         if init_sys:
-            w(
+            text = (
                 f"Before its first poll, `bootstrap` makes {fmt_int(init_sys['syscalls'])} system calls (one start under "
                 f"`strace -f`): {init_sys['cert_opens']} files opened and {init_sys['cert_stats']} paths stat'ed under "
-                f"`/etc/ssl/certs`, {fmt_int(init_sys['read_bytes'])} bytes read. The SDK's HTTPS client loads the "
-                f"machine's whole root certificate store (rustls-native-certs: the bundle file, then every file of the "
-                f"directory) and parses it, during init."
+                f"`/etc/ssl/certs` and `/etc/pki`, {fmt_int(init_sys['read_bytes'])} bytes read."
             )
+            first_sys = init_sys.get("first_invocation")
+            if first_sys:
+                text += (
+                    f" Its first invocation (a GET by id, its store unreachable) makes {fmt_int(first_sys['syscalls'])}: "
+                    f"{first_sys['cert_opens']} files opened and {first_sys['cert_stats']} paths stat'ed there, "
+                    f"{fmt_int(first_sys['read_bytes'])} bytes read. The SDK's HTTPS client loads the machine's whole "
+                    f"root certificate store (rustls-native-certs: the bundle file, then every file of the certificate "
+                    f"directories) and parses it when the DynamoDB client is made, which the function does on the "
+                    f"first use of its store (`DynamoStore::lazy`), not during init."
+                )
+            w(text)
             w("")
         w(
             "Anchors on Lambda itself (FACTS.md, maxday/lambda-perf, hello world, x86_64): Rust about 15.9 ms init and 15 MB, "
@@ -1312,12 +1456,16 @@ def write(directory, out):
 def main():
     cmd = sys.argv[1]
     if cmd == "merge":
-        print(json.dumps(merge(sys.argv[2], float(sys.argv[3]), sys.argv[4:])))
+        files, cpu = sys.argv[4:], None
+        if files[:1] == ["--cpu"]:
+            cpu, files = tuple(int(x) for x in files[1:4]), files[4:]
+        print(json.dumps(merge(sys.argv[2], float(sys.argv[3]), files, cpu)))
     elif cmd == "show":
         r = json.loads(sys.argv[2])
+        cpu = f"  CPU {r['cpu_us']:.1f} us/req" if "cpu_us" in r else ""
         print(
             f"bench:   {r['name']:<28} {r['rps']:>9,.0f}/s  p50 {r['p50_ms']:.2f} ms"
-            f"  p99 {r['p99_ms']:.2f} ms  {r['statuses']}"
+            f"  p99 {r['p99_ms']:.2f} ms{cpu}  {r['statuses']}"
         )
     elif cmd == "perf":
         print(json.dumps(perf_profile(sys.argv[2])))

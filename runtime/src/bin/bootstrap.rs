@@ -62,12 +62,13 @@ async fn init() -> Result<Api<DynamoStore>, String> {
         })?),
         Err(_) => None,
     };
-    let config = aws_config::load_from_env().await;
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        table,
-        &tenant.collection,
-    );
+    // The SDK's configuration and client (and the machine's root
+    // certificates their HTTPS connector loads) are made by the first
+    // invocation that reaches the table, not before the first poll: see
+    // `DynamoStore::lazy`.
+    let store = DynamoStore::lazy(table, &tenant.collection, || async {
+        aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await)
+    });
     let mut api = Api::new(Arc::new(tenant), store).only(only);
     if let Ok(secret) = std::env::var("APIFACTORY_CURSOR_SECRET") {
         api = api.cursor_secret(secret.as_bytes());

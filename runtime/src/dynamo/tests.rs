@@ -196,3 +196,27 @@ fn start_keys_round_trip_through_json() {
         key
     );
 }
+
+#[tokio::test]
+async fn a_lazy_store_makes_its_client_on_first_use_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = made.clone();
+    let client = store().client().await.clone();
+    let s = DynamoStore::lazy("t", &collection(), move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let client = client.clone();
+        async move { client }
+    });
+    let copy = s.clone();
+    assert_eq!(made.load(Ordering::SeqCst), 0, "made before any use");
+    let _ = s.client().await;
+    let _ = copy.client().await;
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        1,
+        "made once, shared by clones"
+    );
+}
