@@ -75,7 +75,6 @@ use axum::serve::ListenerExt;
 use governor::DefaultDirectRateLimiter;
 use http::header::{HeaderName, HeaderValue};
 use http::{StatusCode, request::Parts};
-use time::OffsetDateTime;
 
 use crate::local::state::LocalState;
 use admit::{ACCOUNT_BURST, ACCOUNT_RATE, key_limiter};
@@ -473,7 +472,7 @@ impl Exchange<'_> {
 
     fn log(&self, status: StatusCode, bytes: usize) {
         let access = logs::Access {
-            time: OffsetDateTime::from(self.now),
+            time: self.now,
             request_id: self.request_id,
             tenant: &self.tenant.id,
             api_key_id: self.key_id,

@@ -6,7 +6,6 @@
 //! times.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use runtime::tenant::Quota;
 use runtime::{Operation, names};
 
 use super::admit::{Lease, key_limiter};
+use super::logs::{LogFile, function_part};
 use super::{Gateway, Inner, route};
 use crate::local::state::{DeployedTenant, Snapshot, now_rfc3339};
 
@@ -52,7 +52,9 @@ pub(super) struct TenantRt {
     pub(super) resource_item: String,
     /// By `Operation as usize`.
     pub(super) operations: [bool; 5],
-    pub(super) functions: [String; 5],
+    /// Each function's part of its log lines (`logs::function_part`), by
+    /// `Operation as usize`.
+    pub(super) function_parts: [String; 5],
     pub(super) memory_mb: u32,
     pub(super) timeout: Duration,
     pub(super) rate: f64,
@@ -71,7 +73,7 @@ pub(super) struct TenantRt {
     /// when it cannot be (too large), and `/docs` is then no route.
     pub(super) docs: Option<Bytes>,
     pub(super) api: Arc<Api<SqliteTable>>,
-    pub(super) log: Arc<Path>,
+    pub(super) log: Arc<LogFile>,
 }
 
 impl TenantRt {
@@ -83,7 +85,7 @@ impl TenantRt {
         previous: Option<&TenantRt>,
         definition: String,
         api: Arc<Api<SqliteTable>>,
-        log: Arc<Path>,
+        log: Arc<LogFile>,
     ) -> TenantRt {
         let t = &deployed.tenant;
         let collection = t.collection.name.clone();
@@ -92,13 +94,13 @@ impl TenantRt {
             operations[*op as usize] = true;
         }
         TenantRt {
+            function_parts: Operation::ALL.map(|op| function_part(&names::function(&t.id, op))),
             id: t.id.clone(),
             stage: deployed.stage.clone(),
             resource_collection: format!("/{collection}"),
             resource_item: format!("/{collection}/{{id}}"),
             collection,
             operations,
-            functions: Operation::ALL.map(|op| names::function(&t.id, op)),
             memory_mb: t.functions.memory_mb,
             timeout: Duration::from_secs(u64::from(t.functions.timeout_s.max(1))),
             rate: deployed.rate,
@@ -208,7 +210,7 @@ impl Gateway {
                     }
                 },
             };
-            let log = self.inner.state.log_path(&id).into();
+            let log = self.inner.logs.file(&self.inner.state.log_path(&id));
             let rt = Arc::new(TenantRt::new(
                 &deployed,
                 old.map(Arc::as_ref),

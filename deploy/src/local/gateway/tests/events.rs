@@ -104,7 +104,9 @@ async fn events_carry_what_api_gateway_sends() {
         None,
         String::new(),
         api,
-        state.log_path("acme").into(),
+        crate::local::gateway::logs::Logs::start()
+            .unwrap()
+            .file(&state.log_path("acme")),
     ));
     let parts = http::Request::builder()
         .method("GET")
