@@ -14,7 +14,7 @@ use super::{Database, MAX_LIMIT, backend};
 use crate::capacity::{self, item_size};
 use crate::names;
 use crate::schema::TableSchema;
-use crate::store::{Expect, Filter, Item, Page, Search, Store, StoreError};
+use crate::store::{Expect, Filter, Fresh, Item, Known, Page, Search, Store, StoreError};
 use crate::tenant::Tenant;
 
 impl Database {
@@ -292,6 +292,8 @@ fn doc_text(item: &Item) -> Result<String, StoreError> {
 }
 
 impl Store for SqliteTable {
+    const CHECKS_KNOWN: bool = true;
+
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
         let id = id.to_owned();
         // One row by its primary key: read on this thread (see `read_now`).
@@ -310,6 +312,44 @@ impl Store for SqliteTable {
                 let size = found.as_ref().map_or(0, |it| item_size(&self.key, it));
                 capacity::read(size, true);
             })
+    }
+
+    async fn get_unless(&self, id: &str, known: Option<Known<'_>>) -> Result<Fresh, StoreError> {
+        let Some(known) = known else {
+            return Ok(match self.get(id).await? {
+                Some(item) => Fresh::Changed(item),
+                None => Fresh::Missing,
+            });
+        };
+        let fresh = self
+            .db
+            .read_now(|c| {
+                let mut stmt = c.prepare_cached(&self.select_by_id)?;
+                let mut rows = stmt.query([id])?;
+                let Some(row) = rows.next()? else {
+                    return Ok(Fresh::Missing);
+                };
+                // Compared where SQLite holds them: a GET of an unchanged
+                // item copies nothing and parses nothing.
+                let text = |i| {
+                    row.get_ref(i)?
+                        .as_str()
+                        .map_err(|e| backend(format!("a stored item's column {i}: {e}")))
+                };
+                let (rev, doc) = (text(0)?, text(1)?);
+                if rev == known.rev && doc == known.doc {
+                    return Ok(Fresh::Same);
+                }
+                to_item(id.to_owned(), rev.to_owned(), doc).map(Fresh::Changed)
+            })
+            .await?;
+        let size = match &fresh {
+            Fresh::Missing => 0,
+            Fresh::Same => known.size,
+            Fresh::Changed(item) => item_size(&self.key, item),
+        };
+        capacity::read(size, true);
+        Ok(fresh)
     }
 
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
