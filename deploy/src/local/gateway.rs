@@ -55,6 +55,7 @@
 mod admit;
 mod error;
 mod event;
+mod fast_hash;
 mod invoke;
 mod live;
 mod logs;

@@ -18,6 +18,7 @@ use runtime::tenant::Quota;
 use runtime::{Operation, names};
 
 use super::admit::{Lease, key_limiter};
+use super::fast_hash::FastMap;
 use super::logs::{LogFile, function_part};
 use super::{Gateway, Inner, route};
 use crate::local::state::{DeployedTenant, Snapshot, now_rfc3339};
@@ -36,11 +37,11 @@ pub(super) struct Live {
     /// `None` until loaded, and after a reload that could not prepare
     /// every tenant (so the next poll tries again).
     pub(super) generation: Option<u64>,
-    pub(super) tenants: HashMap<String, Arc<TenantRt>>,
+    pub(super) tenants: FastMap<String, Arc<TenantRt>>,
     /// Custom domain (lowercase) → tenant.
-    pub(super) domains: HashMap<String, Arc<TenantRt>>,
+    pub(super) domains: FastMap<String, Arc<TenantRt>>,
     /// SHA-256 of the key value → key.
-    pub(super) keys: HashMap<[u8; 32], Arc<KeyRt>>,
+    pub(super) keys: FastMap<[u8; 32], Arc<KeyRt>>,
 }
 
 /// A served tenant.
@@ -188,8 +189,8 @@ impl Gateway {
     /// of unchanged tenants and the buckets and quota leases of keys.
     async fn build(&self, snapshot: Snapshot, current: &Live) -> Live {
         let mut complete = true;
-        let mut tenants = HashMap::new();
-        let mut domains = HashMap::new();
+        let mut tenants = FastMap::default();
+        let mut domains = FastMap::default();
         for (id, deployed) in snapshot.tenants {
             let definition = format!("{:?}", deployed.tenant);
             let old = current.tenants.get(&id);
@@ -236,7 +237,7 @@ impl Gateway {
             .values()
             .map(|k| (k.record.id.as_str(), k))
             .collect();
-        let mut keys = HashMap::with_capacity(snapshot.keys.len());
+        let mut keys = FastMap::with_capacity_and_hasher(snapshot.keys.len(), Default::default());
         for record in snapshot.keys {
             let Some(t) = tenants.get(&record.tenant) else {
                 continue;
