@@ -83,6 +83,17 @@ impl Database {
             db: self.clone(),
             key: schema.key.as_str().into(),
             select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
+            writes: Arc::new(Writes {
+                insert: format!(
+                    "INSERT INTO {} (id, rev, doc) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+                    quote(&table)
+                ),
+                update: format!(
+                    "UPDATE {} SET rev = ?2, doc = ?3 WHERE id = ?1",
+                    quote(&table)
+                ),
+                delete: format!("DELETE FROM {} WHERE id = ?1", quote(&table)),
+            }),
             table: table.into(),
             indexes: Arc::new(indexes),
         }
@@ -204,8 +215,18 @@ pub struct SqliteTable {
     pub(super) table: Arc<str>,
     /// The statement of `get`, made once (every GET runs it).
     select_by_id: Arc<str>,
+    /// The statements of the writes, made once.
+    writes: Arc<Writes>,
     /// Indexed field → index name.
     pub(super) indexes: Arc<BTreeMap<String, String>>,
+}
+
+/// A table's write statements.
+struct Writes {
+    /// Inserts a new item; changes nothing when the id is taken.
+    insert: String,
+    update: String,
+    delete: String,
 }
 
 impl fmt::Debug for SqliteTable {
@@ -244,16 +265,13 @@ impl SqliteTable {
 /// either way, for counting request units.
 fn check_expect(
     conn: &Connection,
-    table: &str,
+    select_by_id: &str,
     id: &str,
     expect: &Expect,
     seen: &mut Option<Item>,
 ) -> Result<(), StoreError> {
     let row: Option<(String, String)> = conn
-        .prepare_cached(&format!(
-            "SELECT rev, doc FROM {} WHERE id = ?1",
-            quote(table)
-        ))?
+        .prepare_cached(select_by_id)?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((stored, doc)) = row else {
@@ -353,22 +371,18 @@ impl Store for SqliteTable {
     }
 
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
-        let table = Arc::clone(&self.table);
+        let writes = Arc::clone(&self.writes);
         let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
         let done = self
             .db
             .write(move |c| {
-                let exists = c
-                    .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", quote(&table)))?
-                    .exists([&id])?;
-                if exists {
+                // One statement: the id's lookup is the insert's own.
+                let inserted = c
+                    .prepare_cached(&writes.insert)?
+                    .execute(params![id, rev, doc])?;
+                if inserted == 0 {
                     return Err(StoreError::Exists);
                 }
-                c.prepare_cached(&format!(
-                    "INSERT INTO {} (id, rev, doc) VALUES (?1, ?2, ?3)",
-                    quote(&table)
-                ))?
-                .execute(params![id, rev, doc])?;
                 Ok(())
             })
             .await;
@@ -381,22 +395,20 @@ impl Store for SqliteTable {
     }
 
     async fn replace(&self, item: &Item, expect: &Expect) -> Result<(), StoreError> {
-        let table = Arc::clone(&self.table);
+        let (select, writes) = (Arc::clone(&self.select_by_id), Arc::clone(&self.writes));
         let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
         let expect = expect.clone();
         let (done, before) = self
             .db
             .write(move |c| {
                 let mut before = None;
-                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))?
+                if let Err(refused) =
+                    condition(check_expect(c, &select, &id, &expect, &mut before))?
                 {
                     return Ok((Err(refused), before));
                 }
-                c.prepare_cached(&format!(
-                    "UPDATE {} SET rev = ?2, doc = ?3 WHERE id = ?1",
-                    quote(&table)
-                ))?
-                .execute(params![id, rev, doc])?;
+                c.prepare_cached(&writes.update)?
+                    .execute(params![id, rev, doc])?;
                 Ok((Ok(()), before))
             })
             .await?;
@@ -410,19 +422,19 @@ impl Store for SqliteTable {
     }
 
     async fn delete(&self, id: &str, expect: &Expect) -> Result<(), StoreError> {
-        let table = Arc::clone(&self.table);
+        let (select, writes) = (Arc::clone(&self.select_by_id), Arc::clone(&self.writes));
         let id = id.to_owned();
         let expect = expect.clone();
         let (done, before) = self
             .db
             .write(move |c| {
                 let mut before = None;
-                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))?
+                if let Err(refused) =
+                    condition(check_expect(c, &select, &id, &expect, &mut before))?
                 {
                     return Ok((Err(refused), before));
                 }
-                c.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", quote(&table)))?
-                    .execute([&id])?;
+                c.prepare_cached(&writes.delete)?.execute([&id])?;
                 Ok((Ok(()), before))
             })
             .await?;
