@@ -29,12 +29,14 @@ use crate::field::Kind;
 use crate::names;
 use crate::problem::{FieldProblem, Problem};
 use crate::response::{json_response, response};
-use crate::store::{Expect, Filter, Item, Search, Store, StoreError};
+use crate::store::{Expect, Filter, Fresh, Item, Known, Search, Store, StoreError};
 use crate::tenant::{Operation, Tenant};
 
+mod cache;
 mod document;
 mod request;
 
+use cache::{Cached, ItemCache};
 pub use document::item_size;
 use document::{PageBody, Rendered, check_size, complete, merge_patch, undeclared};
 pub use request::percent_decode;
@@ -55,6 +57,9 @@ pub struct Api<S> {
     store: S,
     only: Option<Operation>,
     cursor_key: [u8; 32],
+    /// Items as GETs answered them (used when the store can tell that an
+    /// item is unchanged: `Store::CHECKS_KNOWN`).
+    cache: ItemCache,
 }
 
 impl<S: Store> Api<S> {
@@ -65,6 +70,7 @@ impl<S: Store> Api<S> {
             store,
             only: None,
             cursor_key,
+            cache: ItemCache::default(),
         }
     }
 
@@ -170,9 +176,49 @@ impl<S: Store> Api<S> {
 
     async fn get(&self, id: &str) -> Result<ApiGatewayProxyResponse, Problem> {
         check_id(id)?;
-        match self.store.get(id).await? {
-            Some(item) => Ok(self.item_response(StatusCode::OK, &item)),
-            None => Err(not_found(id)),
+        if !S::CHECKS_KNOWN {
+            return match self.store.get(id).await? {
+                Some(item) => Ok(self.item_response(StatusCode::OK, &item)),
+                None => Err(not_found(id)),
+            };
+        }
+        let cached = self.cache.get(id);
+        let known = cached.as_deref().map(|c| Known {
+            rev: &c.rev,
+            doc: &c.doc,
+            size: c.size,
+        });
+        match (self.store.get_unless(id, known).await?, cached) {
+            (Fresh::Same, Some(cached)) => Ok(cached.response()),
+            (Fresh::Changed(item), _) => {
+                let cached = self.render(&item);
+                let response = cached.response();
+                self.cache.put(id, cached);
+                Ok(response)
+            }
+            (Fresh::Missing, _) => {
+                self.cache.remove(id);
+                Err(not_found(id))
+            }
+            (Fresh::Same, None) => Err(StoreError::Backend(
+                "the store found an item unchanged that was never read".into(),
+            )
+            .into()),
+        }
+    }
+
+    /// An item as a GET answers it, with what it was made from. The
+    /// document's text is the store's own encoding of it (a document stored
+    /// in another form is never found the same, and is rendered each
+    /// time).
+    fn render(&self, item: &Item) -> Cached {
+        let c = &self.tenant.collection;
+        Cached {
+            rev: item.rev.clone(),
+            doc: serde_json::to_string(&item.doc).unwrap_or_default(),
+            size: crate::capacity::item_size(&c.key, item),
+            etag: HeaderValue::from_str(&format!("\"{}\"", item.rev)).ok(),
+            body: serde_json::to_string(&Rendered { c, item }).unwrap_or_default(),
         }
     }
 

@@ -313,12 +313,18 @@ fn run_writer(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, commits: Ar
 /// Runs a batch in one transaction, each job in its own savepoint, and
 /// commits. On error the whole transaction is rolled back.
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| format!("BEGIN: {e}"))?;
+    // Prepared once and kept (`prepare_cached`): a batch runs these once per
+    // job, and parsing them each time was a good part of a write's cost.
+    let run = |sql: &str| -> Result<(), String> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| format!("{sql}: {e}"))
+    };
+    run("BEGIN IMMEDIATE")?;
     let result = (|| {
         for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job")
-                .map_err(|e| format!("SAVEPOINT: {e}"))?;
+            run("SAVEPOINT job")?;
             let ok = job.run(conn);
             if conn.is_autocommit() {
                 // The job ended the transaction itself, or SQLite rolled it
@@ -326,14 +332,11 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String
                 return Err("the transaction ended inside a job".to_owned());
             }
             if !ok {
-                conn.execute_batch("ROLLBACK TO job")
-                    .map_err(|e| format!("ROLLBACK TO: {e}"))?;
+                run("ROLLBACK TO job")?;
             }
-            conn.execute_batch("RELEASE job")
-                .map_err(|e| format!("RELEASE: {e}"))?;
+            run("RELEASE job")?;
         }
-        conn.execute_batch("COMMIT")
-            .map_err(|e| format!("COMMIT: {e}"))
+        run("COMMIT")
     })();
     if result.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");

@@ -61,6 +61,28 @@ pub struct Page {
     pub next: Option<Value>,
 }
 
+/// An item as a reader last saw it stored: its revision, its document's
+/// text exactly as the store holds it, and its size (for the request units
+/// a read of it costs).
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    pub rev: &'a str,
+    pub doc: &'a str,
+    pub size: usize,
+}
+
+/// What [`Store::get_unless`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fresh {
+    /// No item with this id.
+    Missing,
+    /// Still exactly the known item: the same revision and the same
+    /// stored document.
+    Same,
+    /// Another item than the known one (or none was known).
+    Changed(Item),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// `create` found an item with the same id.
@@ -83,9 +105,31 @@ pub enum StoreError {
 /// that write durable. Writes are conditional and never overwrite a change
 /// they did not expect.
 pub trait Store: Send + Sync + 'static {
+    /// Whether [`Store::get_unless`] can answer `Fresh::Same` (else
+    /// keeping what was made of an item is of no use).
+    const CHECKS_KNOWN: bool = false;
+
     /// The item with this id, read consistently (a read after an
     /// acknowledged write sees it).
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
+
+    /// Like [`Store::get`], but answers `Same` when the stored item is
+    /// still exactly `known` (its revision and its document's text), so a
+    /// reader that kept what it made of that item can use it again. A
+    /// store that cannot compare cheaply always answers as `get` does.
+    fn get_unless(
+        &self,
+        id: &str,
+        known: Option<Known<'_>>,
+    ) -> impl Future<Output = Result<Fresh, StoreError>> + Send {
+        let _ = known;
+        async move {
+            Ok(match self.get(id).await? {
+                Some(item) => Fresh::Changed(item),
+                None => Fresh::Missing,
+            })
+        }
+    }
 
     /// Stores a new item; `Exists` if the id is taken.
     fn create(&self, item: &Item) -> impl Future<Output = Result<(), StoreError>> + Send;

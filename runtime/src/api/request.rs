@@ -27,21 +27,23 @@ pub(super) enum Route {
 /// Finds the route from the event's resource and path parameters (what
 /// API Gateway matched), or from its path when there is no resource.
 pub(super) fn route(c: &Collection, req: &ApiGatewayProxyRequest) -> Option<Route> {
-    let collection = format!("/{}", c.name);
+    // What follows `/{collection}`, matched without building the strings
+    // to compare (every request comes through here).
+    fn under<'a>(s: &'a str, collection: &str) -> Option<&'a str> {
+        s.strip_prefix('/')?.strip_prefix(collection)
+    }
     if let Some(resource) = req.resource.as_deref().filter(|r| !r.is_empty()) {
-        if resource == collection {
-            return Some(Route::Collection);
-        }
-        if resource == format!("{collection}/{{id}}") {
-            return req
+        return match under(resource, &c.name) {
+            Some("") => Some(Route::Collection),
+            Some("/{id}") => req
                 .path_parameters
                 .get("id")
-                .map(|id| Route::Item(id.clone()));
-        }
-        return None;
+                .map(|id| Route::Item(id.clone())),
+            _ => None,
+        };
     }
     let path = req.path.as_deref().unwrap_or("");
-    let rest = path.strip_prefix(&collection)?;
+    let rest = under(path, &c.name)?;
     match rest {
         "" | "/" => Some(Route::Collection),
         _ => {

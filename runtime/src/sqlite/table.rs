@@ -14,7 +14,7 @@ use super::{Database, MAX_LIMIT, backend};
 use crate::capacity::{self, item_size};
 use crate::names;
 use crate::schema::TableSchema;
-use crate::store::{Expect, Filter, Item, Page, Search, Store, StoreError};
+use crate::store::{Expect, Filter, Fresh, Item, Known, Page, Search, Store, StoreError};
 use crate::tenant::Tenant;
 
 impl Database {
@@ -83,6 +83,17 @@ impl Database {
             db: self.clone(),
             key: schema.key.as_str().into(),
             select_by_id: format!("SELECT rev, doc FROM {} WHERE id = ?1", quote(&table)).into(),
+            writes: Arc::new(Writes {
+                insert: format!(
+                    "INSERT INTO {} (id, rev, doc) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+                    quote(&table)
+                ),
+                update: format!(
+                    "UPDATE {} SET rev = ?2, doc = ?3 WHERE id = ?1",
+                    quote(&table)
+                ),
+                delete: format!("DELETE FROM {} WHERE id = ?1", quote(&table)),
+            }),
             table: table.into(),
             indexes: Arc::new(indexes),
         }
@@ -204,8 +215,18 @@ pub struct SqliteTable {
     pub(super) table: Arc<str>,
     /// The statement of `get`, made once (every GET runs it).
     select_by_id: Arc<str>,
+    /// The statements of the writes, made once.
+    writes: Arc<Writes>,
     /// Indexed field → index name.
     pub(super) indexes: Arc<BTreeMap<String, String>>,
+}
+
+/// A table's write statements.
+struct Writes {
+    /// Inserts a new item; changes nothing when the id is taken.
+    insert: String,
+    update: String,
+    delete: String,
 }
 
 impl fmt::Debug for SqliteTable {
@@ -244,16 +265,13 @@ impl SqliteTable {
 /// either way, for counting request units.
 fn check_expect(
     conn: &Connection,
-    table: &str,
+    select_by_id: &str,
     id: &str,
     expect: &Expect,
     seen: &mut Option<Item>,
 ) -> Result<(), StoreError> {
     let row: Option<(String, String)> = conn
-        .prepare_cached(&format!(
-            "SELECT rev, doc FROM {} WHERE id = ?1",
-            quote(table)
-        ))?
+        .prepare_cached(select_by_id)?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((stored, doc)) = row else {
@@ -292,6 +310,8 @@ fn doc_text(item: &Item) -> Result<String, StoreError> {
 }
 
 impl Store for SqliteTable {
+    const CHECKS_KNOWN: bool = true;
+
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
         let id = id.to_owned();
         // One row by its primary key: read on this thread (see `read_now`).
@@ -312,23 +332,57 @@ impl Store for SqliteTable {
             })
     }
 
+    async fn get_unless(&self, id: &str, known: Option<Known<'_>>) -> Result<Fresh, StoreError> {
+        let Some(known) = known else {
+            return Ok(match self.get(id).await? {
+                Some(item) => Fresh::Changed(item),
+                None => Fresh::Missing,
+            });
+        };
+        let fresh = self
+            .db
+            .read_now(|c| {
+                let mut stmt = c.prepare_cached(&self.select_by_id)?;
+                let mut rows = stmt.query([id])?;
+                let Some(row) = rows.next()? else {
+                    return Ok(Fresh::Missing);
+                };
+                // Compared where SQLite holds them: a GET of an unchanged
+                // item copies nothing and parses nothing.
+                let text = |i| {
+                    row.get_ref(i)?
+                        .as_str()
+                        .map_err(|e| backend(format!("a stored item's column {i}: {e}")))
+                };
+                let (rev, doc) = (text(0)?, text(1)?);
+                if rev == known.rev && doc == known.doc {
+                    return Ok(Fresh::Same);
+                }
+                to_item(id.to_owned(), rev.to_owned(), doc).map(Fresh::Changed)
+            })
+            .await?;
+        let size = match &fresh {
+            Fresh::Missing => 0,
+            Fresh::Same => known.size,
+            Fresh::Changed(item) => item_size(&self.key, item),
+        };
+        capacity::read(size, true);
+        Ok(fresh)
+    }
+
     async fn create(&self, item: &Item) -> Result<(), StoreError> {
-        let table = Arc::clone(&self.table);
+        let writes = Arc::clone(&self.writes);
         let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
         let done = self
             .db
             .write(move |c| {
-                let exists = c
-                    .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", quote(&table)))?
-                    .exists([&id])?;
-                if exists {
+                // One statement: the id's lookup is the insert's own.
+                let inserted = c
+                    .prepare_cached(&writes.insert)?
+                    .execute(params![id, rev, doc])?;
+                if inserted == 0 {
                     return Err(StoreError::Exists);
                 }
-                c.prepare_cached(&format!(
-                    "INSERT INTO {} (id, rev, doc) VALUES (?1, ?2, ?3)",
-                    quote(&table)
-                ))?
-                .execute(params![id, rev, doc])?;
                 Ok(())
             })
             .await;
@@ -341,22 +395,20 @@ impl Store for SqliteTable {
     }
 
     async fn replace(&self, item: &Item, expect: &Expect) -> Result<(), StoreError> {
-        let table = Arc::clone(&self.table);
+        let (select, writes) = (Arc::clone(&self.select_by_id), Arc::clone(&self.writes));
         let (id, rev, doc) = (item.id.clone(), item.rev.clone(), doc_text(item)?);
         let expect = expect.clone();
         let (done, before) = self
             .db
             .write(move |c| {
                 let mut before = None;
-                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))?
+                if let Err(refused) =
+                    condition(check_expect(c, &select, &id, &expect, &mut before))?
                 {
                     return Ok((Err(refused), before));
                 }
-                c.prepare_cached(&format!(
-                    "UPDATE {} SET rev = ?2, doc = ?3 WHERE id = ?1",
-                    quote(&table)
-                ))?
-                .execute(params![id, rev, doc])?;
+                c.prepare_cached(&writes.update)?
+                    .execute(params![id, rev, doc])?;
                 Ok((Ok(()), before))
             })
             .await?;
@@ -370,19 +422,19 @@ impl Store for SqliteTable {
     }
 
     async fn delete(&self, id: &str, expect: &Expect) -> Result<(), StoreError> {
-        let table = Arc::clone(&self.table);
+        let (select, writes) = (Arc::clone(&self.select_by_id), Arc::clone(&self.writes));
         let id = id.to_owned();
         let expect = expect.clone();
         let (done, before) = self
             .db
             .write(move |c| {
                 let mut before = None;
-                if let Err(refused) = condition(check_expect(c, &table, &id, &expect, &mut before))?
+                if let Err(refused) =
+                    condition(check_expect(c, &select, &id, &expect, &mut before))?
                 {
                     return Ok((Err(refused), before));
                 }
-                c.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", quote(&table)))?
-                    .execute([&id])?;
+                c.prepare_cached(&writes.delete)?.execute([&id])?;
                 Ok((Ok(()), before))
             })
             .await?;

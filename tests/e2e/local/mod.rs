@@ -7,6 +7,7 @@ mod data;
 mod definitions;
 mod drift;
 mod hostile;
+mod kept;
 mod keys;
 mod portal;
 mod schema;

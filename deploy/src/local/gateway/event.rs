@@ -73,15 +73,18 @@ pub(super) async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Bod
 }
 
 pub(super) struct EventParts<'a> {
+    /// The request's line; its headers are `headers`.
     pub(super) parts: &'a Parts,
+    /// The request's headers, moved into the event (one copy fewer).
+    pub(super) headers: HeaderMap,
     pub(super) routed: &'a Routed<'a>,
-    pub(super) host: &'a str,
+    pub(super) host: String,
     pub(super) full_path: &'a str,
     pub(super) body: Bytes,
     pub(super) request_id: &'a str,
     pub(super) now: SystemTime,
     pub(super) peer: Option<IpAddr>,
-    pub(super) api_key: &'a str,
+    pub(super) api_key: String,
     pub(super) api_key_id: &'a str,
 }
 
@@ -95,10 +98,9 @@ pub(super) fn event(e: EventParts<'_>) -> ApiGatewayProxyRequest {
     };
     let mut identity = ApiGatewayRequestIdentity::default();
     identity.source_ip = e.peer.map(|ip| ip.to_string());
-    identity.api_key = Some(e.api_key.to_owned());
+    identity.api_key = Some(e.api_key);
     identity.api_key_id = Some(e.api_key_id.to_owned());
     identity.user_agent = e
-        .parts
         .headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -126,14 +128,14 @@ pub(super) fn event(e: EventParts<'_>) -> ApiGatewayProxyRequest {
         }
         .to_owned(),
     );
-    context.domain_name = Some(e.host.to_owned());
     context.domain_prefix = Some(
-        route::host_name(e.host)
+        route::host_name(&e.host)
             .split('.')
             .next()
             .unwrap_or_default()
             .to_owned(),
     );
+    context.domain_name = Some(e.host);
     context.identity = identity;
 
     let (single, multi) = route::query(e.parts.uri.query());
@@ -141,8 +143,8 @@ pub(super) fn event(e: EventParts<'_>) -> ApiGatewayProxyRequest {
     ev.resource = Some(resource.clone());
     ev.path = Some(e.routed.rest.to_owned());
     ev.http_method = e.parts.method.clone();
-    ev.headers = e.parts.headers.clone();
-    ev.multi_value_headers = e.parts.headers.clone();
+    ev.multi_value_headers = e.headers.clone();
+    ev.headers = e.headers;
     ev.query_string_parameters = single;
     ev.multi_value_query_string_parameters = multi;
     if let Some(id) = e.routed.id {

@@ -6,7 +6,6 @@
 //! times.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
@@ -19,6 +18,8 @@ use runtime::tenant::Quota;
 use runtime::{Operation, names};
 
 use super::admit::{Lease, key_limiter};
+use super::fast_hash::FastMap;
+use super::logs::{LogFile, function_part};
 use super::{Gateway, Inner, route};
 use crate::local::state::{DeployedTenant, Snapshot, now_rfc3339};
 
@@ -36,11 +37,11 @@ pub(super) struct Live {
     /// `None` until loaded, and after a reload that could not prepare
     /// every tenant (so the next poll tries again).
     pub(super) generation: Option<u64>,
-    pub(super) tenants: HashMap<String, Arc<TenantRt>>,
+    pub(super) tenants: FastMap<String, Arc<TenantRt>>,
     /// Custom domain (lowercase) → tenant.
-    pub(super) domains: HashMap<String, Arc<TenantRt>>,
+    pub(super) domains: FastMap<String, Arc<TenantRt>>,
     /// SHA-256 of the key value → key.
-    pub(super) keys: HashMap<[u8; 32], Arc<KeyRt>>,
+    pub(super) keys: FastMap<[u8; 32], Arc<KeyRt>>,
 }
 
 /// A served tenant.
@@ -52,7 +53,9 @@ pub(super) struct TenantRt {
     pub(super) resource_item: String,
     /// By `Operation as usize`.
     pub(super) operations: [bool; 5],
-    pub(super) functions: [String; 5],
+    /// Each function's part of its log lines (`logs::function_part`), by
+    /// `Operation as usize`.
+    pub(super) function_parts: [String; 5],
     pub(super) memory_mb: u32,
     pub(super) timeout: Duration,
     pub(super) rate: f64,
@@ -71,7 +74,7 @@ pub(super) struct TenantRt {
     /// when it cannot be (too large), and `/docs` is then no route.
     pub(super) docs: Option<Bytes>,
     pub(super) api: Arc<Api<SqliteTable>>,
-    pub(super) log: Arc<Path>,
+    pub(super) log: Arc<LogFile>,
 }
 
 impl TenantRt {
@@ -83,7 +86,7 @@ impl TenantRt {
         previous: Option<&TenantRt>,
         definition: String,
         api: Arc<Api<SqliteTable>>,
-        log: Arc<Path>,
+        log: Arc<LogFile>,
     ) -> TenantRt {
         let t = &deployed.tenant;
         let collection = t.collection.name.clone();
@@ -92,13 +95,13 @@ impl TenantRt {
             operations[*op as usize] = true;
         }
         TenantRt {
+            function_parts: Operation::ALL.map(|op| function_part(&names::function(&t.id, op))),
             id: t.id.clone(),
             stage: deployed.stage.clone(),
             resource_collection: format!("/{collection}"),
             resource_item: format!("/{collection}/{{id}}"),
             collection,
             operations,
-            functions: Operation::ALL.map(|op| names::function(&t.id, op)),
             memory_mb: t.functions.memory_mb,
             timeout: Duration::from_secs(u64::from(t.functions.timeout_s.max(1))),
             rate: deployed.rate,
@@ -186,8 +189,8 @@ impl Gateway {
     /// of unchanged tenants and the buckets and quota leases of keys.
     async fn build(&self, snapshot: Snapshot, current: &Live) -> Live {
         let mut complete = true;
-        let mut tenants = HashMap::new();
-        let mut domains = HashMap::new();
+        let mut tenants = FastMap::default();
+        let mut domains = FastMap::default();
         for (id, deployed) in snapshot.tenants {
             let definition = format!("{:?}", deployed.tenant);
             let old = current.tenants.get(&id);
@@ -208,7 +211,7 @@ impl Gateway {
                     }
                 },
             };
-            let log = self.inner.state.log_path(&id).into();
+            let log = self.inner.logs.file(&self.inner.state.log_path(&id));
             let rt = Arc::new(TenantRt::new(
                 &deployed,
                 old.map(Arc::as_ref),
@@ -234,7 +237,7 @@ impl Gateway {
             .values()
             .map(|k| (k.record.id.as_str(), k))
             .collect();
-        let mut keys = HashMap::with_capacity(snapshot.keys.len());
+        let mut keys = FastMap::with_capacity_and_hasher(snapshot.keys.len(), Default::default());
         for record in snapshot.keys {
             let Some(t) = tenants.get(&record.tenant) else {
                 continue;

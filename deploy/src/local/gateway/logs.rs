@@ -1,20 +1,21 @@
 //! Logs like CloudWatch: one JSON-lines file per tenant, appended by one
 //! background thread that keeps a buffered writer per file. A request
-//! writes its lines straight into its file's pending text under a short
-//! lock (no allocation of its own, no message, never a wait on disk, never
-//! a wake-up of the thread); the thread takes the pending text every 20 ms,
-//! and flushes at least every 200 ms and whenever asked.
+//! writes its lines straight into its file's pending text under that
+//! file's own short lock (no allocation of its own, no lookup by path, no
+//! message, never a wait on disk, never a wake-up of the thread); the
+//! thread takes the pending text every 20 ms, and flushes at least every
+//! 200 ms and whenever asked.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
@@ -29,23 +30,34 @@ const MAX_PENDING: usize = 64 << 20;
 /// How long a file that could not be opened is left alone.
 const RETRY_OPEN: Duration = Duration::from_secs(5);
 
-/// Text waiting for the writer, per file.
-#[derive(Default)]
-struct Pending {
-    files: HashMap<Arc<Path>, String>,
-    bytes: usize,
+/// One log file and the text waiting for the writer. A tenant holds its
+/// file's handle, so a request appends without looking the file up.
+pub(super) struct LogFile {
+    path: Arc<Path>,
+    pending: Mutex<String>,
+}
+
+impl LogFile {
+    fn pending(&self) -> MutexGuard<'_, String> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 struct Shared {
-    pending: Mutex<Pending>,
+    /// Every file handed out, in the order first asked for; never
+    /// shrinks (a file is a path and an empty string once idle).
+    files: Mutex<Vec<Arc<LogFile>>>,
+    /// Text pending, all files together.
+    bytes: AtomicUsize,
     dropped: AtomicU64,
 }
 
 impl Shared {
-    fn take(&self) -> HashMap<Arc<Path>, String> {
-        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        p.bytes = 0;
-        std::mem::take(&mut p.files)
+    fn files(&self) -> Vec<Arc<LogFile>> {
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -62,7 +74,8 @@ impl Logs {
     pub(super) fn start() -> std::io::Result<Logs> {
         let (flushes, rx) = sync_channel(64);
         let shared = Arc::new(Shared {
-            pending: Mutex::default(),
+            files: Mutex::default(),
+            bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         });
         let writer = Arc::clone(&shared);
@@ -72,24 +85,37 @@ impl Logs {
         Ok(Logs { shared, flushes })
     }
 
-    /// Appends what `write` writes (complete lines) to a file; never
-    /// blocks on disk.
-    pub(super) fn append(&self, path: &Arc<Path>, write: impl FnOnce(&mut String)) {
-        let mut guard = self
+    /// The handle of the file at `path`: the same one for the same path
+    /// (a reload gets the handle it had, so lines stay in order).
+    pub(super) fn file(&self, path: &Path) -> Arc<LogFile> {
+        let mut files = self
             .shared
-            .pending
+            .files
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let Pending { files, bytes } = &mut *guard;
-        let text = files.entry(Arc::clone(path)).or_default();
+        if let Some(f) = files.iter().find(|f| *f.path == *path) {
+            return Arc::clone(f);
+        }
+        let f = Arc::new(LogFile {
+            path: path.into(),
+            pending: Mutex::default(),
+        });
+        files.push(Arc::clone(&f));
+        f
+    }
+
+    /// Appends what `write` writes (complete lines) to a file; never
+    /// blocks on disk.
+    pub(super) fn append(&self, file: &LogFile, write: impl FnOnce(&mut String)) {
+        let mut text = file.pending();
         let before = text.len();
-        write(text);
+        write(&mut text);
         let added = text.len() - before;
-        if *bytes + added > MAX_PENDING {
+        let pending = self.shared.bytes.fetch_add(added, Ordering::Relaxed);
+        if pending.saturating_add(added) > MAX_PENDING {
             text.truncate(before);
+            self.shared.bytes.fetch_sub(added, Ordering::Relaxed);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            *bytes += added;
         }
     }
 
@@ -127,34 +153,43 @@ fn open(path: &Path) -> std::io::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(64 * 1024, file))
 }
 
+/// The writer's side of one file: where it writes, and the buffer it
+/// swaps for the file's pending text (so neither side allocates anew
+/// each time).
+struct Out {
+    sink: Sink,
+    spare: String,
+}
+
 fn run(rx: Receiver<tokio::sync::oneshot::Sender<()>>, shared: &Shared) {
-    let mut files: HashMap<Arc<Path>, Sink> = HashMap::new();
+    // By the files' order in `shared.files`.
+    let mut outs: Vec<Out> = Vec::new();
     let mut dirty: Option<Instant> = None;
     loop {
         // Sleep rather than wait: a request then never has to wake this
         // thread, which would cost every request a context switch.
         std::thread::sleep(TICK);
-        if write_pending(shared, &mut files) {
+        if write_pending(shared, &mut outs) {
             dirty.get_or_insert_with(Instant::now);
         }
         loop {
             match rx.try_recv() {
                 Ok(ack) => {
-                    write_pending(shared, &mut files);
-                    flush_all(&mut files);
+                    write_pending(shared, &mut outs);
+                    flush_all(shared, &mut outs);
                     dirty = None;
                     let _ = ack.send(());
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    write_pending(shared, &mut files);
-                    flush_all(&mut files);
+                    write_pending(shared, &mut outs);
+                    flush_all(shared, &mut outs);
                     return;
                 }
             }
         }
         if dirty.is_some_and(|since| since.elapsed() >= FLUSH_EVERY) {
-            flush_all(&mut files);
+            flush_all(shared, &mut outs);
             dirty = None;
         }
         let lost = shared.dropped.swap(0, Ordering::Relaxed);
@@ -165,24 +200,39 @@ fn run(rx: Receiver<tokio::sync::oneshot::Sender<()>>, shared: &Shared) {
 }
 
 /// Writes the pending text into the files' buffers; whether any was.
-fn write_pending(shared: &Shared, files: &mut HashMap<Arc<Path>, Sink>) -> bool {
+fn write_pending(shared: &Shared, outs: &mut Vec<Out>) -> bool {
+    let files = shared.files();
+    while outs.len() < files.len() {
+        outs.push(Out {
+            sink: Sink::Failed(None),
+            spare: String::new(),
+        });
+    }
     let mut wrote = false;
-    for (path, text) in shared.take() {
-        if !text.is_empty() && write(files, path, &text) {
+    for (file, out) in files.iter().zip(outs.iter_mut()) {
+        {
+            let mut pending = file.pending();
+            if pending.is_empty() {
+                continue;
+            }
+            std::mem::swap(&mut *pending, &mut out.spare);
+        }
+        shared.bytes.fetch_sub(out.spare.len(), Ordering::Relaxed);
+        if write(&mut out.sink, &file.path, &out.spare) {
             wrote = true;
         }
+        out.spare.clear();
     }
     wrote
 }
 
 /// Appends text to a file's buffer, opening it first if needed; false
 /// when the file cannot be opened.
-fn write(files: &mut HashMap<Arc<Path>, Sink>, path: Arc<Path>, text: &str) -> bool {
-    let sink = files.entry(Arc::clone(&path)).or_insert(Sink::Failed(None));
+fn write(sink: &mut Sink, path: &Path, text: &str) -> bool {
     if let Sink::Failed(at) = sink
         && at.is_none_or(|at| at.elapsed() >= RETRY_OPEN)
     {
-        *sink = match open(&path) {
+        *sink = match open(path) {
             Ok(w) => Sink::Open(w),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open the log file");
@@ -201,12 +251,13 @@ fn write(files: &mut HashMap<Arc<Path>, Sink>, path: Arc<Path>, text: &str) -> b
     }
 }
 
-fn flush_all(files: &mut HashMap<Arc<Path>, Sink>) {
-    for (path, sink) in files.iter_mut() {
-        if let Sink::Open(w) = sink
+fn flush_all(shared: &Shared, outs: &mut [Out]) {
+    let files = shared.files();
+    for (file, out) in files.iter().zip(outs.iter_mut()) {
+        if let Sink::Open(w) = &mut out.sink
             && let Err(e) = w.flush()
         {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write a log file");
+            tracing::warn!(path = %file.path.display(), error = %e, "cannot write a log file");
         }
     }
 }
@@ -262,8 +313,11 @@ fn decimal(out: &mut String, mut n: u64, width: usize) {
         }
     }
     let from = i.min(digits.len().saturating_sub(width));
-    // Digits are ASCII, so this never falls back.
-    out.push_str(std::str::from_utf8(&digits[from..]).unwrap_or("0"));
+    // Pushed one by one: checking the digits as UTF-8 cost more than this.
+    out.reserve(digits.len() - from);
+    for &d in &digits[from..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Appends `units / 10^places` with exactly `places` decimals.
@@ -279,8 +333,38 @@ fn rounded(d: Duration, unit_nanos: u128) -> u64 {
     u64::try_from((d.as_nanos() + unit_nanos / 2) / unit_nanos).unwrap_or(u64::MAX)
 }
 
-/// `2026-11-25T13:45:00.123Z`
-pub(super) fn timestamp(out: &mut String, t: OffsetDateTime) {
+thread_local! {
+    /// The last second this thread wrote a timestamp in, and its text up
+    /// to the milliseconds: a request writes four timestamps, nearly
+    /// always in one second, and a calendar date costs more than the rest
+    /// of a line.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `2026-11-25T13:45:00.123Z` (a time before 1970 is written as 1970's
+/// first instant).
+pub(super) fn timestamp(out: &mut String, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != secs {
+            cached.1.clear();
+            second(&mut cached.1, secs);
+            cached.0 = secs;
+        }
+        out.push_str(&cached.1);
+    });
+    decimal(out, u64::from(since.subsec_millis()), 3);
+    out.push('Z');
+}
+
+/// `2026-11-25T13:45:00.` for a second since 1970.
+fn second(out: &mut String, secs: u64) {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     decimal(out, u64::try_from(t.year()).unwrap_or(0), 4);
     out.push('-');
     decimal(out, u64::from(u8::from(t.month())), 2);
@@ -293,13 +377,28 @@ pub(super) fn timestamp(out: &mut String, t: OffsetDateTime) {
     out.push(':');
     decimal(out, u64::from(t.second()), 2);
     out.push('.');
-    decimal(out, u64::from(t.millisecond()), 3);
-    out.push('Z');
+}
+
+/// An IP address as `Display` writes it (IPv4 without `core::fmt`).
+fn ip_address(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                decimal(out, u64::from(octet), 1);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
 }
 
 /// One access-log line (with its newline). Never holds a key value.
 pub(super) struct Access<'a> {
-    pub time: OffsetDateTime,
+    pub time: SystemTime,
     pub request_id: &'a str,
     pub tenant: &'a str,
     pub api_key_id: Option<&'a str>,
@@ -327,7 +426,9 @@ impl Access<'_> {
         out.push_str(",\"ip\":");
         match self.ip {
             Some(ip) => {
-                let _ = write!(out, "\"{ip}\"");
+                out.push('"');
+                ip_address(out, ip);
+                out.push('"');
             }
             None => out.push_str("null"),
         }
@@ -345,13 +446,21 @@ impl Access<'_> {
     }
 }
 
-/// The start of a function-log line, up to the inside of its message.
-fn function_start(out: &mut String, time: OffsetDateTime, function: &str) {
+/// The part of a function-log line that names its function, rendered once
+/// per function (see [`function_start`]).
+pub(super) fn function_part(function: &str) -> String {
+    let mut out = String::from("\",\"type\":\"function\",\"function\":");
+    json_str(&mut out, function);
+    out.push_str(",\"message\":\"");
+    out
+}
+
+/// The start of a function-log line, up to the inside of its message;
+/// `part` is the function's [`function_part`].
+fn function_start(out: &mut String, time: SystemTime, part: &str) {
     out.push_str("{\"time\":\"");
     timestamp(out, time);
-    out.push_str("\",\"type\":\"function\",\"function\":");
-    json_str(out, function);
-    out.push_str(",\"message\":\"");
+    out.push_str(part);
 }
 
 const FUNCTION_END: &str = "\"}\n";
@@ -359,10 +468,11 @@ const FUNCTION_END: &str = "\"}\n";
 /// What Lambda logs around one invocation: START, (a timeout notice), END,
 /// REPORT.
 pub(super) struct Invocation<'a> {
+    /// The function's [`function_part`].
     pub function: &'a str,
     pub request_id: &'a str,
-    pub started: OffsetDateTime,
-    pub ended: OffsetDateTime,
+    pub started: SystemTime,
+    pub ended: SystemTime,
     pub duration: Duration,
     pub memory_mb: u32,
     /// The timeout in seconds, when the invocation ran out of time.
@@ -418,7 +528,7 @@ mod tests {
     fn lines_are_json() {
         let mut out = String::new();
         Access {
-            time: datetime!(2026-11-25 13:45:00.123 UTC),
+            time: datetime!(2026-11-25 13:45:00.123 UTC).into(),
             request_id: "r-1",
             tenant: "acme",
             api_key_id: None,
@@ -431,10 +541,10 @@ mod tests {
         }
         .write(&mut out);
         Invocation {
-            function: "apifactory-acme-get",
+            function: &function_part("apifactory-acme-get"),
             request_id: "r-1",
-            started: datetime!(2026-11-25 13:45:00 UTC),
-            ended: datetime!(2026-11-25 13:45:01 UTC),
+            started: datetime!(2026-11-25 13:45:00 UTC).into(),
+            ended: datetime!(2026-11-25 13:45:01 UTC).into(),
             duration: Duration::from_micros(1230),
             memory_mb: 256,
             timed_out: Some(10.0),
@@ -450,6 +560,10 @@ mod tests {
         assert_eq!(lines[0]["apiKeyId"], Value::Null);
         assert_eq!(lines[0]["path"], "/prod/a\"b\\c\u{1}é");
         assert_eq!(lines[0]["latencyMs"], 1.234);
+        assert_eq!(lines[0]["ip"], "127.0.0.1");
+        assert_eq!(lines[1]["function"], "apifactory-acme-get");
+        assert_eq!(lines[1]["time"], "2026-11-25T13:45:00.000Z");
+        assert_eq!(lines[2]["time"], "2026-11-25T13:45:01.000Z");
         assert_eq!(lines[1]["message"], "START RequestId: r-1 Version: $LATEST");
         assert_eq!(
             lines[2]["message"],
@@ -492,13 +606,18 @@ mod tests {
                 "{whole}"
             );
 
+            let ip = IpAddr::from(std::net::Ipv4Addr::from((next() >> 32) as u32));
+            let mut out = String::new();
+            ip_address(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+
             let t = OffsetDateTime::from_unix_timestamp_nanos(
                 i128::from(next() % 4_000_000_000) * 1_000_000_000
                     + i128::from(next() % 1_000_000_000),
             )
             .unwrap();
             let mut out = String::new();
-            timestamp(&mut out, t);
+            timestamp(&mut out, t.into());
             assert_eq!(
                 out,
                 format!(
@@ -520,11 +639,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path: Arc<Path> = dir.path().join("logs").join("t.log").into();
         let logs = Logs::start().unwrap();
-        logs.append(&path, |o| o.push_str("one\n"));
-        logs.append(&path, |o| o.push_str("two\n"));
+        let file = logs.file(&path);
+        logs.append(&file, |o| o.push_str("one\n"));
+        // A second handle of the same path is the same file.
+        logs.append(&logs.file(&path), |o| o.push_str("two\n"));
         logs.flush().await;
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
-        logs.append(&path, |o| o.push_str("three\n"));
+        logs.append(&file, |o| o.push_str("three\n"));
         // Flushed by the timer without being asked.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\nthree\n");

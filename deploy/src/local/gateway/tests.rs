@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use runtime::Tenant;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

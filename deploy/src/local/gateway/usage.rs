@@ -7,13 +7,13 @@
 //! write in flight. The quota counters are another table, never touched
 //! here.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 
+use super::fast_hash::FastMap;
 use crate::local::state::UsageRecord;
 use crate::usage::Counts;
 
@@ -57,7 +57,7 @@ pub(super) struct Invoked {
 }
 
 /// Minute → tenant → key id ("" for none) → counts.
-type Pending = HashMap<i64, HashMap<String, HashMap<String, Counts>>>;
+type Pending = FastMap<i64, FastMap<String, FastMap<String, Counts>>>;
 
 /// Shards of the recorder: each worker thread adds to its own, so no
 /// lock or cache line is shared between cores on the request path.

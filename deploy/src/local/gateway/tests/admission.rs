@@ -285,7 +285,15 @@ fn buckets_and_blocks() {
     assert_eq!(quota_block(0), 1);
     let id = request_id();
     assert_eq!(id.len(), 36);
-    assert_eq!(id.matches('-').count(), 4);
+    let groups: Vec<usize> = id.split('-').map(str::len).collect();
+    assert_eq!(groups, [8, 4, 4, 4, 12]);
+    assert!(
+        id.bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    // Time-ordered, as the ULID it comes from (its first 48 bits are the
+    // time in milliseconds).
+    assert!(request_id()[..13] >= id[..13]);
 }
 
 /// The three layers in API Gateway's order: each key's own bucket, the

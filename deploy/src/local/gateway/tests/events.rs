@@ -104,7 +104,9 @@ async fn events_carry_what_api_gateway_sends() {
         None,
         String::new(),
         api,
-        state.log_path("acme").into(),
+        crate::local::gateway::logs::Logs::start()
+            .unwrap()
+            .file(&state.log_path("acme")),
     ));
     let parts = http::Request::builder()
         .method("GET")
@@ -125,14 +127,15 @@ async fn events_carry_what_api_gateway_sends() {
     };
     let ev = event(EventParts {
         parts: &parts,
+        headers: parts.headers.clone(),
         routed: &routed,
-        host: "acme.localhost:9000",
+        host: "acme.localhost:9000".into(),
         full_path: "/prod/accounts/a%20b",
         body: Bytes::from_static(b"\xff\x00"),
         request_id: "rid",
         now: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
         peer: Some("10.0.0.1".parse().unwrap()),
-        api_key: "the-key-value",
+        api_key: "the-key-value".into(),
         api_key_id: "abc",
     });
     assert_eq!(ev.resource.as_deref(), Some("/accounts/{id}"));
