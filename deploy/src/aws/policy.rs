@@ -312,7 +312,8 @@ mod tests {
     #[test]
     fn a_policy_naming_one_region_reads_as_another_grant() {
         let g = grant(&[Operation::Get]);
-        let one_region = document(&env(), &g).replace(":*:111122223333:", ":eu-west-1:111122223333:");
+        let one_region =
+            document(&env(), &g).replace(":*:111122223333:", ":eu-west-1:111122223333:");
         let read = parse(&one_region).unwrap();
         assert_eq!(read.table, "apifactory-acme (in eu-west-1 only)");
         assert_ne!(read, g, "the plan must write it again");

@@ -190,9 +190,7 @@ async fn by_cells(
         let elsewhere: BTreeSet<String> = cells
             .iter()
             .enumerate()
-            .filter(|(j, c)| {
-                *j != i && c.target.as_ref().is_ok_and(|t| t.env.account == account)
-            })
+            .filter(|(j, c)| *j != i && c.target.as_ref().is_ok_and(|t| t.env.account == account))
             .flat_map(|(_, c)| c.set.tenants.iter().map(|t| t.id.clone()))
             .collect();
         if !elsewhere.is_empty() {

@@ -656,7 +656,8 @@ async fn two_regions_of_one_account_leave_each_others_roles_alone() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let made = since(&before, calls(&one));
     assert!(
-        made.keys().all(|op| !is_mutating(op.split_once(':').unwrap().1))
+        made.keys()
+            .all(|op| !is_mutating(op.split_once(':').unwrap().1))
             && !made.contains_key("iam:GetRolePolicy"),
         "a pruning apply with no change neither writes nor reads the other cell's role: {made:?}"
     );
