@@ -792,8 +792,8 @@ def cells_section(cells):
         if each:
             w(f"Unlike part 3's apply with no change (list calls only, none per tenant), each cell made about one "
               f"read per tenant of {', '.join(f'`{k}`' for k in each)}: at {per_proj} tenants per cell that grows with "
-              f"the fleet (IAM's calls are shared by an account's regions). Seen here, not yet explained: a lead for "
-              f"the cells code (the stamp check that spares part 3 these reads).")
+              f"the fleet (IAM's calls are shared by an account's regions). A regression: a cell leaves the roles "
+              f"of tenants placed in its account's other cells to those cells, and reads none of them.")
             w("")
     return L
 
