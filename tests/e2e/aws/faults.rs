@@ -398,7 +398,7 @@ async fn assert_policies_own_only(fleet: &Fleet) {
             .await
             .unwrap();
         let doc: Value = serde_json::from_str(&percent_decode(policy.policy_document())).unwrap();
-        let table_arn = env.table_arn(&names::table(id));
+        let table_arn = env.table_arn_any_region(&names::table(id));
         let indexes: Vec<String> = t
             .collection
             .indexed()
@@ -408,7 +408,12 @@ async fn assert_policies_own_only(fleet: &Fleet) {
             .functions
             .operations
             .iter()
-            .map(|op| format!("{}:*", env.log_group_arn(&names::log_group(id, *op))))
+            .map(|op| {
+                format!(
+                    "{}:*",
+                    env.log_group_arn_any_region(&names::log_group(id, *op))
+                )
+            })
             .collect();
         let statements = match &doc["Statement"] {
             Value::Array(s) => s.clone(),
@@ -423,9 +428,20 @@ async fn assert_policies_own_only(fleet: &Fleet) {
             for r in resources {
                 let r = r.as_str().unwrap_or_else(|| panic!("{id}: resource {r}"));
                 checked += 1;
-                // The only wildcard allowed: a log group's streams (`:*`).
+                // The only wildcards allowed: a log group's streams (`:*`)
+                // and the region (the tenant's one role serves it in any
+                // region of the account, IAM being global); never the
+                // account, the service or a name.
                 let base = r.strip_suffix(":*").unwrap_or(r);
-                assert!(!base.contains('*'), "{id}: a wildcard resource {r}");
+                let parts: Vec<&str> = base.splitn(6, ':').collect();
+                assert!(
+                    parts.len() == 6
+                        && parts
+                            .iter()
+                            .enumerate()
+                            .all(|(i, p)| i == 3 || !p.contains('*')),
+                    "{id}: a wildcard resource {r}"
+                );
                 assert!(r.starts_with("arn:aws:"), "{id}: not an ARN: {r}");
                 for other in tenants.iter().filter(|o| o.id != t.id) {
                     assert!(
