@@ -395,14 +395,22 @@ async fn own_account() -> (String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn iams_role_quota_is_counted_over_every_region_of_an_account() {
-    let dir = tempfile::tempdir().unwrap();
-    let tenants = dir.path().join("tenants");
+/// In `dir`: a tenants directory, and an AWS config file whose profile `q`
+/// acts in an account of the test's own through a counting proxy; the
+/// proxy, and the account's access key and secret.
+async fn own_cell(
+    dir: &Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    FaultProxy,
+    (String, String),
+) {
+    let tenants = dir.join("tenants");
     std::fs::create_dir(&tenants).unwrap();
     let one = proxy(&moto_url()).await;
     let (key, secret) = own_account().await;
-    let config = dir.path().join("aws-config");
+    let config = dir.join("aws-config");
     std::fs::write(
         &config,
         format!(
@@ -411,6 +419,13 @@ async fn iams_role_quota_is_counted_over_every_region_of_an_account() {
         ),
     )
     .unwrap();
+    (tenants, config, one, (key, secret))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn iams_role_quota_is_counted_over_every_region_of_an_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tenants, config, one, _) = own_cell(dir.path()).await;
     let (east, west) = (unique_name("c-"), unique_name("c-"));
     tenant(&tenants, &east, "q", "us-east-1");
     tenant(&tenants, &west, "q", "eu-west-1");
@@ -629,19 +644,7 @@ fn since(before: &BTreeMap<String, u64>, now: BTreeMap<String, u64>) -> BTreeMap
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_regions_of_one_account_leave_each_others_roles_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let tenants = dir.path().join("tenants");
-    std::fs::create_dir(&tenants).unwrap();
-    let one = proxy(&moto_url()).await;
-    let (key, secret) = own_account().await;
-    let config = dir.path().join("aws-config");
-    std::fs::write(
-        &config,
-        format!(
-            "[profile q]\nendpoint_url = {}\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n",
-            one.url()
-        ),
-    )
-    .unwrap();
+    let (tenants, config, one, (key, secret)) = own_cell(dir.path()).await;
     let (east, west, stay) = (unique_name("c-"), unique_name("c-"), unique_name("c-"));
     tenant(&tenants, &east, "q", "us-east-1");
     tenant(&tenants, &west, "q", "eu-west-1");

@@ -85,6 +85,23 @@ pub(crate) const FAMILIES: [(Family, &str, &[&str]); 28] = [
     (Family::DynamoDbScan, "dynamodb:Scan", &[]),
 ];
 
+/// The code change: the same executable with bytes appended, at `to`, so
+/// every function's zip (and CodeSha256) differs while it still runs.
+/// Returns the original's size.
+pub(crate) fn changed_artifact(artifact: &Path, to: &Path) -> usize {
+    let mut bytes =
+        std::fs::read(artifact).unwrap_or_else(|e| fail(&format!("{}: {e}", artifact.display())));
+    let size = bytes.len();
+    bytes.extend_from_slice(b"\napifactory bench: a code change\n");
+    std::fs::write(to, &bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    size
+}
+
 pub(crate) fn fail(msg: &str) -> ! {
     eprintln!("bench-fleet: {msg}");
     std::process::exit(2)

@@ -51,7 +51,8 @@ use std::time::Instant;
 use apifactory::aws::pacer::{Family, LIMITS, limit};
 use fault_proxy::{FaultConfig, FaultProxy, is_mutating};
 use fleet_common::{
-    Counted, FAMILIES, Slot, arg, fail, generate, memory, parse_pace, rate_limit, split,
+    Counted, FAMILIES, Slot, arg, changed_artifact, fail, generate, memory, parse_pace, rate_limit,
+    split,
 };
 use serde_json::{Value, json};
 
@@ -429,16 +430,7 @@ async fn main() {
     );
 
     let changed = work.join("cells-bootstrap-changed");
-    let mut bytes =
-        std::fs::read(&artifact).unwrap_or_else(|e| fail(&format!("{}: {e}", artifact.display())));
-    let artifact_bytes = bytes.len();
-    bytes.extend_from_slice(b"\napifactory bench: a code change\n");
-    std::fs::write(&changed, &bytes).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&changed, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let artifact_bytes = changed_artifact(&artifact, &changed);
 
     let setup = Setup {
         apifactory,

@@ -60,8 +60,8 @@ use std::time::Instant;
 use apifactory::aws::pacer::LIMITS;
 use fault_proxy::{FaultConfig, FaultProxy, is_mutating};
 use fleet_common::{
-    Counted, FAMILIES, Slot, add_a_field, arg, fail, generate, memory, parse_pace, rate_limit,
-    split,
+    Counted, FAMILIES, Slot, add_a_field, arg, changed_artifact, fail, generate, memory,
+    parse_pace, rate_limit, split,
 };
 use serde_json::{Value, json};
 
@@ -284,16 +284,7 @@ async fn main() {
     // The code change: the same executable with bytes appended, so every
     // function's zip (and CodeSha256) differs while it still runs.
     let changed = work.join("bootstrap-changed");
-    let mut bytes =
-        std::fs::read(&artifact).unwrap_or_else(|e| fail(&format!("{}: {e}", artifact.display())));
-    let artifact_bytes = bytes.len();
-    bytes.extend_from_slice(b"\napifactory bench: a code change\n");
-    std::fs::write(&changed, &bytes).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&changed, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let artifact_bytes = changed_artifact(&artifact, &changed);
 
     let setup = Setup {
         moto,
