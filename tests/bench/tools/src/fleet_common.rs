@@ -102,6 +102,28 @@ pub(crate) fn changed_artifact(artifact: &Path, to: &Path) -> usize {
     size
 }
 
+/// Runs one phase's CLI command off the runtime's threads, keeps its
+/// output in `work` as `{prefix}-{name}.out`/`.err`, and returns how long
+/// it took with its output.
+pub(crate) async fn run_cli(
+    mut cmd: std::process::Command,
+    work: &Path,
+    prefix: &str,
+    name: &str,
+) -> (std::time::Duration, std::process::Output) {
+    let (wall, output) = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        let out = cmd.output();
+        (start.elapsed(), out)
+    })
+    .await
+    .unwrap();
+    let output = output.unwrap_or_else(|e| fail(&format!("running apifactory: {e}")));
+    std::fs::write(work.join(format!("{prefix}-{name}.out")), &output.stdout).unwrap();
+    std::fs::write(work.join(format!("{prefix}-{name}.err")), &output.stderr).unwrap();
+    (wall, output)
+}
+
 pub(crate) fn fail(msg: &str) -> ! {
     eprintln!("bench-fleet: {msg}");
     std::process::exit(2)

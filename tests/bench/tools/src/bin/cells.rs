@@ -52,7 +52,7 @@ use apifactory::aws::pacer::{Family, LIMITS, limit};
 use fault_proxy::{FaultConfig, FaultProxy, is_mutating};
 use fleet_common::{
     Counted, FAMILIES, Slot, arg, changed_artifact, fail, generate, memory, parse_pace, rate_limit,
-    split,
+    run_cli, split,
 };
 use serde_json::{Value, json};
 
@@ -176,16 +176,7 @@ async fn run_phase(s: &Setup, name: &str, verb: &str, artifact: &Path, pids: &[u
         s.cells.len()
     );
     let phase_start = Instant::now();
-    let (wall, output) = tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        let out = cmd.output();
-        (start.elapsed(), out)
-    })
-    .await
-    .unwrap();
-    let output = output.unwrap_or_else(|e| fail(&format!("running apifactory: {e}")));
-    std::fs::write(s.work.join(format!("cells-{name}.out")), &output.stdout).unwrap();
-    std::fs::write(s.work.join(format!("cells-{name}.err")), &output.stderr).unwrap();
+    let (wall, output) = run_cli(cmd, &s.work, "cells", name).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     // Each cell's own count ("apply made W mutating call(s) and R read(s)").

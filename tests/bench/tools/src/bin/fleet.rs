@@ -61,7 +61,7 @@ use apifactory::aws::pacer::LIMITS;
 use fault_proxy::{FaultConfig, FaultProxy, is_mutating};
 use fleet_common::{
     Counted, FAMILIES, Slot, add_a_field, arg, changed_artifact, fail, generate, memory,
-    parse_pace, rate_limit, split,
+    parse_pace, rate_limit, run_cli, split,
 };
 use serde_json::{Value, json};
 
@@ -120,16 +120,7 @@ async fn run_phase(
         .env_remove("AWS_ENDPOINT_URL_LAMBDA");
     eprintln!("bench-fleet: {name}: {verb} at pace {pace}");
     let phase_start = Instant::now();
-    let (wall, output) = tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        let out = cmd.output();
-        (start.elapsed(), out)
-    })
-    .await
-    .unwrap();
-    let output = output.unwrap_or_else(|e| fail(&format!("running apifactory: {e}")));
-    std::fs::write(s.work.join(format!("fleet-{name}.out")), &output.stdout).unwrap();
-    std::fs::write(s.work.join(format!("fleet-{name}.err")), &output.stderr).unwrap();
+    let (wall, output) = run_cli(cmd, &s.work, "fleet", name).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The factory's own count ("apply made W mutating call(s) and R read(s)").
