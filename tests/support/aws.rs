@@ -124,3 +124,52 @@ pub async fn usage_plan_keys(api: &aws_sdk_apigateway::Client, plan: &str) -> Ve
         .filter_map(|k| k.id().map(str::to_owned))
         .collect()
 }
+
+/// A moto account of a test's own (no other test adds to it): its id, and
+/// an access key and secret acting in it. moto keeps an account per access
+/// key made in it with its `x-moto-account-id` header. `first` is the id's
+/// first digit, one per test file, so that two files never draw the same.
+pub async fn own_account(first: u8, user: &str) -> (String, String, String) {
+    use aws_sdk_iam::config::http::HttpRequest;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = (u128::from(std::process::id()) * 1_000_003 + nanos) % 100_000_000_000;
+    let id = format!("{first}{n:011}");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(crate::moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let in_account = |id: String| {
+        move |req: &mut HttpRequest| {
+            req.headers_mut().insert("x-moto-account-id", id.clone());
+        }
+    };
+    iam.create_user()
+        .user_name(user)
+        .customize()
+        .mutate_request(in_account(id.clone()))
+        .send()
+        .await
+        .unwrap();
+    let made = iam
+        .create_access_key()
+        .user_name(user)
+        .customize()
+        .mutate_request(in_account(id.clone()))
+        .send()
+        .await
+        .unwrap();
+    let key = made.access_key().unwrap();
+    (
+        id,
+        key.access_key_id().to_owned(),
+        key.secret_access_key().to_owned(),
+    )
+}

@@ -348,53 +348,6 @@ async fn a_cell_that_cannot_be_reached_does_not_stop_the_others() {
     assert!(stderr.contains("\"nobody\""), "{stderr}");
 }
 
-/// A moto account of the test's own (no other test adds roles to it), as
-/// an access key and secret acting in it: moto keeps an account per
-/// access key made in it with its `x-moto-account-id` header.
-async fn own_account() -> (String, String) {
-    use aws_sdk_iam::config::http::HttpRequest;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let id = format!(
-        "6{:011}",
-        (u128::from(std::process::id()) * 1_000_003 + nanos) % 100_000_000_000
-    );
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .load()
-        .await;
-    let iam = aws_sdk_iam::Client::new(&config);
-    let in_account = |id: String| {
-        move |req: &mut HttpRequest| {
-            req.headers_mut().insert("x-moto-account-id", id.clone());
-        }
-    };
-    iam.create_user()
-        .user_name("cells-test")
-        .customize()
-        .mutate_request(in_account(id.clone()))
-        .send()
-        .await
-        .unwrap();
-    let made = iam
-        .create_access_key()
-        .user_name("cells-test")
-        .customize()
-        .mutate_request(in_account(id))
-        .send()
-        .await
-        .unwrap();
-    let key = made.access_key().unwrap();
-    (
-        key.access_key_id().to_owned(),
-        key.secret_access_key().to_owned(),
-    )
-}
-
 /// In `dir`: a tenants directory, and an AWS config file whose profile `q`
 /// acts in an account of the test's own through a counting proxy; the
 /// proxy, and the account's access key and secret.
@@ -409,7 +362,7 @@ async fn own_cell(
     let tenants = dir.join("tenants");
     std::fs::create_dir(&tenants).unwrap();
     let one = proxy(&moto_url()).await;
-    let (key, secret) = own_account().await;
+    let (_, key, secret) = apifactory_tests::aws::own_account(6, "cells-test").await;
     let config = dir.join("aws-config");
     std::fs::write(
         &config,

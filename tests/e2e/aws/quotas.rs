@@ -15,7 +15,6 @@ use apifactory_tests::{REGION, moto_url, realistic_endpoint};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 use aws_sdk_iam::config::Credentials;
-use aws_sdk_iam::config::http::HttpRequest;
 use serde_json::Value;
 
 use apifactory::aws::stage::LOGGING_ROLE;
@@ -34,39 +33,8 @@ struct Account {
 
 impl Account {
     async fn new() -> Account {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let n = (u128::from(std::process::id()) * 1_000_003 + nanos) % 100_000_000_000;
-        let id = format!("7{n:011}");
-        let iam = aws_sdk_iam::Client::new(&config("testing", "testing", &moto_url()).await);
-        let in_account = |id: String| {
-            move |req: &mut HttpRequest| {
-                req.headers_mut().insert("x-moto-account-id", id.clone());
-            }
-        };
-        iam.create_user()
-            .user_name("quota-test")
-            .customize()
-            .mutate_request(in_account(id.clone()))
-            .send()
-            .await
-            .unwrap();
-        let made = iam
-            .create_access_key()
-            .user_name("quota-test")
-            .customize()
-            .mutate_request(in_account(id.clone()))
-            .send()
-            .await
-            .unwrap();
-        let key = made.access_key().unwrap();
-        Account {
-            id: id.clone(),
-            key: key.access_key_id().to_owned(),
-            secret: key.secret_access_key().to_owned(),
-        }
+        let (id, key, secret) = apifactory_tests::aws::own_account(7, "quota-test").await;
+        Account { id, key, secret }
     }
 
     /// Straight to moto (the ground truth), as this account.
