@@ -21,7 +21,9 @@ use crate::tenants::TenantSet;
 /// applies to every cell, as the AWS CLI's beats a profile's
 /// `endpoint_url` (an emulator such as moto tells accounts apart by the
 /// profiles' credentials); without it each profile's own `endpoint_url`
-/// applies, or `AWS_ENDPOINT_URL`, which the SDKs put before a profile's.
+/// applies, or `AWS_ENDPOINT_URL`, which the SDKs put before a profile's
+/// (AWS SDKs and Tools Reference Guide, "Service-specific endpoints":
+/// environment variables take precedence over the shared config file).
 pub fn connect_for(cli: &Connect, p: &Placement) -> Connect {
     Connect {
         profile: p.profile.clone().or_else(|| cli.profile.clone()),
