@@ -1181,7 +1181,7 @@ def write(directory, out):
         w(
             "`perf record -e cpu-clock -g -p PID` (a timer, so it works without hardware counters) samples the "
             "server's CPU time, kernel included, while it serves the same 64-connection load as above "
-            "(the release code with symbols, target/bench-profile). CPU time per request is the process's CPU "
+            "(the release build, target/release, which keeps its symbol table). CPU time per request is the process's CPU "
             "time over the window divided by the requests it answered in it; it is less sensitive to the "
             "machine's other work than requests per second, but not immune to it (cache and scheduler effects)."
         )
