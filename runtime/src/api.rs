@@ -98,7 +98,14 @@ impl<S: Store> Api<S> {
 
     /// Answers one request. Never fails: every problem is a response.
     pub async fn handle(&self, req: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-        let response = match self.dispatch(&req).await {
+        self.answer(&req).await
+    }
+
+    /// [`Api::handle`] of an event the caller keeps (the local gateway's
+    /// is boxed: it is over a kilobyte, and a future holding it by value
+    /// is copied whole each time it is moved).
+    pub async fn answer(&self, req: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+        let response = match self.dispatch(req).await {
             Ok(r) => r,
             Err(p) => p.into_response(),
         };
@@ -182,6 +189,17 @@ impl<S: Store> Api<S> {
                 None => Err(not_found(id)),
             };
         }
+        // Read before the store is: an entry is marked with the version
+        // from before the read that checked it, so a commit racing that
+        // read leaves the mark older than the entry, and the next GET reads
+        // again. Equal versions: nothing was committed since, by anyone.
+        let version = self.store.version();
+        if let Some(v) = version
+            && let Some(hit) = self.cache.current(id, v)
+        {
+            crate::capacity::read(hit.size, true);
+            return Ok(hit.response());
+        }
         let cached = self.cache.get(id);
         let known = cached.as_deref().map(|c| Known {
             rev: &c.rev,
@@ -189,11 +207,14 @@ impl<S: Store> Api<S> {
             size: c.size,
         });
         match (self.store.get_unless(id, known).await?, cached) {
-            (Fresh::Same, Some(cached)) => Ok(cached.response()),
+            (Fresh::Same, Some(cached)) => {
+                self.cache.mark(id, &cached, version);
+                Ok(cached.response())
+            }
             (Fresh::Changed(item), _) => {
                 let cached = self.render(&item);
                 let response = cached.response();
-                self.cache.put(id, cached);
+                self.cache.put(id, cached, version);
                 Ok(response)
             }
             (Fresh::Missing, _) => {

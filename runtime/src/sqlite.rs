@@ -16,6 +16,11 @@
 //!   alongside the writer, and each statement starts from the latest
 //!   commit, so a read sees every acknowledged write.
 //!
+//! - [`Database::version`] tells whether anything was committed since an
+//!   earlier call, by anyone, without a read transaction (see
+//!   [`WalIndex`]), so a reader can keep what it made of an item exactly
+//!   as long as it is true.
+//!
 //! [`Database::table`] gives a tenant's [`SqliteTable`], the [`Store`].
 
 use std::fmt;
@@ -29,7 +34,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, Version};
 
 /// The most jobs one transaction takes.
 pub const MAX_BATCH: usize = 512;
@@ -68,6 +73,49 @@ struct Inner {
     writer: Option<JoinHandle<()>>,
     readers: Arc<ReadPool>,
     commits: Arc<AtomicU64>,
+    /// `None` when the WAL index cannot be read (then there is no
+    /// [`Version`] and every read goes to SQLite).
+    wal_index: Option<WalIndex>,
+}
+
+/// The WAL index's header, read from the `-shm` file every connection of
+/// every process maps (SQLite's "WAL-mode File Format", section 2.2,
+/// <https://www.sqlite.org/walformat.html>): 48 bytes that SQLite rewrites
+/// on every commit (its `iChange` counts transactions; `mxFrame`, the
+/// salts and a checksum of the header change with them), stored twice, the
+/// second copy written first. One `pread` of both copies: equal copies are
+/// a consistent header, unequal ones a commit in progress (no version).
+///
+/// The file stays the same while this process holds the database open:
+/// SQLite deletes it only when the last connection of all processes
+/// closes, and the writer connection is open as long as [`Database`] is.
+/// `version_sees_every_commit` (the tests) checks the layout against the
+/// bundled SQLite, so an upgrade that changed it would fail there.
+struct WalIndex {
+    file: std::fs::File,
+}
+
+impl WalIndex {
+    fn open(db: &Path) -> Option<WalIndex> {
+        let mut shm = db.as_os_str().to_owned();
+        shm.push("-shm");
+        let file = std::fs::File::open(shm).ok()?;
+        let index = WalIndex { file };
+        index.version().map(|_| index)
+    }
+
+    fn version(&self) -> Option<Version> {
+        use std::os::unix::fs::FileExt;
+        let mut both = [0u8; 96];
+        self.file.read_exact_at(&mut both, 0).ok()?;
+        let (first, second) = both.split_at(48);
+        // Byte 12 is `isInit`: a header SQLite has written.
+        (first == second && first[12] != 0).then(|| {
+            let mut header = [0u8; 48];
+            header.copy_from_slice(first);
+            Version(header)
+        })
+    }
 }
 
 impl Drop for Inner {
@@ -123,6 +171,10 @@ impl Database {
         // Fail now, not on the first read, if the file cannot be read.
         readers.give_back(open_reader(path)?);
 
+        // A read transaction makes the WAL index (and its header) if no
+        // connection has yet.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        let wal_index = WalIndex::open(path);
         let commits = Arc::new(AtomicU64::new(0));
         let (jobs, queue) = mpsc::channel();
         let writer = {
@@ -139,8 +191,16 @@ impl Database {
                 writer: Some(writer),
                 readers,
                 commits,
+                wal_index,
             }),
         })
+    }
+
+    /// A mark of the whole database now: equal marks mean no transaction
+    /// committed in between, from this process or another. One `pread`,
+    /// no lock; `None` when it cannot tell (see [`WalIndex`]).
+    pub fn version(&self) -> Option<Version> {
+        self.inner.wal_index.as_ref()?.version()
     }
 
     /// The database file.

@@ -71,6 +71,11 @@ pub struct Known<'a> {
     pub size: usize,
 }
 
+/// A mark of everything a store holds at one moment: two equal marks mean
+/// nothing was committed in between, by this process or any other. Opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version(pub(crate) [u8; 48]);
+
 /// What [`Store::get_unless`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fresh {
@@ -129,6 +134,12 @@ pub trait Store: Send + Sync + 'static {
                 None => Fresh::Missing,
             })
         }
+    }
+
+    /// The store's [`Version`] now, when it can tell without reading any
+    /// item; `None` when it cannot (then every read goes to the store).
+    fn version(&self) -> Option<Version> {
+        None
     }
 
     /// Stores a new item; `Exists` if the id is taken.

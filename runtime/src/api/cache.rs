@@ -1,10 +1,15 @@
 //! Items as a GET by id answers them, kept per API with the revision and
-//! stored document they were rendered from. A GET asks the store whether
-//! the item is still exactly that (`Store::get_unless`) and answers the
-//! kept bytes if so: it still reads the store, so a write from anywhere
-//! (this process, another one on the same database, a restart after a
-//! `SIGKILL`) is seen at once, but an unchanged item is neither parsed
-//! nor rendered again.
+//! stored document they were rendered from, and the store's version
+//! (`Store::version`) as of the last read that found them current.
+//!
+//! A GET whose store is still at that version answers the kept bytes
+//! without reading: nothing was committed since, by this process or any
+//! other. Otherwise it asks the store whether the item is still exactly
+//! what was kept (`Store::get_unless`) and answers the kept bytes if so,
+//! marking them with the version read before. Either way a write from
+//! anywhere (this process, another one on the same database, a restart
+//! after a `SIGKILL`) is seen at once; an unchanged item is neither read
+//! nor parsed nor rendered again while nothing is written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +19,7 @@ use http::StatusCode;
 use http::header::{CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
 
 use crate::response::response;
+use crate::store::Version;
 
 /// Bytes kept at most per API; past it the cache starts again empty (the
 /// next GETs fill it with what is read now).
@@ -56,8 +62,15 @@ pub(super) struct ItemCache {
 
 #[derive(Default)]
 struct Entries {
-    items: HashMap<String, Arc<Cached>>,
+    items: HashMap<String, Entry>,
     bytes: usize,
+}
+
+struct Entry {
+    cached: Arc<Cached>,
+    /// The store's version before the last read that found `cached`
+    /// current.
+    seen: Option<Version>,
 }
 
 impl ItemCache {
@@ -66,10 +79,28 @@ impl ItemCache {
     }
 
     pub(super) fn get(&self, id: &str) -> Option<Arc<Cached>> {
-        self.entries().items.get(id).cloned()
+        self.entries().items.get(id).map(|e| Arc::clone(&e.cached))
     }
 
-    pub(super) fn put(&self, id: &str, cached: Cached) {
+    /// The kept item, when a read at `version` found it current: nothing
+    /// was written since.
+    pub(super) fn current(&self, id: &str, version: Version) -> Option<Arc<Cached>> {
+        let e = self.entries();
+        let entry = e.items.get(id)?;
+        (entry.seen == Some(version)).then(|| Arc::clone(&entry.cached))
+    }
+
+    /// Records that a read begun at `version` found `cached` current (if
+    /// it is still the entry kept).
+    pub(super) fn mark(&self, id: &str, cached: &Arc<Cached>, version: Option<Version>) {
+        if let Some(entry) = self.entries().items.get_mut(id)
+            && Arc::ptr_eq(&entry.cached, cached)
+        {
+            entry.seen = version;
+        }
+    }
+
+    pub(super) fn put(&self, id: &str, cached: Cached, seen: Option<Version>) {
         let bytes = cached.bytes(id);
         if bytes > MAX_BYTES / 16 {
             // One huge item would push everything else out.
@@ -81,8 +112,12 @@ impl ItemCache {
             e.items.clear();
             e.bytes = 0;
         }
-        if let Some(old) = e.items.insert(id.to_owned(), Arc::new(cached)) {
-            e.bytes -= old.bytes(id);
+        let entry = Entry {
+            cached: Arc::new(cached),
+            seen,
+        };
+        if let Some(old) = e.items.insert(id.to_owned(), entry) {
+            e.bytes -= old.cached.bytes(id);
         }
         e.bytes += bytes;
     }
@@ -90,7 +125,7 @@ impl ItemCache {
     pub(super) fn remove(&self, id: &str) {
         let mut e = self.entries();
         if let Some(old) = e.items.remove(id) {
-            e.bytes -= old.bytes(id);
+            e.bytes -= old.cached.bytes(id);
         }
     }
 }

@@ -43,7 +43,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| {
             let api = api.clone();
-            async move { Ok::<ApiGatewayProxyResponse, Error>(api.handle(event.payload).await) }
+            async move { Ok::<ApiGatewayProxyResponse, Error>(api.answer(&event.payload).await) }
         },
     ))
     .await

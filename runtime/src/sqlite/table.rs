@@ -14,7 +14,7 @@ use super::{Database, MAX_LIMIT, backend};
 use crate::capacity::{self, item_size};
 use crate::names;
 use crate::schema::TableSchema;
-use crate::store::{Expect, Filter, Fresh, Item, Known, Page, Search, Store, StoreError};
+use crate::store::{Expect, Filter, Fresh, Item, Known, Page, Search, Store, StoreError, Version};
 use crate::tenant::Tenant;
 
 impl Database {
@@ -311,6 +311,10 @@ fn doc_text(item: &Item) -> Result<String, StoreError> {
 
 impl Store for SqliteTable {
     const CHECKS_KNOWN: bool = true;
+
+    fn version(&self) -> Option<Version> {
+        self.db.version()
+    }
 
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
         let id = id.to_owned();

@@ -673,3 +673,42 @@ async fn table_is_idempotent_and_follows_the_indexes() {
     assert_eq!(other.name(), "items_other_tenant");
     assert_eq!(other.get("n").await.unwrap(), None);
 }
+
+/// `Database::version` reads SQLite's WAL index header: it must stay put
+/// while nothing is committed (reads included) and move on every commit,
+/// this process's writer's and another connection's alike (as another
+/// process's would). Fails if the bundled SQLite's layout ever changes.
+#[tokio::test]
+async fn version_sees_every_commit() {
+    let (dir, db, table) = setup().await;
+    let first = db.version().expect("a WAL database has a version");
+    assert_eq!(db.version(), Some(first), "nothing was committed");
+
+    table
+        .create(&item("a", "r1", json!({"name": "A"})))
+        .await
+        .unwrap();
+    let written = db.version().unwrap();
+    assert_ne!(written, first, "this process's commit");
+
+    table.get("a").await.unwrap().unwrap();
+    table.search(&search(vec![], None)).await.unwrap();
+    assert_eq!(db.version(), Some(written), "reads commit nothing");
+
+    // Another connection, as `apifactory data import` in another process.
+    let other = Connection::open(dir.path().join("local.db")).unwrap();
+    other.busy_timeout(BUSY_TIMEOUT).unwrap();
+    let name = table.table.to_string();
+    other
+        .execute(
+            &format!("UPDATE \"{name}\" SET rev = 'r2' WHERE id = 'a'"),
+            [],
+        )
+        .unwrap();
+    let elsewhere = db.version().unwrap();
+    assert_ne!(elsewhere, written, "another connection's commit");
+    other
+        .execute(&format!("DELETE FROM \"{name}\" WHERE id = 'a'"), [])
+        .unwrap();
+    assert_ne!(db.version().unwrap(), elsewhere);
+}

@@ -38,7 +38,7 @@ pub(super) async fn call<'a>(
     t: &'a TenantRt,
     op: Operation,
     request_id: &'a str,
-    event: ApiGatewayProxyRequest,
+    event: Box<ApiGatewayProxyRequest>,
     metered: bool,
 ) -> (Result<(Response, usize), Failure>, logs::Invocation<'a>) {
     let api = Arc::clone(&t.api);
@@ -48,7 +48,7 @@ pub(super) async fn call<'a>(
     // each wrapper around it (the panic catcher, the timeout, the meter)
     // would otherwise copy it whole when it is made; a profile showed
     // those copies as most of what metering cost a GET.
-    let function = Box::pin(async move { api.handle(event).await });
+    let function = Box::pin(async move { api.answer(&event).await });
     let (outcome, units) = if metered {
         let (outcome, units) = capacity::metered(invoke(function, t.timeout)).await;
         (outcome, Some(units))

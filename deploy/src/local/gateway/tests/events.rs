@@ -170,7 +170,7 @@ async fn events_carry_what_api_gateway_sends() {
     assert_eq!(c.identity.api_key.as_deref(), Some("the-key-value"));
     assert_eq!(c.identity.api_key_id.as_deref(), Some("abc"));
     // The runtime takes it as API Gateway's.
-    let response = t.api.handle(ev).await;
+    let response = t.api.answer(&ev).await;
     assert_eq!(
         response.status_code, 400,
         "`a b` is not an id: {response:?}"
