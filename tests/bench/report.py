@@ -956,7 +956,7 @@ def write(directory, out):
     w = L.append
     w("# Benchmarks")
     w("")
-    if machine.get("parts", "1,2,3") == "1,2,3":
+    if machine.get("parts", "1,2,3,4,5,6") == "1,2,3,4,5,6":
         when = (f"Every figure below comes from the same run, started {machine['started']} and finished "
                 f"{machine['finished']}. ")
     else:
@@ -966,9 +966,9 @@ def write(directory, out):
     w(
         "Written by `bash tests/bench/run` (one command: it installs its tools, builds "
         "release, measures, and writes this file). " + when +
-        "The machine is shared with other work (compilers of other sessions ran "
-        "alongside), so absolute figures are noisy: read the ratios, which compare "
-        "servers measured minutes apart on the same machine, and the instruction "
+        "Absolute figures move with whatever else the machine runs (the load average "
+        "when the run started is under Machine): read the ratios, which compare "
+        "servers measured back to back in the same rounds, and the instruction "
         "counts, which do not depend on load at all."
     )
     w("")
