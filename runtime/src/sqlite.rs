@@ -461,6 +461,15 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(|e| backend(format!("cannot open {} for reading: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The query planner's stability guarantee: a cached statement keeps
+    // its plan whatever values are bound. Without it SQLite compiled a
+    // search's statement again at every step (a bound value compared with
+    // an indexed expression may change the plan), most of what a search
+    // cost (`a_cached_search_is_not_prepared_again`).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 

@@ -712,3 +712,28 @@ async fn version_sees_every_commit() {
         .unwrap();
     assert_ne!(db.version().unwrap(), elsewhere);
 }
+
+/// A search's statement is prepared once per connection and kept
+/// (`prepare_cached`): running it again with new values must not compile
+/// it again (a profile once showed SQLite re-preparing it at every step,
+/// most of what a search cost).
+#[tokio::test]
+async fn a_cached_search_is_not_prepared_again() {
+    let (_dir, db, t) = setup().await;
+    fill(&t).await;
+    let s = search(vec![eq("color", json!("red"))], Some("color"));
+    let (sql, _) = search_sql(&t.table, &t.indexes, &s).unwrap();
+    for color in ["red", "green", "blue", "red"] {
+        t.search(&search(vec![eq("color", json!(color))], Some("color")))
+            .await
+            .unwrap();
+    }
+    let reprepared = db
+        .read_now(move |c| {
+            let stmt = c.prepare_cached(&sql)?;
+            Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+        })
+        .await
+        .unwrap();
+    assert_eq!(reprepared, 0, "the search statement was compiled again");
+}
